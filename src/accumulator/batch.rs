@@ -1,0 +1,351 @@
+//! [`ProducerBatch`]: the records of one partition, encoded into one pooled
+//! buffer, with the completion state and callbacks they share (Java's
+//! `ProducerBatch`).
+//!
+//! A batch lives in its partition's deque while it takes appends, is sealed
+//! (header and CRC written, no more appends) when an I/O thread drains it,
+//! may come back to the front of the deque for a retry, and is completed
+//! exactly once: [`ProducerBatch::complete`] takes it by value, so a batch
+//! that has been completed cannot be touched again.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::error::Result;
+use crate::future::{BatchResult, Callback, Delivered};
+use crate::protocol::records::{
+    body_size_with_deltas, record_size, write_record, BatchHeader, RECORD_BATCH_OVERHEAD,
+};
+use crate::record::Header;
+
+/// A record's callback and what it needs to build its metadata.
+struct Thunk {
+    callback: Callback,
+    relative_offset: u32,
+    timestamp: i64,
+    key_size: i32,
+    value_size: i32,
+}
+
+/// The serialized parts of one record, ready to append.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordParts<'a> {
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) value: Option<&'a [u8]>,
+    pub(crate) headers: &'a [Header],
+    pub(crate) timestamp: i64,
+    /// `record_fixed_size` of the above.
+    pub(crate) fixed_size: usize,
+}
+
+impl RecordParts<'_> {
+    fn headers(&self) -> impl ExactSizeIterator<Item = (&str, Option<&[u8]>)> + Clone {
+        self.headers
+            .iter()
+            .map(|h| (h.key.as_str(), h.value.as_deref()))
+    }
+}
+
+/// One partition's batch.
+pub(crate) struct ProducerBatch {
+    /// Increasing per producer; `flush` waits for ids up to a mark.
+    pub(crate) id: u64,
+    /// Shared with every `RecordFuture` of the batch.
+    pub(crate) result: Arc<BatchResult>,
+    /// The records section (RecordBatch v2 after the 61-byte header).
+    /// Invariant: never grows past `limit`, so it never reallocates and its
+    /// capacity is exactly what the pool handed out.
+    records: Vec<u8>,
+    /// Bytes reserved from the pool for `records`.
+    pub(crate) reserved: usize,
+    /// Most bytes `records` may hold: the reservation minus the header.
+    limit: usize,
+    record_count: u32,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    /// When the batch was created: linger and `delivery.timeout.ms` count
+    /// from here.
+    pub(crate) created: Instant,
+    /// How many times it was sent.
+    pub(crate) attempts: u32,
+    /// When it was last sent.
+    pub(crate) last_attempt: Option<Instant>,
+    /// A retried batch is not sent again before this.
+    pub(crate) retry_at: Option<Instant>,
+    callbacks: Vec<Thunk>,
+    /// Set when drained; a sealed batch takes no more appends.
+    header: Option<[u8; RECORD_BATCH_OVERHEAD]>,
+}
+
+impl std::fmt::Debug for ProducerBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerBatch")
+            .field("id", &self.id)
+            .field("topic", &self.result.topic)
+            .field("partition", &self.result.partition)
+            .field("records", &self.record_count)
+            .field("bytes", &self.size_in_bytes())
+            .field("attempts", &self.attempts)
+            .finish()
+    }
+}
+
+impl ProducerBatch {
+    /// A new, empty batch over `buffer` (from the pool, `reserved` bytes).
+    pub(crate) fn new(
+        id: u64,
+        result: Arc<BatchResult>,
+        buffer: Vec<u8>,
+        reserved: usize,
+        now: Instant,
+    ) -> Self {
+        debug_assert!(buffer.is_empty());
+        ProducerBatch {
+            id,
+            result,
+            records: buffer,
+            reserved,
+            limit: reserved.saturating_sub(RECORD_BATCH_OVERHEAD),
+            record_count: 0,
+            base_timestamp: 0,
+            max_timestamp: i64::MIN,
+            created: now,
+            attempts: 0,
+            last_attempt: None,
+            retry_at: None,
+            callbacks: Vec::new(),
+            header: None,
+        }
+    }
+
+    /// Bytes the record would take here, or `None` if it does not fit (or
+    /// the batch is sealed).
+    pub(crate) fn room_for(&self, rec: &RecordParts<'_>) -> Option<usize> {
+        if self.header.is_some() {
+            return None;
+        }
+        let ts_delta = if self.record_count == 0 {
+            0
+        } else {
+            rec.timestamp.wrapping_sub(self.base_timestamp)
+        };
+        let body = body_size_with_deltas(rec.fixed_size, self.record_count as i32, ts_delta);
+        let size = record_size(body);
+        // The first record always fits: the buffer was sized for it.
+        (self.record_count == 0 || self.records.len() + size <= self.limit).then_some(size)
+    }
+
+    /// Appends a record that [`room_for`](Self::room_for) accepted and
+    /// returns its offset in the batch.
+    pub(crate) fn append(&mut self, rec: &RecordParts<'_>) -> u32 {
+        debug_assert!(self.header.is_none());
+        if self.record_count == 0 {
+            self.base_timestamp = rec.timestamp;
+        }
+        let offset = self.record_count;
+        let ts_delta = rec.timestamp.wrapping_sub(self.base_timestamp);
+        let body = body_size_with_deltas(rec.fixed_size, offset as i32, ts_delta);
+        let before = self.records.capacity();
+        write_record(
+            &mut self.records,
+            body,
+            offset as i32,
+            ts_delta,
+            rec.key,
+            rec.value,
+            rec.headers(),
+        );
+        debug_assert_eq!(before, self.records.capacity(), "batch buffer reallocated");
+        self.record_count += 1;
+        self.max_timestamp = self.max_timestamp.max(rec.timestamp);
+        offset
+    }
+
+    /// Registers a callback for the record at `relative_offset`.
+    pub(crate) fn add_callback(
+        &mut self,
+        callback: Callback,
+        relative_offset: u32,
+        timestamp: i64,
+        key_size: i32,
+        value_size: i32,
+    ) {
+        self.callbacks.push(Thunk {
+            callback,
+            relative_offset,
+            timestamp,
+            key_size,
+            value_size,
+        });
+    }
+
+    /// True if no further record can be appended.
+    pub(crate) fn is_full(&self) -> bool {
+        // The smallest record is 7 bytes (length, attributes, two deltas,
+        // null key, null value, no headers).
+        self.header.is_some() || self.records.len() + 7 > self.limit
+    }
+
+    /// Records in the batch.
+    pub(crate) fn record_count(&self) -> usize {
+        self.record_count as usize
+    }
+
+    /// Bytes on the wire: header plus records.
+    pub(crate) fn size_in_bytes(&self) -> usize {
+        RECORD_BATCH_OVERHEAD + self.records.len()
+    }
+
+    /// Closes the batch to appends and writes its header and CRC. Runs
+    /// once; a retried batch keeps its bytes (a retry must be
+    /// byte-identical once idempotence assigns sequences at drain time).
+    pub(crate) fn seal(&mut self) {
+        if self.header.is_none() {
+            let h = BatchHeader::new(
+                self.record_count as i32,
+                self.base_timestamp,
+                self.max_timestamp,
+            );
+            self.header = Some(h.encode(&self.records));
+        }
+    }
+
+    /// The batch's bytes on the wire, in order: header, records. Only after
+    /// [`seal`](Self::seal).
+    pub(crate) fn wire_parts(&self) -> [&[u8]; 2] {
+        let h = self.header.as_ref().expect("sealed before writing");
+        [&h[..], &self.records[..]]
+    }
+
+    /// Completes every record of the batch: runs their callbacks in order
+    /// (a panicking callback is caught and logged), then resolves the shared
+    /// result that the handles wait on, then hands back the buffer.
+    /// Java's order: callbacks before futures, so a `get()` that returns
+    /// sees its callback's effects.
+    pub(crate) fn complete(self, outcome: Result<Delivered>) -> (Vec<u8>, usize) {
+        let ProducerBatch {
+            result,
+            records,
+            reserved,
+            callbacks,
+            ..
+        } = self;
+        for t in callbacks {
+            let r = match &outcome {
+                Ok(d) => Ok(result.metadata(
+                    *d,
+                    t.relative_offset,
+                    t.timestamp,
+                    t.key_size,
+                    t.value_size,
+                )),
+                Err(e) => Err(e.clone()),
+            };
+            let cb = t.callback;
+            if catch_unwind(AssertUnwindSafe(move || cb(r))).is_err() {
+                log::error!(
+                    "a send callback for {}-{} panicked; the panic was caught",
+                    result.topic,
+                    result.partition
+                );
+            }
+        }
+        if !result.set(outcome) {
+            log::warn!(
+                "batch for {}-{} completed twice; the second outcome was dropped",
+                result.topic,
+                result.partition
+            );
+        }
+        (records, reserved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::records::{decode_batches, record_fixed_size};
+    use crate::record::RecordMetadata;
+    use parking_lot::Mutex;
+
+    fn parts<'a>(k: &'a [u8], v: &'a [u8], ts: i64) -> RecordParts<'a> {
+        RecordParts {
+            key: Some(k),
+            value: Some(v),
+            headers: &[],
+            timestamp: ts,
+            fixed_size: record_fixed_size(Some(k), Some(v), std::iter::empty()),
+        }
+    }
+
+    fn batch(reserved: usize) -> ProducerBatch {
+        ProducerBatch::new(
+            1,
+            BatchResult::new("t".into(), 0),
+            Vec::with_capacity(reserved),
+            reserved,
+            Instant::now(),
+        )
+    }
+
+    #[test]
+    fn appends_until_full_without_reallocating() {
+        let mut b = batch(200);
+        let mut n = 0;
+        while let Some(_size) = b.room_for(&parts(b"k", &[0; 20], 1000 + n)) {
+            assert_eq!(b.append(&parts(b"k", &[0; 20], 1000 + n)), n as u32);
+            n += 1;
+        }
+        assert!(n >= 4);
+        assert!(b.size_in_bytes() <= 200);
+        b.seal();
+        assert!(b.room_for(&parts(b"k", b"", 0)).is_none(), "sealed");
+        let mut wire = Vec::new();
+        for p in b.wire_parts() {
+            wire.extend_from_slice(p);
+        }
+        let decoded = decode_batches(&wire).unwrap();
+        assert_eq!(decoded[0].records.len(), n as usize);
+        assert_eq!(decoded[0].header.base_timestamp, 1000);
+        assert_eq!(decoded[0].header.max_timestamp, 1000 + n - 1);
+    }
+
+    #[test]
+    fn an_oversized_first_record_still_fits() {
+        let b = batch(100);
+        assert!(b.room_for(&parts(b"", &[1; 500], 0)).is_some());
+    }
+
+    #[test]
+    fn callbacks_run_in_order_before_the_result_and_survive_panics() {
+        let mut b = batch(1000);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        for i in 0..3u32 {
+            let off = b.append(&parts(b"k", b"v", 5));
+            let seen = seen.clone();
+            let result = b.result.clone();
+            b.add_callback(
+                Box::new(move |r: Result<RecordMetadata>| {
+                    assert!(!result.is_done(), "callbacks run before the result is set");
+                    seen.lock().push(r.unwrap().offset());
+                    if i == 1 {
+                        panic!("user callback panics");
+                    }
+                }),
+                off,
+                5,
+                1,
+                1,
+            );
+        }
+        let result = b.result.clone();
+        let (buf, reserved) = b.complete(Ok(Delivered {
+            base_offset: 10,
+            log_append_time: -1,
+        }));
+        assert_eq!(*seen.lock(), vec![10, 11, 12]);
+        assert!(result.is_done());
+        assert_eq!((buf.capacity(), reserved), (1000, 1000));
+    }
+}

@@ -1,0 +1,978 @@
+//! [`RecordAccumulator`]: per-partition deques of batches between `send` and
+//! the I/O threads (Java's `RecordAccumulator`).
+//!
+//! `send` encodes each record straight into the last batch of its
+//! partition's deque ([`RecordAccumulator::append`]); I/O threads take the
+//! ready batches of the partitions their broker leads
+//! ([`RecordAccumulator::drain`]), hand failed ones back to the front
+//! ([`RecordAccumulator::reenqueue`]) and complete them
+//! ([`RecordAccumulator::complete`]). Knows no sockets; every function that
+//! depends on time takes `now`, so tests never sleep.
+//!
+//! # Ownership of a partition's state
+//!
+//! **Invariant:** a partition's deque and every piece of per-partition
+//! state a later feature adds (next sequence number, in-flight sequences,
+//! muting) live in its [`PartitionQueue`], guarded by that queue's one
+//! mutex. I/O threads hold drained batches only while they are in flight,
+//! and give them back to the same queue. When a partition's leader moves,
+//! only `PartitionQueue::leader` changes: the new leader's thread drains
+//! the same deque, so the state moves with no copying.
+//!
+//! # Locks
+//!
+//! Lock order: `topics` (read) → a `TopicQueues::layout` (read) → one
+//! `PartitionQueue::inner` → the pool's lock. No lock is held while
+//! blocking on the pool, while running a callback, or while waking an I/O
+//! thread. The `incomplete` lock is a leaf.
+
+pub(crate) mod batch;
+pub(crate) mod pool;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::future::{BatchResult, Callback, Delivered, RecordFuture};
+use crate::metadata::Cluster;
+use crate::partitioner::next_sticky_partition;
+use crate::protocol::records::{record_size_upper_bound, RECORD_BATCH_OVERHEAD};
+
+pub(crate) use batch::{ProducerBatch, RecordParts};
+pub(crate) use pool::BufferPool;
+
+/// "Not sleeping" for [`DrainSignal::sleep_until`].
+const AWAKE: u64 = 0;
+
+/// How `send` wakes one I/O thread, and only when it must.
+///
+/// The I/O thread publishes when it next plans to wake (`sleep_until`,
+/// nanoseconds since the accumulator's epoch). `send` wakes it only if a
+/// batch it just created is ready before that. The race where the thread
+/// scans, a batch appears, and the thread then sleeps past it, is closed by
+/// `pending`: see [`DrainSignal::prepare_sleep`].
+pub(crate) struct DrainSignal {
+    sleep_until: AtomicU64,
+    pending: AtomicBool,
+    wake: Box<dyn Fn() + Send + Sync>,
+}
+
+impl DrainSignal {
+    pub(crate) fn new(wake: Box<dyn Fn() + Send + Sync>) -> Self {
+        DrainSignal {
+            sleep_until: AtomicU64::new(AWAKE),
+            pending: AtomicBool::new(false),
+            wake,
+        }
+    }
+
+    /// From `send`: a batch is ready at `ready_at` (epoch nanoseconds).
+    fn notify(&self, ready_at: u64) {
+        // Order matters (SeqCst): publish `pending` before reading the
+        // thread's plan. Either the thread sees `pending` after publishing
+        // its plan, or we see its plan here and wake it.
+        self.pending.store(true, Ordering::SeqCst);
+        if self.sleep_until.load(Ordering::SeqCst) > ready_at {
+            (self.wake)();
+        }
+    }
+
+    /// Wakes the thread whatever its plan.
+    pub(crate) fn wake_now(&self) {
+        self.pending.store(true, Ordering::SeqCst);
+        (self.wake)();
+    }
+
+    /// From the I/O thread, before it scans its partitions.
+    pub(crate) fn begin_cycle(&self) {
+        self.sleep_until.store(AWAKE, Ordering::SeqCst);
+        self.pending.store(false, Ordering::SeqCst);
+    }
+
+    /// From the I/O thread, after its scan: plans to sleep until `until`.
+    /// Returns false if work arrived since `begin_cycle`; the thread must
+    /// scan again instead of sleeping.
+    pub(crate) fn prepare_sleep(&self, until: u64) -> bool {
+        self.sleep_until.store(until.max(1), Ordering::SeqCst);
+        if self.pending.load(Ordering::SeqCst) {
+            self.sleep_until.store(AWAKE, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+}
+
+/// One partition's queue of batches, and (later) its sequence state.
+pub(crate) struct PartitionQueue {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    /// Node id of the leader, -1 if none; written by the metadata thread.
+    leader: AtomicI32,
+    /// Mirrors `inner.batches.len()` for lock-free peeks.
+    queued: AtomicUsize,
+    inner: Mutex<PartitionInner>,
+}
+
+struct PartitionInner {
+    /// Oldest first. Only the last batch takes appends; a batch handed back
+    /// for a retry goes to the front, sealed.
+    batches: VecDeque<ProducerBatch>,
+}
+
+impl PartitionQueue {
+    fn new(topic: Arc<str>, partition: i32, leader: i32) -> Self {
+        PartitionQueue {
+            topic,
+            partition,
+            leader: AtomicI32::new(leader),
+            queued: AtomicUsize::new(0),
+            inner: Mutex::new(PartitionInner {
+                batches: VecDeque::new(),
+            }),
+        }
+    }
+
+    /// The leader's node id, -1 if none.
+    pub(crate) fn leader(&self) -> i32 {
+        self.leader.load(Ordering::Relaxed)
+    }
+
+    /// Batches waiting in the deque.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+/// A topic's partitions, as of the last metadata update.
+pub(crate) struct Layout {
+    /// Indexed by partition id.
+    pub(crate) partitions: Vec<Arc<PartitionQueue>>,
+    /// Partitions with a leader, ascending.
+    pub(crate) available: Vec<i32>,
+}
+
+/// A topic's queues and its sticky-partition state.
+pub(crate) struct TopicQueues {
+    pub(crate) name: Arc<str>,
+    layout: RwLock<Arc<Layout>>,
+    /// The sticky partition for records without a key, -1 if none yet.
+    /// Changed only while holding that partition's lock (KIP-794).
+    sticky: AtomicI32,
+    /// Bytes appended to the sticky partition since it was chosen.
+    sticky_bytes: AtomicUsize,
+    /// Last `send` to this topic, ms since the accumulator's epoch.
+    last_used_ms: AtomicU64,
+}
+
+impl TopicQueues {
+    pub(crate) fn layout(&self) -> Arc<Layout> {
+        self.layout.read().clone()
+    }
+}
+
+/// Batches created and not yet completed, for `flush` and `close`.
+#[derive(Default)]
+struct Incomplete {
+    ids: Mutex<BTreeSet<u64>>,
+    cond: Condvar,
+}
+
+/// What the accumulator needs from the configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct AccumulatorConfig {
+    pub(crate) batch_size: usize,
+    pub(crate) buffer_memory: usize,
+    pub(crate) linger: Duration,
+    pub(crate) delivery_timeout: Duration,
+    pub(crate) max_block: Duration,
+    pub(crate) adaptive_partitioning: bool,
+}
+
+/// The result of a drain: batches to send to one broker.
+pub(crate) struct Drained {
+    pub(crate) queue: Arc<PartitionQueue>,
+    pub(crate) batch: ProducerBatch,
+}
+
+/// Per-partition batch deques; see the module docs.
+pub(crate) struct RecordAccumulator {
+    cfg: AccumulatorConfig,
+    pool: BufferPool,
+    /// Time zero for the atomics that hold instants.
+    epoch: Instant,
+    topics: RwLock<HashMap<Arc<str>, Arc<TopicQueues>>>,
+    /// Partitions by leader, rebuilt on every metadata update.
+    by_leader: RwLock<HashMap<i32, Arc<[Arc<PartitionQueue>]>>>,
+    leaders_version: AtomicU64,
+    /// One per I/O thread, by node id.
+    signals: RwLock<HashMap<i32, Arc<DrainSignal>>>,
+    incomplete: Incomplete,
+    next_batch_id: AtomicU64,
+    flushes_in_progress: AtomicUsize,
+    /// No more appends.
+    closed: AtomicBool,
+    /// Closing: every batch is ready now, linger or not.
+    draining_all: AtomicBool,
+    /// Forced close: no more retries.
+    aborting: AtomicBool,
+}
+
+impl RecordAccumulator {
+    pub(crate) fn new(cfg: AccumulatorConfig) -> Self {
+        RecordAccumulator {
+            pool: BufferPool::new(cfg.buffer_memory, cfg.batch_size),
+            cfg,
+            epoch: Instant::now(),
+            topics: RwLock::new(HashMap::new()),
+            by_leader: RwLock::new(HashMap::new()),
+            leaders_version: AtomicU64::new(0),
+            signals: RwLock::new(HashMap::new()),
+            incomplete: Incomplete::default(),
+            next_batch_id: AtomicU64::new(1),
+            flushes_in_progress: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            draining_all: AtomicBool::new(false),
+            aborting: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &BufferPool {
+        &self.pool
+    }
+
+    /// Nanoseconds from the epoch to `t` (at least 1).
+    pub(crate) fn nanos(&self, t: Instant) -> u64 {
+        (t.saturating_duration_since(self.epoch).as_nanos() as u64).max(1)
+    }
+
+    /// The queues of `topic`, if metadata has described it.
+    pub(crate) fn topic(&self, topic: &str) -> Option<Arc<TopicQueues>> {
+        let t = self.topics.read().get(topic).cloned()?;
+        let known = !t.layout.read().partitions.is_empty();
+        known.then_some(t)
+    }
+
+    // ---------------------------------------------------------------- send
+
+    /// Appends a record to `partition` of `topic` (or to the topic's sticky
+    /// partition when `partition` is `None`), creating a batch if needed.
+    /// May block up to `deadline` for buffer memory.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`], [`Error::BufferExhausted`],
+    /// [`Error::RecordTooLarge`] (larger than `buffer.memory`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn append(
+        &self,
+        topic: &TopicQueues,
+        layout: &Layout,
+        partition: Option<i32>,
+        rec: &RecordParts<'_>,
+        key_size: i32,
+        value_size: i32,
+        mut callback: Option<Callback>,
+        deadline: Instant,
+    ) -> Result<RecordFuture> {
+        let upper = RECORD_BATCH_OVERHEAD + record_size_upper_bound(rec.fixed_size);
+        let mut buffer: Option<(Vec<u8>, usize)> = None;
+        topic
+            .last_used_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let outcome = loop {
+            if self.closed.load(Ordering::Acquire) {
+                break Err(Error::Closed);
+            }
+            let (p, sticky) = match partition {
+                Some(p) => (p, false),
+                None => (self.sticky_partition(topic, layout), true),
+            };
+            let queue = &layout.partitions[p as usize];
+            let mut g = queue.inner.lock();
+            if sticky && topic.sticky.load(Ordering::Acquire) != p {
+                continue; // another thread switched partitions; follow it
+            }
+            // 1. The last batch has room.
+            if let Some(last) = g.batches.back_mut() {
+                if let Some(size) = last.room_for(rec) {
+                    let fut = Self::append_to(last, rec, key_size, value_size, &mut callback);
+                    if sticky {
+                        topic.sticky_bytes.fetch_add(size, Ordering::Relaxed);
+                    }
+                    break Ok(fut);
+                }
+            }
+            // 2. A keyless record that would start a new batch on a sticky
+            //    partition that has had its batch.size: switch first.
+            if sticky {
+                let produced = topic.sticky_bytes.load(Ordering::Relaxed);
+                if produced > 0 && produced + upper > self.cfg.batch_size.max(1) {
+                    let next = next_sticky_partition(
+                        &layout.available,
+                        layout.partitions.len(),
+                        self.cfg.adaptive_partitioning,
+                        |p| layout.partitions[p as usize].queued(),
+                    );
+                    topic.sticky.store(next, Ordering::Release);
+                    topic.sticky_bytes.store(0, Ordering::Relaxed);
+                    drop(g);
+                    continue;
+                }
+            }
+            // 3. A new batch, with memory taken outside the lock.
+            let Some((buf, reserved)) = buffer.take() else {
+                drop(g);
+                let size = self.cfg.batch_size.max(upper);
+                let buf = self.pool.allocate(
+                    size,
+                    deadline,
+                    self.cfg.max_block.as_millis() as u64,
+                    || self.wake_all(),
+                )?;
+                buffer = Some((buf, size));
+                continue; // re-check: someone may have made a batch meanwhile
+            };
+            let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
+            let now = Instant::now();
+            let result = BatchResult::new(queue.topic.clone(), queue.partition);
+            let mut batch = ProducerBatch::new(id, result, buf, reserved, now);
+            let size = batch.room_for(rec).expect("first record fits");
+            let fut = Self::append_to(&mut batch, rec, key_size, value_size, &mut callback);
+            if sticky {
+                topic
+                    .sticky_bytes
+                    .fetch_add(size + RECORD_BATCH_OVERHEAD, Ordering::Relaxed);
+            }
+            self.incomplete.ids.lock().insert(id);
+            let had_full_batch = !g.batches.is_empty();
+            g.batches.push_back(batch);
+            queue.queued.store(g.batches.len(), Ordering::Relaxed);
+            let leader = queue.leader();
+            drop(g);
+            // The first batch becomes ready after linger; an older batch
+            // that just filled up is ready now.
+            let ready_at = if had_full_batch {
+                now
+            } else {
+                now + self.cfg.linger
+            };
+            self.notify_leader(leader, ready_at);
+            break Ok(fut);
+        };
+        if let Some((buf, size)) = buffer {
+            self.pool.deallocate(buf, size);
+        }
+        outcome
+    }
+
+    fn append_to(
+        batch: &mut ProducerBatch,
+        rec: &RecordParts<'_>,
+        key_size: i32,
+        value_size: i32,
+        callback: &mut Option<Callback>,
+    ) -> RecordFuture {
+        let offset = batch.append(rec);
+        if let Some(cb) = callback.take() {
+            batch.add_callback(cb, offset, rec.timestamp, key_size, value_size);
+        }
+        RecordFuture::new(
+            batch.result.clone(),
+            offset,
+            rec.timestamp,
+            key_size,
+            value_size,
+        )
+    }
+
+    /// The topic's sticky partition, choosing one if there is none yet.
+    fn sticky_partition(&self, topic: &TopicQueues, layout: &Layout) -> i32 {
+        let p = topic.sticky.load(Ordering::Acquire);
+        if p >= 0 && (p as usize) < layout.partitions.len() {
+            return p;
+        }
+        let next = next_sticky_partition(
+            &layout.available,
+            layout.partitions.len(),
+            self.cfg.adaptive_partitioning,
+            |p| layout.partitions[p as usize].queued(),
+        );
+        match topic
+            .sticky
+            .compare_exchange(p, next, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                topic.sticky_bytes.store(0, Ordering::Relaxed);
+                next
+            }
+            Err(current) => current,
+        }
+    }
+
+    fn notify_leader(&self, leader: i32, ready_at: Instant) {
+        if leader < 0 {
+            return;
+        }
+        if let Some(s) = self.signals.read().get(&leader) {
+            s.notify(self.nanos(ready_at));
+        }
+    }
+
+    /// Wakes every I/O thread now.
+    pub(crate) fn wake_all(&self) {
+        for s in self.signals.read().values() {
+            s.wake_now();
+        }
+    }
+
+    // ------------------------------------------------------------ I/O side
+
+    /// Registers the I/O thread of `node`.
+    pub(crate) fn register_signal(&self, node: i32, signal: Arc<DrainSignal>) {
+        self.signals.write().insert(node, signal);
+    }
+
+    /// Forgets the I/O thread of `node`.
+    pub(crate) fn unregister_signal(&self, node: i32) {
+        self.signals.write().remove(&node);
+    }
+
+    /// Version of the partitions-by-leader map; changes on metadata updates.
+    pub(crate) fn leaders_version(&self) -> u64 {
+        self.leaders_version.load(Ordering::Acquire)
+    }
+
+    /// The partitions `node` leads now.
+    pub(crate) fn partitions_led_by(&self, node: i32) -> Arc<[Arc<PartitionQueue>]> {
+        self.by_leader
+            .read()
+            .get(&node)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(Vec::new()))
+    }
+
+    /// True while batches should be sent regardless of linger: a flush or
+    /// a close is waiting, or `send` is blocked on memory.
+    fn send_now(&self) -> bool {
+        self.flushes_in_progress.load(Ordering::Acquire) > 0
+            || self.draining_all.load(Ordering::Acquire)
+            || self.pool.has_waiters()
+    }
+
+    /// Takes at most one ready batch from each of `partitions`, starting at
+    /// `*cursor` and going round, until `max_bytes` would be exceeded (the
+    /// first batch is always taken). Seals what it takes. Returns the
+    /// batches and when the next unready batch becomes ready.
+    pub(crate) fn drain(
+        &self,
+        partitions: &[Arc<PartitionQueue>],
+        cursor: &mut usize,
+        max_bytes: usize,
+        now: Instant,
+    ) -> (Vec<Drained>, Option<Instant>) {
+        let mut out: Vec<Drained> = Vec::new();
+        let mut next: Option<Instant> = None;
+        let n = partitions.len();
+        if n == 0 {
+            return (out, None);
+        }
+        let send_now = self.send_now();
+        let mut bytes = 0usize;
+        let start = *cursor % n;
+        for i in 0..n {
+            let idx = (start + i) % n;
+            let q = &partitions[idx];
+            if q.queued() == 0 {
+                continue;
+            }
+            let mut g = q.inner.lock();
+            let Some(first) = g.batches.front() else {
+                continue;
+            };
+            let ready_at = match first.retry_at {
+                Some(t) => t, // backing off: wait for it, even in a flush
+                None if send_now || g.batches.len() > 1 || first.is_full() => now,
+                None => first.created + self.cfg.linger,
+            };
+            if ready_at > now {
+                next = Some(next.map_or(ready_at, |t: Instant| t.min(ready_at)));
+                continue;
+            }
+            if !out.is_empty() && bytes + first.size_in_bytes() > max_bytes {
+                *cursor = idx; // start here next time
+                return (out, Some(now));
+            }
+            let mut batch = g.batches.pop_front().expect("peeked");
+            q.queued.store(g.batches.len(), Ordering::Relaxed);
+            drop(g);
+            batch.seal();
+            batch.attempts += 1;
+            batch.last_attempt = Some(now);
+            batch.retry_at = None;
+            bytes += batch.size_in_bytes();
+            out.push(Drained {
+                queue: q.clone(),
+                batch,
+            });
+        }
+        *cursor = (start + 1) % n;
+        (out, next)
+    }
+
+    /// Hands a batch back to the front of its deque for another attempt,
+    /// not before `retry_at`.
+    pub(crate) fn reenqueue(
+        &self,
+        queue: &PartitionQueue,
+        mut batch: ProducerBatch,
+        retry_at: Instant,
+    ) {
+        batch.retry_at = Some(retry_at);
+        let mut g = queue.inner.lock();
+        g.batches.push_front(batch);
+        queue.queued.store(g.batches.len(), Ordering::Relaxed);
+        let leader = queue.leader();
+        drop(g);
+        self.notify_leader(leader, retry_at);
+    }
+
+    /// Completes a batch with `outcome`, returns its buffer to the pool and
+    /// releases `flush`/`close` waiters. The only way a batch ends.
+    pub(crate) fn complete(&self, batch: ProducerBatch, outcome: Result<Delivered>) {
+        let id = batch.id;
+        let (buf, reserved) = batch.complete(outcome);
+        self.pool.deallocate(buf, reserved);
+        let mut ids = self.incomplete.ids.lock();
+        ids.remove(&id);
+        drop(ids);
+        self.incomplete.cond.notify_all();
+    }
+
+    /// Fails the queued batches that have waited in their deques longer than `delivery.timeout.ms`.
+    /// Returns how many batches expired.
+    pub(crate) fn expire(&self, now: Instant) -> usize {
+        let list = self.all_partitions();
+        let mut expired = Vec::new();
+        for q in &list {
+            if q.queued() == 0 {
+                continue;
+            }
+            let mut g = q.inner.lock();
+            while let Some(first) = g.batches.front() {
+                if now.saturating_duration_since(first.created) < self.cfg.delivery_timeout {
+                    break;
+                }
+                expired.push(g.batches.pop_front().expect("peeked"));
+            }
+            q.queued.store(g.batches.len(), Ordering::Relaxed);
+        }
+        let n = expired.len();
+        for b in expired {
+            let err = self.delivery_timeout_error(&b, now, "waiting in the accumulator");
+            self.complete(b, Err(err));
+        }
+        n
+    }
+
+    /// The error for a batch that outlived `delivery.timeout.ms`.
+    pub(crate) fn delivery_timeout_error(
+        &self,
+        batch: &ProducerBatch,
+        now: Instant,
+        stage: &'static str,
+    ) -> Error {
+        Error::DeliveryTimeout {
+            topic: batch.result.topic.to_string(),
+            partition: batch.result.partition,
+            record_count: batch.record_count(),
+            elapsed_ms: now.saturating_duration_since(batch.created).as_millis() as u64,
+            stage,
+        }
+    }
+
+    /// True if a batch created at `created` has outlived its delivery
+    /// timeout at `now`.
+    pub(crate) fn is_expired(&self, created: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(created) >= self.cfg.delivery_timeout
+    }
+
+    /// The earliest time a queued batch can expire, if any is queued.
+    pub(crate) fn next_expiry(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for q in self.all_partitions() {
+            if q.queued() == 0 {
+                continue;
+            }
+            if let Some(b) = q.inner.lock().batches.front() {
+                let t = b.created + self.cfg.delivery_timeout;
+                next = Some(next.map_or(t, |n: Instant| n.min(t)));
+            }
+        }
+        next
+    }
+
+    fn all_partitions(&self) -> Vec<Arc<PartitionQueue>> {
+        let topics: Vec<Arc<TopicQueues>> = self.topics.read().values().cloned().collect();
+        topics
+            .iter()
+            .flat_map(|t| t.layout().partitions.clone())
+            .collect()
+    }
+
+    /// Completes every queued batch of `partitions` (all partitions if
+    /// `None`) with `err`.
+    pub(crate) fn abort_queued(&self, partitions: Option<&[Arc<PartitionQueue>]>, err: &Error) {
+        let all;
+        let list: &[Arc<PartitionQueue>] = match partitions {
+            Some(p) => p,
+            None => {
+                all = self.all_partitions();
+                &all
+            }
+        };
+        for q in list {
+            let drained: Vec<ProducerBatch> = {
+                let mut g = q.inner.lock();
+                q.queued.store(0, Ordering::Relaxed);
+                g.batches.drain(..).collect()
+            };
+            for b in drained {
+                self.complete(b, Err(err.clone()));
+            }
+        }
+    }
+
+    /// A forced close has begun: failed batches are no longer retried.
+    pub(crate) fn begin_abort(&self) {
+        self.aborting.store(true, Ordering::Release);
+    }
+
+    /// True once [`begin_abort`](Self::begin_abort) ran.
+    pub(crate) fn is_aborting(&self) -> bool {
+        self.aborting.load(Ordering::Acquire)
+    }
+
+    // --------------------------------------------------- metadata updates
+
+    /// Applies a new metadata snapshot: creates queues for new topics and
+    /// partitions, records each partition's leader, and rebuilds the
+    /// partitions-by-leader map. Wakes every I/O thread so they pick up
+    /// their new partitions.
+    pub(crate) fn update_metadata(&self, cluster: &Cluster) {
+        {
+            let mut topics = self.topics.write();
+            for (name, tm) in &cluster.topics {
+                if tm.partitions.is_empty() {
+                    continue;
+                }
+                let tq = topics
+                    .entry(Arc::from(name.as_str()))
+                    .or_insert_with_key(|k| {
+                        Arc::new(TopicQueues {
+                            name: k.clone(),
+                            layout: RwLock::new(Arc::new(Layout {
+                                partitions: Vec::new(),
+                                available: Vec::new(),
+                            })),
+                            sticky: AtomicI32::new(-1),
+                            sticky_bytes: AtomicUsize::new(0),
+                            last_used_ms: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
+                        })
+                    })
+                    .clone();
+                let old = tq.layout();
+                let mut partitions = old.partitions.clone();
+                for info in &tm.partitions[partitions.len().min(tm.partitions.len())..] {
+                    partitions.push(Arc::new(PartitionQueue::new(
+                        tq.name.clone(),
+                        info.partition,
+                        -1,
+                    )));
+                }
+                for (q, info) in partitions.iter().zip(&tm.partitions) {
+                    q.leader.store(info.leader.unwrap_or(-1), Ordering::Relaxed);
+                }
+                if partitions.len() != old.partitions.len() || tm.available != old.available {
+                    *tq.layout.write() = Arc::new(Layout {
+                        partitions,
+                        available: tm.available.clone(),
+                    });
+                }
+            }
+        }
+        let mut by_leader: HashMap<i32, Vec<Arc<PartitionQueue>>> = HashMap::new();
+        for q in self.all_partitions() {
+            let l = q.leader();
+            if l >= 0 {
+                by_leader.entry(l).or_default().push(q);
+            }
+        }
+        *self.by_leader.write() = by_leader
+            .into_iter()
+            .map(|(k, v)| (k, Arc::from(v)))
+            .collect();
+        self.leaders_version.fetch_add(1, Ordering::AcqRel);
+        self.wake_all();
+    }
+
+    /// Topics not sent to for `idle`, which metadata may stop asking for.
+    pub(crate) fn idle_topics(&self, idle: Duration) -> Vec<String> {
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        self.topics
+            .read()
+            .values()
+            .filter(|t| {
+                now_ms.saturating_sub(t.last_used_ms.load(Ordering::Relaxed))
+                    > idle.as_millis() as u64
+                    && t.layout().partitions.iter().all(|q| q.queued() == 0)
+            })
+            .map(|t| t.name.to_string())
+            .collect()
+    }
+
+    // ------------------------------------------------------- flush, close
+
+    /// Starts a flush: every batch is ready now. Returns the mark to wait
+    /// for with [`await_flush`](Self::await_flush).
+    pub(crate) fn begin_flush(&self) -> u64 {
+        self.flushes_in_progress.fetch_add(1, Ordering::AcqRel);
+        self.wake_all();
+        self.next_batch_id.load(Ordering::Acquire)
+    }
+
+    /// Waits until every batch created before `mark` is complete, then ends
+    /// the flush.
+    pub(crate) fn await_flush(&self, mark: u64) {
+        let mut ids = self.incomplete.ids.lock();
+        while ids.first().is_some_and(|&id| id < mark) {
+            self.incomplete.cond.wait(&mut ids);
+        }
+        drop(ids);
+        self.flushes_in_progress.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Waits until no batch is incomplete or `deadline` passes; true if
+    /// none is.
+    pub(crate) fn await_all_complete(&self, deadline: Instant) -> bool {
+        let mut ids = self.incomplete.ids.lock();
+        while !ids.is_empty() {
+            if self
+                .incomplete
+                .cond
+                .wait_until(&mut ids, deadline)
+                .timed_out()
+            {
+                return ids.is_empty();
+            }
+        }
+        true
+    }
+
+    /// Batches not yet completed.
+    pub(crate) fn incomplete_count(&self) -> usize {
+        self.incomplete.ids.lock().len()
+    }
+
+    /// Stops taking appends and makes every batch ready now.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.draining_all.store(true, Ordering::Release);
+        self.wake_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::{Node, TopicMetadata};
+    use crate::protocol::records::record_fixed_size;
+    use crate::protocol::ErrorCode;
+    use crate::record::PartitionInfo;
+
+    fn cfg() -> AccumulatorConfig {
+        AccumulatorConfig {
+            batch_size: 1000,
+            buffer_memory: 10_000,
+            linger: Duration::from_millis(5),
+            delivery_timeout: Duration::from_secs(10),
+            max_block: Duration::from_millis(0),
+            adaptive_partitioning: false,
+        }
+    }
+
+    fn cluster(partitions: i32) -> Cluster {
+        let mut c = Cluster::default();
+        c.brokers.insert(
+            1,
+            Node {
+                id: 1,
+                host: "h".into(),
+                port: 1,
+                rack: None,
+            },
+        );
+        c.topics.insert(
+            "t".into(),
+            TopicMetadata {
+                error: ErrorCode::NONE,
+                partitions: (0..partitions)
+                    .map(|p| PartitionInfo {
+                        topic: "t".into(),
+                        partition: p,
+                        leader: Some(1),
+                        replicas: vec![1],
+                        in_sync_replicas: vec![1],
+                        offline_replicas: vec![],
+                    })
+                    .collect(),
+                available: (0..partitions).collect(),
+            },
+        );
+        c
+    }
+
+    fn rec(value: &[u8]) -> RecordParts<'_> {
+        RecordParts {
+            key: None,
+            value: Some(value),
+            headers: &[],
+            timestamp: 1,
+            fixed_size: record_fixed_size(None, Some(value), std::iter::empty()),
+        }
+    }
+
+    fn send(acc: &RecordAccumulator, p: Option<i32>, value: &[u8]) -> Result<RecordFuture> {
+        let t = acc.topic("t").unwrap();
+        let l = t.layout();
+        acc.append(
+            &t,
+            &l,
+            p,
+            &rec(value),
+            -1,
+            value.len() as i32,
+            None,
+            Instant::now(),
+        )
+    }
+
+    #[test]
+    fn batches_become_ready_on_linger_or_when_full() {
+        let acc = RecordAccumulator::new(cfg());
+        acc.update_metadata(&cluster(1));
+        let parts = acc.partitions_led_by(1);
+        let t0 = Instant::now();
+        send(&acc, Some(0), &[0; 100]).unwrap();
+        let mut cursor = 0;
+        let (d, next) = acc.drain(&parts, &mut cursor, 1 << 20, t0);
+        assert!(d.is_empty(), "lingering");
+        assert!(next.unwrap() > t0);
+        // after linger it is ready
+        let (d, _) = acc.drain(&parts, &mut cursor, 1 << 20, t0 + Duration::from_millis(6));
+        assert_eq!(d.len(), 1);
+        // fill past one batch: the first is ready at once
+        for _ in 0..10 {
+            send(&acc, Some(0), &[0; 100]).unwrap();
+        }
+        let (d, _) = acc.drain(&parts, &mut cursor, 1 << 20, Instant::now());
+        assert_eq!(d.len(), 1);
+        assert!(d[0].batch.size_in_bytes() <= 1000);
+        for x in d {
+            acc.complete(x.batch, Err(Error::Closed));
+        }
+    }
+
+    #[test]
+    fn drain_respects_the_request_size_but_takes_one_batch_at_least() {
+        let acc = RecordAccumulator::new(cfg());
+        acc.update_metadata(&cluster(3));
+        for p in 0..3 {
+            send(&acc, Some(p), &[0; 600]).unwrap();
+        }
+        acc.begin_flush();
+        let parts = acc.partitions_led_by(1);
+        let mut cursor = 0;
+        let (d, _) = acc.drain(&parts, &mut cursor, 100, Instant::now());
+        assert_eq!(d.len(), 1, "one oversized batch still goes");
+        let (d2, _) = acc.drain(&parts, &mut cursor, 10_000, Instant::now());
+        assert_eq!(d2.len(), 2);
+    }
+
+    #[test]
+    fn flush_waits_for_every_earlier_batch() {
+        let acc = Arc::new(RecordAccumulator::new(cfg()));
+        acc.update_metadata(&cluster(2));
+        let f = send(&acc, Some(1), b"x").unwrap();
+        let mark = acc.begin_flush();
+        let a = acc.clone();
+        let flusher = std::thread::spawn(move || a.await_flush(mark));
+        let parts = acc.partitions_led_by(1);
+        let (d, _) = acc.drain(&parts, &mut 0, 1 << 20, Instant::now());
+        assert_eq!(d.len(), 1, "flush makes the batch ready despite linger");
+        assert!(!flusher.is_finished());
+        for x in d {
+            acc.complete(
+                x.batch,
+                Ok(Delivered {
+                    base_offset: 7,
+                    log_append_time: -1,
+                }),
+            );
+        }
+        flusher.join().unwrap();
+        assert_eq!(f.get().unwrap().offset(), 7);
+        assert_eq!(acc.incomplete_count(), 0);
+    }
+
+    #[test]
+    fn expired_batches_fail_with_a_timeout_and_free_memory() {
+        let acc = RecordAccumulator::new(cfg());
+        acc.update_metadata(&cluster(1));
+        let f = send(&acc, Some(0), b"x").unwrap();
+        assert_eq!(acc.expire(Instant::now()), 0);
+        assert_eq!(acc.expire(Instant::now() + Duration::from_secs(11)), 1);
+        assert!(matches!(f.get(), Err(Error::DeliveryTimeout { .. })));
+        assert_eq!(acc.pool().available_memory(), 10_000);
+    }
+
+    #[test]
+    fn keyless_records_stick_to_one_partition_per_batch() {
+        let acc = RecordAccumulator::new(cfg());
+        acc.update_metadata(&cluster(4));
+        let mut parts_seen = Vec::new();
+        for _ in 0..40 {
+            let f = send(&acc, None, &[0; 95]).unwrap();
+            parts_seen.push(f.clone());
+        }
+        // 40 x ~100 B = ~4000 B: about four batches of 1000 B, one
+        // partition at a time.
+        let t = acc.topic("t").unwrap();
+        let queued: Vec<usize> = t.layout().partitions.iter().map(|q| q.queued()).collect();
+        let total: usize = queued.iter().sum();
+        assert!((4..=6).contains(&total), "{queued:?}");
+        acc.abort_queued(None, &Error::Closed);
+        assert_eq!(acc.incomplete_count(), 0);
+    }
+
+    #[test]
+    fn retried_batches_wait_for_their_backoff_even_in_a_flush() {
+        let acc = RecordAccumulator::new(cfg());
+        acc.update_metadata(&cluster(1));
+        send(&acc, Some(0), b"x").unwrap();
+        acc.begin_flush();
+        let parts = acc.partitions_led_by(1);
+        let now = Instant::now();
+        let (mut d, _) = acc.drain(&parts, &mut 0, 1 << 20, now);
+        let x = d.pop().unwrap();
+        acc.reenqueue(&x.queue, x.batch, now + Duration::from_millis(100));
+        let (d, next) = acc.drain(&parts, &mut 0, 1 << 20, now);
+        assert!(d.is_empty());
+        assert_eq!(next, Some(now + Duration::from_millis(100)));
+        let (d, _) = acc.drain(&parts, &mut 0, 1 << 20, now + Duration::from_millis(100));
+        assert_eq!(d[0].batch.attempts, 2);
+    }
+}

@@ -1,0 +1,292 @@
+//! [`BufferPool`]: the `buffer.memory` budget (Java's `BufferPool`).
+//!
+//! Every batch buffer is taken from here and given back when its batch
+//! completes, so the bytes held by batches never exceed `buffer.memory`.
+//! Buffers of exactly `batch.size` are kept on a free list and reused;
+//! other sizes are dropped and their bytes returned to the budget.
+//!
+//! When the budget is spent, `allocate` blocks up to `max.block.ms`.
+//! Waiters are served first come, first served: each has its own condition
+//! variable in a queue, and a new request queues behind existing waiters
+//! even if the memory it needs is free (Java's fairness rule, so a stream of
+//! small requests cannot starve a large one).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug)]
+struct Inner {
+    /// Cleared buffers with capacity `poolable_size`, ready for reuse.
+    free: Vec<Vec<u8>>,
+    /// Budget bytes neither on the free list nor handed out.
+    non_pooled_available: usize,
+    /// FIFO of blocked allocations.
+    waiters: VecDeque<Arc<Condvar>>,
+    closed: bool,
+}
+
+/// The `buffer.memory` budget.
+#[derive(Debug)]
+pub(crate) struct BufferPool {
+    total: usize,
+    poolable_size: usize,
+    inner: Mutex<Inner>,
+    /// `inner.waiters.len()`, readable without the lock: the I/O threads
+    /// treat every batch as ready while someone waits for memory.
+    waiting: AtomicUsize,
+}
+
+impl BufferPool {
+    /// A pool of `total` bytes that recycles buffers of `poolable_size`.
+    pub(crate) fn new(total: usize, poolable_size: usize) -> Self {
+        BufferPool {
+            total,
+            poolable_size,
+            inner: Mutex::new(Inner {
+                free: Vec::new(),
+                non_pooled_available: total,
+                waiters: VecDeque::new(),
+                closed: false,
+            }),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Bytes that could be allocated now without waiting.
+    #[cfg(test)]
+    pub(crate) fn available_memory(&self) -> usize {
+        let g = self.inner.lock();
+        g.non_pooled_available + g.free.len() * self.poolable_size
+    }
+
+    /// True while some allocation is blocked.
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0
+    }
+
+    /// Takes a buffer with room for `size` bytes, waiting until `deadline`
+    /// for memory. `on_block` runs once, before the first wait, outside the
+    /// lock (the producer wakes the I/O threads so full batches drain).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BufferExhausted`] at the deadline, [`Error::Closed`] if the
+    /// pool is closed, [`Error::RecordTooLarge`] if `size` exceeds the whole
+    /// budget.
+    pub(crate) fn allocate(
+        &self,
+        size: usize,
+        deadline: Instant,
+        max_block_ms: u64,
+        on_block: impl FnOnce(),
+    ) -> Result<Vec<u8>> {
+        if size > self.total {
+            return Err(Error::RecordTooLarge {
+                size,
+                limit: self.total,
+                setting: "buffer.memory",
+            });
+        }
+        let mut g = self.inner.lock();
+        if g.closed {
+            return Err(Error::Closed);
+        }
+        if g.waiters.is_empty() {
+            if size == self.poolable_size {
+                if let Some(b) = g.free.pop() {
+                    return Ok(b);
+                }
+            }
+            if g.non_pooled_available + g.free.len() * self.poolable_size >= size {
+                self.free_up(&mut g, size);
+                g.non_pooled_available -= size;
+                drop(g);
+                return Ok(Vec::with_capacity(size));
+            }
+        }
+
+        // Not enough memory, or others are waiting first: queue up.
+        let me = Arc::new(Condvar::new());
+        g.waiters.push_back(me.clone());
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        drop(g);
+        on_block();
+        let mut g = self.inner.lock();
+        let mut accumulated = 0usize;
+        let mut reused: Option<Vec<u8>> = None;
+        let outcome = loop {
+            let first = g.waiters.front().is_some_and(|w| Arc::ptr_eq(w, &me));
+            if g.closed {
+                break Err(Error::Closed);
+            }
+            if first {
+                // Take what there is, in Java's order: a whole free buffer
+                // for a poolable request, else bytes from the budget.
+                if accumulated == 0 && size == self.poolable_size && !g.free.is_empty() {
+                    reused = g.free.pop();
+                    accumulated = size;
+                } else {
+                    self.free_up(&mut g, size - accumulated);
+                    let got = (size - accumulated).min(g.non_pooled_available);
+                    g.non_pooled_available -= got;
+                    accumulated += got;
+                }
+                if accumulated >= size {
+                    break Ok(());
+                }
+            }
+            if me.wait_until(&mut g, deadline).timed_out() {
+                break Err(Error::BufferExhausted {
+                    requested: size,
+                    max_block_ms,
+                });
+            }
+        };
+        if let Some(i) = g.waiters.iter().position(|w| Arc::ptr_eq(w, &me)) {
+            g.waiters.remove(i);
+        }
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        if outcome.is_err() {
+            if let Some(b) = reused.take() {
+                g.free.push(b);
+            } else {
+                g.non_pooled_available += accumulated;
+            }
+        }
+        // Whatever is left may serve the next waiter.
+        if g.non_pooled_available > 0 || !g.free.is_empty() {
+            if let Some(next) = g.waiters.front() {
+                next.notify_one();
+            }
+        }
+        drop(g);
+        outcome.map(|()| reused.unwrap_or_else(|| Vec::with_capacity(size)))
+    }
+
+    /// Releases free-list buffers until `size` bytes are in the budget.
+    fn free_up(&self, g: &mut Inner, size: usize) {
+        while g.non_pooled_available < size && g.free.pop().is_some() {
+            g.non_pooled_available += self.poolable_size;
+        }
+    }
+
+    /// Returns a buffer taken with `allocate(size, ..)`.
+    pub(crate) fn deallocate(&self, mut buffer: Vec<u8>, size: usize) {
+        let mut g = self.inner.lock();
+        if size == self.poolable_size && buffer.capacity() == size && !g.closed {
+            buffer.clear();
+            g.free.push(buffer);
+        } else {
+            g.non_pooled_available += size;
+        }
+        if let Some(w) = g.waiters.front() {
+            w.notify_one();
+        }
+    }
+
+    /// Fails every waiter and future allocation with [`Error::Closed`].
+    pub(crate) fn close(&self) {
+        let mut g = self.inner.lock();
+        g.closed = true;
+        for w in &g.waiters {
+            w.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn soon(ms: u64) -> Instant {
+        Instant::now() + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn budget_is_never_exceeded_and_buffers_are_recycled() {
+        let pool = BufferPool::new(1000, 100);
+        let a = pool.allocate(100, soon(0), 0, || {}).unwrap();
+        let b = pool.allocate(500, soon(0), 0, || {}).unwrap();
+        assert_eq!(pool.available_memory(), 400);
+        let ptr = a.as_ptr();
+        pool.deallocate(a, 100);
+        let again = pool.allocate(100, soon(0), 0, || {}).unwrap();
+        assert_eq!(again.as_ptr(), ptr, "the poolable buffer is reused");
+        pool.deallocate(b, 500);
+        pool.deallocate(again, 100);
+        assert_eq!(pool.available_memory(), 1000);
+    }
+
+    #[test]
+    fn exhausted_pool_times_out_with_a_typed_error() {
+        let pool = BufferPool::new(300, 100);
+        let _held = pool.allocate(300, soon(0), 0, || {}).unwrap();
+        let mut blocked = false;
+        let t0 = Instant::now();
+        let e = pool
+            .allocate(100, soon(50), 50, || blocked = true)
+            .unwrap_err();
+        assert!(blocked, "on_block ran");
+        assert!(t0.elapsed() >= Duration::from_millis(50));
+        assert!(
+            matches!(
+                e,
+                Error::BufferExhausted {
+                    requested: 100,
+                    max_block_ms: 50
+                }
+            ),
+            "{e}"
+        );
+        assert!(!pool.has_waiters());
+        // the failed request gave back what it had gathered
+        assert_eq!(pool.available_memory(), 0);
+    }
+
+    #[test]
+    fn a_waiter_is_served_when_memory_returns() {
+        let pool = Arc::new(BufferPool::new(200, 100));
+        let held = pool.allocate(200, soon(0), 0, || {}).unwrap();
+        let p = pool.clone();
+        let t = std::thread::spawn(move || p.allocate(150, soon(10_000), 10_000, || {}));
+        while !pool.has_waiters() {
+            std::thread::yield_now();
+        }
+        pool.deallocate(held, 200);
+        let got = t.join().unwrap().unwrap();
+        assert!(got.capacity() >= 150);
+        assert_eq!(pool.available_memory(), 50);
+    }
+
+    #[test]
+    fn requests_larger_than_the_budget_fail_at_once() {
+        let pool = BufferPool::new(100, 10);
+        assert!(matches!(
+            pool.allocate(101, soon(1000), 1000, || {}),
+            Err(Error::RecordTooLarge {
+                setting: "buffer.memory",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn close_releases_waiters() {
+        let pool = Arc::new(BufferPool::new(10, 10));
+        let _held = pool.allocate(10, soon(0), 0, || {}).unwrap();
+        let p = pool.clone();
+        let t = std::thread::spawn(move || p.allocate(10, soon(10_000), 10_000, || {}));
+        while !pool.has_waiters() {
+            std::thread::yield_now();
+        }
+        pool.close();
+        assert!(matches!(t.join().unwrap(), Err(Error::Closed)));
+    }
+}

@@ -1,0 +1,1092 @@
+//! [`ProducerConfig`]: Java's producer property names and defaults, set from
+//! key/value pairs, a Java `.properties` file, or typed builder methods, and
+//! validated as Java validates them.
+//!
+//! Every key of Java's `ProducerConfig` is known here. Each is in one of
+//! three states, listed in [`ProducerConfig::keys`]:
+//!
+//! * implemented: it does what Java's does;
+//! * partly implemented: the values that match what this release does are
+//!   accepted (`compression.type=none`, `security.protocol=PLAINTEXT`, ...),
+//!   and any other value is refused with [`Error::NotSupportedYet`];
+//! * not yet: any value is refused with [`Error::NotSupportedYet`].
+//!
+//! Nothing is silently ignored. An unknown key is an [`Error::Config`] that
+//! names it (Java only logs a warning; a typo that silently falls back to a
+//! default is what we want to avoid).
+//!
+//! Deliberate differences from Java, until later releases implement them:
+//! `enable.idempotence` defaults to `false` (Java: `true`), and socket buffer
+//! sizes default to the operating system's.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::partitioner::Partitioner;
+
+/// Java's `acks`: how many replicas must have the record before the broker
+/// answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// `acks=0`: the broker does not answer; a record completes once it is
+    /// written to the socket, with offset -1.
+    None,
+    /// `acks=1`: the leader has written it.
+    Leader,
+    /// `acks=all` (or `-1`): every in-sync replica has it. The default.
+    All,
+}
+
+impl Acks {
+    /// The value sent in a Produce request.
+    pub fn as_i16(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+/// What `partitioner.class` (or [`ProducerConfig::partitioner`]) chose.
+#[derive(Clone, Default)]
+pub enum PartitionerChoice {
+    /// Java's built-in: murmur2 for keyed records, uniform sticky (KIP-794)
+    /// for records without a key.
+    #[default]
+    BuiltIn,
+    /// Java's `RoundRobinPartitioner`.
+    RoundRobin,
+    /// A partitioner of the caller's.
+    Custom(Arc<dyn Partitioner>),
+}
+
+impl fmt::Debug for PartitionerChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PartitionerChoice::BuiltIn => f.write_str("BuiltIn"),
+            PartitionerChoice::RoundRobin => f.write_str("RoundRobin"),
+            PartitionerChoice::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+/// How far this release implements a configuration key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Implemented as in Java.
+    Implemented,
+    /// Only the listed values are accepted; others are refused with
+    /// [`Error::NotSupportedYet`].
+    Partial(&'static str),
+    /// Refused with [`Error::NotSupportedYet`] whatever the value.
+    NotYet(&'static str),
+}
+
+/// One configuration key: its Java name, Java's default, and its support.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyInfo {
+    /// The property name.
+    pub name: &'static str,
+    /// Java's default, as Java documents it (`""` for none/null).
+    pub java_default: &'static str,
+    /// How far this release implements it.
+    pub support: Support,
+}
+
+macro_rules! keys {
+    ($(($name:literal, $default:literal, $support:expr)),* $(,)?) => {
+        const KEYS: &[KeyInfo] = &[$(KeyInfo { name: $name, java_default: $default, support: $support }),*];
+    };
+}
+
+use Support::{Implemented as Impl, NotYet, Partial};
+
+const TLS: &str = "TLS is planned (rustls); use security.protocol=PLAINTEXT";
+const SASL: &str = "SASL is planned; use security.protocol=PLAINTEXT";
+
+keys! {
+    ("bootstrap.servers", "", Impl),
+    ("client.id", "", Impl),
+    ("acks", "all", Impl),
+    ("linger.ms", "5", Impl),
+    ("batch.size", "16384", Impl),
+    ("buffer.memory", "33554432", Impl),
+    ("max.block.ms", "60000", Impl),
+    ("max.request.size", "1048576", Impl),
+    ("request.timeout.ms", "30000", Impl),
+    ("delivery.timeout.ms", "120000", Impl),
+    ("retries", "2147483647", Impl),
+    ("retry.backoff.ms", "100", Impl),
+    ("retry.backoff.max.ms", "1000", Impl),
+    ("max.in.flight.requests.per.connection", "5", Impl),
+    ("metadata.max.age.ms", "300000", Impl),
+    ("metadata.max.idle.ms", "300000", Impl),
+    ("partitioner.class", "", Impl),
+    ("partitioner.adaptive.partitioning.enable", "true", Impl),
+    ("partitioner.ignore.keys", "false", Impl),
+    ("partitioner.availability.timeout.ms", "0", Partial("0 (partition availability tracking is planned)")),
+    ("key.serializer", "", Impl),
+    ("value.serializer", "", Impl),
+    ("reconnect.backoff.ms", "50", Impl),
+    ("reconnect.backoff.max.ms", "1000", Impl),
+    ("socket.connection.setup.timeout.ms", "10000", Impl),
+    ("socket.connection.setup.timeout.max.ms", "30000", Impl),
+    ("connections.max.idle.ms", "540000", Impl),
+    ("compression.type", "none", Partial("none (gzip, snappy, lz4 and zstd are planned)")),
+    ("compression.gzip.level", "-1", Impl),
+    ("compression.lz4.level", "9", Impl),
+    ("compression.zstd.level", "3", Impl),
+    ("enable.idempotence", "true", Partial("false (the idempotent producer is planned; this release defaults to false)")),
+    ("transactional.id", "", NotYet("transactions are planned")),
+    ("transaction.timeout.ms", "60000", Impl),
+    ("transaction.two.phase.commit.enable", "false", Partial("false")),
+    ("client.dns.lookup", "use_all_dns_ips", Partial("use_all_dns_ips")),
+    ("metadata.recovery.strategy", "rebootstrap", Partial("rebootstrap")),
+    ("metadata.recovery.rebootstrap.trigger.ms", "300000", Partial("300000 (this release rebootstraps whenever no known broker answers)")),
+    ("send.buffer.bytes", "131072", Partial("-1 (the operating system's default; setting socket buffers is planned)")),
+    ("receive.buffer.bytes", "32768", Partial("-1 (the operating system's default; setting socket buffers is planned)")),
+    ("interceptor.classes", "", Partial("an empty list (interceptors are planned)")),
+    ("metric.reporters", "", Partial("an empty list (metrics are planned)")),
+    ("metrics.num.samples", "2", Partial("2 (metrics are planned)")),
+    ("metrics.sample.window.ms", "30000", Partial("30000 (metrics are planned)")),
+    ("metrics.recording.level", "INFO", Partial("INFO (metrics are planned)")),
+    ("enable.metrics.push", "true", Partial("false (client metrics push, KIP-714, is not implemented)")),
+    ("auto.include.jmx.reporter", "true", Partial("false (there is no JMX)")),
+    ("security.protocol", "PLAINTEXT", Partial("PLAINTEXT (TLS and SASL are planned)")),
+    ("security.providers", "", NotYet(TLS)),
+    ("config.providers", "", NotYet("config providers are not planned")),
+    ("ssl.protocol", "TLSv1.3", NotYet(TLS)),
+    ("ssl.enabled.protocols", "TLSv1.2,TLSv1.3", NotYet(TLS)),
+    ("ssl.provider", "", NotYet(TLS)),
+    ("ssl.cipher.suites", "", NotYet(TLS)),
+    ("ssl.keystore.type", "JKS", NotYet(TLS)),
+    ("ssl.keystore.location", "", NotYet(TLS)),
+    ("ssl.keystore.password", "", NotYet(TLS)),
+    ("ssl.key.password", "", NotYet(TLS)),
+    ("ssl.keystore.key", "", NotYet(TLS)),
+    ("ssl.keystore.certificate.chain", "", NotYet(TLS)),
+    ("ssl.truststore.type", "JKS", NotYet(TLS)),
+    ("ssl.truststore.location", "", NotYet(TLS)),
+    ("ssl.truststore.password", "", NotYet(TLS)),
+    ("ssl.truststore.certificates", "", NotYet(TLS)),
+    ("ssl.keymanager.algorithm", "SunX509", NotYet(TLS)),
+    ("ssl.trustmanager.algorithm", "PKIX", NotYet(TLS)),
+    ("ssl.endpoint.identification.algorithm", "https", NotYet(TLS)),
+    ("ssl.secure.random.implementation", "", NotYet(TLS)),
+    ("ssl.engine.factory.class", "", NotYet(TLS)),
+    ("sasl.mechanism", "GSSAPI", NotYet(SASL)),
+    ("sasl.jaas.config", "", NotYet(SASL)),
+    ("sasl.client.callback.handler.class", "", NotYet(SASL)),
+    ("sasl.login.callback.handler.class", "", NotYet(SASL)),
+    ("sasl.login.class", "", NotYet(SASL)),
+    ("sasl.kerberos.service.name", "", NotYet(SASL)),
+    ("sasl.kerberos.kinit.cmd", "/usr/bin/kinit", NotYet(SASL)),
+    ("sasl.kerberos.ticket.renew.window.factor", "0.8", NotYet(SASL)),
+    ("sasl.kerberos.ticket.renew.jitter", "0.05", NotYet(SASL)),
+    ("sasl.kerberos.min.time.before.relogin", "60000", NotYet(SASL)),
+    ("sasl.login.refresh.window.factor", "0.8", NotYet(SASL)),
+    ("sasl.login.refresh.window.jitter", "0.05", NotYet(SASL)),
+    ("sasl.login.refresh.min.period.seconds", "60", NotYet(SASL)),
+    ("sasl.login.refresh.buffer.seconds", "300", NotYet(SASL)),
+    ("sasl.login.connect.timeout.ms", "", NotYet(SASL)),
+    ("sasl.login.read.timeout.ms", "", NotYet(SASL)),
+    ("sasl.login.retry.backoff.ms", "100", NotYet(SASL)),
+    ("sasl.login.retry.backoff.max.ms", "10000", NotYet(SASL)),
+    ("sasl.oauthbearer.scope.claim.name", "scope", NotYet(SASL)),
+    ("sasl.oauthbearer.sub.claim.name", "sub", NotYet(SASL)),
+    ("sasl.oauthbearer.token.endpoint.url", "", NotYet(SASL)),
+    ("sasl.oauthbearer.jwks.endpoint.url", "", NotYet(SASL)),
+    ("sasl.oauthbearer.jwks.endpoint.refresh.ms", "3600000", NotYet(SASL)),
+    ("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", "100", NotYet(SASL)),
+    ("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", "10000", NotYet(SASL)),
+    ("sasl.oauthbearer.clock.skew.seconds", "30", NotYet(SASL)),
+    ("sasl.oauthbearer.expected.audience", "", NotYet(SASL)),
+    ("sasl.oauthbearer.expected.issuer", "", NotYet(SASL)),
+    ("sasl.oauthbearer.header.urlencode", "false", NotYet(SASL)),
+}
+
+static CLIENT_ID_SEQUENCE: AtomicUsize = AtomicUsize::new(1);
+
+/// The producer's configuration, by Java's property names.
+///
+/// ```
+/// use kafka_producer::{Acks, ProducerConfig};
+/// use std::time::Duration;
+///
+/// // From pairs, as Java's Properties ...
+/// let a = ProducerConfig::from_pairs([
+///     ("bootstrap.servers", "localhost:9092"),
+///     ("acks", "1"),
+///     ("linger.ms", "20"),
+/// ])?;
+/// // ... or typed.
+/// let b = ProducerConfig::new()
+///     .bootstrap_servers("localhost:9092")
+///     .acks(Acks::Leader)
+///     .linger(Duration::from_millis(20));
+/// assert_eq!(a.get("linger.ms"), b.get("linger.ms"));
+/// assert!(ProducerConfig::from_pairs([("linger.msec", "1")]).is_err());
+/// # Ok::<(), kafka_producer::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// Keys the caller set explicitly, and the raw values.
+    explicit: BTreeMap<&'static str, String>,
+    pub(crate) bootstrap_servers: Vec<String>,
+    pub(crate) client_id: String,
+    pub(crate) acks: Acks,
+    pub(crate) linger: Duration,
+    pub(crate) batch_size: usize,
+    pub(crate) buffer_memory: usize,
+    pub(crate) max_block: Duration,
+    pub(crate) max_request_size: usize,
+    pub(crate) request_timeout: Duration,
+    pub(crate) delivery_timeout: Duration,
+    pub(crate) retries: u32,
+    pub(crate) retry_backoff: Duration,
+    pub(crate) retry_backoff_max: Duration,
+    pub(crate) max_in_flight: usize,
+    pub(crate) metadata_max_age: Duration,
+    pub(crate) metadata_max_idle: Duration,
+    pub(crate) partitioner: PartitionerChoice,
+    pub(crate) partitioner_adaptive: bool,
+    pub(crate) partitioner_ignore_keys: bool,
+    pub(crate) key_serializer: Option<&'static str>,
+    pub(crate) value_serializer: Option<&'static str>,
+    pub(crate) reconnect_backoff: Duration,
+    pub(crate) reconnect_backoff_max: Duration,
+    pub(crate) connection_setup_timeout: Duration,
+    pub(crate) connection_setup_timeout_max: Duration,
+    pub(crate) connections_max_idle: Option<Duration>,
+    pub(crate) transaction_timeout: Duration,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig::new()
+    }
+}
+
+const MAX_INT: u64 = i32::MAX as u64;
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+impl ProducerConfig {
+    /// Java's defaults; `bootstrap.servers` must still be set.
+    pub fn new() -> Self {
+        ProducerConfig {
+            explicit: BTreeMap::new(),
+            bootstrap_servers: Vec::new(),
+            client_id: String::new(),
+            acks: Acks::All,
+            linger: ms(5),
+            batch_size: 16384,
+            buffer_memory: 32 * 1024 * 1024,
+            max_block: ms(60_000),
+            max_request_size: 1024 * 1024,
+            request_timeout: ms(30_000),
+            delivery_timeout: ms(120_000),
+            retries: i32::MAX as u32,
+            retry_backoff: ms(100),
+            retry_backoff_max: ms(1000),
+            max_in_flight: 5,
+            metadata_max_age: ms(300_000),
+            metadata_max_idle: ms(300_000),
+            partitioner: PartitionerChoice::BuiltIn,
+            partitioner_adaptive: true,
+            partitioner_ignore_keys: false,
+            key_serializer: None,
+            value_serializer: None,
+            reconnect_backoff: ms(50),
+            reconnect_backoff_max: ms(1000),
+            connection_setup_timeout: ms(10_000),
+            connection_setup_timeout_max: ms(30_000),
+            connections_max_idle: Some(ms(540_000)),
+            transaction_timeout: ms(60_000),
+        }
+    }
+
+    /// Every key this release knows, with Java's default and its support.
+    pub fn keys() -> &'static [KeyInfo] {
+        KEYS
+    }
+
+    /// A configuration from key/value pairs, applied in order over the
+    /// defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an unknown key or an invalid value, and
+    /// [`Error::NotSupportedYet`] for a setting this release does not do.
+    pub fn from_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Result<Self>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut c = ProducerConfig::new();
+        for (k, v) in pairs {
+            c.set(k.as_ref(), v.as_ref())?;
+        }
+        Ok(c)
+    }
+
+    /// A configuration from the text of a Java `.properties` file:
+    /// `key=value` or `key: value` lines, `#` and `!` comments, and
+    /// backslash line continuations.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProducerConfig::from_pairs`], and [`Error::Config`] for a line
+    /// with no value.
+    pub fn from_properties(text: &str) -> Result<Self> {
+        Self::from_pairs(parse_properties(text)?)
+    }
+
+    /// A configuration from a Java `.properties` file.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProducerConfig::from_properties`], and [`Error::Config`] (key
+    /// `"properties file"`) if the file cannot be read.
+    pub fn from_properties_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(
+                "properties file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        Self::from_properties(&text)
+    }
+
+    /// Sets one property by its Java name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an unknown key or an invalid value (the error
+    /// names the key), [`Error::NotSupportedYet`] for a setting this release
+    /// does not do.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self> {
+        let info = KEYS
+            .iter()
+            .find(|k| k.name == key)
+            .ok_or_else(|| Error::config(key, "unknown configuration key"))?;
+        let v = value.trim();
+        let name = info.name;
+        match info.support {
+            Support::NotYet(why) => return Err(not_yet(name, v, why)),
+            Support::Partial(_) | Support::Implemented => {}
+        }
+        match name {
+            "bootstrap.servers" => self.bootstrap_servers = parse_list(v),
+            "client.id" => self.client_id = v.to_owned(),
+            "acks" => {
+                self.acks = match v.to_ascii_lowercase().as_str() {
+                    "all" | "-1" => Acks::All,
+                    "1" => Acks::Leader,
+                    "0" => Acks::None,
+                    _ => return Err(invalid(name, v, "must be one of all, -1, 0, 1")),
+                }
+            }
+            "linger.ms" => self.linger = ms(parse_int(name, v, 0, MAX_INT)?),
+            "batch.size" => self.batch_size = parse_int(name, v, 0, MAX_INT)? as usize,
+            "buffer.memory" => {
+                self.buffer_memory = parse_int(name, v, 0, i64::MAX as u64)? as usize
+            }
+            "max.block.ms" => self.max_block = ms(parse_int(name, v, 0, i64::MAX as u64)?),
+            "max.request.size" => {
+                self.max_request_size = parse_int(name, v, 0, MAX_INT)? as usize
+            }
+            "request.timeout.ms" => self.request_timeout = ms(parse_int(name, v, 0, MAX_INT)?),
+            "delivery.timeout.ms" => {
+                self.delivery_timeout = ms(parse_int(name, v, 0, MAX_INT)?)
+            }
+            "retries" => self.retries = parse_int(name, v, 0, MAX_INT)? as u32,
+            "retry.backoff.ms" => self.retry_backoff = ms(parse_int(name, v, 0, i64::MAX as u64)?),
+            "retry.backoff.max.ms" => {
+                self.retry_backoff_max = ms(parse_int(name, v, 0, i64::MAX as u64)?)
+            }
+            "max.in.flight.requests.per.connection" => {
+                self.max_in_flight = parse_int(name, v, 1, MAX_INT)? as usize
+            }
+            "metadata.max.age.ms" => {
+                self.metadata_max_age = ms(parse_int(name, v, 0, i64::MAX as u64)?)
+            }
+            "metadata.max.idle.ms" => {
+                self.metadata_max_idle = ms(parse_int(name, v, 5000, i64::MAX as u64)?)
+            }
+            "partitioner.class" => {
+                self.partitioner = match v {
+                    "" => PartitionerChoice::BuiltIn,
+                    "org.apache.kafka.clients.producer.RoundRobinPartitioner"
+                    | "RoundRobinPartitioner" => PartitionerChoice::RoundRobin,
+                    "org.apache.kafka.clients.producer.internals.DefaultPartitioner"
+                    | "org.apache.kafka.clients.producer.UniformStickyPartitioner" => {
+                        return Err(invalid(
+                            name,
+                            v,
+                            "deprecated in Java 3.3 and removed in 4.0; leave partitioner.class unset for the built-in partitioner",
+                        ))
+                    }
+                    _ => {
+                        return Err(invalid(
+                            name,
+                            v,
+                            "a Java class cannot be loaded here: pass a Rust partitioner with ProducerConfig::partitioner, or use RoundRobinPartitioner",
+                        ))
+                    }
+                }
+            }
+            "partitioner.adaptive.partitioning.enable" => {
+                self.partitioner_adaptive = parse_bool(name, v)?
+            }
+            "partitioner.ignore.keys" => self.partitioner_ignore_keys = parse_bool(name, v)?,
+            "partitioner.availability.timeout.ms" => {
+                if parse_int(name, v, 0, i64::MAX as u64)? != 0 {
+                    return Err(partial(info, v));
+                }
+            }
+            "key.serializer" => self.key_serializer = Some(parse_serializer(name, v)?),
+            "value.serializer" => self.value_serializer = Some(parse_serializer(name, v)?),
+            "reconnect.backoff.ms" => {
+                self.reconnect_backoff = ms(parse_int(name, v, 0, i64::MAX as u64)?)
+            }
+            "reconnect.backoff.max.ms" => {
+                self.reconnect_backoff_max = ms(parse_int(name, v, 0, i64::MAX as u64)?)
+            }
+            "socket.connection.setup.timeout.ms" => {
+                self.connection_setup_timeout = ms(parse_int(name, v, 0, i64::MAX as u64)?)
+            }
+            "socket.connection.setup.timeout.max.ms" => {
+                self.connection_setup_timeout_max = ms(parse_int(name, v, 0, i64::MAX as u64)?)
+            }
+            "connections.max.idle.ms" => {
+                let n: i64 = v
+                    .parse()
+                    .map_err(|_| invalid(name, v, "expected a number of milliseconds"))?;
+                self.connections_max_idle = (n >= 0).then(|| ms(n as u64));
+            }
+            "compression.type" => {
+                match v {
+                    "none" => {}
+                    "gzip" | "snappy" | "lz4" | "zstd" => return Err(partial(info, v)),
+                    _ => return Err(invalid(name, v, "must be one of none, gzip, snappy, lz4, zstd")),
+                }
+            }
+            "compression.gzip.level" => {
+                let l = parse_signed(name, v)?;
+                if !(l == -1 || (1..=9).contains(&l)) {
+                    return Err(invalid(name, v, "must be -1 or in 1..=9"));
+                }
+            }
+            "compression.lz4.level" => {
+                parse_int(name, v, 1, 17)?;
+            }
+            "compression.zstd.level" => {
+                let l = parse_signed(name, v)?;
+                if !(-131_072..=22).contains(&l) {
+                    return Err(invalid(name, v, "must be in -131072..=22"));
+                }
+            }
+            "enable.idempotence" => {
+                if parse_bool(name, v)? {
+                    return Err(partial(info, v));
+                }
+            }
+            "transaction.timeout.ms" => {
+                self.transaction_timeout = ms(parse_int(name, v, 0, MAX_INT)?)
+            }
+            "transaction.two.phase.commit.enable" | "auto.include.jmx.reporter" => {
+                if parse_bool(name, v)? {
+                    return Err(partial(info, v));
+                }
+            }
+            "enable.metrics.push" => {
+                if parse_bool(name, v)? {
+                    return Err(partial(info, v));
+                }
+            }
+            "send.buffer.bytes" | "receive.buffer.bytes" => {
+                if parse_signed(name, v)? != -1 {
+                    return Err(partial(info, v));
+                }
+            }
+            "interceptor.classes" | "metric.reporters" => {
+                if !parse_list(v).is_empty() {
+                    return Err(partial(info, v));
+                }
+            }
+            "metrics.num.samples" | "metrics.sample.window.ms" | "metrics.recording.level"
+            | "client.dns.lookup" | "metadata.recovery.strategy"
+            | "metadata.recovery.rebootstrap.trigger.ms" => {
+                if !v.eq_ignore_ascii_case(info.java_default) {
+                    return Err(partial(info, v));
+                }
+            }
+            "security.protocol" => {
+                match v.to_ascii_uppercase().as_str() {
+                    "PLAINTEXT" => {}
+                    "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => return Err(partial(info, v)),
+                    _ => {
+                        return Err(invalid(
+                            name,
+                            v,
+                            "must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
+                        ))
+                    }
+                }
+            }
+            _ => unreachable!("key {name} is in KEYS but not handled"),
+        }
+        self.explicit.insert(name, v.to_owned());
+        Ok(self)
+    }
+
+    /// The value of a key as this configuration holds it: what was set, or
+    /// the effective default. `None` for an unknown key.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let info = KEYS.iter().find(|k| k.name == key)?;
+        if let Some(v) = self.explicit.get(info.name) {
+            return Some(v.clone());
+        }
+        let millis = |d: Duration| d.as_millis().to_string();
+        Some(match info.name {
+            "bootstrap.servers" => self.bootstrap_servers.join(","),
+            "client.id" => self.client_id.clone(),
+            "acks" => match self.acks {
+                Acks::All => "all".into(),
+                Acks::Leader => "1".into(),
+                Acks::None => "0".into(),
+            },
+            "linger.ms" => millis(self.linger),
+            "batch.size" => self.batch_size.to_string(),
+            "buffer.memory" => self.buffer_memory.to_string(),
+            "max.block.ms" => millis(self.max_block),
+            "max.request.size" => self.max_request_size.to_string(),
+            "request.timeout.ms" => millis(self.request_timeout),
+            "delivery.timeout.ms" => millis(self.delivery_timeout),
+            "retries" => self.retries.to_string(),
+            "retry.backoff.ms" => millis(self.retry_backoff),
+            "retry.backoff.max.ms" => millis(self.retry_backoff_max),
+            "max.in.flight.requests.per.connection" => self.max_in_flight.to_string(),
+            "metadata.max.age.ms" => millis(self.metadata_max_age),
+            "metadata.max.idle.ms" => millis(self.metadata_max_idle),
+            "partitioner.adaptive.partitioning.enable" => self.partitioner_adaptive.to_string(),
+            "partitioner.ignore.keys" => self.partitioner_ignore_keys.to_string(),
+            "enable.idempotence" | "enable.metrics.push" | "auto.include.jmx.reporter" => {
+                "false".into()
+            }
+            "send.buffer.bytes" | "receive.buffer.bytes" => "-1".into(),
+            "interceptor.classes" | "metric.reporters" => String::new(),
+            _ => info.java_default.to_owned(),
+        })
+    }
+
+    /// True if the caller set `key` explicitly.
+    pub fn is_set(&self, key: &str) -> bool {
+        self.explicit.keys().any(|k| *k == key)
+    }
+
+    fn mark(mut self, key: &'static str, value: impl ToString) -> Self {
+        self.explicit.insert(key, value.to_string());
+        self
+    }
+
+    /// `bootstrap.servers`: comma-separated `host:port` pairs.
+    #[must_use]
+    pub fn bootstrap_servers(mut self, servers: impl Into<String>) -> Self {
+        let s = servers.into();
+        self.bootstrap_servers = parse_list(&s);
+        self.mark("bootstrap.servers", s)
+    }
+
+    /// `client.id`.
+    #[must_use]
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = id.into();
+        let v = self.client_id.clone();
+        self.mark("client.id", v)
+    }
+
+    /// `acks`.
+    #[must_use]
+    pub fn acks(mut self, acks: Acks) -> Self {
+        self.acks = acks;
+        self.mark("acks", acks.as_i16())
+    }
+
+    /// `linger.ms`.
+    #[must_use]
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self.mark("linger.ms", linger.as_millis())
+    }
+
+    /// `batch.size`, in bytes.
+    #[must_use]
+    pub fn batch_size(mut self, bytes: usize) -> Self {
+        self.batch_size = bytes;
+        self.mark("batch.size", bytes)
+    }
+
+    /// `buffer.memory`, in bytes.
+    #[must_use]
+    pub fn buffer_memory(mut self, bytes: usize) -> Self {
+        self.buffer_memory = bytes;
+        self.mark("buffer.memory", bytes)
+    }
+
+    /// `max.block.ms`.
+    #[must_use]
+    pub fn max_block(mut self, d: Duration) -> Self {
+        self.max_block = d;
+        self.mark("max.block.ms", d.as_millis())
+    }
+
+    /// `max.request.size`, in bytes.
+    #[must_use]
+    pub fn max_request_size(mut self, bytes: usize) -> Self {
+        self.max_request_size = bytes;
+        self.mark("max.request.size", bytes)
+    }
+
+    /// `request.timeout.ms`.
+    #[must_use]
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.request_timeout = d;
+        self.mark("request.timeout.ms", d.as_millis())
+    }
+
+    /// `delivery.timeout.ms`.
+    #[must_use]
+    pub fn delivery_timeout(mut self, d: Duration) -> Self {
+        self.delivery_timeout = d;
+        self.mark("delivery.timeout.ms", d.as_millis())
+    }
+
+    /// `retries`.
+    #[must_use]
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self.mark("retries", n)
+    }
+
+    /// `retry.backoff.ms`.
+    #[must_use]
+    pub fn retry_backoff(mut self, d: Duration) -> Self {
+        self.retry_backoff = d;
+        self.mark("retry.backoff.ms", d.as_millis())
+    }
+
+    /// `retry.backoff.max.ms`.
+    #[must_use]
+    pub fn retry_backoff_max(mut self, d: Duration) -> Self {
+        self.retry_backoff_max = d;
+        self.mark("retry.backoff.max.ms", d.as_millis())
+    }
+
+    /// `max.in.flight.requests.per.connection`.
+    #[must_use]
+    pub fn max_in_flight_requests_per_connection(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self.mark("max.in.flight.requests.per.connection", n)
+    }
+
+    /// `metadata.max.age.ms`.
+    #[must_use]
+    pub fn metadata_max_age(mut self, d: Duration) -> Self {
+        self.metadata_max_age = d;
+        self.mark("metadata.max.age.ms", d.as_millis())
+    }
+
+    /// A custom partitioner (Java's `partitioner.class`).
+    #[must_use]
+    pub fn partitioner(mut self, partitioner: Arc<dyn Partitioner>) -> Self {
+        self.partitioner = PartitionerChoice::Custom(partitioner);
+        self.mark("partitioner.class", "<custom>")
+    }
+
+    /// `partitioner.class=RoundRobinPartitioner`.
+    #[must_use]
+    pub fn round_robin_partitioner(mut self) -> Self {
+        self.partitioner = PartitionerChoice::RoundRobin;
+        self.mark(
+            "partitioner.class",
+            "org.apache.kafka.clients.producer.RoundRobinPartitioner",
+        )
+    }
+
+    /// `partitioner.ignore.keys`.
+    #[must_use]
+    pub fn partitioner_ignore_keys(mut self, ignore: bool) -> Self {
+        self.partitioner_ignore_keys = ignore;
+        self.mark("partitioner.ignore.keys", ignore)
+    }
+
+    /// `partitioner.adaptive.partitioning.enable`.
+    #[must_use]
+    pub fn partitioner_adaptive_partitioning(mut self, enable: bool) -> Self {
+        self.partitioner_adaptive = enable;
+        self.mark("partitioner.adaptive.partitioning.enable", enable)
+    }
+
+    /// Checks the whole configuration as Java's constructor does, and fills
+    /// in derived values (the client id, a raised delivery timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first key that is wrong.
+    pub(crate) fn validate(mut self) -> Result<Self> {
+        if self.bootstrap_servers.is_empty() {
+            return Err(Error::config(
+                "bootstrap.servers",
+                "must be set to at least one host:port",
+            ));
+        }
+        for s in &self.bootstrap_servers {
+            parse_host_port(s)?;
+        }
+        if self.max_in_flight == 0 {
+            return Err(Error::config(
+                "max.in.flight.requests.per.connection",
+                "must be at least 1",
+            ));
+        }
+        let ms_i32 = |d: Duration| d.as_millis() <= MAX_INT as u128;
+        for (key, d) in [
+            ("linger.ms", self.linger),
+            ("request.timeout.ms", self.request_timeout),
+            ("delivery.timeout.ms", self.delivery_timeout),
+        ] {
+            if !ms_i32(d) {
+                return Err(Error::config(key, "must fit in a Java int of milliseconds"));
+            }
+        }
+        if self.metadata_max_idle < ms(5000) {
+            return Err(Error::config(
+                "metadata.max.idle.ms",
+                "must be at least 5000",
+            ));
+        }
+        // Java: delivery.timeout.ms >= linger.ms + request.timeout.ms; an
+        // explicit lower value is an error, the default is quietly raised.
+        let floor = self.linger + self.request_timeout;
+        if self.delivery_timeout < floor {
+            if self.is_set("delivery.timeout.ms") {
+                return Err(Error::config(
+                    "delivery.timeout.ms",
+                    format!(
+                        "must be at least linger.ms + request.timeout.ms ({} ms)",
+                        floor.as_millis()
+                    ),
+                ));
+            }
+            log::warn!(
+                "delivery.timeout.ms raised to linger.ms + request.timeout.ms = {} ms",
+                floor.as_millis()
+            );
+            self.delivery_timeout = floor;
+        }
+        // Java (KIP-580): if retry.backoff.ms exceeds retry.backoff.max.ms,
+        // the backoff is constant at retry.backoff.ms.
+        if self.retry_backoff_max < self.retry_backoff {
+            self.retry_backoff_max = self.retry_backoff;
+        }
+        if self.reconnect_backoff_max < self.reconnect_backoff {
+            self.reconnect_backoff_max = self.reconnect_backoff;
+        }
+        if self.connection_setup_timeout_max < self.connection_setup_timeout {
+            self.connection_setup_timeout_max = self.connection_setup_timeout;
+        }
+        if self.client_id.is_empty() {
+            self.client_id = format!(
+                "producer-{}",
+                CLIENT_ID_SEQUENCE.fetch_add(1, Ordering::Relaxed)
+            );
+        }
+        Ok(self)
+    }
+}
+
+/// Splits `host:port` (or `[v6]:port`), as `bootstrap.servers` entries are.
+pub(crate) fn parse_host_port(s: &str) -> Result<(String, u16)> {
+    let bad = || {
+        Error::config(
+            "bootstrap.servers",
+            format!("`{s}` is not a valid host:port"),
+        )
+    };
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
+}
+
+fn not_yet(key: &str, value: &str, why: &str) -> Error {
+    Error::NotSupportedYet {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        detail: why.to_owned(),
+    }
+}
+
+fn partial(info: &KeyInfo, value: &str) -> Error {
+    let accepted = match info.support {
+        Support::Partial(a) => a,
+        _ => "",
+    };
+    not_yet(
+        info.name,
+        value,
+        &format!("this release accepts {accepted}"),
+    )
+}
+
+fn invalid(key: &str, value: &str, why: &str) -> Error {
+    Error::config(key, format!("invalid value `{value}`: {why}"))
+}
+
+fn parse_int(key: &str, v: &str, min: u64, max: u64) -> Result<u64> {
+    let n: i128 = v
+        .parse()
+        .map_err(|_| invalid(key, v, "expected an integer"))?;
+    if n < i128::from(min) || n > i128::from(max) {
+        return Err(invalid(key, v, &format!("must be in {min}..={max}")));
+    }
+    Ok(n as u64)
+}
+
+fn parse_signed(key: &str, v: &str) -> Result<i64> {
+    v.parse()
+        .map_err(|_| invalid(key, v, "expected an integer"))
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, v, "expected true or false")),
+    }
+}
+
+fn parse_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn parse_serializer(key: &str, v: &str) -> Result<&'static str> {
+    crate::serialize::canonical_java_class(v).ok_or_else(|| {
+        invalid(
+            key,
+            v,
+            "only Java's built-in serializers can be named here; pass other serializers to Producer::new",
+        )
+    })
+}
+
+/// Parses Java `.properties` text into key/value pairs.
+fn parse_properties(text: &str) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut logical = String::new();
+    for raw in text.lines() {
+        let line = raw.trim_start();
+        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
+            continue;
+        }
+        // An odd number of trailing backslashes continues the line.
+        let trailing = line.chars().rev().take_while(|c| *c == '\\').count();
+        if trailing % 2 == 1 {
+            logical.push_str(&line[..line.len() - 1]);
+            continue;
+        }
+        logical.push_str(line);
+        let entry = std::mem::take(&mut logical);
+        let split = entry.find(['=', ':']).unwrap_or(entry.len());
+        let (k, v) = entry.split_at(split);
+        let k = k.trim();
+        let v = v.get(1..).unwrap_or("").trim();
+        if k.is_empty() {
+            continue;
+        }
+        out.push((unescape(k), unescape(v)));
+    }
+    Ok(out)
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> ProducerConfig {
+        ProducerConfig::new().bootstrap_servers("localhost:9092")
+    }
+
+    #[test]
+    fn java_defaults() {
+        let c = ProducerConfig::new();
+        for (k, v) in [
+            ("acks", "all"),
+            ("linger.ms", "5"),
+            ("batch.size", "16384"),
+            ("buffer.memory", "33554432"),
+            ("max.block.ms", "60000"),
+            ("max.request.size", "1048576"),
+            ("request.timeout.ms", "30000"),
+            ("delivery.timeout.ms", "120000"),
+            ("retries", "2147483647"),
+            ("retry.backoff.ms", "100"),
+            ("retry.backoff.max.ms", "1000"),
+            ("max.in.flight.requests.per.connection", "5"),
+            ("metadata.max.age.ms", "300000"),
+            ("compression.type", "none"),
+            ("partitioner.ignore.keys", "false"),
+        ] {
+            assert_eq!(c.get(k).as_deref(), Some(v), "{k}");
+        }
+        // the one documented difference from Java, until idempotence lands
+        assert_eq!(c.get("enable.idempotence").as_deref(), Some("false"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let e = ProducerConfig::from_pairs([("lingerms", "5")]).unwrap_err();
+        assert!(
+            matches!(&e, Error::Config { key, .. } if key == "lingerms"),
+            "{e}"
+        );
+        for (k, v) in [
+            ("acks", "2"),
+            ("linger.ms", "-1"),
+            ("batch.size", "big"),
+            ("max.in.flight.requests.per.connection", "0"),
+            ("enable.idempotence", "maybe"),
+            ("partitioner.class", "com.example.MyPartitioner"),
+            ("key.serializer", "com.example.AvroSerializer"),
+            ("metadata.max.idle.ms", "10"),
+        ] {
+            let e = ProducerConfig::from_pairs([(k, v)]).unwrap_err();
+            assert!(
+                matches!(&e, Error::Config { key, .. } if key == k),
+                "{k}={v}: {e}"
+            );
+            assert!(e.to_string().contains(k), "{e}");
+        }
+    }
+
+    #[test]
+    fn later_features_are_refused_not_ignored() {
+        for (k, v) in [
+            ("compression.type", "lz4"),
+            ("enable.idempotence", "true"),
+            ("transactional.id", "tx"),
+            ("security.protocol", "SSL"),
+            ("ssl.truststore.location", "/tmp/x"),
+            ("sasl.mechanism", "PLAIN"),
+            ("interceptor.classes", "com.example.I"),
+            ("send.buffer.bytes", "131072"),
+            ("partitioner.availability.timeout.ms", "100"),
+        ] {
+            let e = ProducerConfig::from_pairs([(k, v)]).unwrap_err();
+            assert!(
+                matches!(&e, Error::NotSupportedYet { key, .. } if key == k),
+                "{k}={v}: {e}"
+            );
+        }
+        // values that match what this release does are fine
+        ProducerConfig::from_pairs([
+            ("compression.type", "none"),
+            ("enable.idempotence", "false"),
+            ("security.protocol", "PLAINTEXT"),
+            ("send.buffer.bytes", "-1"),
+        ])
+        .unwrap();
+    }
+
+    #[test]
+    fn every_known_key_is_handled() {
+        // set() has an unreachable!() arm for keys it forgets; exercise all
+        for k in ProducerConfig::keys() {
+            let mut c = ProducerConfig::new();
+            let _ = c.set(k.name, k.java_default);
+            assert!(c.get(k.name).is_some());
+        }
+    }
+
+    #[test]
+    fn delivery_timeout_rule_follows_java() {
+        let e = base()
+            .linger(ms(100))
+            .request_timeout(ms(1000))
+            .delivery_timeout(ms(500))
+            .validate()
+            .unwrap_err();
+        assert!(matches!(&e, Error::Config { key, .. } if key == "delivery.timeout.ms"));
+        // not set explicitly: raised quietly
+        let c = base().request_timeout(ms(200_000)).validate().unwrap();
+        assert_eq!(c.delivery_timeout, ms(200_005));
+    }
+
+    #[test]
+    fn bootstrap_is_required_and_checked() {
+        assert!(ProducerConfig::new().validate().is_err());
+        let e = ProducerConfig::new()
+            .bootstrap_servers("localhost")
+            .validate()
+            .unwrap_err();
+        assert!(matches!(&e, Error::Config { key, .. } if key == "bootstrap.servers"));
+        assert_eq!(
+            parse_host_port("[::1]:9092").unwrap(),
+            ("::1".to_string(), 9092)
+        );
+    }
+
+    #[test]
+    fn client_id_defaults_to_producer_n() {
+        let c = base().validate().unwrap();
+        assert!(c.client_id.starts_with("producer-"), "{}", c.client_id);
+    }
+
+    #[test]
+    fn properties_files_parse_like_java() {
+        let text = "# comment\n! also a comment\n\nbootstrap.servers = a:1,\\\n    b:2\nacks: 1\nlinger.ms=7\nclient.id=my\\ client\n";
+        let c = ProducerConfig::from_properties(text).unwrap();
+        assert_eq!(c.bootstrap_servers, vec!["a:1", "b:2"]);
+        assert_eq!(c.acks, Acks::Leader);
+        assert_eq!(c.linger, ms(7));
+        assert_eq!(c.client_id, "my client");
+    }
+}

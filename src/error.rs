@@ -1,0 +1,238 @@
+//! The public [`Error`] and [`Result`].
+//!
+//! One error type whose variants a caller can act on: fix the configuration,
+//! shrink the record, back off and retry, look at the broker's error code,
+//! or stop using a closed producer. Errors are `Clone` because one broker
+//! answer completes every record of a batch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::protocol::ErrorCode;
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which part of a record a serializer failed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordPart {
+    /// The key.
+    Key,
+    /// The value.
+    Value,
+}
+
+impl std::fmt::Display for RecordPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RecordPart::Key => "key",
+            RecordPart::Value => "value",
+        })
+    }
+}
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration key is unknown, or its value is invalid.
+    #[error("invalid configuration `{key}`: {message}")]
+    Config {
+        /// The key (Java's property name).
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// The configuration asks for something this release does not do yet.
+    /// Nothing is silently ignored: such settings are refused instead.
+    #[error("configuration `{key}` = `{value}` is not supported yet: {detail}")]
+    NotSupportedYet {
+        /// The key.
+        key: String,
+        /// The value that was asked for.
+        value: String,
+        /// What is supported today.
+        detail: String,
+    },
+
+    /// A serializer refused the record's key or value.
+    #[error("failed to serialize the record's {part}: {source}")]
+    Serialization {
+        /// Key or value.
+        part: RecordPart,
+        /// The serializer's error.
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// The record's partition cannot be used: a custom partitioner returned
+    /// a partition outside the topic, for example.
+    #[error("invalid partition for topic {topic}: {message}")]
+    InvalidPartition {
+        /// The topic.
+        topic: String,
+        /// What was wrong.
+        message: String,
+    },
+
+    /// The serialized record is larger than a limit (`max.request.size` or
+    /// `buffer.memory`). The record was not sent.
+    #[error(
+        "the record is {size} bytes when serialized, which is larger than {setting} ({limit})"
+    )]
+    RecordTooLarge {
+        /// The record's size in a batch.
+        size: usize,
+        /// The limit it exceeds.
+        limit: usize,
+        /// The configuration key of that limit.
+        setting: &'static str,
+    },
+
+    /// `send` waited `max.block.ms` for room in `buffer.memory` and got
+    /// none. Java's `BufferExhaustedException`. Retriable: back off and send
+    /// again, or give the producer more memory.
+    #[error("failed to allocate {requested} bytes of buffer.memory within max.block.ms ({max_block_ms} ms)")]
+    BufferExhausted {
+        /// Bytes asked for.
+        requested: usize,
+        /// The configured `max.block.ms`.
+        max_block_ms: u64,
+    },
+
+    /// The topic, or the record's partition, did not appear in metadata
+    /// within `max.block.ms`.
+    #[error("{}", metadata_timeout_message(.topic, *.partition, *.partition_count, *.waited_ms))]
+    MetadataTimeout {
+        /// The topic.
+        topic: String,
+        /// The partition asked for, if one was.
+        partition: Option<i32>,
+        /// The partition count metadata reported, if the topic is known.
+        partition_count: Option<usize>,
+        /// How long `send` waited.
+        waited_ms: u64,
+    },
+
+    /// The record was not acknowledged within `delivery.timeout.ms` (Java's
+    /// `TimeoutException` from batch expiry).
+    #[error("expiring {record_count} record(s) for {topic}-{partition}: {elapsed_ms} ms has passed since batch creation ({stage})")]
+    DeliveryTimeout {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// How many records of the batch expired.
+        record_count: usize,
+        /// Time since the batch was created.
+        elapsed_ms: u64,
+        /// Where the batch was: waiting in the accumulator, or in flight.
+        stage: &'static str,
+    },
+
+    /// The broker answered with an error code for this record's partition.
+    #[error("broker error {code} for {topic}-{partition}{}", .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Broker {
+        /// The Kafka error code.
+        code: ErrorCode,
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The broker's message, if it sent one (Produce v8+).
+        message: Option<String>,
+    },
+
+    /// A connection failed, or broke while the record was in flight.
+    #[error("network error with broker {broker}: {message}")]
+    Network {
+        /// The broker (node id and address).
+        broker: String,
+        /// What happened.
+        message: String,
+    },
+
+    /// A broker does not speak a version of an API that we need.
+    #[error("broker {broker} does not support {api} versions {min}-{max} (it supports {broker_min}-{broker_max})")]
+    UnsupportedVersion {
+        /// The broker.
+        broker: String,
+        /// The API's name.
+        api: &'static str,
+        /// Lowest version we send.
+        min: i16,
+        /// Highest version we send.
+        max: i16,
+        /// Lowest the broker accepts.
+        broker_min: i16,
+        /// Highest the broker accepts.
+        broker_max: i16,
+    },
+
+    /// A broker sent bytes we could not decode.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+
+    /// The producer is closed; `send` no longer accepts records.
+    #[error("cannot send after the producer is closed")]
+    Closed,
+
+    /// The producer was closed before this record could be delivered (a
+    /// `close_timeout` that ran out, say).
+    #[error("the record was aborted before delivery: {0}")]
+    Aborted(String),
+
+    /// The call is not allowed here (`flush` from a send callback, say).
+    #[error("invalid operation: {0}")]
+    InvalidOperation(String),
+
+    /// `RecordFuture::get_timeout` gave up waiting; the record is still in
+    /// flight and the future can be waited on again.
+    #[error("the record's result was not ready within {0:?}")]
+    WaitTimeout(Duration),
+}
+
+fn metadata_timeout_message(
+    topic: &str,
+    partition: Option<i32>,
+    count: Option<usize>,
+    waited_ms: u64,
+) -> String {
+    match (partition, count) {
+        (Some(p), Some(n)) => format!(
+            "partition {p} of topic {topic} with partition count {n} is not present in metadata after {waited_ms} ms"
+        ),
+        _ => format!("topic {topic} not present in metadata after {waited_ms} ms"),
+    }
+}
+
+impl Error {
+    /// True if sending the same record again may succeed: a retriable
+    /// broker code, a network error, a timeout or buffer exhaustion.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Broker { code, .. } => code.is_retriable(),
+            Error::Network { .. }
+            | Error::BufferExhausted { .. }
+            | Error::MetadataTimeout { .. }
+            | Error::DeliveryTimeout { .. }
+            | Error::WaitTimeout(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The Kafka error code, for broker errors.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Broker { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn config(key: &str, message: impl Into<String>) -> Error {
+        Error::Config {
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,641 @@
+//! One I/O thread per broker: drains the ready batches of the partitions
+//! that broker leads, writes one Produce request covering all of them (up
+//! to `max.request.size`), keeps up to
+//! `max.in.flight.requests.per.connection` requests in flight, reads the
+//! responses and completes, retries or fails each batch.
+//!
+//! The thread blocks only in `mio::Poll::poll`, which returns when its
+//! socket is readable or writable, when `send` or the metadata thread wakes
+//! it through its [`DrainSignal`], or when its next deadline (a linger
+//! expiry, a retry backoff, a request timeout) comes. Opening a connection
+//! is the exception: it blocks for up to `socket.connection.setup.timeout.ms`
+//! plus `request.timeout.ms`, while the thread holds no batch.
+//!
+//! Callbacks run on this thread, in record order per partition. A slow
+//! callback delays every partition this broker leads; a panicking one is
+//! caught (see `accumulator/batch.rs`).
+
+use std::collections::VecDeque;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use super::conn::{header_versions, Connection};
+use super::IoShared;
+use crate::accumulator::{DrainSignal, Drained, PartitionQueue};
+use crate::config::Acks;
+use crate::error::Error;
+use crate::future::Delivered;
+use crate::protocol::messages::header::decode_response_header;
+use crate::protocol::messages::produce::{self, PartitionProduceResponse, ProduceResponse};
+use crate::protocol::primitives::Decoder;
+use crate::protocol::ErrorCode;
+
+/// The poll token of the thread's waker.
+pub(crate) const WAKE: Token = Token(0);
+const SOCKET: Token = Token(1);
+
+/// Messages from the producer to an I/O thread.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Finish what is in flight, then exit.
+    Stop,
+    /// Fail everything in flight with this error and exit now.
+    Abort(Error),
+}
+
+/// One Produce request awaiting its response.
+struct InFlight {
+    correlation_id: i32,
+    version: i16,
+    sent_at: Instant,
+    /// `None` once a batch was expired while in flight: its late answer is
+    /// ignored.
+    batches: Vec<Option<Drained>>,
+}
+
+/// The state of one broker's I/O thread.
+pub(crate) struct BrokerThread {
+    node: i32,
+    shared: Arc<IoShared>,
+    signal: Arc<DrainSignal>,
+    control: Receiver<Control>,
+    poll: Poll,
+    conn: Option<Connection>,
+    produce_version: i16,
+    in_flight: VecDeque<InFlight>,
+    /// acks=0 requests written to the socket buffer but not yet flushed;
+    /// they complete when the write buffer empties.
+    unflushed_acks0: Vec<Drained>,
+    partitions: Arc<[Arc<PartitionQueue>]>,
+    partitions_version: u64,
+    drain_cursor: usize,
+    reconnect_at: Option<Instant>,
+    reconnect_failures: u32,
+    last_activity: Instant,
+    stopping: bool,
+}
+
+impl BrokerThread {
+    pub(crate) fn new(
+        node: i32,
+        shared: Arc<IoShared>,
+        poll: Poll,
+        signal: Arc<DrainSignal>,
+        control: Receiver<Control>,
+    ) -> Self {
+        BrokerThread {
+            node,
+            shared,
+            signal,
+            control,
+            poll,
+            conn: None,
+            produce_version: produce::MIN_VERSION,
+            in_flight: VecDeque::new(),
+            unflushed_acks0: Vec::new(),
+            partitions: Arc::from(Vec::new()),
+            partitions_version: u64::MAX,
+            drain_cursor: 0,
+            reconnect_at: None,
+            reconnect_failures: 0,
+            last_activity: Instant::now(),
+            stopping: false,
+        }
+    }
+
+    /// The thread's loop; returns when told to stop (after its in-flight
+    /// requests are answered) or to abort.
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(8);
+        loop {
+            self.signal.begin_cycle();
+            if let Some(abort) = self.handle_control() {
+                self.fail_all(abort);
+                return;
+            }
+            let now = Instant::now();
+            self.refresh_partitions();
+            self.check_in_flight(now);
+            let mut next_wake = self.send_ready(now);
+            if let Err(e) = self.flush_writes() {
+                self.disconnect(&format!("write failed: {e}"), now);
+            }
+            if self.stopping && self.in_flight.is_empty() && self.unflushed_acks0.is_empty() {
+                return;
+            }
+            if let Some(t) = self
+                .in_flight
+                .front()
+                .map(|f| f.sent_at + self.shared.cfg.request_timeout)
+            {
+                next_wake = earliest(next_wake, Some(t));
+            }
+            if let Some(t) = self.idle_deadline() {
+                next_wake = earliest(next_wake, Some(t));
+            }
+            let until = next_wake.map_or(u64::MAX, |t| self.shared.accumulator.nanos(t));
+            if !self.signal.prepare_sleep(until) {
+                continue;
+            }
+            let timeout = next_wake.map(|t| {
+                let d = t.saturating_duration_since(Instant::now());
+                // mio rounds down to whole milliseconds; never spin on 0.
+                d.max(Duration::from_millis(1)).min(Duration::from_secs(60))
+            });
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    log::error!("{}: poll failed: {e}", self.label());
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                continue;
+            }
+            for ev in events.iter() {
+                if ev.token() == SOCKET {
+                    self.on_socket_ready(ev.is_readable() || ev.is_read_closed() || ev.is_error());
+                }
+            }
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("{} node {}", self.shared.cfg.client_id, self.node)
+    }
+
+    fn handle_control(&mut self) -> Option<Error> {
+        while let Ok(msg) = self.control.try_recv() {
+            match msg {
+                Control::Stop => self.stopping = true,
+                Control::Abort(e) => return Some(e),
+            }
+        }
+        None
+    }
+
+    fn refresh_partitions(&mut self) {
+        let v = self.shared.accumulator.leaders_version();
+        if v != self.partitions_version {
+            self.partitions = self.shared.accumulator.partitions_led_by(self.node);
+            self.partitions_version = v;
+        }
+    }
+
+    /// Drains and sends while the in-flight window has room. Returns when
+    /// the next unready batch becomes ready (or a reconnect is due).
+    fn send_ready(&mut self, now: Instant) -> Option<Instant> {
+        if self.stopping {
+            return None;
+        }
+        let has_data = self.partitions.iter().any(|q| q.queued() > 0);
+        if !has_data {
+            return None;
+        }
+        if self.conn.is_none() {
+            if let Some(t) = self.reconnect_at.filter(|t| *t > now) {
+                return Some(t);
+            }
+            if !self.connect() {
+                return self.reconnect_at;
+            }
+        }
+        let cfg = self.shared.cfg.clone();
+        let mut next = None;
+        while self.in_flight.len() < cfg.max_in_flight {
+            let (drained, n) = self.shared.accumulator.drain(
+                &self.partitions,
+                &mut self.drain_cursor,
+                cfg.max_request_size,
+                now,
+            );
+            next = earliest(next, n);
+            if drained.is_empty() {
+                break;
+            }
+            self.send_produce(drained, now);
+            if next == Some(now) {
+                next = None; // the cursor stopped early: loop again
+            }
+        }
+        next
+    }
+
+    fn connect(&mut self) -> bool {
+        let cluster = self.shared.metadata.cluster();
+        let Some(node) = cluster.node(self.node).cloned() else {
+            self.schedule_reconnect(Instant::now());
+            return false;
+        };
+        let cfg = &self.shared.cfg;
+        let label = format!("node {node}");
+        let setup = (cfg.connection_setup_timeout
+            * 2u32.saturating_pow(self.reconnect_failures.min(8)))
+        .min(cfg.connection_setup_timeout_max);
+        match Connection::open(
+            label,
+            &node.host,
+            node.port,
+            &cfg.client_id,
+            setup,
+            cfg.request_timeout,
+        )
+        .and_then(|c| {
+            let v = c.version_for(produce::API_KEY, "Produce")?;
+            Ok((c, v))
+        }) {
+            Ok((conn, v)) => {
+                if let Err(e) = conn.transport().set_nonblocking(true).and_then(|()| {
+                    let fd = conn.transport().as_raw_fd();
+                    self.poll.registry().register(
+                        &mut SourceFd(&fd),
+                        SOCKET,
+                        Interest::READABLE | Interest::WRITABLE,
+                    )
+                }) {
+                    log::warn!("{}: cannot poll the new connection: {e}", self.label());
+                    self.schedule_reconnect(Instant::now());
+                    return false;
+                }
+                log::debug!("{}: connected, Produce v{v}", self.label());
+                self.conn = Some(conn);
+                self.produce_version = v;
+                self.reconnect_failures = 0;
+                self.reconnect_at = None;
+                self.last_activity = Instant::now();
+                true
+            }
+            Err(e) => {
+                log::warn!("{}: {e}", self.label());
+                self.shared.metadata.request_update();
+                self.schedule_reconnect(Instant::now());
+                // A broker that speaks no Produce version we can send will
+                // never take these batches: fail them now, loudly.
+                if let Error::UnsupportedVersion { .. } = e {
+                    self.fail_queued(&e);
+                }
+                false
+            }
+        }
+    }
+
+    fn schedule_reconnect(&mut self, now: Instant) {
+        let cfg = &self.shared.cfg;
+        let backoff = jittered(
+            cfg.reconnect_backoff,
+            cfg.reconnect_backoff_max,
+            self.reconnect_failures,
+        );
+        self.reconnect_failures = self.reconnect_failures.saturating_add(1);
+        self.reconnect_at = Some(now + backoff);
+    }
+
+    fn fail_queued(&mut self, e: &Error) {
+        self.shared
+            .accumulator
+            .abort_queued(Some(&self.partitions), e);
+    }
+
+    /// Writes one Produce request for `drained` (grouped by topic).
+    fn send_produce(&mut self, mut drained: Vec<Drained>, now: Instant) {
+        let conn = self.conn.as_mut().expect("connected");
+        let cfg = &self.shared.cfg;
+        let version = self.produce_version;
+        drained.sort_by(|a, b| {
+            (&*a.queue.topic, a.queue.partition).cmp(&(&*b.queue.topic, b.queue.partition))
+        });
+        let (req_hv, _) = header_versions(produce::API_KEY, version);
+        let acks = cfg.acks;
+        let timeout_ms = cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32;
+        let correlation_id = conn.enqueue(produce::API_KEY, version, req_hv, |buf| {
+            let topics = 1 + drained
+                .windows(2)
+                .filter(|w| w[0].queue.topic != w[1].queue.topic)
+                .count();
+            produce::write_request_prefix(buf, version, None, acks.as_i16(), timeout_ms, topics);
+            let mut i = 0;
+            while i < drained.len() {
+                let topic = &drained[i].queue.topic;
+                let n = drained[i..]
+                    .iter()
+                    .take_while(|d| &d.queue.topic == topic)
+                    .count();
+                produce::write_topic(buf, version, topic, n);
+                for d in &drained[i..i + n] {
+                    produce::write_partition(
+                        buf,
+                        version,
+                        d.queue.partition,
+                        &d.batch.wire_parts(),
+                    );
+                }
+                produce::end_topic(buf, version);
+                i += n;
+            }
+            produce::end_request(buf, version);
+        });
+        self.last_activity = now;
+        if acks == Acks::None {
+            // No response will be awaited (the test brokers send one
+            // anyway; it is read and dropped by correlation id).
+            self.unflushed_acks0.extend(drained);
+        } else {
+            self.in_flight.push_back(InFlight {
+                correlation_id,
+                version,
+                sent_at: now,
+                batches: drained.into_iter().map(Some).collect(),
+            });
+        }
+    }
+
+    fn flush_writes(&mut self) -> std::io::Result<()> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        conn.write_some()?;
+        if !conn.wants_write() && !self.unflushed_acks0.is_empty() {
+            for d in std::mem::take(&mut self.unflushed_acks0) {
+                self.shared.accumulator.complete(
+                    d.batch,
+                    Ok(Delivered {
+                        base_offset: -1,
+                        log_append_time: -1,
+                    }),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn on_socket_ready(&mut self, readable: bool) {
+        let now = Instant::now();
+        if let Err(e) = self.flush_writes() {
+            self.disconnect(&format!("write failed: {e}"), now);
+            return;
+        }
+        if !readable {
+            return;
+        }
+        // Take the connection out so responses can be handled (which needs
+        // `&mut self`) straight from its read buffer, without a copy.
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let read = conn.read_some();
+        // Handle every complete frame, even if the read then failed: the
+        // broker may answer and close.
+        let frames = loop {
+            match conn.next_frame(|corr, frame| self.on_response(corr, frame, now)) {
+                Ok(Some(())) => {}
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        self.conn = Some(conn);
+        if let Err(e) = frames {
+            self.disconnect(&format!("bad response: {e}"), now);
+        } else if let Err(e) = read {
+            self.disconnect(&e.to_string(), now);
+        }
+    }
+
+    fn on_response(&mut self, corr: i32, frame: &[u8], now: Instant) {
+        self.last_activity = now;
+        let Some(i) = self.in_flight.iter().position(|f| f.correlation_id == corr) else {
+            // acks=0 requests get answers from some brokers; nothing waits.
+            log::trace!("{}: ignoring response {corr}", self.label());
+            return;
+        };
+        if i != 0 {
+            log::warn!(
+                "{}: response {corr} arrived before {} earlier ones",
+                self.label(),
+                i
+            );
+        }
+        let entry = self.in_flight.remove(i).expect("found");
+        let (_, resp_hv) = header_versions(produce::API_KEY, entry.version);
+        let mut d = Decoder::new(frame, false);
+        let parsed = decode_response_header(&mut d, resp_hv)
+            .and_then(|_| ProduceResponse::decode(&frame[d.position()..], entry.version));
+        let resp = match parsed {
+            Ok(r) => r,
+            Err(e) => {
+                let err = Error::Protocol(format!("Produce response from {}: {e}", self.label()));
+                for b in entry.batches.into_iter().flatten() {
+                    self.fail_or_retry(b, err.clone(), false, now);
+                }
+                return;
+            }
+        };
+        if resp.throttle_time_ms > 0 {
+            log::debug!("{}: throttled {} ms", self.label(), resp.throttle_time_ms);
+        }
+        for slot in entry.batches.into_iter().flatten() {
+            let topic = &*slot.queue.topic;
+            let p = resp
+                .responses
+                .iter()
+                .filter(|t| t.name == topic)
+                .flat_map(|t| t.partition_responses.iter())
+                .find(|r| r.index == slot.queue.partition);
+            match p {
+                Some(p) => self.on_partition_response(slot, p, now),
+                None => {
+                    let err = Error::Protocol(format!(
+                        "Produce response from {} has no result for {topic}-{}",
+                        self.label(),
+                        slot.queue.partition
+                    ));
+                    self.fail_or_retry(slot, err, false, now);
+                }
+            }
+        }
+    }
+
+    fn on_partition_response(&mut self, d: Drained, p: &PartitionProduceResponse, now: Instant) {
+        let code = ErrorCode(p.error_code);
+        if code.is_ok() {
+            self.shared.accumulator.complete(
+                d.batch,
+                Ok(Delivered {
+                    base_offset: p.base_offset,
+                    log_append_time: p.log_append_time_ms,
+                }),
+            );
+            return;
+        }
+        if code.is_invalid_metadata() {
+            self.shared.metadata.request_update();
+        }
+        let message = p
+            .error_message
+            .clone()
+            .or_else(|| p.record_errors.iter().find_map(|(_, m)| m.clone()));
+        let err = Error::Broker {
+            code,
+            topic: d.queue.topic.to_string(),
+            partition: d.queue.partition,
+            message,
+        };
+        let retriable = code.is_retriable();
+        self.fail_or_retry(d, err, retriable, now);
+    }
+
+    /// Retries a failed batch if the error allows it, `retries` is not
+    /// used up and its delivery timeout has not passed; fails it otherwise.
+    fn fail_or_retry(&mut self, d: Drained, err: Error, retriable: bool, now: Instant) {
+        let cfg = &self.shared.cfg;
+        let acc = &self.shared.accumulator;
+        let attempts = d.batch.attempts; // sends so far, including this one
+        if retriable
+            && attempts <= cfg.retries
+            && !acc.is_expired(d.batch.created, now)
+            && !acc.is_aborting()
+        {
+            let backoff = jittered(cfg.retry_backoff, cfg.retry_backoff_max, attempts - 1);
+            log::debug!(
+                "{}: retrying {}-{} (attempt {}) in {:?}: {err}",
+                self.label(),
+                d.queue.topic,
+                d.queue.partition,
+                attempts + 1,
+                backoff
+            );
+            acc.reenqueue(&d.queue, d.batch, now + backoff);
+        } else {
+            if acc.is_expired(d.batch.created, now) && retriable {
+                let e = acc.delivery_timeout_error(&d.batch, now, "retrying");
+                acc.complete(d.batch, Err(e));
+                return;
+            }
+            acc.complete(d.batch, Err(err));
+        }
+    }
+
+    /// Fails in-flight batches past their delivery timeout, and drops the
+    /// connection if the oldest request has waited `request.timeout.ms`.
+    fn check_in_flight(&mut self, now: Instant) {
+        let acc = self.shared.accumulator.clone();
+        for f in &mut self.in_flight {
+            for slot in &mut f.batches {
+                if slot
+                    .as_ref()
+                    .is_some_and(|d| acc.is_expired(d.batch.created, now))
+                {
+                    let d = slot.take().expect("checked");
+                    let e = acc.delivery_timeout_error(&d.batch, now, "in flight");
+                    acc.complete(d.batch, Err(e));
+                }
+            }
+        }
+        if let Some(f) = self.in_flight.front() {
+            if now.saturating_duration_since(f.sent_at) >= self.shared.cfg.request_timeout {
+                let why = format!(
+                    "request {} got no response within request.timeout.ms ({} ms)",
+                    f.correlation_id,
+                    self.shared.cfg.request_timeout.as_millis()
+                );
+                self.disconnect(&why, now);
+            }
+        }
+        if let Some(deadline) = self.idle_deadline() {
+            if now >= deadline {
+                log::debug!("{}: closing idle connection", self.label());
+                self.drop_connection();
+            }
+        }
+    }
+
+    fn idle_deadline(&self) -> Option<Instant> {
+        let idle = self.shared.cfg.connections_max_idle?;
+        (self.conn.is_some() && self.in_flight.is_empty() && self.unflushed_acks0.is_empty())
+            .then(|| self.last_activity + idle)
+    }
+
+    fn drop_connection(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let fd = conn.transport().as_raw_fd();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        }
+    }
+
+    /// Drops the connection; its in-flight batches are retried or failed
+    /// as a network error, and metadata is refreshed (the leader may have
+    /// moved).
+    fn disconnect(&mut self, why: &str, now: Instant) {
+        if self.conn.is_none() {
+            return;
+        }
+        log::warn!("{}: disconnecting: {why}", self.label());
+        self.drop_connection();
+        let err = Error::Network {
+            broker: self.label(),
+            message: why.to_owned(),
+        };
+        let in_flight: Vec<InFlight> = self.in_flight.drain(..).collect();
+        for f in in_flight {
+            for d in f.batches.into_iter().flatten() {
+                self.fail_or_retry(d, err.clone(), true, now);
+            }
+        }
+        for d in std::mem::take(&mut self.unflushed_acks0) {
+            self.fail_or_retry(d, err.clone(), true, now);
+        }
+        self.shared.metadata.request_update();
+        self.schedule_reconnect(now);
+    }
+
+    /// Fails everything this thread holds (forced close).
+    fn fail_all(&mut self, err: Error) {
+        let acc = self.shared.accumulator.clone();
+        for f in self.in_flight.drain(..) {
+            for d in f.batches.into_iter().flatten() {
+                acc.complete(d.batch, Err(err.clone()));
+            }
+        }
+        for d in self.unflushed_acks0.drain(..) {
+            acc.complete(d.batch, Err(err.clone()));
+        }
+        self.drop_connection();
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// KIP-580 exponential backoff: `base * 2^attempt`, capped at `max`, with
+/// ±20% jitter.
+pub(crate) fn jittered(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(2u32.saturating_pow(attempt.min(31)));
+    let d = exp.min(max).max(base.min(max));
+    let r = crate::util::random_u64() % 4001; // 0..=4000 -> 0.8..=1.2
+    d.mul_f64(0.8 + r as f64 / 10_000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_cap_with_jitter() {
+        let b = Duration::from_millis(100);
+        let m = Duration::from_millis(1000);
+        for _ in 0..100 {
+            let d0 = jittered(b, m, 0);
+            assert!(d0 >= Duration::from_millis(80) && d0 <= Duration::from_millis(120));
+            let d2 = jittered(b, m, 2);
+            assert!(d2 >= Duration::from_millis(320) && d2 <= Duration::from_millis(480));
+            let d9 = jittered(b, m, 9);
+            assert!(d9 >= Duration::from_millis(800) && d9 <= Duration::from_millis(1200));
+        }
+    }
+}

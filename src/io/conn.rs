@@ -1,0 +1,592 @@
+//! [`Connection`]: the only code that reads or writes a socket. It frames
+//! requests (size prefix, request header, correlation id), reassembles
+//! response frames, and negotiates API versions with ApiVersions when it
+//! connects.
+//!
+//! A connection works in two modes. During set-up, and for the metadata
+//! thread, it is blocking with socket timeouts ([`Connection::request`]).
+//! An I/O thread then switches it to non-blocking and drives it from its
+//! poll loop ([`Connection::enqueue`], [`Connection::write_some`],
+//! [`Connection::read_some`], [`Connection::next_frame`]), pipelining
+//! several requests.
+//!
+//! The transport is anything implementing [`Transport`] (a `Read + Write`
+//! with timeouts and a non-blocking switch), so TLS can wrap the TCP stream
+//! later without touching the framing. An authentication step (SASL) will
+//! go right after the ApiVersions exchange in [`Connection::open`].
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::protocol::messages::api_versions::{self, ApiVersionsRequest, ApiVersionsResponse};
+use crate::protocol::messages::header::{
+    begin_frame, decode_response_header, end_frame, RequestHeader,
+};
+use crate::protocol::messages::supported_versions;
+use crate::protocol::primitives::Decoder;
+use crate::protocol::ErrorCode;
+
+/// The name we give brokers in ApiVersions v3+ (KIP-511).
+const CLIENT_SOFTWARE_NAME: &str = "kafka-producer-rs";
+
+/// The largest response frame we accept. Produce responses are small;
+/// metadata for a very large cluster is the biggest thing a producer reads.
+const MAX_RESPONSE_SIZE: usize = 100 * 1024 * 1024;
+
+/// A byte stream a connection can run over.
+pub(crate) trait Transport: Read + Write {
+    /// Sets read and write timeouts for blocking mode.
+    fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()>;
+    /// Switches non-blocking mode on or off.
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()>;
+}
+
+impl Transport for TcpStream {
+    fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(timeout)?;
+        self.set_write_timeout(timeout)
+    }
+
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        TcpStream::set_nonblocking(self, nonblocking)
+    }
+}
+
+/// One connection to one broker.
+pub(crate) struct Connection<S: Transport = TcpStream> {
+    stream: S,
+    /// "node 1 (127.0.0.1:9092)", for errors and logs.
+    pub(crate) label: String,
+    client_id: String,
+    /// What the broker supports, from ApiVersions.
+    api: ApiVersionsResponse,
+    next_correlation_id: i32,
+    /// Frames not yet written: `wbuf[wpos..]`.
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// Bytes read, not yet consumed: `rbuf[rpos..rlen]`.
+    rbuf: Vec<u8>,
+    rpos: usize,
+    rlen: usize,
+}
+
+impl Connection<TcpStream> {
+    /// Connects to `host:port` (trying every address it resolves to), turns
+    /// off Nagle, and negotiates versions. Blocks at most about
+    /// `connect_timeout` per address plus `request_timeout` for ApiVersions.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Network`] if no address accepts the connection or the
+    /// broker does not answer; [`Error::Protocol`] for a malformed answer.
+    pub(crate) fn open(
+        label: String,
+        host: &str,
+        port: u16,
+        client_id: &str,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Result<Self> {
+        let net = |message: String| Error::Network {
+            broker: label.clone(),
+            message,
+        };
+        let addrs: Vec<SocketAddr> = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| net(format!("cannot resolve {host}: {e}")))?
+            .collect();
+        let mut last = None;
+        for addr in &addrs {
+            match TcpStream::connect_timeout(addr, connect_timeout) {
+                Ok(s) => {
+                    s.set_nodelay(true)
+                        .map_err(|e| net(format!("setting TCP_NODELAY: {e}")))?;
+                    let mut c = Connection::new(s, label.clone(), client_id);
+                    c.negotiate(request_timeout)?;
+                    return Ok(c);
+                }
+                Err(e) => last = Some(format!("connecting to {addr}: {e}")),
+            }
+        }
+        Err(net(last.unwrap_or_else(|| {
+            format!("{host} resolved to no address")
+        })))
+    }
+}
+
+impl<S: Transport> Connection<S> {
+    /// Wraps a connected transport; call [`negotiate`](Self::negotiate) next.
+    pub(crate) fn new(stream: S, label: String, client_id: &str) -> Self {
+        Connection {
+            stream,
+            label,
+            client_id: client_id.to_owned(),
+            api: ApiVersionsResponse::default(),
+            next_correlation_id: 0,
+            wbuf: Vec::with_capacity(64 * 1024),
+            wpos: 0,
+            rbuf: vec![0; 64 * 1024],
+            rpos: 0,
+            rlen: 0,
+        }
+    }
+
+    /// The underlying transport.
+    pub(crate) fn transport(&self) -> &S {
+        &self.stream
+    }
+
+    fn net(&self, message: impl Into<String>) -> Error {
+        Error::Network {
+            broker: self.label.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// ApiVersions: v3 first, then v0 if the broker answers
+    /// UNSUPPORTED_VERSION (its error reply is in the v0 layout).
+    pub(crate) fn negotiate(&mut self, timeout: Duration) -> Result<()> {
+        let mut version = api_versions::MAX_VERSION;
+        loop {
+            let req = ApiVersionsRequest {
+                client_software_name: CLIENT_SOFTWARE_NAME,
+                client_software_version: env!("CARGO_PKG_VERSION"),
+            };
+            let body = self.request(
+                api_versions::API_KEY,
+                version,
+                |b| req.encode(b, version),
+                Instant::now() + timeout,
+            )?;
+            let resp = ApiVersionsResponse::decode(&body, version)
+                .map_err(|e| Error::Protocol(format!("ApiVersions from {}: {e}", self.label)))?;
+            match ErrorCode(resp.error_code) {
+                ErrorCode::NONE => {
+                    self.api = resp;
+                    return Ok(());
+                }
+                ErrorCode::UNSUPPORTED_VERSION if version > 0 => version = 0,
+                code => {
+                    return Err(Error::Protocol(format!(
+                        "ApiVersions v{version} to {} failed with {code}",
+                        self.label
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The version to send of `api_key`: the highest both sides support.
+    /// The broker's advertised minimum is not trusted below ours (Kafka 4
+    /// advertises Produce v0 and rejects it, KAFKA-18659).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedVersion`] if the ranges do not overlap.
+    pub(crate) fn version_for(&self, api_key: i16, api: &'static str) -> Result<i16> {
+        let (min, max) = supported_versions(api_key).expect("an API we send");
+        let theirs = self.api.range(api_key);
+        let (bmin, bmax) = theirs.map_or((-1, -1), |r| (r.min_version, r.max_version));
+        let v = max.min(bmax);
+        if theirs.is_none() || v < min || v < bmin {
+            return Err(Error::UnsupportedVersion {
+                broker: self.label.clone(),
+                api,
+                min,
+                max,
+                broker_min: bmin,
+                broker_max: bmax,
+            });
+        }
+        Ok(v)
+    }
+
+    /// Appends a request frame to the write buffer and returns its
+    /// correlation id.
+    pub(crate) fn enqueue(
+        &mut self,
+        api_key: i16,
+        version: i16,
+        header_version: i16,
+        body: impl FnOnce(&mut Vec<u8>),
+    ) -> i32 {
+        let id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        }
+        let at = begin_frame(&mut self.wbuf);
+        RequestHeader {
+            request_api_key: api_key,
+            request_api_version: version,
+            correlation_id: id,
+            client_id: Some(&self.client_id),
+        }
+        .encode(&mut self.wbuf, header_version);
+        body(&mut self.wbuf);
+        end_frame(&mut self.wbuf, at);
+        id
+    }
+
+    /// True if bytes are waiting to be written.
+    pub(crate) fn wants_write(&self) -> bool {
+        self.wpos < self.wbuf.len()
+    }
+
+    /// Writes as much as the socket takes without blocking.
+    pub(crate) fn write_some(&mut self) -> io::Result<()> {
+        while self.wpos < self.wbuf.len() {
+            match self.stream.write(&self.wbuf[self.wpos..]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => self.wpos += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.wbuf.clear();
+        self.wpos = 0;
+        // Don't keep a huge buffer after one large request.
+        if self.wbuf.capacity() > 4 * 1024 * 1024 {
+            self.wbuf.shrink_to(64 * 1024);
+        }
+        Ok(())
+    }
+
+    /// Reads whatever the socket has without blocking. Returns the bytes
+    /// read; `UnexpectedEof` if the broker closed the connection.
+    pub(crate) fn read_some(&mut self) -> io::Result<usize> {
+        let mut total = 0;
+        loop {
+            self.make_room()?;
+            match self.stream.read(&mut self.rbuf[self.rlen..]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        "the broker closed the connection",
+                    ))
+                }
+                Ok(n) => {
+                    self.rlen += n;
+                    total += n;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(total),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Ensures free space after `rlen`: compacts, then grows toward the
+    /// size of the frame being read (never past `MAX_RESPONSE_SIZE`, and
+    /// only as far as the frame's own size prefix asks).
+    fn make_room(&mut self) -> io::Result<()> {
+        if self.rpos == self.rlen {
+            self.rpos = 0;
+            self.rlen = 0;
+        }
+        if self.rlen < self.rbuf.len() {
+            return Ok(());
+        }
+        if self.rpos > 0 {
+            self.rbuf.copy_within(self.rpos..self.rlen, 0);
+            self.rlen -= self.rpos;
+            self.rpos = 0;
+            return Ok(());
+        }
+        let want = match self.pending_frame_size()? {
+            Some(n) => n + 4,
+            None => self.rbuf.len() + 4,
+        };
+        let new_len = want.max(self.rbuf.len() * 2).min(MAX_RESPONSE_SIZE + 4);
+        self.rbuf.resize(new_len, 0);
+        Ok(())
+    }
+
+    /// The size of the frame at `rpos`, if its prefix has arrived.
+    fn pending_frame_size(&self) -> io::Result<Option<usize>> {
+        if self.rlen - self.rpos < 4 {
+            return Ok(None);
+        }
+        let mut p = [0u8; 4];
+        p.copy_from_slice(&self.rbuf[self.rpos..self.rpos + 4]);
+        let n = i32::from_be_bytes(p);
+        if n < 4 || n as usize > MAX_RESPONSE_SIZE {
+            return Err(io::Error::new(
+                ErrorKind::InvalidData,
+                format!("response frame size {n} is out of range"),
+            ));
+        }
+        Ok(Some(n as usize))
+    }
+
+    /// Passes the next complete response frame (after its size prefix,
+    /// starting with the correlation id) to `f`, then consumes it.
+    /// `Ok(None)` if no complete frame has arrived.
+    pub(crate) fn next_frame<R>(
+        &mut self,
+        f: impl FnOnce(i32, &[u8]) -> R,
+    ) -> io::Result<Option<R>> {
+        let Some(n) = self.pending_frame_size()? else {
+            return Ok(None);
+        };
+        if self.rlen - self.rpos < 4 + n {
+            return Ok(None);
+        }
+        let start = self.rpos + 4;
+        let frame = &self.rbuf[start..start + n];
+        let mut c = [0u8; 4];
+        c.copy_from_slice(&frame[..4]);
+        let r = f(i32::from_be_bytes(c), frame);
+        self.rpos = start + n;
+        Ok(Some(r))
+    }
+
+    /// Sends one request and waits for its response in blocking mode,
+    /// until `deadline`. Returns the response body (after the header).
+    /// Frames with other correlation ids are skipped.
+    pub(crate) fn request(
+        &mut self,
+        api_key: i16,
+        version: i16,
+        body: impl FnOnce(&mut Vec<u8>),
+        deadline: Instant,
+    ) -> Result<Vec<u8>> {
+        let (req_hv, resp_hv) = header_versions(api_key, version);
+        let id = self.enqueue(api_key, version, req_hv, body);
+        let remaining = |d: Instant| {
+            d.checked_duration_since(Instant::now())
+                .filter(|r| !r.is_zero())
+                .ok_or(ErrorKind::TimedOut)
+        };
+        let io_err = |c: &Self, e: io::Error| c.net(format!("request failed: {e}"));
+        self.stream
+            .set_nonblocking(false)
+            .map_err(|e| io_err(self, e))?;
+        while self.wants_write() {
+            let r = remaining(deadline).map_err(|k| io_err(self, k.into()))?;
+            self.stream
+                .set_timeouts(Some(r))
+                .map_err(|e| io_err(self, e))?;
+            let end = self.wbuf.len();
+            match self.stream.write(&self.wbuf[self.wpos..end]) {
+                Ok(0) => return Err(io_err(self, ErrorKind::WriteZero.into())),
+                Ok(n) => self.wpos += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err(self, e)),
+            }
+        }
+        loop {
+            let found = self
+                .next_frame(|corr, frame| {
+                    (corr == id).then(|| {
+                        let mut d = Decoder::new(frame, false);
+                        decode_response_header(&mut d, resp_hv)
+                            .map(|_| frame[d.position()..].to_vec())
+                    })
+                })
+                .map_err(|e| io_err(self, e))?;
+            match found {
+                Some(Some(Ok(body))) => return Ok(body),
+                Some(Some(Err(e))) => {
+                    return Err(Error::Protocol(format!(
+                        "response header from {}: {e}",
+                        self.label
+                    )))
+                }
+                Some(None) => continue, // another request's answer
+                None => {}
+            }
+            let r = remaining(deadline).map_err(|k| io_err(self, k.into()))?;
+            self.stream
+                .set_timeouts(Some(r))
+                .map_err(|e| io_err(self, e))?;
+            self.make_room().map_err(|e| io_err(self, e))?;
+            match self.stream.read(&mut self.rbuf[self.rlen..]) {
+                Ok(0) => {
+                    return Err(io_err(
+                        self,
+                        io::Error::new(
+                            ErrorKind::UnexpectedEof,
+                            "the broker closed the connection",
+                        ),
+                    ))
+                }
+                Ok(n) => self.rlen += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err(self, e)),
+            }
+        }
+    }
+}
+
+/// Request and response header versions for `api_key` at `version`.
+pub(crate) fn header_versions(api_key: i16, version: i16) -> (i16, i16) {
+    use crate::protocol::messages::{metadata, produce};
+    let req = match api_key {
+        produce::API_KEY => produce::request_header_version(version),
+        metadata::API_KEY => metadata::request_header_version(version),
+        _ => api_versions::request_header_version(version),
+    };
+    (
+        req,
+        crate::protocol::messages::response_header_version(api_key, version),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// An in-memory transport: reads from `input`, records writes.
+    struct Fake {
+        input: Cursor<Vec<u8>>,
+        output: Vec<u8>,
+        chunk: usize,
+    }
+
+    impl Read for Fake {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.chunk);
+            self.input.read(&mut buf[..n])
+        }
+    }
+    impl Write for Fake {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Transport for Fake {
+        fn set_timeouts(&self, _: Option<Duration>) -> io::Result<()> {
+            Ok(())
+        }
+        fn set_nonblocking(&self, _: bool) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn frame(corr: i32, body: &[u8]) -> Vec<u8> {
+        let mut f = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+        f.extend_from_slice(&corr.to_be_bytes());
+        f.extend_from_slice(body);
+        f
+    }
+
+    #[test]
+    fn negotiation_falls_back_to_v0_and_picks_the_common_version() {
+        use crate::protocol::messages::api_versions::ApiVersionRange;
+        // 1st answer: UNSUPPORTED_VERSION in the mock's malformed layout.
+        let mut input = frame(0, &[0x00, 0x23, 0x01, 0x00, 0x12, 0, 0, 0, 2, 0, 0, 0, 0]);
+        let ok = ApiVersionsResponse {
+            error_code: 0,
+            api_keys: vec![
+                ApiVersionRange {
+                    api_key: 0,
+                    min_version: 0,
+                    max_version: 7,
+                },
+                ApiVersionRange {
+                    api_key: 3,
+                    min_version: 0,
+                    max_version: 2,
+                },
+            ],
+            ..Default::default()
+        };
+        let mut body = Vec::new();
+        ok.encode(&mut body, 0);
+        input.extend(frame(1, &body));
+        let fake = Fake {
+            input: Cursor::new(input),
+            output: Vec::new(),
+            chunk: 3, // responses trickle in
+        };
+        let mut c = Connection::new(fake, "node 1".into(), "cid");
+        c.negotiate(Duration::from_secs(1)).unwrap();
+        assert_eq!(c.version_for(0, "Produce").unwrap(), 7);
+        assert_eq!(c.version_for(3, "Metadata").unwrap(), 2);
+        // the two requests were v3 then v0, with our client id
+        let out = &c.transport().output;
+        let mut d = Decoder::new(&out[4..], false);
+        let h = RequestHeader::decode(&mut d, 2).unwrap();
+        assert_eq!((h.request_api_key, h.request_api_version), (18, 3));
+        assert_eq!(h.client_id, Some("cid"));
+    }
+
+    #[test]
+    fn too_old_brokers_are_refused_with_a_typed_error() {
+        let mut c = Connection::new(
+            Fake {
+                input: Cursor::new(Vec::new()),
+                output: Vec::new(),
+                chunk: 100,
+            },
+            "node 9".into(),
+            "cid",
+        );
+        c.api
+            .api_keys
+            .push(crate::protocol::messages::api_versions::ApiVersionRange {
+                api_key: 0,
+                min_version: 0,
+                max_version: 2,
+            });
+        assert!(matches!(
+            c.version_for(0, "Produce"),
+            Err(Error::UnsupportedVersion { broker_max: 2, .. })
+        ));
+        assert!(matches!(
+            c.version_for(3, "Metadata"),
+            Err(Error::UnsupportedVersion { .. })
+        ));
+    }
+
+    #[test]
+    fn frames_reassemble_across_reads_and_bad_sizes_are_rejected() {
+        let mut input = frame(5, b"hello");
+        input.extend(frame(6, &vec![7u8; 200_000]));
+        let mut c = Connection::new(
+            Fake {
+                input: Cursor::new(input),
+                output: Vec::new(),
+                chunk: 1000,
+            },
+            "n".into(),
+            "c",
+        );
+        let mut got = Vec::new();
+        loop {
+            match c.read_some() {
+                Ok(_) => {}
+                Err(e) => assert_eq!(e.kind(), ErrorKind::UnexpectedEof),
+            }
+            while let Some((corr, len)) = c.next_frame(|corr, f| (corr, f.len())).unwrap() {
+                got.push((corr, len));
+            }
+            if got.len() == 2 {
+                break;
+            }
+        }
+        assert_eq!(got, vec![(5, 9), (6, 200_004)]);
+
+        let mut c = Connection::new(
+            Fake {
+                input: Cursor::new(i32::MAX.to_be_bytes().to_vec()),
+                output: Vec::new(),
+                chunk: 100,
+            },
+            "n".into(),
+            "c",
+        );
+        let _ = c.read_some();
+        assert!(c.next_frame(|_, _| ()).is_err(), "a 2 GiB frame is refused");
+    }
+}

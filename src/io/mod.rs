@@ -1,0 +1,229 @@
+//! The I/O side: one thread per broker (`broker.rs`) that sends batches
+//! and completes them, a metadata thread (`metadata.rs`) that keeps the
+//! cluster view fresh, expires batches and starts broker threads, and the
+//! connection code both use (`conn.rs`).
+//!
+//! [`Io`] owns the threads: it starts them, tells them to stop, and joins
+//! them with a deadline (a thread stuck opening a connection holds no
+//! batch, so a close that cannot join it in time detaches it).
+
+pub(crate) mod broker;
+pub(crate) mod conn;
+pub(crate) mod metadata;
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+use parking_lot::{Condvar, Mutex};
+
+use crate::accumulator::{DrainSignal, RecordAccumulator};
+use crate::config::ProducerConfig;
+use crate::error::{Error, Result};
+use crate::metadata::Metadata;
+use broker::{BrokerThread, Control};
+
+thread_local! {
+    static IO_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True on one of this crate's I/O threads, i.e. inside a send callback.
+pub(crate) fn in_io_thread() -> bool {
+    IO_THREAD.with(Cell::get)
+}
+
+struct BrokerHandle {
+    signal: Arc<DrainSignal>,
+    control: Sender<Control>,
+    thread: JoinHandle<()>,
+}
+
+/// What the I/O threads share.
+pub(crate) struct IoShared {
+    pub(crate) cfg: Arc<ProducerConfig>,
+    pub(crate) accumulator: Arc<RecordAccumulator>,
+    pub(crate) metadata: Arc<Metadata>,
+    brokers: Mutex<HashMap<i32, BrokerHandle>>,
+    /// Threads still running, for joining with a deadline.
+    live: Mutex<usize>,
+    live_cond: Condvar,
+    /// Set by `stop`: no new broker threads.
+    stopped: AtomicBool,
+}
+
+/// Decrements the live-thread count when a thread ends, even by panic.
+struct LiveGuard(Arc<IoShared>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        let mut n = self.0.live.lock();
+        *n -= 1;
+        self.0.live_cond.notify_all();
+    }
+}
+
+impl IoShared {
+    fn spawn<F: FnOnce() + Send + 'static>(
+        self: &Arc<Self>,
+        name: String,
+        f: F,
+    ) -> Result<JoinHandle<()>> {
+        *self.live.lock() += 1;
+        let guard = LiveGuard(self.clone());
+        std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                let _guard = guard;
+                IO_THREAD.with(|t| t.set(true));
+                f();
+            })
+            .map_err(|e| Error::Network {
+                broker: name,
+                message: format!("cannot start thread: {e}"),
+            })
+    }
+
+    /// Starts the I/O thread of `node` unless it runs already.
+    pub(crate) fn ensure_broker(self: &Arc<Self>, node: i32) {
+        if self.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let mut brokers = self.brokers.lock();
+        if brokers.contains_key(&node) {
+            return;
+        }
+        let started = (|| -> std::io::Result<_> {
+            let poll = mio::Poll::new()?;
+            let waker = mio::Waker::new(poll.registry(), broker::WAKE)?;
+            Ok((poll, waker))
+        })();
+        let (poll, waker) = match started {
+            Ok(x) => x,
+            Err(e) => {
+                log::error!("cannot create a poller for node {node}: {e}");
+                return;
+            }
+        };
+        let signal = Arc::new(DrainSignal::new(Box::new(move || {
+            if let Err(e) = waker.wake() {
+                log::error!("waking an I/O thread failed: {e}");
+            }
+        })));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        self.accumulator.register_signal(node, signal.clone());
+        let thread = BrokerThread::new(node, self.clone(), poll, signal.clone(), rx);
+        let name = format!("{}-b{node}", self.cfg.client_id);
+        match self.spawn(name, move || thread.run()) {
+            Ok(thread) => {
+                brokers.insert(
+                    node,
+                    BrokerHandle {
+                        signal,
+                        control: tx,
+                        thread,
+                    },
+                );
+            }
+            Err(e) => {
+                self.accumulator.unregister_signal(node);
+                log::error!("{e}");
+            }
+        }
+    }
+}
+
+/// The producer's threads.
+pub(crate) struct Io {
+    shared: Arc<IoShared>,
+    metadata_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Io {
+    /// Starts the metadata thread; broker threads start as metadata names
+    /// the brokers.
+    pub(crate) fn start(
+        cfg: Arc<ProducerConfig>,
+        accumulator: Arc<RecordAccumulator>,
+        metadata: Arc<Metadata>,
+    ) -> Result<Io> {
+        let shared = Arc::new(IoShared {
+            cfg,
+            accumulator,
+            metadata,
+            brokers: Mutex::new(HashMap::new()),
+            live: Mutex::new(0),
+            live_cond: Condvar::new(),
+            stopped: AtomicBool::new(false),
+        });
+        let s = shared.clone();
+        let t = shared.spawn(format!("{}-meta", shared.cfg.client_id), move || {
+            metadata::run(s)
+        })?;
+        Ok(Io {
+            shared,
+            metadata_thread: Mutex::new(Some(t)),
+        })
+    }
+
+    /// Tells every broker thread to finish its in-flight requests and
+    /// exit, and the metadata thread to exit.
+    pub(crate) fn stop(&self) {
+        self.shared.stopped.store(true, Ordering::Release);
+        self.shared.metadata.close();
+        for b in self.shared.brokers.lock().values() {
+            let _ = b.control.send(Control::Stop);
+            b.signal.wake_now();
+        }
+    }
+
+    /// Tells every broker thread to fail what it holds with `err` and exit.
+    pub(crate) fn abort(&self, err: &Error) {
+        for b in self.shared.brokers.lock().values() {
+            let _ = b.control.send(Control::Abort(err.clone()));
+            b.signal.wake_now();
+        }
+    }
+
+    /// Waits until every thread has exited or `deadline` passes, then joins
+    /// the ones that exited. Returns true if all did.
+    pub(crate) fn join(&self, deadline: Instant) -> bool {
+        let mut live = self.shared.live.lock();
+        while *live > 0 {
+            if self
+                .shared
+                .live_cond
+                .wait_until(&mut live, deadline)
+                .timed_out()
+            {
+                break;
+            }
+        }
+        let all = *live == 0;
+        drop(live);
+        let mut handles: Vec<JoinHandle<()>> = self
+            .shared
+            .brokers
+            .lock()
+            .drain()
+            .map(|(node, b)| {
+                self.shared.accumulator.unregister_signal(node);
+                b.thread
+            })
+            .collect();
+        handles.extend(self.metadata_thread.lock().take());
+        for h in handles {
+            if h.is_finished() {
+                if h.join().is_err() {
+                    log::error!("an I/O thread panicked");
+                }
+            } else {
+                log::warn!("an I/O thread did not stop in time; detaching it");
+            }
+        }
+        all
+    }
+}

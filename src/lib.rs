@@ -1,0 +1,67 @@
+//! A pure-Rust, synchronous Apache Kafka producer with the Java
+//! `KafkaProducer`'s semantics and configuration.
+//!
+//! * No C toolchain, no async runtime, no poll loop to call: `send` returns
+//!   a handle you can wait on, or takes a callback that runs when the broker
+//!   answers.
+//! * Java's property names and defaults ([`ProducerConfig`]), Java's
+//!   `send`/`flush`/`close` rules, and Java's partitioner: keyed records go
+//!   where a Java producer would put them (murmur2), keyless ones use the
+//!   uniform sticky partitioner (KIP-794).
+//! * Bounded memory: records wait in at most `buffer.memory` bytes; a full
+//!   buffer makes `send` block up to `max.block.ms`, then fail with
+//!   [`Error::BufferExhausted`].
+//! * Every record `send` accepts gets exactly one outcome.
+//! * Speaks Kafka 4's protocol baseline (Produce v3+, RecordBatch v2) and
+//!   negotiates versions per broker, down to older brokers.
+//!
+//! ```no_run
+//! use kafka_producer::{Producer, ProducerConfig, ProducerRecord, StringSerializer};
+//!
+//! let config = ProducerConfig::from_pairs([
+//!     ("bootstrap.servers", "localhost:9092"),
+//!     ("linger.ms", "10"),
+//! ])?;
+//! let producer = Producer::new(config, StringSerializer, StringSerializer)?;
+//! for i in 0..5 {
+//!     let key = format!("key-{i}");
+//!     let meta = producer
+//!         .send(ProducerRecord::with_key("my-topic", key.as_str(), "hello"))?
+//!         .get()?;
+//!     println!("{key} -> partition {} offset {}", meta.partition(), meta.offset());
+//! }
+//! producer.close()?;
+//! # Ok::<(), kafka_producer::Error>(())
+//! ```
+//!
+//! Not yet implemented (refused with [`Error::NotSupportedYet`] when
+//! configured, never ignored): compression, idempotence and transactions,
+//! TLS and SASL, metrics and interceptors. See the README for the plan.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod accumulator;
+pub mod config;
+mod error;
+mod future;
+mod io;
+mod metadata;
+pub mod partitioner;
+mod producer;
+pub mod protocol;
+mod record;
+pub mod serialize;
+mod util;
+
+pub use config::{Acks, ProducerConfig};
+pub use error::{Error, RecordPart, Result};
+pub use future::RecordFuture;
+pub use metadata::{Cluster, Node};
+pub use partitioner::{murmur2, murmur2_partition, Partitioner, RoundRobinPartitioner};
+pub use producer::Producer;
+pub use record::{Header, PartitionInfo, ProducerRecord, RecordMetadata};
+pub use serialize::{
+    ByteArraySerializer, DoubleSerializer, FloatSerializer, IntegerSerializer, LongSerializer,
+    SerializeError, Serializer, ShortSerializer, StringSerializer,
+};

@@ -1,0 +1,418 @@
+//! Cluster metadata: the [`Cluster`] snapshot (brokers, topics, partitions,
+//! leaders) and the shared [`Metadata`] state through which `send` waits for
+//! topics and the metadata thread publishes new snapshots.
+//!
+//! Owns no sockets: `io/metadata.rs` fetches, this module holds and hands
+//! out. A snapshot is immutable once published; readers clone an `Arc` under
+//! a short read lock, so a refresh never blocks a `send` for longer than a
+//! pointer swap.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::protocol::messages::metadata::MetadataResponse;
+use crate::protocol::ErrorCode;
+use crate::record::PartitionInfo;
+
+/// A broker, as metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Node id.
+    pub id: i32,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Rack, if the broker has one.
+    pub rack: Option<String>,
+}
+
+impl std::fmt::Display for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}:{})", self.id, self.host, self.port)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct TopicMetadata {
+    pub(crate) error: ErrorCode,
+    /// Indexed by partition id: `partitions[p].partition == p`.
+    pub(crate) partitions: Vec<PartitionInfo>,
+    /// Partitions that have a leader, ascending.
+    pub(crate) available: Vec<i32>,
+}
+
+/// An immutable view of the cluster: what a custom [`crate::Partitioner`]
+/// sees (Java's `Cluster`).
+#[derive(Debug, Clone, Default)]
+pub struct Cluster {
+    pub(crate) brokers: BTreeMap<i32, Node>,
+    pub(crate) topics: HashMap<String, TopicMetadata>,
+    pub(crate) cluster_id: Option<String>,
+}
+
+impl Cluster {
+    /// The number of partitions of `topic`, if metadata knows the topic.
+    pub fn partition_count_for_topic(&self, topic: &str) -> Option<usize> {
+        self.topics
+            .get(topic)
+            .filter(|t| !t.partitions.is_empty())
+            .map(|t| t.partitions.len())
+    }
+
+    /// Every partition of `topic`, by partition id (empty if unknown).
+    pub fn partitions_for_topic(&self, topic: &str) -> &[PartitionInfo] {
+        self.topics
+            .get(topic)
+            .map(|t| &t.partitions[..])
+            .unwrap_or(&[])
+    }
+
+    /// The partitions of `topic` that have a leader now, ascending.
+    pub fn available_partitions_for_topic(&self, topic: &str) -> &[i32] {
+        self.topics
+            .get(topic)
+            .map(|t| &t.available[..])
+            .unwrap_or(&[])
+    }
+
+    /// The leader of a partition, if it has one.
+    pub fn leader_for(&self, topic: &str, partition: i32) -> Option<&Node> {
+        let p = self
+            .topics
+            .get(topic)?
+            .partitions
+            .get(usize::try_from(partition).ok()?)?;
+        self.brokers.get(&p.leader?)
+    }
+
+    /// The brokers.
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.brokers.values()
+    }
+
+    /// A broker by id.
+    pub fn node(&self, id: i32) -> Option<&Node> {
+        self.brokers.get(&id)
+    }
+
+    /// The cluster id (Metadata v2+).
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.cluster_id.as_deref()
+    }
+
+    pub(crate) fn topic_error(&self, topic: &str) -> Option<ErrorCode> {
+        self.topics
+            .get(topic)
+            .map(|t| t.error)
+            .filter(|e| !e.is_ok())
+    }
+
+    /// Builds a snapshot from a Metadata response. Topics with gaps in
+    /// their partition ids are kept with their partitions sorted and the
+    /// gaps filled as leaderless, so that `partitions[p].partition == p`.
+    pub(crate) fn from_response(r: &MetadataResponse) -> Cluster {
+        let brokers = r
+            .brokers
+            .iter()
+            .filter_map(|b| {
+                Some((
+                    b.node_id,
+                    Node {
+                        id: b.node_id,
+                        host: b.host.clone(),
+                        port: u16::try_from(b.port).ok()?,
+                        rack: b.rack.clone(),
+                    },
+                ))
+            })
+            .collect::<BTreeMap<_, _>>();
+        let mut topics = HashMap::with_capacity(r.topics.len());
+        for t in &r.topics {
+            let Some(name) = &t.name else { continue };
+            let count = t
+                .partitions
+                .iter()
+                .map(|p| p.partition_index.max(-1) + 1)
+                .max()
+                .unwrap_or(0) as usize;
+            let mut partitions: Vec<PartitionInfo> = (0..count as i32)
+                .map(|p| PartitionInfo {
+                    topic: name.clone(),
+                    partition: p,
+                    leader: None,
+                    replicas: Vec::new(),
+                    in_sync_replicas: Vec::new(),
+                    offline_replicas: Vec::new(),
+                })
+                .collect();
+            for p in &t.partitions {
+                let Ok(i) = usize::try_from(p.partition_index) else {
+                    continue;
+                };
+                let slot = &mut partitions[i];
+                slot.leader =
+                    (p.leader_id >= 0 && brokers.contains_key(&p.leader_id)).then_some(p.leader_id);
+                slot.replicas = p.replica_nodes.clone();
+                slot.in_sync_replicas = p.isr_nodes.clone();
+                slot.offline_replicas = p.offline_replicas.clone();
+            }
+            let available = partitions
+                .iter()
+                .filter(|p| p.leader.is_some())
+                .map(|p| p.partition)
+                .collect();
+            topics.insert(
+                name.clone(),
+                TopicMetadata {
+                    error: ErrorCode(t.error_code),
+                    partitions,
+                    available,
+                },
+            );
+        }
+        Cluster {
+            brokers,
+            topics,
+            cluster_id: r.cluster_id.clone(),
+        }
+    }
+}
+
+/// What the metadata thread should do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Work {
+    /// Fetch metadata now.
+    Refresh,
+    /// Nothing asked for; do periodic chores.
+    Tick,
+    /// The producer is closing.
+    Shutdown,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Bumped on every publish.
+    version: u64,
+    /// Topics the producer sends to.
+    topics: HashSet<String>,
+    /// A refresh was asked for (new topic, stale leader, error).
+    need_update: bool,
+    /// Set once by `close`.
+    closed: bool,
+    /// Why the last fetch failed, for timeout messages.
+    last_error: Option<String>,
+    last_refresh: Option<Instant>,
+}
+
+/// The shared metadata state.
+///
+/// Lock order: `inner` is never held while taking another lock of this
+/// crate; `cluster` is a leaf.
+#[derive(Debug, Default)]
+pub(crate) struct Metadata {
+    cluster: RwLock<Arc<Cluster>>,
+    inner: Mutex<Inner>,
+    /// Signalled on publish and close: `send` and `partitions_for` wait here.
+    updated: Condvar,
+    /// Signalled when work arrives for the metadata thread.
+    requested: Condvar,
+}
+
+impl Metadata {
+    /// The current snapshot.
+    pub(crate) fn cluster(&self) -> Arc<Cluster> {
+        self.cluster.read().clone()
+    }
+
+    /// The number of snapshots published so far.
+    pub(crate) fn version(&self) -> u64 {
+        self.inner.lock().version
+    }
+
+    /// Adds a topic of interest; asks for a refresh if it is new.
+    pub(crate) fn add_topic(&self, topic: &str) {
+        let mut g = self.inner.lock();
+        if !g.topics.contains(topic) {
+            g.topics.insert(topic.to_owned());
+            g.need_update = true;
+            self.requested.notify_all();
+        }
+    }
+
+    /// Asks the metadata thread for a refresh.
+    pub(crate) fn request_update(&self) {
+        let mut g = self.inner.lock();
+        if !g.need_update {
+            g.need_update = true;
+            self.requested.notify_all();
+        }
+    }
+
+    /// Waits until a snapshot newer than `seen_version` is published, the
+    /// producer closes, or `deadline` passes. Returns the current version.
+    pub(crate) fn await_update(&self, seen_version: u64, deadline: Instant) -> u64 {
+        let mut g = self.inner.lock();
+        while g.version == seen_version && !g.closed {
+            if self.updated.wait_until(&mut g, deadline).timed_out() {
+                break;
+            }
+        }
+        g.version
+    }
+
+    /// Why the last fetch failed, if it did.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.inner.lock().last_error.clone()
+    }
+
+    /// True once `close` was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.inner.lock().closed
+    }
+
+    /// Stops the metadata thread and releases every waiter.
+    pub(crate) fn close(&self) {
+        let mut g = self.inner.lock();
+        g.closed = true;
+        self.requested.notify_all();
+        self.updated.notify_all();
+    }
+
+    /// For the metadata thread: waits for work until `deadline`. A refresh
+    /// is not started before `not_before` (the backoff after a failure, so
+    /// that repeated requests do not become a refresh storm).
+    pub(crate) fn wait_for_work(&self, deadline: Instant, not_before: Instant) -> Work {
+        let mut g = self.inner.lock();
+        loop {
+            if g.closed {
+                return Work::Shutdown;
+            }
+            let now = Instant::now();
+            if g.need_update && now >= not_before {
+                return Work::Refresh;
+            }
+            if now >= deadline {
+                return Work::Tick;
+            }
+            let until = if g.need_update {
+                deadline.min(not_before)
+            } else {
+                deadline
+            };
+            self.requested.wait_until(&mut g, until);
+        }
+    }
+
+    /// For the metadata thread: the topics to ask for; clears the request
+    /// flag (a request arriving during the fetch sets it again).
+    pub(crate) fn begin_refresh(&self) -> Vec<String> {
+        let mut g = self.inner.lock();
+        g.need_update = false;
+        g.topics.iter().cloned().collect()
+    }
+
+    /// For the metadata thread: forgets topics not used for
+    /// `metadata.max.idle.ms`.
+    pub(crate) fn remove_topics(&self, idle: &[String]) {
+        let mut g = self.inner.lock();
+        for t in idle {
+            g.topics.remove(t);
+        }
+    }
+
+    /// When the last successful refresh happened.
+    pub(crate) fn last_refresh(&self) -> Option<Instant> {
+        self.inner.lock().last_refresh
+    }
+
+    /// For the metadata thread: publishes a new snapshot and wakes waiters.
+    pub(crate) fn publish(&self, cluster: Cluster, now: Instant) {
+        *self.cluster.write() = Arc::new(cluster);
+        let mut g = self.inner.lock();
+        g.version += 1;
+        g.last_error = None;
+        g.last_refresh = Some(now);
+        self.updated.notify_all();
+    }
+
+    /// For the metadata thread: records a failed fetch and asks again.
+    pub(crate) fn failed(&self, why: String) {
+        let mut g = self.inner.lock();
+        g.last_error = Some(why);
+        g.need_update = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::messages::metadata::{MetadataBroker, MetadataPartition, MetadataTopic};
+
+    fn partition(i: i32, leader: i32) -> MetadataPartition {
+        MetadataPartition {
+            error_code: 0,
+            partition_index: i,
+            leader_id: leader,
+            leader_epoch: 0,
+            replica_nodes: vec![leader],
+            isr_nodes: vec![leader],
+            offline_replicas: vec![],
+        }
+    }
+
+    #[test]
+    fn snapshot_indexes_partitions_and_tracks_availability() {
+        let r = MetadataResponse {
+            brokers: vec![MetadataBroker {
+                node_id: 1,
+                host: "h".into(),
+                port: 9092,
+                rack: None,
+            }],
+            topics: vec![MetadataTopic {
+                error_code: 0,
+                name: Some("t".into()),
+                topic_id: [0; 16],
+                is_internal: false,
+                // out of order, one leaderless, one led by an unknown broker
+                partitions: vec![
+                    partition(2, 1),
+                    partition(0, 1),
+                    partition(1, -1),
+                    partition(3, 7),
+                ],
+                topic_authorized_operations: 0,
+            }],
+            ..Default::default()
+        };
+        let c = Cluster::from_response(&r);
+        assert_eq!(c.partition_count_for_topic("t"), Some(4));
+        assert_eq!(c.available_partitions_for_topic("t"), &[0, 2]);
+        assert_eq!(c.partitions_for_topic("t")[2].partition, 2);
+        assert_eq!(c.leader_for("t", 0).unwrap().port, 9092);
+        assert!(c.leader_for("t", 1).is_none());
+        assert!(c.leader_for("t", 3).is_none());
+        assert_eq!(c.partition_count_for_topic("missing"), None);
+    }
+
+    #[test]
+    fn waiters_wake_on_publish_and_close() {
+        let m = Arc::new(Metadata::default());
+        let v = m.version();
+        let m2 = m.clone();
+        let t = std::thread::spawn(move || {
+            m2.await_update(v, Instant::now() + std::time::Duration::from_secs(10))
+        });
+        m.publish(Cluster::default(), Instant::now());
+        assert_eq!(t.join().unwrap(), v + 1);
+        m.close();
+        assert_eq!(
+            m.wait_for_work(Instant::now(), Instant::now()),
+            Work::Shutdown
+        );
+    }
+}

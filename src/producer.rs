@@ -1,0 +1,583 @@
+//! [`Producer`]: `send`, `flush`, `close`, `partitions_for`. Owns the
+//! accumulator, the metadata state and the I/O threads, and joins them on
+//! close.
+//!
+//! `send` runs entirely on the caller's thread: wait for the topic's
+//! metadata, serialize, choose the partition, and encode the record into
+//! its partition's batch. Everything after that happens on the I/O threads.
+
+use std::borrow::Borrow;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::accumulator::{AccumulatorConfig, RecordAccumulator, RecordParts, TopicQueues};
+use crate::config::{PartitionerChoice, ProducerConfig};
+use crate::error::{Error, RecordPart, Result};
+use crate::future::RecordFuture;
+use crate::io::{in_io_thread, Io};
+use crate::metadata::Metadata;
+use crate::partitioner::{murmur2_partition, Partitioner, RoundRobinPartitioner};
+use crate::protocol::records::{record_fixed_size, record_size_upper_bound, RECORD_BATCH_OVERHEAD};
+use crate::protocol::ErrorCode;
+use crate::record::{PartitionInfo, ProducerRecord, RecordMetadata};
+use crate::serialize::Serializer;
+
+thread_local! {
+    /// Serializer scratch buffers (key, value), reused by every `send` on
+    /// this thread so serializing allocates nothing per record.
+    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Scratch buffers larger than this are shrunk after use.
+const SCRATCH_KEEP: usize = 1 << 20;
+
+struct Inner {
+    cfg: Arc<ProducerConfig>,
+    accumulator: Arc<RecordAccumulator>,
+    metadata: Arc<Metadata>,
+    io: Io,
+    round_robin: RoundRobinPartitioner,
+    /// Set by the first `close`.
+    closed: AtomicBool,
+    /// Serializes `close` calls; holds true once the threads are joined.
+    joined: Mutex<bool>,
+}
+
+/// A Kafka producer, typed by what its key and value serializers take.
+///
+/// `Producer<str, str>` sends `ProducerRecord<String, String>`,
+/// `ProducerRecord<&str, &str>` and any other key and value that
+/// [`Borrow`] a `str`; `Producer<[u8], [u8]>` (the default) sends byte
+/// vectors and slices.
+///
+/// ```no_run
+/// use kafka_producer::{Producer, ProducerConfig, ProducerRecord, StringSerializer};
+///
+/// let config = ProducerConfig::new().bootstrap_servers("localhost:9092");
+/// let producer = Producer::new(config, StringSerializer, StringSerializer)?;
+/// // Wait for the broker's answer ...
+/// let meta = producer.send(ProducerRecord::with_key("orders", "id-1", "created"))?.get()?;
+/// println!("written at {meta}");
+/// // ... or don't.
+/// producer.send_with_callback(ProducerRecord::new("orders", "shipped"), |r| {
+///     if let Err(e) = r { eprintln!("delivery failed: {e}") }
+/// })?;
+/// producer.close()?;
+/// # Ok::<(), kafka_producer::Error>(())
+/// ```
+///
+/// # About threads
+///
+/// * `Producer` is `Send + Sync`: share it (`Arc<Producer>` or a reference
+///   in scoped threads) and send from as many threads as you like.
+/// * `send` blocks only while it waits for the topic's metadata or for room
+///   in `buffer.memory`, and never longer than `max.block.ms` in all. It
+///   returns once the record is encoded into its batch.
+/// * One I/O thread per broker (named `<client.id>-b<node id>`) writes
+///   requests and reads responses, and one metadata thread
+///   (`<client.id>-meta`) keeps the cluster view fresh.
+/// * Callbacks run on the I/O thread of the partition's leader, in record
+///   order per partition, before the record's [`RecordFuture`] resolves. A
+///   slow callback delays every partition that broker leads; do heavy work
+///   elsewhere. A panicking callback is caught and logged.
+/// * Inside a callback, `send` does not block (it fails at once if it would
+///   have to wait, as if `max.block.ms` were 0: a callback waiting for
+///   memory only its own thread can free would stall), `flush` is refused,
+///   and `close` does not wait.
+pub struct Producer<K: ?Sized = [u8], V: ?Sized = [u8]> {
+    inner: Arc<Inner>,
+    key_serializer: Box<dyn Serializer<K>>,
+    value_serializer: Box<dyn Serializer<V>>,
+}
+
+impl<K: ?Sized, V: ?Sized> std::fmt::Debug for Producer<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("client_id", &self.inner.cfg.client_id)
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl<K: ?Sized, V: ?Sized> Producer<K, V> {
+    /// Validates `config` and starts the producer's threads. No broker is
+    /// contacted until the first `send` or `partitions_for`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] or [`Error::NotSupportedYet`] if the configuration
+    /// is invalid, including a `key.serializer`/`value.serializer`
+    /// property that names a different serializer than the one passed.
+    pub fn new(
+        config: ProducerConfig,
+        key_serializer: impl Serializer<K> + 'static,
+        value_serializer: impl Serializer<V> + 'static,
+    ) -> Result<Self> {
+        let cfg = config.validate()?;
+        for (key, wanted, given) in [
+            (
+                "key.serializer",
+                cfg.key_serializer,
+                key_serializer.java_class(),
+            ),
+            (
+                "value.serializer",
+                cfg.value_serializer,
+                value_serializer.java_class(),
+            ),
+        ] {
+            if let Some(w) = wanted {
+                if given != Some(w) {
+                    return Err(Error::config(
+                        key,
+                        format!(
+                            "names {w}, but the serializer passed to Producer::new is {}",
+                            given.unwrap_or("a custom one")
+                        ),
+                    ));
+                }
+            }
+        }
+        let cfg = Arc::new(cfg);
+        let accumulator = Arc::new(RecordAccumulator::new(AccumulatorConfig {
+            batch_size: cfg.batch_size,
+            buffer_memory: cfg.buffer_memory,
+            linger: cfg.linger,
+            delivery_timeout: cfg.delivery_timeout,
+            max_block: cfg.max_block,
+            adaptive_partitioning: cfg.partitioner_adaptive,
+        }));
+        let metadata = Arc::new(Metadata::default());
+        let io = Io::start(cfg.clone(), accumulator.clone(), metadata.clone())?;
+        Ok(Producer {
+            inner: Arc::new(Inner {
+                cfg,
+                accumulator,
+                metadata,
+                io,
+                round_robin: RoundRobinPartitioner::new(),
+                closed: AtomicBool::new(false),
+                joined: Mutex::new(false),
+            }),
+            key_serializer: Box::new(key_serializer),
+            value_serializer: Box::new(value_serializer),
+        })
+    }
+
+    /// The client id (`client.id`, or the generated `producer-N`).
+    pub fn client_id(&self) -> &str {
+        &self.inner.cfg.client_id
+    }
+
+    /// Sends a record: waits for its topic's metadata if needed, serializes
+    /// it, picks its partition and appends it to a batch. Returns a handle
+    /// to wait on; drop it to fire and forget.
+    ///
+    /// Every record `send` accepts (returns `Ok` for) gets exactly one
+    /// outcome: success, or an error when it cannot be delivered within
+    /// `delivery.timeout.ms` or the producer is closed first.
+    ///
+    /// # Errors
+    ///
+    /// The record was not accepted (and will not be sent) if:
+    /// [`Error::Serialization`], [`Error::InvalidPartition`],
+    /// [`Error::RecordTooLarge`] (larger than `max.request.size` or
+    /// `buffer.memory`), [`Error::MetadataTimeout`] (topic or partition not
+    /// in metadata within `max.block.ms`), [`Error::BufferExhausted`] (no
+    /// room in `buffer.memory` within `max.block.ms`), [`Error::Broker`] for
+    /// a topic metadata refuses (authorization, invalid name), or
+    /// [`Error::Closed`]. Unlike Java, these come back from `send` itself
+    /// rather than through the handle or callback.
+    pub fn send<KB, VB>(&self, record: ProducerRecord<'_, KB, VB>) -> Result<RecordFuture>
+    where
+        KB: Borrow<K>,
+        VB: Borrow<V>,
+    {
+        self.do_send(record, None)
+    }
+
+    /// Like [`send`](Self::send), and runs `callback` with the record's
+    /// outcome on the I/O thread when it is known. If `send_with_callback`
+    /// returns an error, the callback is dropped without being called.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub fn send_with_callback<KB, VB, F>(
+        &self,
+        record: ProducerRecord<'_, KB, VB>,
+        callback: F,
+    ) -> Result<RecordFuture>
+    where
+        KB: Borrow<K>,
+        VB: Borrow<V>,
+        F: FnOnce(Result<RecordMetadata>) + Send + 'static,
+    {
+        self.do_send(record, Some(Box::new(callback)))
+    }
+
+    fn do_send<KB, VB>(
+        &self,
+        mut record: ProducerRecord<'_, KB, VB>,
+        callback: Option<crate::future::Callback>,
+    ) -> Result<RecordFuture>
+    where
+        KB: Borrow<K>,
+        VB: Borrow<V>,
+    {
+        let inner = &*self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let start = Instant::now();
+        let max_block = if in_io_thread() {
+            Duration::ZERO
+        } else {
+            inner.cfg.max_block
+        };
+        let deadline = start + max_block;
+        let topic_queues =
+            self.wait_on_metadata(&record.topic, record.partition, start, deadline)?;
+        let layout = topic_queues.layout();
+        let topic: &str = &topic_queues.name;
+
+        SCRATCH.with(|cell| {
+            let mut fallback = (Vec::new(), Vec::new());
+            let mut borrowed = cell.try_borrow_mut();
+            let (key_buf, value_buf) = match borrowed.as_deref_mut() {
+                Ok(s) => s,
+                Err(_) => &mut fallback, // re-entered from a serializer
+            };
+            key_buf.clear();
+            value_buf.clear();
+            let headers = &mut record.headers;
+            let key = match &record.key {
+                Some(k) => Some(
+                    self.key_serializer
+                        .serialize(topic, headers, k.borrow(), key_buf)
+                        .map_err(|e| serialization(RecordPart::Key, e))?,
+                ),
+                None => None,
+            };
+            let value = match &record.value {
+                Some(v) => Some(
+                    self.value_serializer
+                        .serialize(topic, headers, v.borrow(), value_buf)
+                        .map_err(|e| serialization(RecordPart::Value, e))?,
+                ),
+                None => None,
+            };
+            let headers = &record.headers[..];
+            let fixed_size = record_fixed_size(
+                key,
+                value,
+                headers.iter().map(|h| (h.key.as_str(), h.value.as_deref())),
+            );
+            let size = RECORD_BATCH_OVERHEAD + record_size_upper_bound(fixed_size);
+            if size > inner.cfg.max_request_size {
+                return Err(Error::RecordTooLarge {
+                    size,
+                    limit: inner.cfg.max_request_size,
+                    setting: "max.request.size",
+                });
+            }
+            if size > inner.cfg.buffer_memory {
+                return Err(Error::RecordTooLarge {
+                    size,
+                    limit: inner.cfg.buffer_memory,
+                    setting: "buffer.memory",
+                });
+            }
+            let count = layout.partitions.len();
+            let partition = match (record.partition, &inner.cfg.partitioner) {
+                (Some(p), _) => Some(p),
+                (None, PartitionerChoice::Custom(p)) => {
+                    Some(self.custom_partition(&**p, topic, key, value, count)?)
+                }
+                (None, PartitionerChoice::RoundRobin) => {
+                    Some(self.custom_partition(&inner.round_robin, topic, key, value, count)?)
+                }
+                (None, PartitionerChoice::BuiltIn) => match key {
+                    Some(k) if !inner.cfg.partitioner_ignore_keys => {
+                        Some(murmur2_partition(k, count))
+                    }
+                    _ => None, // uniform sticky
+                },
+            };
+            let parts = RecordParts {
+                key,
+                value,
+                headers,
+                timestamp: record.timestamp.unwrap_or_else(crate::util::now_ms),
+                fixed_size,
+            };
+            let key_size = key.map_or(-1, |k| k.len() as i32);
+            let value_size = value.map_or(-1, |v| v.len() as i32);
+            let r = inner.accumulator.append(
+                &topic_queues,
+                &layout,
+                partition,
+                &parts,
+                key_size,
+                value_size,
+                callback,
+                deadline,
+            );
+            if key_buf.capacity() > SCRATCH_KEEP {
+                *key_buf = Vec::new();
+            }
+            if value_buf.capacity() > SCRATCH_KEEP {
+                *value_buf = Vec::new();
+            }
+            r
+        })
+    }
+
+    fn custom_partition(
+        &self,
+        partitioner: &dyn Partitioner,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        count: usize,
+    ) -> Result<i32> {
+        let cluster = self.inner.metadata.cluster();
+        let p = partitioner.partition(topic, key, value, &cluster);
+        if p < 0 || p as usize >= count {
+            return Err(Error::InvalidPartition {
+                topic: topic.to_owned(),
+                message: format!("the partitioner returned {p}; the topic has {count} partitions"),
+            });
+        }
+        Ok(p)
+    }
+
+    /// Waits until metadata knows `topic` (and `partition`, if given), up to
+    /// `deadline` (Java's `waitOnMetadata`).
+    fn wait_on_metadata(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        start: Instant,
+        deadline: Instant,
+    ) -> Result<Arc<TopicQueues>> {
+        let inner = &*self.inner;
+        if let Some(p) = partition.filter(|p| *p < 0) {
+            return Err(Error::InvalidPartition {
+                topic: topic.to_owned(),
+                message: format!("partition {p} is negative"),
+            });
+        }
+        loop {
+            // Read the version first: the metadata thread updates the
+            // queues before it bumps the version, so a topic that appears
+            // after this read also wakes the wait below.
+            let version = inner.metadata.version();
+            let known = inner.accumulator.topic(topic);
+            let count = known.as_ref().map(|t| t.layout().partitions.len());
+            match (known, partition) {
+                (Some(t), None) => return Ok(t),
+                (Some(t), Some(p)) if (p as usize) < count.unwrap_or(0) => return Ok(t),
+                _ => {}
+            }
+            if let Some(code) = inner.metadata.cluster().topic_error(topic) {
+                if matches!(
+                    code,
+                    ErrorCode::TOPIC_AUTHORIZATION_FAILED | ErrorCode::INVALID_TOPIC_EXCEPTION
+                ) {
+                    return Err(Error::Broker {
+                        code,
+                        topic: topic.to_owned(),
+                        partition: partition.unwrap_or(-1),
+                        message: Some("from metadata".into()),
+                    });
+                }
+            }
+            if inner.closed.load(Ordering::Acquire) || inner.metadata.is_closed() {
+                return Err(Error::Closed);
+            }
+            inner.metadata.add_topic(topic);
+            if count.is_some() {
+                inner.metadata.request_update(); // the partition is missing
+            }
+            if Instant::now() >= deadline {
+                let waited_ms = start.elapsed().as_millis() as u64;
+                if let Some(why) = inner.metadata.last_error() {
+                    log::warn!("metadata for {topic} not available: {why}");
+                }
+                return Err(Error::MetadataTimeout {
+                    topic: topic.to_owned(),
+                    partition,
+                    partition_count: count,
+                    waited_ms,
+                });
+            }
+            inner.metadata.await_update(version, deadline);
+        }
+    }
+
+    /// The partitions of `topic`, waiting up to `max.block.ms` for its
+    /// metadata (Java's `partitionsFor`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MetadataTimeout`], [`Error::Closed`], or [`Error::Broker`]
+    /// for a topic metadata refuses.
+    pub fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionInfo>> {
+        let start = Instant::now();
+        self.wait_on_metadata(topic, None, start, start + self.inner.cfg.max_block)?;
+        Ok(self
+            .inner
+            .metadata
+            .cluster()
+            .partitions_for_topic(topic)
+            .to_vec())
+    }
+
+    /// Makes every buffered record sendable at once (ignoring `linger.ms`)
+    /// and blocks until all records sent before this call have completed,
+    /// successfully or not. Records sent meanwhile by other threads are not
+    /// waited for.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOperation`] when called from a send callback, where
+    /// it would wait for its own thread.
+    pub fn flush(&self) -> Result<()> {
+        if in_io_thread() {
+            return Err(Error::InvalidOperation(
+                "flush() inside a send callback would deadlock".into(),
+            ));
+        }
+        let acc = &self.inner.accumulator;
+        let mark = acc.begin_flush();
+        acc.await_flush(mark);
+        Ok(())
+    }
+
+    /// Closes the producer, waiting as long as it takes for every record
+    /// already sent to complete. Equivalent to Java's `close()`, which waits
+    /// without limit; each record is still bounded by `delivery.timeout.ms`.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` leaves room for close-time failures.
+    pub fn close(&self) -> Result<()> {
+        self.close_timeout(Duration::MAX)
+    }
+
+    /// Closes the producer: new sends fail with [`Error::Closed`], every
+    /// buffered record becomes sendable at once, and this waits up to
+    /// `timeout` for them all to complete. Records still incomplete at the
+    /// deadline fail with [`Error::Aborted`], so none is left without an
+    /// outcome. Then the I/O threads stop. Calling it again (or from several
+    /// threads) is harmless.
+    ///
+    /// From a send callback, it behaves like `close_timeout(0)` and does not
+    /// wait for the I/O threads (Java does the same).
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` leaves room for close-time failures.
+    pub fn close_timeout(&self, timeout: Duration) -> Result<()> {
+        let inner = &*self.inner;
+        let start = Instant::now();
+        let deadline = start.checked_add(timeout);
+        inner.closed.store(true, Ordering::Release);
+        inner.accumulator.close();
+        let from_callback = in_io_thread();
+        if from_callback {
+            log::warn!("close() called from a send callback: closing without waiting");
+            self.abort_all();
+            inner.io.stop();
+            return Ok(());
+        }
+        let mut joined = inner.joined.lock();
+        if *joined {
+            return Ok(());
+        }
+        let clean = match deadline {
+            Some(d) => inner.accumulator.await_all_complete(d),
+            None => inner.accumulator.await_all_complete(far_future()),
+        };
+        if !clean {
+            log::warn!(
+                "close timed out with {} batches incomplete; failing them",
+                inner.accumulator.incomplete_count()
+            );
+            self.abort_all();
+        }
+        inner.accumulator.pool().close();
+        inner.io.stop();
+        // Threads finish their in-flight requests (none after a clean
+        // drain) and exit at once; one stuck opening a connection holds no
+        // batch and is detached after a short wait.
+        let all = inner.io.join(Instant::now() + Duration::from_secs(2));
+        if !all {
+            // Detached threads hold no batch; anything left is queued.
+            self.abort_all();
+        }
+        *joined = true;
+        Ok(())
+    }
+
+    fn abort_all(&self) {
+        let inner = &*self.inner;
+        let err = Error::Aborted("the producer was closed before the record was delivered".into());
+        inner.accumulator.begin_abort();
+        inner.accumulator.abort_queued(None, &err);
+        inner.io.abort(&err);
+        // Batches in flight are failed by their I/O threads; a retry that
+        // raced the abort lands back in a queue, so sweep once more when
+        // they are done.
+        inner
+            .accumulator
+            .await_all_complete(Instant::now() + Duration::from_secs(1));
+        inner.accumulator.abort_queued(None, &err);
+    }
+}
+
+impl<K: ?Sized, V: ?Sized> Drop for Producer<K, V> {
+    /// Closes gracefully, waiting at most `delivery.timeout.ms` (by then
+    /// every record has its outcome anyway). Unlike rust-rdkafka, which
+    /// purges its queue on drop, nothing buffered is discarded unsent.
+    fn drop(&mut self) {
+        if !*self.inner.joined.lock() {
+            let t = self.inner.cfg.delivery_timeout;
+            let _ = self.close_timeout(t);
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(60 * 60 * 24 * 365)
+}
+
+fn serialization(part: RecordPart, e: crate::serialize::SerializeError) -> Error {
+    Error::Serialization {
+        part,
+        source: Arc::from(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        assert_send_sync::<Producer<str, str>>();
+        assert_send_sync::<Producer<[u8], [u8]>>();
+        assert_send_sync::<Producer<i64, [u8]>>();
+        assert_send_sync::<RecordFuture>();
+        assert_send_sync::<Error>();
+        assert_send_sync::<ProducerConfig>();
+        assert_send_sync::<RecordMetadata>();
+    }
+}
