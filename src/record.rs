@@ -6,8 +6,31 @@
 //! likes (`ProducerRecord<&str, &[u8]>` or `ProducerRecord<String, Vec<u8>>`);
 //! the producer's serializers turn them into bytes.
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::sync::Arc;
+
+/// The type of an absent key or value: a record built with
+/// [`ProducerRecord::new`] has a `Null` key, one built with
+/// [`ProducerRecord::tombstone`] a `Null` value. It has no values, so it is
+/// never serialized; it only tells the compiler which type the missing part
+/// has, so `ProducerRecord::new("topic", "value")` needs no annotation.
+///
+/// It borrows as every type the built-in serializers take. For a custom
+/// key type `MyKey`, keyless records work once you add
+/// `impl Borrow<MyKey> for Null { fn borrow(&self) -> &MyKey { match *self {} } }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Null {}
+
+macro_rules! null_borrows {
+    ($($t:ty),*) => {$(
+        impl Borrow<$t> for Null {
+            fn borrow(&self) -> &$t {
+                match *self {}
+            }
+        }
+    )*};
+}
+null_borrows!([u8], str, Vec<u8>, String, i16, i32, i64, f32, f64);
 
 /// A record header: a string key and a nullable byte value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -48,6 +71,10 @@ impl Header {
 /// | `ProducerRecord(topic, partition, key, value[, headers])` | [`ProducerRecord::with_partition`] |
 /// | `ProducerRecord(topic, partition, timestamp, key, value[, headers])` | [`ProducerRecord::with_timestamp`] |
 ///
+/// With `with_partition` and `with_timestamp`, a `None` key or value needs
+/// its type spelled (`None::<&str>`); the builder methods on a record from
+/// `new` or `with_key` avoid that.
+///
 /// and the builder methods [`partition`](Self::partition),
 /// [`timestamp`](Self::timestamp), [`header`](Self::header) and
 /// [`headers`](Self::headers) set the rest.
@@ -75,7 +102,7 @@ pub struct ProducerRecord<'t, K, V> {
     pub headers: Vec<Header>,
 }
 
-impl<'t, K, V> ProducerRecord<'t, K, V> {
+impl<'t, V> ProducerRecord<'t, Null, V> {
     /// A record with a value and no key: Java's `ProducerRecord(topic, value)`.
     pub fn new(topic: impl Into<Cow<'t, str>>, value: V) -> Self {
         ProducerRecord {
@@ -87,12 +114,33 @@ impl<'t, K, V> ProducerRecord<'t, K, V> {
             headers: Vec::new(),
         }
     }
+}
 
+impl<'t, K> ProducerRecord<'t, K, Null> {
+    /// A record with a key and a null value: a tombstone for a compacted
+    /// topic.
+    pub fn tombstone(topic: impl Into<Cow<'t, str>>, key: K) -> Self {
+        ProducerRecord {
+            topic: topic.into(),
+            partition: None,
+            timestamp: None,
+            key: Some(key),
+            value: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl<'t, K, V> ProducerRecord<'t, K, V> {
     /// A keyed record: Java's `ProducerRecord(topic, key, value)`.
     pub fn with_key(topic: impl Into<Cow<'t, str>>, key: K, value: V) -> Self {
         ProducerRecord {
+            topic: topic.into(),
+            partition: None,
+            timestamp: None,
             key: Some(key),
-            ..ProducerRecord::new(topic, value)
+            value: Some(value),
+            headers: Vec::new(),
         }
     }
 
@@ -131,18 +179,6 @@ impl<'t, K, V> ProducerRecord<'t, K, V> {
             key,
             value,
             headers,
-        }
-    }
-
-    /// A record with a key and a null value: a tombstone for a compacted topic.
-    pub fn tombstone(topic: impl Into<Cow<'t, str>>, key: K) -> Self {
-        ProducerRecord {
-            topic: topic.into(),
-            partition: None,
-            timestamp: None,
-            key: Some(key),
-            value: None,
-            headers: Vec::new(),
         }
     }
 

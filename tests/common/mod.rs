@@ -1,0 +1,324 @@
+//! Shared helpers for the integration tests: where the brokers are, random
+//! topic names, private mock clusters for fault injection, and the
+//! independent consumer (`tests/support/kcheck.py`, confluent-kafka over
+//! librdkafka) whose view of the topics the tests assert on.
+//!
+//! The brokers are started by `scripts/test.sh` (or `scripts/brokers.sh
+//! start` plus `eval "$(scripts/brokers.sh env)"`). A missing variable or
+//! broker fails the test: it is never a reason to skip.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use kafka_producer::{ProducerConfig, RecordFuture};
+
+/// Where the brokers and tools are.
+pub struct Env {
+    pub tansu: String,
+    pub mock: String,
+    pub mock_bin: PathBuf,
+    pub python: PathBuf,
+    pub kcheck: PathBuf,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the tests with scripts/test.sh, or start the brokers with \
+             scripts/brokers.sh start and eval \"$(scripts/brokers.sh env)\""
+        )
+    })
+}
+
+/// The test environment; panics if a broker variable is missing.
+pub fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| Env {
+        tansu: var("KP_TANSU_BOOTSTRAP"),
+        mock: var("KP_MOCK_BOOTSTRAP"),
+        mock_bin: var("KP_MOCK_BIN").into(),
+        python: var("KP_PYTHON").into(),
+        kcheck: var("KP_KCHECK").into(),
+    })
+}
+
+/// The two real brokers every end-to-end test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broker {
+    /// Tansu: one broker, flexible versions, 4 partitions per new topic.
+    Tansu,
+    /// librdkafka's mock: 3 brokers, old versions, 4 partitions per topic.
+    Mock,
+}
+
+pub const BROKERS: [Broker; 2] = [Broker::Tansu, Broker::Mock];
+
+impl Broker {
+    pub fn bootstrap(self) -> &'static str {
+        match self {
+            Broker::Tansu => &env().tansu,
+            Broker::Mock => &env().mock,
+        }
+    }
+
+    /// A config for this broker with small timeouts for tests.
+    pub fn config(self) -> ProducerConfig {
+        ProducerConfig::new()
+            .bootstrap_servers(self.bootstrap())
+            .max_block(Duration::from_secs(20))
+    }
+}
+
+/// A fresh topic name.
+pub fn topic(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// One record as the independent consumer read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumed {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub timestamp_type: i64,
+    pub timestamp: i64,
+}
+
+fn unhex(v: &serde_json::Value) -> Option<Vec<u8>> {
+    let s = v.as_str()?;
+    Some(
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect(),
+    )
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Reads `expect` records of `topic` from the beginning with an
+/// independent consumer (librdkafka via confluent-kafka). Panics if fewer
+/// arrive within `timeout`.
+pub fn consume(bootstrap: &str, topic: &str, expect: usize, timeout: Duration) -> Vec<Consumed> {
+    let e = env();
+    let out = Command::new(&e.python)
+        .arg(&e.kcheck)
+        .args(["consume", "--bootstrap", bootstrap, "--topic", topic])
+        .args(["--expect", &expect.to_string()])
+        .args(["--timeout", &timeout.as_secs().max(1).to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run kcheck.py consume");
+    let records: Vec<Consumed> = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            Consumed {
+                partition: v["partition"].as_i64().unwrap() as i32,
+                offset: v["offset"].as_i64().unwrap(),
+                key: unhex(&v["key"]),
+                value: unhex(&v["value"]),
+                headers: v["headers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| (h[0].as_str().unwrap().to_owned(), unhex(&h[1])))
+                    .collect(),
+                timestamp_type: v["timestamp_type"].as_i64().unwrap(),
+                timestamp: v["timestamp"].as_i64().unwrap(),
+            }
+        })
+        .collect();
+    assert!(
+        out.status.success(),
+        "kcheck consume of {topic} read {} of {expect} records ({})",
+        records.len(),
+        out.status
+    );
+    records
+}
+
+/// The partition librdkafka's `murmur2_random` partitioner (Java's key
+/// hash) gives each key, by producing them to `topic` with librdkafka.
+pub fn librdkafka_murmur2(bootstrap: &str, topic: &str, keys: &[Vec<u8>]) -> Vec<i32> {
+    let e = env();
+    let mut child = Command::new(&e.python)
+        .arg(&e.kcheck)
+        .args(["murmur2", "--bootstrap", bootstrap, "--topic", topic])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run kcheck.py murmur2");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for k in keys {
+            writeln!(stdin, "{}", hex(k)).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kcheck murmur2 failed: {}",
+        out.status
+    );
+    let parts: Vec<i32> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["partition"].as_i64().unwrap() as i32
+        })
+        .collect();
+    assert_eq!(parts.len(), keys.len());
+    parts
+}
+
+/// A private librdkafka mock cluster for tests that inject faults, so they
+/// do not disturb the shared brokers. Killed on drop.
+pub struct MockCluster {
+    child: Child,
+    pub bootstrap: String,
+    ctl: PathBuf,
+    ack: PathBuf,
+    commands: usize,
+    dir: PathBuf,
+}
+
+impl MockCluster {
+    /// Starts `brokers` mock brokers with the given topics pre-created.
+    pub fn start(brokers: usize, topics: &[(&str, usize)]) -> MockCluster {
+        let e = env();
+        let dir = std::env::temp_dir().join(topic("kp-mock"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bs = dir.join("bootstrap");
+        let ctl = dir.join("ctl");
+        let ack = dir.join("ack");
+        let mut cmd = Command::new(&e.mock_bin);
+        cmd.args(["-b", &brokers.to_string()])
+            .arg("-f")
+            .arg(&bs)
+            .arg("-c")
+            .arg(&ctl)
+            .arg("-a")
+            .arg(&ack);
+        for (t, p) in topics {
+            cmd.args(["-t", &format!("{t}:{p}")]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("log")).unwrap())
+            .spawn()
+            .expect("start the mock cluster");
+        let t0 = Instant::now();
+        let bootstrap = loop {
+            if let Ok(s) = std::fs::read_to_string(&bs) {
+                if !s.trim().is_empty() {
+                    break s.trim().to_owned();
+                }
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "mock cluster did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        MockCluster {
+            child,
+            bootstrap,
+            ctl,
+            ack,
+            commands: 0,
+            dir,
+        }
+    }
+
+    /// Sends a control command (`down 1`, `errors 0 6 6`, ...) and waits
+    /// until the mock has applied it.
+    pub fn command(&mut self, line: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.ctl)
+            .expect("open the mock's control fifo");
+        writeln!(f, "{line}").unwrap();
+        drop(f);
+        self.commands += 1;
+        let t0 = Instant::now();
+        loop {
+            let n: usize = std::fs::read_to_string(&self.ack)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            if n >= self.commands {
+                return;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "mock ignored `{line}`"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The mock's log, for assertion messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for MockCluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits for every handle and returns the results.
+pub fn wait_all(
+    handles: Vec<RecordFuture>,
+) -> Vec<kafka_producer::Result<kafka_producer::RecordMetadata>> {
+    handles.into_iter().map(|h| h.get()).collect()
+}
+
+/// Path of a built example binary, building it if needed.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let path = profile_dir.join("examples").join(name);
+    if !path.exists() {
+        let release = profile_dir.ends_with("release");
+        let mut c = Command::new(env!("CARGO"));
+        c.args(["build", "--example", name]);
+        if release {
+            c.arg("--release");
+        }
+        assert!(
+            c.status().unwrap().success(),
+            "cargo build --example {name}"
+        );
+    }
+    path
+}
