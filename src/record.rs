@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// It borrows as every type the built-in serializers take. For a custom
 /// key type `MyKey`, keyless records work once you add
 /// `impl Borrow<MyKey> for Null { fn borrow(&self) -> &MyKey { match *self {} } }`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Null {}
 
 macro_rules! null_borrows {
