@@ -54,6 +54,11 @@ mod record;
 pub mod serialize;
 mod util;
 
+/// The README's examples are compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use config::{Acks, ProducerConfig};
 pub use error::{Error, RecordPart, Result};
 pub use future::RecordFuture;

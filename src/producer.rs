@@ -489,10 +489,11 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         let deadline = start.checked_add(timeout);
         inner.closed.store(true, Ordering::Release);
         inner.accumulator.close();
-        let from_callback = in_io_thread();
-        if from_callback {
+        if in_io_thread() {
+            // Java: close() from a callback is close(0), without waiting
+            // for the I/O threads (this is one of them).
             log::warn!("close() called from a send callback: closing without waiting");
-            self.abort_all();
+            self.abort_all(false);
             inner.io.stop();
             return Ok(());
         }
@@ -500,45 +501,50 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         if *joined {
             return Ok(());
         }
-        let clean = match deadline {
-            Some(d) => inner.accumulator.await_all_complete(d),
-            None => inner.accumulator.await_all_complete(far_future()),
-        };
+        let clean = inner
+            .accumulator
+            .await_all_complete(deadline.unwrap_or_else(far_future));
         if !clean {
             log::warn!(
                 "close timed out with {} batches incomplete; failing them",
                 inner.accumulator.incomplete_count()
             );
-            self.abort_all();
+            self.abort_all(true);
         }
         inner.accumulator.pool().close();
         inner.io.stop();
         // Threads finish their in-flight requests (none after a clean
         // drain) and exit at once; one stuck opening a connection holds no
         // batch and is detached after a short wait.
-        let all = inner.io.join(Instant::now() + Duration::from_secs(2));
-        if !all {
-            // Detached threads hold no batch; anything left is queued.
-            self.abort_all();
-        }
+        inner.io.join(Instant::now() + Duration::from_secs(2));
+        // Nothing can be queued now (appends stopped at `accumulator.close`
+        // and the threads are gone), but a batch that was handed back for a
+        // retry as the threads stopped would have no one left to send it.
+        inner.accumulator.abort_queued(None, &aborted());
         *joined = true;
         Ok(())
     }
 
-    fn abort_all(&self) {
+    /// Fails every queued batch and tells the I/O threads to fail what they
+    /// hold; with `wait`, waits briefly for them and sweeps the queues once
+    /// more (a retry may have raced the abort).
+    fn abort_all(&self, wait: bool) {
         let inner = &*self.inner;
-        let err = Error::Aborted("the producer was closed before the record was delivered".into());
+        let err = aborted();
         inner.accumulator.begin_abort();
         inner.accumulator.abort_queued(None, &err);
         inner.io.abort(&err);
-        // Batches in flight are failed by their I/O threads; a retry that
-        // raced the abort lands back in a queue, so sweep once more when
-        // they are done.
-        inner
-            .accumulator
-            .await_all_complete(Instant::now() + Duration::from_secs(1));
-        inner.accumulator.abort_queued(None, &err);
+        if wait {
+            inner
+                .accumulator
+                .await_all_complete(Instant::now() + Duration::from_secs(1));
+            inner.accumulator.abort_queued(None, &err);
+        }
     }
+}
+
+fn aborted() -> Error {
+    Error::Aborted("the producer was closed before the record was delivered".into())
 }
 
 impl<K: ?Sized, V: ?Sized> Drop for Producer<K, V> {

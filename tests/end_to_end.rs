@@ -516,3 +516,71 @@ fn tansu_and_mock_are_different_brokers() {
         "the mock has 3 brokers"
     );
 }
+
+#[test]
+fn callbacks_may_panic_and_may_send_but_not_flush() {
+    for broker in BROKERS {
+        let topic = topic("callbacks");
+        let p = Arc::new(bytes_producer(broker.config()));
+        let flush_refused = Arc::new(AtomicUsize::new(0));
+        let nested = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (p2, f2, n2, t2) = (
+            p.clone(),
+            flush_refused.clone(),
+            nested.clone(),
+            topic.clone(),
+        );
+        let first = p
+            .send_with_callback(
+                ProducerRecord::new(topic.as_str(), &b"outer"[..]).partition(0),
+                move |r| {
+                    r.unwrap();
+                    if matches!(p2.flush(), Err(Error::InvalidOperation(_))) {
+                        f2.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // a send from the I/O thread must not block; it is accepted
+                    let h = p2
+                        .send(ProducerRecord::new(t2.as_str(), &b"nested"[..]).partition(0))
+                        .unwrap();
+                    n2.lock().unwrap().push(h);
+                },
+            )
+            .unwrap();
+        first.get().unwrap();
+        let panicking = p
+            .send_with_callback(
+                ProducerRecord::new(topic.as_str(), &b"boom"[..]).partition(1),
+                |_| panic!("a user callback panics (expected in this test)"),
+            )
+            .unwrap();
+        assert!(
+            panicking.get().is_ok(),
+            "{broker:?}: the panic does not change the outcome"
+        );
+        // The I/O thread survived: more records complete.
+        let after = p
+            .send(ProducerRecord::new(topic.as_str(), &b"after"[..]).partition(1))
+            .unwrap();
+        assert!(after.get().unwrap().has_offset(), "{broker:?}");
+        assert_eq!(
+            flush_refused.load(Ordering::SeqCst),
+            1,
+            "{broker:?}: flush refused in a callback"
+        );
+        let nested_handle = nested.lock().unwrap().pop().expect("nested send happened");
+        assert!(nested_handle.get().unwrap().has_offset());
+        p.close().unwrap();
+        let got = consume(broker.bootstrap(), &topic, 4, T);
+        let mut values: Vec<Vec<u8>> = got.into_iter().map(|r| r.value.unwrap()).collect();
+        values.sort();
+        assert_eq!(
+            values,
+            vec![
+                b"after".to_vec(),
+                b"boom".to_vec(),
+                b"nested".to_vec(),
+                b"outer".to_vec()
+            ]
+        );
+    }
+}

@@ -284,15 +284,19 @@ impl RecordAccumulator {
             .last_used_ms
             .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         let outcome = loop {
-            if self.closed.load(Ordering::Acquire) {
-                break Err(Error::Closed);
-            }
             let (p, sticky) = match partition {
                 Some(p) => (p, false),
                 None => (self.sticky_partition(topic, layout), true),
             };
             let queue = &layout.partitions[p as usize];
             let mut g = queue.inner.lock();
+            // Checked under the partition lock: `close` sets the flag and
+            // then sweeps every partition under its lock, so a record is
+            // either refused here or in a batch that sweep (or the drain
+            // before it) will find.
+            if self.closed.load(Ordering::Acquire) {
+                break Err(Error::Closed);
+            }
             if sticky && topic.sticky.load(Ordering::Acquire) != p {
                 continue; // another thread switched partitions; follow it
             }
