@@ -6,7 +6,6 @@
 //! metadata, serialize, choose the partition, and encode the record into
 //! its partition's batch. Everything after that happens on the I/O threads.
 
-use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,11 +18,11 @@ use crate::config::{PartitionerChoice, ProducerConfig};
 use crate::error::{Error, RecordPart, Result};
 use crate::future::RecordFuture;
 use crate::io::{in_io_thread, Io};
-use crate::metadata::Metadata;
+use crate::metadata::{Cluster, Metadata};
 use crate::partitioner::{murmur2_partition, Partitioner, RoundRobinPartitioner};
 use crate::protocol::records::{record_fixed_size, record_size_upper_bound, RECORD_BATCH_OVERHEAD};
 use crate::protocol::ErrorCode;
-use crate::record::{PartitionInfo, ProducerRecord, RecordMetadata};
+use crate::record::{Data, PartitionInfo, ProducerRecord, RecordMetadata};
 use crate::serialize::Serializer;
 
 thread_local! {
@@ -50,9 +49,9 @@ struct Inner {
 /// A Kafka producer, typed by what its key and value serializers take.
 ///
 /// `Producer<str, str>` sends `ProducerRecord<String, String>`,
-/// `ProducerRecord<&str, &str>` and any other key and value that
-/// [`Borrow`] a `str`; `Producer<[u8], [u8]>` (the default) sends byte
-/// vectors and slices.
+/// `ProducerRecord<&str, &str>`, `&String` and any other key and value that
+/// is [`Data<str>`](Data); `Producer<[u8], [u8]>` (the default) sends byte
+/// vectors, arrays and slices.
 ///
 /// ```no_run
 /// use kafka_producer::{Producer, ProducerConfig, ProducerRecord, StringSerializer};
@@ -194,8 +193,8 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     /// rather than through the handle or callback.
     pub fn send<KB, VB>(&self, record: ProducerRecord<'_, KB, VB>) -> Result<RecordFuture>
     where
-        KB: Borrow<K>,
-        VB: Borrow<V>,
+        KB: Data<K>,
+        VB: Data<V>,
     {
         self.do_send(record, None)
     }
@@ -213,8 +212,8 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         callback: F,
     ) -> Result<RecordFuture>
     where
-        KB: Borrow<K>,
-        VB: Borrow<V>,
+        KB: Data<K>,
+        VB: Data<V>,
         F: FnOnce(Result<RecordMetadata>) + Send + 'static,
     {
         self.do_send(record, Some(Box::new(callback)))
@@ -226,8 +225,8 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         callback: Option<crate::future::Callback>,
     ) -> Result<RecordFuture>
     where
-        KB: Borrow<K>,
-        VB: Borrow<V>,
+        KB: Data<K>,
+        VB: Data<V>,
     {
         let inner = &*self.inner;
         if inner.closed.load(Ordering::Acquire) {
@@ -242,6 +241,15 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         let deadline = start + max_block;
         let topic_queues =
             self.wait_on_metadata(&record.topic, record.partition, start, deadline)?;
+        // A partitioner sees a cluster snapshot taken before the layout
+        // (the metadata thread updates layouts before it publishes), so any
+        // partition it can see exists in the layout we index.
+        let cluster = match (&record.partition, &inner.cfg.partitioner) {
+            (None, PartitionerChoice::Custom(_) | PartitionerChoice::RoundRobin) => {
+                Some(inner.metadata.cluster())
+            }
+            _ => None,
+        };
         let layout = topic_queues.layout();
         let topic: &str = &topic_queues.name;
 
@@ -258,7 +266,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             let key = match &record.key {
                 Some(k) => Some(
                     self.key_serializer
-                        .serialize(topic, headers, k.borrow(), key_buf)
+                        .serialize(topic, headers, k.data(), key_buf)
                         .map_err(|e| serialization(RecordPart::Key, e))?,
                 ),
                 None => None,
@@ -266,7 +274,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             let value = match &record.value {
                 Some(v) => Some(
                     self.value_serializer
-                        .serialize(topic, headers, v.borrow(), value_buf)
+                        .serialize(topic, headers, v.data(), value_buf)
                         .map_err(|e| serialization(RecordPart::Value, e))?,
                 ),
                 None => None,
@@ -295,12 +303,22 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             let count = layout.partitions.len();
             let partition = match (record.partition, &inner.cfg.partitioner) {
                 (Some(p), _) => Some(p),
-                (None, PartitionerChoice::Custom(p)) => {
-                    Some(self.custom_partition(&**p, topic, key, value, count)?)
-                }
-                (None, PartitionerChoice::RoundRobin) => {
-                    Some(self.custom_partition(&inner.round_robin, topic, key, value, count)?)
-                }
+                (None, PartitionerChoice::Custom(p)) => Some(custom_partition(
+                    &**p,
+                    cluster.as_deref().expect("taken above"),
+                    topic,
+                    key,
+                    value,
+                    count,
+                )?),
+                (None, PartitionerChoice::RoundRobin) => Some(custom_partition(
+                    &inner.round_robin,
+                    cluster.as_deref().expect("taken above"),
+                    topic,
+                    key,
+                    value,
+                    count,
+                )?),
                 (None, PartitionerChoice::BuiltIn) => match key {
                     Some(k) if !inner.cfg.partitioner_ignore_keys => {
                         Some(murmur2_partition(k, count))
@@ -335,25 +353,6 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             }
             r
         })
-    }
-
-    fn custom_partition(
-        &self,
-        partitioner: &dyn Partitioner,
-        topic: &str,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        count: usize,
-    ) -> Result<i32> {
-        let cluster = self.inner.metadata.cluster();
-        let p = partitioner.partition(topic, key, value, &cluster);
-        if p < 0 || p as usize >= count {
-            return Err(Error::InvalidPartition {
-                topic: topic.to_owned(),
-                message: format!("the partitioner returned {p}; the topic has {count} partitions"),
-            });
-        }
-        Ok(p)
     }
 
     /// Waits until metadata knows `topic` (and `partition`, if given), up to
@@ -559,6 +558,26 @@ impl<K: ?Sized, V: ?Sized> Drop for Producer<K, V> {
     }
 }
 
+/// Asks a partitioner, and checks its answer against the `count`
+/// partitions the layout has.
+fn custom_partition(
+    partitioner: &dyn Partitioner,
+    cluster: &Cluster,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    count: usize,
+) -> Result<i32> {
+    let p = partitioner.partition(topic, key, value, cluster);
+    if p < 0 || p as usize >= count {
+        return Err(Error::InvalidPartition {
+            topic: topic.to_owned(),
+            message: format!("the partitioner returned {p}; the topic has {count} partitions"),
+        });
+    }
+    Ok(p)
+}
+
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(60 * 60 * 24 * 365)
 }
@@ -575,6 +594,27 @@ mod tests {
     use super::*;
 
     fn assert_send_sync<T: Send + Sync>() {}
+
+    /// Compile-time check: the key and value types users reach for.
+    #[allow(dead_code)]
+    fn accepted_record_types(
+        s: &Producer<str, str>,
+        b: &Producer<[u8], [u8]>,
+        n: &Producer<i64, str>,
+    ) -> Result<()> {
+        let (k, v) = (String::from("k"), String::from("v"));
+        s.send(ProducerRecord::with_key("t", &k, &v))?;
+        s.send(ProducerRecord::with_key("t", k.as_str(), v.clone()))?;
+        s.send(ProducerRecord::new("t", std::borrow::Cow::Borrowed("v")))?;
+        s.send(ProducerRecord::tombstone("t", &k))?;
+        let bytes = vec![1u8, 2];
+        b.send(ProducerRecord::with_key("t", &bytes, [1u8, 2, 3]))?;
+        b.send(ProducerRecord::new("t", &b"literal"[..]))?;
+        b.send(ProducerRecord::new("t", b"array ref"))?;
+        n.send(ProducerRecord::with_key("t", 42i64, "v"))?;
+        n.send(ProducerRecord::new("t", "keyless"))?;
+        Ok(())
+    }
 
     #[test]
     fn public_types_are_send_and_sync() {

@@ -6,8 +6,75 @@
 //! likes (`ProducerRecord<&str, &[u8]>` or `ProducerRecord<String, Vec<u8>>`);
 //! the producer's serializers turn them into bytes.
 
-use std::borrow::{Borrow, Cow};
+use std::borrow::Cow;
+use std::rc::Rc;
 use std::sync::Arc;
+
+/// A key or value that can be sent by a producer whose serializer takes a
+/// `T`: the record holds a `Self`, the serializer sees `&T`.
+///
+/// Implemented for `T` itself and `&T` (any type), and for the usual ways
+/// of holding strings and bytes: a `Producer<str, _>` takes `String`,
+/// `&String`, `&str`, `Box<str>`, `Cow<str>`, `Arc<str>` and `Rc<str>`
+/// keys; a `Producer<[u8], _>` takes `Vec<u8>`, `&Vec<u8>`, `&[u8]`,
+/// `[u8; N]`, `&[u8; N]`, `Box<[u8]>`, `Cow<[u8]>`, `Arc<[u8]>` and
+/// `Rc<[u8]>`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be sent where the producer's serializer takes `{T}`",
+    note = "a Producer<str, _> takes String, &String, &str, Cow<str>...; a Producer<[u8], _> takes Vec<u8>, &[u8]...; implement `Data<{T}>` for other types"
+)]
+pub trait Data<T: ?Sized> {
+    /// The data, as the serializer takes it.
+    fn data(&self) -> &T;
+}
+
+impl<T> Data<T> for T {
+    fn data(&self) -> &T {
+        self
+    }
+}
+
+impl<T: ?Sized> Data<T> for &T {
+    fn data(&self) -> &T {
+        self
+    }
+}
+
+macro_rules! data_via_deref {
+    ($target:ty: $($t:ty),* $(,)?) => {$(
+        impl Data<$target> for $t {
+            fn data(&self) -> &$target {
+                self
+            }
+        }
+    )*};
+}
+data_via_deref!(str: String, &String, Box<str>, Arc<str>, Rc<str>);
+data_via_deref!([u8]: Vec<u8>, &Vec<u8>, Box<[u8]>, Arc<[u8]>, Rc<[u8]>);
+
+impl Data<str> for Cow<'_, str> {
+    fn data(&self) -> &str {
+        self
+    }
+}
+
+impl Data<[u8]> for Cow<'_, [u8]> {
+    fn data(&self) -> &[u8] {
+        self
+    }
+}
+
+impl<const N: usize> Data<[u8]> for [u8; N] {
+    fn data(&self) -> &[u8] {
+        self
+    }
+}
+
+impl<const N: usize> Data<[u8]> for &[u8; N] {
+    fn data(&self) -> &[u8] {
+        *self
+    }
+}
 
 /// The type of an absent key or value: a record built with
 /// [`ProducerRecord::new`] has a `Null` key, one built with
@@ -15,22 +82,22 @@ use std::sync::Arc;
 /// never serialized; it only tells the compiler which type the missing part
 /// has, so `ProducerRecord::new("topic", "value")` needs no annotation.
 ///
-/// It borrows as every type the built-in serializers take. For a custom
+/// It stands in for every type the built-in serializers take. For a custom
 /// key type `MyKey`, keyless records work once you add
-/// `impl Borrow<MyKey> for Null { fn borrow(&self) -> &MyKey { match *self {} } }`.
+/// `impl Data<MyKey> for Null { fn data(&self) -> &MyKey { match *self {} } }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Null {}
 
-macro_rules! null_borrows {
+macro_rules! null_data {
     ($($t:ty),*) => {$(
-        impl Borrow<$t> for Null {
-            fn borrow(&self) -> &$t {
+        impl Data<$t> for Null {
+            fn data(&self) -> &$t {
                 match *self {}
             }
         }
     )*};
 }
-null_borrows!([u8], str, Vec<u8>, String, i16, i32, i64, f32, f64);
+null_data!([u8], str, Vec<u8>, String, i16, i32, i64, f32, f64);
 
 /// A record header: a string key and a nullable byte value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

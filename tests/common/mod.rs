@@ -115,15 +115,16 @@ pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Reads `expect` records of `topic` from the beginning with an
-/// independent consumer (librdkafka via confluent-kafka). Panics if fewer
-/// arrive within `timeout`.
+/// Reads `topic` from the beginning with an independent consumer
+/// (librdkafka via confluent-kafka) until `expect` records arrived, then
+/// one more second to catch extras. Panics unless exactly `expect` records
+/// arrive within `timeout`: duplicates fail the test as missing ones do.
 pub fn consume(bootstrap: &str, topic: &str, expect: usize, timeout: Duration) -> Vec<Consumed> {
     let e = env();
     let out = Command::new(&e.python)
         .arg(&e.kcheck)
         .args(["consume", "--bootstrap", bootstrap, "--topic", topic])
-        .args(["--expect", &expect.to_string()])
+        .args(["--expect", &expect.to_string(), "--linger", "1"])
         .args(["--timeout", &timeout.as_secs().max(1).to_string()])
         .stderr(Stdio::inherit())
         .output()
@@ -155,6 +156,12 @@ pub fn consume(bootstrap: &str, topic: &str, expect: usize, timeout: Duration) -
         "kcheck consume of {topic} read {} of {expect} records ({})",
         records.len(),
         out.status
+    );
+    assert_eq!(
+        records.len(),
+        expect,
+        "the consumer read {} records of {topic}, expected exactly {expect}",
+        records.len()
     );
     records
 }
@@ -303,22 +310,24 @@ pub fn wait_all(
     handles.into_iter().map(|h| h.get()).collect()
 }
 
-/// Path of a built example binary, building it if needed.
+/// Path of an example binary, built (once per test process) so that it is
+/// never stale: `cargo test --test X` alone does not rebuild examples.
 pub fn example(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let path = profile_dir.join("examples").join(name);
-    if !path.exists() {
-        let release = profile_dir.ends_with("release");
+    let mut built = BUILT.lock().unwrap();
+    if !built.iter().any(|b| b == name) {
         let mut c = Command::new(env!("CARGO"));
-        c.args(["build", "--example", name]);
-        if release {
+        c.args(["build", "--quiet", "--example", name]);
+        if profile_dir.ends_with("release") {
             c.arg("--release");
         }
         assert!(
             c.status().unwrap().success(),
             "cargo build --example {name}"
         );
+        built.push(name.to_owned());
     }
-    path
+    profile_dir.join("examples").join(name)
 }
