@@ -229,6 +229,11 @@ impl Error {
         }
     }
 
+    /// The error of a record the producer was closed before delivering.
+    pub(crate) fn aborted() -> Error {
+        Error::Aborted("the producer was closed before the record was delivered".into())
+    }
+
     pub(crate) fn config(key: &str, message: impl Into<String>) -> Error {
         Error::Config {
             key: key.to_owned(),

@@ -98,8 +98,12 @@ impl BatchResult {
         RecordMetadata {
             topic: self.topic.clone(),
             partition: self.partition,
+            // A hostile broker could send a base offset near i64::MAX.
             offset: if delivered.base_offset >= 0 {
-                delivered.base_offset + i64::from(relative_offset)
+                delivered
+                    .base_offset
+                    .checked_add(i64::from(relative_offset))
+                    .unwrap_or(-1)
             } else {
                 -1
             },
@@ -217,6 +221,16 @@ mod tests {
         assert_eq!((m0.offset(), m0.timestamp(), m0.partition()), (100, 10, 3));
         assert_eq!((m1.offset(), m1.serialized_key_size()), (101, -1));
         assert_eq!(m1.to_string(), "t-3@101");
+    }
+
+    #[test]
+    fn a_hostile_base_offset_does_not_overflow() {
+        let b = BatchResult::new("t".into(), 0);
+        b.set(Ok(Delivered {
+            base_offset: i64::MAX - 1,
+            log_append_time: -1,
+        }));
+        assert_eq!(RecordFuture::new(b, 5, 0, 0, 0).get().unwrap().offset(), -1);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::protocol::messages::metadata::MetadataResponse;
+use crate::protocol::messages::metadata::{MetadataPartition, MetadataResponse};
 use crate::protocol::ErrorCode;
 use crate::record::PartitionInfo;
 
@@ -133,12 +133,24 @@ impl Cluster {
         let mut topics = HashMap::with_capacity(r.topics.len());
         for t in &r.topics {
             let Some(name) = &t.name else { continue };
+            // Partition ids are 0..n. A response with gaps is tolerated
+            // (the gaps become leaderless), but an id far beyond the number
+            // of partitions listed is hostile or corrupt: it would make us
+            // allocate that many queues. Such entries are dropped.
+            let limit = 2 * t.partitions.len() + 16;
+            let in_range = |p: &&MetadataPartition| {
+                usize::try_from(p.partition_index).is_ok_and(|i| i < limit)
+            };
+            if t.partitions.iter().any(|p| !in_range(&p)) {
+                log::warn!("metadata for {name} has partition ids out of range; ignoring them");
+            }
             let count = t
                 .partitions
                 .iter()
-                .map(|p| p.partition_index.max(-1) + 1)
+                .filter(in_range)
+                .map(|p| p.partition_index as usize + 1)
                 .max()
-                .unwrap_or(0) as usize;
+                .unwrap_or(0);
             let mut partitions: Vec<PartitionInfo> = (0..count as i32)
                 .map(|p| PartitionInfo {
                     topic: name.clone(),
@@ -149,11 +161,8 @@ impl Cluster {
                     offline_replicas: Vec::new(),
                 })
                 .collect();
-            for p in &t.partitions {
-                let Ok(i) = usize::try_from(p.partition_index) else {
-                    continue;
-                };
-                let slot = &mut partitions[i];
+            for p in t.partitions.iter().filter(in_range) {
+                let slot = &mut partitions[p.partition_index as usize];
                 slot.leader =
                     (p.leader_id >= 0 && brokers.contains_key(&p.leader_id)).then_some(p.leader_id);
                 slot.replicas = p.replica_nodes.clone();
@@ -339,6 +348,12 @@ impl Metadata {
         self.updated.notify_all();
     }
 
+    /// For the metadata thread: nothing needed fetching; the view counts as
+    /// fresh until `metadata.max.age.ms` from now.
+    pub(crate) fn mark_refreshed(&self, now: Instant) {
+        self.inner.lock().last_refresh = Some(now);
+    }
+
     /// For the metadata thread: records a failed fetch and asks again.
     pub(crate) fn failed(&self, why: String) {
         let mut g = self.inner.lock();
@@ -397,6 +412,29 @@ mod tests {
         assert!(c.leader_for("t", 1).is_none());
         assert!(c.leader_for("t", 3).is_none());
         assert_eq!(c.partition_count_for_topic("missing"), None);
+    }
+
+    #[test]
+    fn hostile_partition_ids_are_dropped_not_allocated() {
+        let r = MetadataResponse {
+            brokers: vec![],
+            topics: vec![MetadataTopic {
+                error_code: 0,
+                name: Some("t".into()),
+                topic_id: [0; 16],
+                is_internal: false,
+                partitions: vec![
+                    partition(0, 1),
+                    partition(i32::MAX, 1),
+                    partition(1_000_000, 1),
+                    partition(-5, 1),
+                ],
+                topic_authorized_operations: 0,
+            }],
+            ..Default::default()
+        };
+        let c = Cluster::from_response(&r);
+        assert_eq!(c.partition_count_for_topic("t"), Some(1));
     }
 
     #[test]

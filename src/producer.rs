@@ -6,7 +6,7 @@
 //! metadata, serialize, choose the partition, and encode the record into
 //! its partition's batch. Everything after that happens on the I/O threads.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +29,32 @@ thread_local! {
     /// Serializer scratch buffers (key, value), reused by every `send` on
     /// this thread so serializing allocates nothing per record.
     static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+
+    /// True while this thread is closing a producer: records it fails run
+    /// their callbacks here, and a callback must not wait for the close
+    /// that runs it.
+    static IN_CLOSE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread runs send callbacks now: an I/O thread, or a thread
+/// failing records in `close`.
+fn in_callback_context() -> bool {
+    in_io_thread() || IN_CLOSE.with(Cell::get)
+}
+
+/// Marks this thread as closing until dropped.
+struct ClosingGuard(bool);
+
+impl ClosingGuard {
+    fn enter() -> Self {
+        ClosingGuard(IN_CLOSE.with(|c| c.replace(true)))
+    }
+}
+
+impl Drop for ClosingGuard {
+    fn drop(&mut self) {
+        IN_CLOSE.with(|c| c.set(self.0));
+    }
 }
 
 /// Scratch buffers larger than this are shrunk after use.
@@ -79,14 +105,17 @@ struct Inner {
 /// * One I/O thread per broker (named `<client.id>-b<node id>`) writes
 ///   requests and reads responses, and one metadata thread
 ///   (`<client.id>-meta`) keeps the cluster view fresh.
-/// * Callbacks run on the I/O thread of the partition's leader, in record
-///   order per partition, before the record's [`RecordFuture`] resolves. A
-///   slow callback delays every partition that broker leads; do heavy work
-///   elsewhere. A panicking callback is caught and logged.
-/// * Inside a callback, `send` does not block (it fails at once if it would
-///   have to wait, as if `max.block.ms` were 0: a callback waiting for
-///   memory only its own thread can free would stall), `flush` is refused,
-///   and `close` does not wait.
+/// * Callbacks run before the record's [`RecordFuture`] resolves, on the
+///   I/O thread of the partition's leader (in record order per partition),
+///   on the metadata thread for a record that expired while its partition
+///   had no leader, or on the thread calling `close` for records it fails.
+///   A slow callback delays every partition that broker leads; do heavy
+///   work elsewhere, and never wait in a callback for another record. A
+///   panicking callback is caught and logged.
+/// * Inside a callback, `send` and `partitions_for` do not block (they fail
+///   at once if they would have to wait, as if `max.block.ms` were 0: a
+///   callback waiting for memory only its own thread can free would
+///   stall), `flush` is refused, and `close` does not wait.
 pub struct Producer<K: ?Sized = [u8], V: ?Sized = [u8]> {
     inner: Arc<Inner>,
     key_serializer: Box<dyn Serializer<K>>,
@@ -233,7 +262,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             return Err(Error::Closed);
         }
         let start = Instant::now();
-        let max_block = if in_io_thread() {
+        let max_block = if in_callback_context() {
             Duration::ZERO
         } else {
             inner.cfg.max_block
@@ -378,6 +407,12 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             let version = inner.metadata.version();
             let known = inner.accumulator.topic(topic);
             let count = known.as_ref().map(|t| t.layout().partitions.len());
+            if let Some(t) = &known {
+                // A topic that went idle is known but no longer refreshed.
+                if !t.registered.swap(true, Ordering::AcqRel) {
+                    inner.metadata.add_topic(topic);
+                }
+            }
             match (known, partition) {
                 (Some(t), None) => return Ok(t),
                 (Some(t), Some(p)) if (p as usize) < count.unwrap_or(0) => return Ok(t),
@@ -428,7 +463,12 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     /// for a topic metadata refuses.
     pub fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionInfo>> {
         let start = Instant::now();
-        self.wait_on_metadata(topic, None, start, start + self.inner.cfg.max_block)?;
+        let max_block = if in_callback_context() {
+            Duration::ZERO
+        } else {
+            self.inner.cfg.max_block
+        };
+        self.wait_on_metadata(topic, None, start, start + max_block)?;
         Ok(self
             .inner
             .metadata
@@ -447,7 +487,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     /// [`Error::InvalidOperation`] when called from a send callback, where
     /// it would wait for its own thread.
     pub fn flush(&self) -> Result<()> {
-        if in_io_thread() {
+        if in_callback_context() {
             return Err(Error::InvalidOperation(
                 "flush() inside a send callback would deadlock".into(),
             ));
@@ -484,52 +524,57 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     /// None today; the `Result` leaves room for close-time failures.
     pub fn close_timeout(&self, timeout: Duration) -> Result<()> {
         let inner = &*self.inner;
-        let start = Instant::now();
-        let deadline = start.checked_add(timeout);
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(far_future);
         inner.closed.store(true, Ordering::Release);
         inner.accumulator.close();
-        if in_io_thread() {
-            // Java: close() from a callback is close(0), without waiting
-            // for the I/O threads (this is one of them).
+        if in_callback_context() {
+            // Java: close() from a callback is close(0), and it does not
+            // wait for the I/O threads (this may be one of them, or the
+            // thread of a close already failing records).
             log::warn!("close() called from a send callback: closing without waiting");
             self.abort_all(false);
             inner.io.stop();
             return Ok(());
         }
-        let mut joined = inner.joined.lock();
-        if *joined {
-            return Ok(());
-        }
-        let clean = inner
-            .accumulator
-            .await_all_complete(deadline.unwrap_or_else(far_future));
-        if !clean {
+        // Records failed below run their callbacks on this thread.
+        let _closing = ClosingGuard::enter();
+        // No lock is held while waiting: a later, shorter close on another
+        // thread can still abort what this one is waiting for.
+        if !inner.accumulator.await_all_complete(deadline) {
             log::warn!(
                 "close timed out with {} batches incomplete; failing them",
                 inner.accumulator.incomplete_count()
             );
             self.abort_all(true);
         }
+        let mut joined = inner.joined.lock();
+        if *joined {
+            return Ok(());
+        }
         inner.accumulator.pool().close();
+        // From here a failed batch is not retried: the threads are stopping.
+        inner.accumulator.begin_abort();
         inner.io.stop();
         // Threads finish their in-flight requests (none after a clean
         // drain) and exit at once; one stuck opening a connection holds no
         // batch and is detached after a short wait.
         inner.io.join(Instant::now() + Duration::from_secs(2));
-        // Nothing can be queued now (appends stopped at `accumulator.close`
-        // and the threads are gone), but a batch that was handed back for a
-        // retry as the threads stopped would have no one left to send it.
-        inner.accumulator.abort_queued(None, &aborted());
+        // Nothing can be queued now (appends stopped at `accumulator.close`,
+        // retries at `begin_abort`), but sweep in case a send's batch landed
+        // as the threads stopped.
+        inner.accumulator.abort_queued(None, &Error::aborted());
         *joined = true;
         Ok(())
     }
 
     /// Fails every queued batch and tells the I/O threads to fail what they
     /// hold; with `wait`, waits briefly for them and sweeps the queues once
-    /// more (a retry may have raced the abort).
+    /// more.
     fn abort_all(&self, wait: bool) {
         let inner = &*self.inner;
-        let err = aborted();
+        let err = Error::aborted();
         inner.accumulator.begin_abort();
         inner.accumulator.abort_queued(None, &err);
         inner.io.abort(&err);
@@ -540,10 +585,6 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             inner.accumulator.abort_queued(None, &err);
         }
     }
-}
-
-fn aborted() -> Error {
-    Error::Aborted("the producer was closed before the record was delivered".into())
 }
 
 impl<K: ?Sized, V: ?Sized> Drop for Producer<K, V> {

@@ -271,3 +271,189 @@ fn close_timeout_fails_what_cannot_be_delivered() {
         }
     }
 }
+
+/// A callback that calls `close()` while `close_timeout` on another thread
+/// is failing records (and so running that callback on its own thread)
+/// must not deadlock: the nested close acts as `close(0)`.
+#[test]
+fn close_from_a_callback_during_close_does_not_deadlock() {
+    let mut mock = MockCluster::start(1, &[("cb-close", 1)]);
+    let p = Arc::new(producer(
+        ProducerConfig::new()
+            .bootstrap_servers(mock.bootstrap.clone())
+            .linger(Duration::from_millis(50)),
+    ));
+    p.partitions_for("cb-close").unwrap();
+    mock.command("down 1");
+    let closed_inside = Arc::new(AtomicUsize::new(0));
+    for i in 0..5 {
+        let (p2, c2) = (p.clone(), closed_inside.clone());
+        let _ = p
+            .send_with_callback(ProducerRecord::new("cb-close", vec![i]), move |r| {
+                if r.is_err() {
+                    p2.close().unwrap(); // Java allows close() in a callback
+                    p2.flush().unwrap_err(); // but flush would wait for itself
+                    c2.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+            .unwrap();
+    }
+    let p3 = p.clone();
+    let closer = std::thread::spawn(move || p3.close_timeout(Duration::from_millis(300)));
+    let t0 = Instant::now();
+    while !closer.is_finished() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "close deadlocked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    closer.join().unwrap().unwrap();
+    assert_eq!(closed_inside.load(Ordering::SeqCst), 5);
+}
+
+/// `close_timeout(0)` while a `close()` without limit waits on a dead
+/// cluster: the short one fails the records at once and both return.
+#[test]
+fn a_short_close_overrides_a_long_one_in_progress() {
+    let mut mock = MockCluster::start(1, &[("two-closes", 1)]);
+    let p = Arc::new(producer(
+        ProducerConfig::new()
+            .bootstrap_servers(mock.bootstrap.clone())
+            .delivery_timeout(Duration::from_secs(600)),
+    ));
+    p.partitions_for("two-closes").unwrap();
+    mock.command("down 1");
+    let h = p
+        .send(ProducerRecord::new("two-closes", &b"x"[..]))
+        .unwrap();
+    let p2 = p.clone();
+    let long = std::thread::spawn(move || p2.close());
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    p.close_timeout(Duration::ZERO).unwrap();
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "close_timeout(0) took {took:?}"
+    );
+    assert!(matches!(h.get(), Err(Error::Aborted(_))));
+    let t1 = Instant::now();
+    while !long.is_finished() {
+        assert!(
+            t1.elapsed() < Duration::from_secs(10),
+            "close() never returned"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    long.join().unwrap().unwrap();
+}
+
+/// A topic idle past `metadata.max.idle.ms` leaves the metadata requests;
+/// its next send puts it back, so a leader move is still learned.
+#[test]
+fn an_idle_topic_is_refreshed_again_once_used() {
+    let mut mock = MockCluster::start(2, &[("idle", 1)]);
+    let p = producer(
+        ProducerConfig::from_pairs([
+            ("bootstrap.servers", mock.bootstrap.as_str()),
+            ("metadata.max.idle.ms", "5000"),
+            // refresh often, so the idle topic is pruned while we wait
+            ("metadata.max.age.ms", "1000"),
+            ("delivery.timeout.ms", "8000"),
+            ("request.timeout.ms", "2000"),
+        ])
+        .unwrap(),
+    );
+    p.send(ProducerRecord::new("idle", &b"before"[..]))
+        .unwrap()
+        .get()
+        .unwrap();
+    let leader = p.partitions_for("idle").unwrap()[0].leader.unwrap();
+    let meta_cpu0 = metadata_thread_cpu_s();
+    std::thread::sleep(Duration::from_millis(7000)); // idle: dropped from metadata
+    let meta_cpu = metadata_thread_cpu_s() - meta_cpu0;
+    assert!(
+        meta_cpu < 0.5,
+        "the metadata thread used {meta_cpu:.2} s of CPU while idle"
+    );
+    let other = if leader == 1 { 2 } else { 1 };
+    mock.command(&format!("leader idle 0 {other}"));
+    let m = p
+        .send(ProducerRecord::new("idle", &b"after"[..]))
+        .unwrap()
+        .get()
+        .unwrap_or_else(|e| panic!("the leader move was not learned: {e}"));
+    assert!(m.has_offset());
+}
+
+/// CPU seconds used so far by this process's metadata threads.
+fn metadata_thread_cpu_s() -> f64 {
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if !stat[open + 1..close].ends_with("-meta") {
+            continue;
+        }
+        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+        total += ticks / 100.0;
+    }
+    total
+}
+
+/// acks=0 against a broker that stops reading: the unwritten requests
+/// count as in flight, time out, and every record gets its outcome.
+#[test]
+fn acks_zero_records_time_out_when_the_broker_stops_reading() {
+    let mock = MockCluster::start(1, &[("frozen", 1)]);
+    let p = producer(
+        ProducerConfig::from_pairs([
+            ("bootstrap.servers", mock.bootstrap.as_str()),
+            ("acks", "0"),
+            ("request.timeout.ms", "1000"),
+            ("delivery.timeout.ms", "3000"),
+            ("socket.connection.setup.timeout.ms", "1000"),
+            ("buffer.memory", "8388608"),
+            ("max.block.ms", "1000"),
+        ])
+        .unwrap(),
+    );
+    p.partitions_for("frozen").unwrap();
+    p.send(ProducerRecord::new("frozen", &b"warm"[..]))
+        .unwrap()
+        .get()
+        .unwrap();
+    mock.signal("STOP");
+    let done = Arc::new(AtomicUsize::new(0));
+    let value = vec![1u8; 1000];
+    let mut accepted = 0;
+    for _ in 0..50_000 {
+        let d = done.clone();
+        match p.send_with_callback(ProducerRecord::new("frozen", value.as_slice()), move |_| {
+            d.fetch_add(1, Ordering::SeqCst);
+        }) {
+            Ok(_) => accepted += 1,
+            Err(Error::BufferExhausted { .. }) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let t0 = Instant::now();
+    let p = Arc::new(p);
+    let p2 = p.clone();
+    let flusher = std::thread::spawn(move || p2.flush());
+    while !flusher.is_finished() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "flush hung with a frozen broker"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    flusher.join().unwrap().unwrap();
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        accepted,
+        "every record got its outcome"
+    );
+    mock.signal("CONT");
+}

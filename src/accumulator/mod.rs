@@ -90,7 +90,10 @@ impl DrainSignal {
     /// From the I/O thread, before it scans its partitions.
     pub(crate) fn begin_cycle(&self) {
         self.sleep_until.store(AWAKE, Ordering::SeqCst);
-        self.pending.store(false, Ordering::SeqCst);
+        // A swap, not a store: if it takes a `true` from `notify`, it also
+        // acquires everything that sender did before (its batch), so the
+        // scan that follows sees that batch even on weakly ordered CPUs.
+        self.pending.swap(false, Ordering::SeqCst);
     }
 
     /// From the I/O thread, after its scan: plans to sleep until `until`.
@@ -166,6 +169,10 @@ pub(crate) struct TopicQueues {
     sticky_bytes: AtomicUsize,
     /// Last `send` to this topic, ms since the accumulator's epoch.
     last_used_ms: AtomicU64,
+    /// True while metadata refreshes this topic. Cleared when the topic
+    /// goes idle (`metadata.max.idle.ms`); the next `send` sets it and
+    /// registers the topic with metadata again (Java's `metadata.add`).
+    pub(crate) registered: AtomicBool,
 }
 
 impl TopicQueues {
@@ -306,6 +313,13 @@ impl RecordAccumulator {
                     let fut = Self::append_to(last, rec, key_size, value_size, &mut callback);
                     if sticky {
                         topic.sticky_bytes.fetch_add(size, Ordering::Relaxed);
+                    }
+                    // Filled to the brim: ready now, not after linger.
+                    let full = last.is_full();
+                    let leader = queue.leader();
+                    drop(g);
+                    if full {
+                        self.notify_leader(leader, Instant::now());
                     }
                     break Ok(fut);
                 }
@@ -537,6 +551,14 @@ impl RecordAccumulator {
     ) {
         batch.retry_at = Some(retry_at);
         let mut g = queue.inner.lock();
+        // Checked under the partition lock: `abort_queued` runs after
+        // `begin_abort` under the same lock, so a batch either lands in the
+        // deque before that sweep or is failed here; never stranded.
+        if self.is_aborting() {
+            drop(g);
+            self.complete(batch, Err(Error::aborted()));
+            return;
+        }
         g.batches.push_front(batch);
         queue.queued.store(g.batches.len(), Ordering::Relaxed);
         let leader = queue.leader();
@@ -556,12 +578,15 @@ impl RecordAccumulator {
         self.incomplete.cond.notify_all();
     }
 
-    /// Fails the queued batches that have waited in their deques longer than `delivery.timeout.ms`.
-    /// Returns how many batches expired.
-    pub(crate) fn expire(&self, now: Instant) -> usize {
-        let list = self.all_partitions();
+    /// Fails the queued batches of `partitions` that have waited longer
+    /// than `delivery.timeout.ms`. Returns how many batches expired.
+    ///
+    /// Each I/O thread expires the partitions it leads, so a partition's
+    /// callbacks run on one thread in order; the metadata thread expires
+    /// the partitions no I/O thread leads.
+    pub(crate) fn expire(&self, partitions: &[Arc<PartitionQueue>], now: Instant) -> usize {
         let mut expired = Vec::new();
-        for q in &list {
+        for q in partitions {
             if q.queued() == 0 {
                 continue;
             }
@@ -604,10 +629,10 @@ impl RecordAccumulator {
         now.saturating_duration_since(created) >= self.cfg.delivery_timeout
     }
 
-    /// The earliest time a queued batch can expire, if any is queued.
-    pub(crate) fn next_expiry(&self) -> Option<Instant> {
+    /// The earliest time a queued batch of `partitions` can expire.
+    pub(crate) fn next_expiry(&self, partitions: &[Arc<PartitionQueue>]) -> Option<Instant> {
         let mut next: Option<Instant> = None;
-        for q in self.all_partitions() {
+        for q in partitions {
             if q.queued() == 0 {
                 continue;
             }
@@ -617,6 +642,16 @@ impl RecordAccumulator {
             }
         }
         next
+    }
+
+    /// Partitions with queued batches that no I/O thread leads: no leader,
+    /// or a leader whose thread has not started (or has gone).
+    pub(crate) fn unled_partitions(&self) -> Vec<Arc<PartitionQueue>> {
+        let signals = self.signals.read();
+        self.all_partitions()
+            .into_iter()
+            .filter(|q| q.queued() > 0 && !signals.contains_key(&q.leader()))
+            .collect()
     }
 
     fn all_partitions(&self) -> Vec<Arc<PartitionQueue>> {
@@ -685,6 +720,7 @@ impl RecordAccumulator {
                             sticky: AtomicI32::new(-1),
                             sticky_bytes: AtomicUsize::new(0),
                             last_used_ms: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
+                            registered: AtomicBool::new(true),
                         })
                     })
                     .clone();
@@ -723,18 +759,23 @@ impl RecordAccumulator {
         self.wake_all();
     }
 
-    /// Topics not sent to for `idle`, which metadata may stop asking for.
+    /// Topics not sent to for `idle` and with nothing queued: metadata may
+    /// stop asking for them. Marks them unregistered.
     pub(crate) fn idle_topics(&self, idle: Duration) -> Vec<String> {
         let now_ms = self.epoch.elapsed().as_millis() as u64;
         self.topics
             .read()
             .values()
             .filter(|t| {
-                now_ms.saturating_sub(t.last_used_ms.load(Ordering::Relaxed))
-                    > idle.as_millis() as u64
+                t.registered.load(Ordering::Acquire)
+                    && now_ms.saturating_sub(t.last_used_ms.load(Ordering::Relaxed))
+                        > idle.as_millis() as u64
                     && t.layout().partitions.iter().all(|q| q.queued() == 0)
             })
-            .map(|t| t.name.to_string())
+            .map(|t| {
+                t.registered.store(false, Ordering::Release);
+                t.name.to_string()
+            })
             .collect()
     }
 
@@ -937,8 +978,14 @@ mod tests {
         let acc = RecordAccumulator::new(cfg());
         acc.update_metadata(&cluster(1));
         let f = send(&acc, Some(0), b"x").unwrap();
-        assert_eq!(acc.expire(Instant::now()), 0);
-        assert_eq!(acc.expire(Instant::now() + Duration::from_secs(11)), 1);
+        let all = acc.all_partitions();
+        assert_eq!(acc.expire(&all, Instant::now()), 0);
+        assert!(acc.next_expiry(&all).unwrap() > Instant::now());
+        assert_eq!(acc.unled_partitions().len(), 1, "no I/O thread registered");
+        assert_eq!(
+            acc.expire(&all, Instant::now() + Duration::from_secs(11)),
+            1
+        );
         assert!(matches!(f.get(), Err(Error::DeliveryTimeout { .. })));
         assert_eq!(acc.pool().available_memory(), 10_000);
     }
@@ -959,6 +1006,23 @@ mod tests {
         let total: usize = queued.iter().sum();
         assert!((4..=6).contains(&total), "{queued:?}");
         acc.abort_queued(None, &Error::Closed);
+        assert_eq!(acc.incomplete_count(), 0);
+    }
+
+    #[test]
+    fn a_retry_after_an_abort_began_is_failed_not_stranded() {
+        let acc = RecordAccumulator::new(cfg());
+        acc.update_metadata(&cluster(1));
+        let f = send(&acc, Some(0), b"x").unwrap();
+        acc.begin_flush();
+        let parts = acc.partitions_led_by(1);
+        let (mut d, _) = acc.drain(&parts, &mut 0, 1 << 20, Instant::now());
+        let x = d.pop().unwrap();
+        acc.begin_abort();
+        acc.abort_queued(None, &Error::aborted());
+        // the I/O thread's retry comes after the sweep
+        acc.reenqueue(&x.queue, x.batch, Instant::now());
+        assert!(matches!(f.get(), Err(Error::Aborted(_))));
         assert_eq!(acc.incomplete_count(), 0);
     }
 

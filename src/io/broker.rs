@@ -48,11 +48,15 @@ pub(crate) enum Control {
     Abort(Error),
 }
 
-/// One Produce request awaiting its response.
+/// One Produce request awaiting its response, or (acks=0) awaiting the
+/// moment its last byte is written.
 struct InFlight {
     correlation_id: i32,
     version: i16,
     sent_at: Instant,
+    /// acks=0: no response is awaited; the request completes once the
+    /// connection has written `end` bytes in total.
+    acks0_end: Option<u64>,
     /// `None` once a batch was expired while in flight: its late answer is
     /// ignored.
     batches: Vec<Option<Drained>>,
@@ -67,10 +71,10 @@ pub(crate) struct BrokerThread {
     poll: Poll,
     conn: Option<Connection>,
     produce_version: i16,
+    /// Requests in order, acks=0 ones included: they count against
+    /// `max.in.flight.requests.per.connection` and `request.timeout.ms`
+    /// until their bytes are written.
     in_flight: VecDeque<InFlight>,
-    /// acks=0 requests written to the socket buffer but not yet flushed;
-    /// they complete when the write buffer empties.
-    unflushed_acks0: Vec<Drained>,
     partitions: Arc<[Arc<PartitionQueue>]>,
     partitions_version: u64,
     drain_cursor: usize,
@@ -97,7 +101,7 @@ impl BrokerThread {
             conn: None,
             produce_version: produce::MIN_VERSION,
             in_flight: VecDeque::new(),
-            unflushed_acks0: Vec::new(),
+
             partitions: Arc::from(Vec::new()),
             partitions_version: u64::MAX,
             drain_cursor: 0,
@@ -108,9 +112,25 @@ impl BrokerThread {
         }
     }
 
-    /// The thread's loop; returns when told to stop (after its in-flight
-    /// requests are answered) or to abort.
+    /// The thread's body. A panic inside the loop (a bug, or a hostile
+    /// answer we failed to anticipate) fails what the thread holds instead
+    /// of leaving its records without an outcome.
     pub(crate) fn run(mut self) {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_loop()));
+        if let Err(p) = r {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log::error!("{}: I/O thread panicked: {what}", self.label());
+            self.fail_all(Error::Protocol(format!("the I/O thread panicked: {what}")));
+        }
+    }
+
+    /// The loop; returns when told to stop (after its in-flight requests
+    /// are answered) or to abort.
+    fn run_loop(&mut self) {
         let mut events = Events::with_capacity(8);
         loop {
             self.signal.begin_cycle();
@@ -121,23 +141,22 @@ impl BrokerThread {
             let now = Instant::now();
             self.refresh_partitions();
             self.check_in_flight(now);
+            self.shared.accumulator.expire(&self.partitions, now);
             let mut next_wake = self.send_ready(now);
             if let Err(e) = self.flush_writes() {
                 self.disconnect(&format!("write failed: {e}"), now);
             }
-            if self.stopping && self.in_flight.is_empty() && self.unflushed_acks0.is_empty() {
+            if self.stopping && self.in_flight.is_empty() {
                 return;
             }
-            if let Some(t) = self
-                .in_flight
-                .front()
-                .map(|f| f.sent_at + self.shared.cfg.request_timeout)
-            {
-                next_wake = earliest(next_wake, Some(t));
+            if let Some(f) = self.in_flight.front() {
+                next_wake = earliest(next_wake, Some(f.sent_at + self.shared.cfg.request_timeout));
             }
-            if let Some(t) = self.idle_deadline() {
-                next_wake = earliest(next_wake, Some(t));
-            }
+            next_wake = earliest(next_wake, self.idle_deadline());
+            next_wake = earliest(
+                next_wake,
+                self.shared.accumulator.next_expiry(&self.partitions),
+            );
             let until = next_wake.map_or(u64::MAX, |t| self.shared.accumulator.nanos(t));
             if !self.signal.prepare_sleep(until) {
                 continue;
@@ -337,18 +356,16 @@ impl BrokerThread {
             produce::end_request(buf, version);
         });
         self.last_activity = now;
-        if acks == Acks::None {
-            // No response will be awaited (the test brokers send one
-            // anyway; it is read and dropped by correlation id).
-            self.unflushed_acks0.extend(drained);
-        } else {
-            self.in_flight.push_back(InFlight {
-                correlation_id,
-                version,
-                sent_at: now,
-                batches: drained.into_iter().map(Some).collect(),
-            });
-        }
+        // acks=0: no response will be awaited (the test brokers send one
+        // anyway; it matches no entry and is dropped).
+        let acks0_end = (acks == Acks::None).then(|| conn.enqueued_total());
+        self.in_flight.push_back(InFlight {
+            correlation_id,
+            version,
+            sent_at: now,
+            acks0_end,
+            batches: drained.into_iter().map(Some).collect(),
+        });
     }
 
     fn flush_writes(&mut self) -> std::io::Result<()> {
@@ -356,8 +373,15 @@ impl BrokerThread {
             return Ok(());
         };
         conn.write_some()?;
-        if !conn.wants_write() && !self.unflushed_acks0.is_empty() {
-            for d in std::mem::take(&mut self.unflushed_acks0) {
+        let written = conn.written_total();
+        // acks=0 requests whose last byte is written are done.
+        while let Some(i) = self
+            .in_flight
+            .iter()
+            .position(|f| f.acks0_end.is_some_and(|end| end <= written))
+        {
+            let f = self.in_flight.remove(i).expect("found");
+            for d in f.batches.into_iter().flatten() {
                 self.shared.accumulator.complete(
                     d.batch,
                     Ok(Delivered {
@@ -404,7 +428,11 @@ impl BrokerThread {
 
     fn on_response(&mut self, corr: i32, frame: &[u8], now: Instant) {
         self.last_activity = now;
-        let Some(i) = self.in_flight.iter().position(|f| f.correlation_id == corr) else {
+        let Some(i) = self
+            .in_flight
+            .iter()
+            .position(|f| f.correlation_id == corr && f.acks0_end.is_none())
+        else {
             // acks=0 requests get answers from some brokers; nothing waits.
             log::trace!("{}: ignoring response {corr}", self.label());
             return;
@@ -491,8 +519,11 @@ impl BrokerThread {
         let cfg = &self.shared.cfg;
         let acc = &self.shared.accumulator;
         let attempts = d.batch.attempts; // sends so far, including this one
+                                         // A stopping thread has no one to hand a retry to: it fails the
+                                         // batch instead (close has already drained everything it could).
         if retriable
             && attempts <= cfg.retries
+            && !self.stopping
             && !acc.is_expired(d.batch.created, now)
             && !acc.is_aborting()
         {
@@ -552,8 +583,7 @@ impl BrokerThread {
 
     fn idle_deadline(&self) -> Option<Instant> {
         let idle = self.shared.cfg.connections_max_idle?;
-        (self.conn.is_some() && self.in_flight.is_empty() && self.unflushed_acks0.is_empty())
-            .then(|| self.last_activity + idle)
+        (self.conn.is_some() && self.in_flight.is_empty()).then(|| self.last_activity + idle)
     }
 
     fn drop_connection(&mut self) {
@@ -576,14 +606,13 @@ impl BrokerThread {
             broker: self.label(),
             message: why.to_owned(),
         };
+        // Newest first: each retry goes to the front of its deque, so this
+        // leaves the oldest batch of a partition at the front.
         let in_flight: Vec<InFlight> = self.in_flight.drain(..).collect();
-        for f in in_flight {
+        for f in in_flight.into_iter().rev() {
             for d in f.batches.into_iter().flatten() {
                 self.fail_or_retry(d, err.clone(), true, now);
             }
-        }
-        for d in std::mem::take(&mut self.unflushed_acks0) {
-            self.fail_or_retry(d, err.clone(), true, now);
         }
         self.shared.metadata.request_update();
         self.schedule_reconnect(now);
@@ -597,9 +626,7 @@ impl BrokerThread {
                 acc.complete(d.batch, Err(err.clone()));
             }
         }
-        for d in self.unflushed_acks0.drain(..) {
-            acc.complete(d.batch, Err(err.clone()));
-        }
+
         self.drop_connection();
     }
 }

@@ -66,6 +66,11 @@ pub(crate) struct Connection<S: Transport = TcpStream> {
     /// Frames not yet written: `wbuf[wpos..]`.
     wbuf: Vec<u8>,
     wpos: usize,
+    /// Bytes ever written to the transport, and ever enqueued: a request
+    /// ending at enqueued offset `e` is fully written once
+    /// `written_total >= e`.
+    written_total: u64,
+    enqueued_total: u64,
     /// Bytes read, not yet consumed: `rbuf[rpos..rlen]`.
     rbuf: Vec<u8>,
     rpos: usize,
@@ -127,6 +132,8 @@ impl<S: Transport> Connection<S> {
             next_correlation_id: 0,
             wbuf: Vec::with_capacity(64 * 1024),
             wpos: 0,
+            written_total: 0,
+            enqueued_total: 0,
             rbuf: vec![0; 64 * 1024],
             rpos: 0,
             rlen: 0,
@@ -217,7 +224,13 @@ impl<S: Transport> Connection<S> {
         if self.wpos == self.wbuf.len() {
             self.wbuf.clear();
             self.wpos = 0;
+        } else if self.wpos >= 64 * 1024 && self.wpos * 2 >= self.wbuf.len() {
+            // A slow socket never empties the buffer: drop the written
+            // prefix so the buffer holds only what is still to be written.
+            self.wbuf.drain(..self.wpos);
+            self.wpos = 0;
         }
+        let before = self.wbuf.len();
         let at = begin_frame(&mut self.wbuf);
         RequestHeader {
             request_api_key: api_key,
@@ -228,7 +241,18 @@ impl<S: Transport> Connection<S> {
         .encode(&mut self.wbuf, header_version);
         body(&mut self.wbuf);
         end_frame(&mut self.wbuf, at);
+        self.enqueued_total += (self.wbuf.len() - before) as u64;
         id
+    }
+
+    /// Bytes enqueued so far; the end offset of the last enqueued request.
+    pub(crate) fn enqueued_total(&self) -> u64 {
+        self.enqueued_total
+    }
+
+    /// Bytes written to the transport so far.
+    pub(crate) fn written_total(&self) -> u64 {
+        self.written_total
     }
 
     /// True if bytes are waiting to be written.
@@ -241,7 +265,10 @@ impl<S: Transport> Connection<S> {
         while self.wpos < self.wbuf.len() {
             match self.stream.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => self.wpos += n,
+                Ok(n) => {
+                    self.wpos += n;
+                    self.written_total += n as u64;
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -374,7 +401,10 @@ impl<S: Transport> Connection<S> {
             let end = self.wbuf.len();
             match self.stream.write(&self.wbuf[self.wpos..end]) {
                 Ok(0) => return Err(io_err(self, ErrorKind::WriteZero.into())),
-                Ok(n) => self.wpos += n,
+                Ok(n) => {
+                    self.wpos += n;
+                    self.written_total += n as u64;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(io_err(self, e)),
             }
@@ -519,6 +549,64 @@ mod tests {
         let h = RequestHeader::decode(&mut d, 2).unwrap();
         assert_eq!((h.request_api_key, h.request_api_version), (18, 3));
         assert_eq!(h.client_id, Some("cid"));
+    }
+
+    /// A transport that takes at most `limit` bytes per `write` call and
+    /// then reports WouldBlock, like a slow socket.
+    struct Slow {
+        taken: usize,
+        limit: usize,
+    }
+    impl Read for Slow {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(ErrorKind::WouldBlock.into())
+        }
+    }
+    impl Write for Slow {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.taken >= self.limit {
+                self.taken = 0;
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.limit - self.taken);
+            self.taken += n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Transport for Slow {
+        fn set_timeouts(&self, _: Option<Duration>) -> io::Result<()> {
+            Ok(())
+        }
+        fn set_nonblocking(&self, _: bool) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_slow_socket_does_not_grow_the_write_buffer_without_bound() {
+        let mut c = Connection::new(
+            Slow {
+                taken: 0,
+                limit: 99_000,
+            },
+            "n".into(),
+            "c",
+        );
+        for _ in 0..200 {
+            c.enqueue(0, 9, 2, |b| b.extend_from_slice(&[0u8; 100_000]));
+            c.write_some().unwrap();
+            assert!(c.wants_write());
+        }
+        let pending = c.enqueued_total() - c.written_total();
+        assert!(pending < 300_000, "{pending} bytes pending");
+        assert!(
+            c.wbuf.len() < 2 * pending as usize + 200_000,
+            "buffer {} for {pending} pending",
+            c.wbuf.len()
+        );
     }
 
     #[test]

@@ -36,7 +36,8 @@ pub(crate) fn run(shared: Arc<IoShared>) {
         if let Some(last) = shared.metadata.last_refresh() {
             deadline = deadline.min(last + cfg.metadata_max_age);
         }
-        if let Some(t) = shared.accumulator.next_expiry() {
+        let unled = shared.accumulator.unled_partitions();
+        if let Some(t) = shared.accumulator.next_expiry(&unled) {
             deadline = deadline.min(t);
         }
         let work = shared.metadata.wait_for_work(deadline, not_before);
@@ -44,7 +45,10 @@ pub(crate) fn run(shared: Arc<IoShared>) {
             return;
         }
         let now = Instant::now();
-        shared.accumulator.expire(now);
+        // Batches of partitions an I/O thread leads expire on that thread.
+        shared
+            .accumulator
+            .expire(&shared.accumulator.unled_partitions(), now);
         let stale = shared
             .metadata
             .last_refresh()
@@ -54,10 +58,14 @@ pub(crate) fn run(shared: Arc<IoShared>) {
         }
         let idle = shared.accumulator.idle_topics(cfg.metadata_max_idle);
         if !idle.is_empty() {
+            // Their next `send` registers them again (TopicQueues::registered).
             shared.metadata.remove_topics(&idle);
         }
         let topics = shared.metadata.begin_refresh();
         if topics.is_empty() {
+            // Nothing to ask for: count it as fresh, or the max-age check
+            // would wake this loop at once, forever.
+            shared.metadata.mark_refreshed(now);
             continue;
         }
         match fetch(&shared, &mut conn, &topics, &mut rotate) {

@@ -89,11 +89,11 @@ impl IoShared {
 
     /// Starts the I/O thread of `node` unless it runs already.
     pub(crate) fn ensure_broker(self: &Arc<Self>, node: i32) {
-        if self.stopped.load(Ordering::Acquire) {
-            return;
-        }
+        // `stopped` is read under the `brokers` lock, which `stop` holds
+        // while it sets it: a thread is either started before `stop` (and
+        // told to stop) or not at all.
         let mut brokers = self.brokers.lock();
-        if brokers.contains_key(&node) {
+        if self.stopped.load(Ordering::Acquire) || brokers.contains_key(&node) {
             return;
         }
         let started = (|| -> std::io::Result<_> {
@@ -172,9 +172,10 @@ impl Io {
     /// Tells every broker thread to finish its in-flight requests and
     /// exit, and the metadata thread to exit.
     pub(crate) fn stop(&self) {
+        let brokers = self.shared.brokers.lock();
         self.shared.stopped.store(true, Ordering::Release);
         self.shared.metadata.close();
-        for b in self.shared.brokers.lock().values() {
+        for b in brokers.values() {
             let _ = b.control.send(Control::Stop);
             b.signal.wake_now();
         }

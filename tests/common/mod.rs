@@ -289,6 +289,18 @@ impl MockCluster {
         }
     }
 
+    /// Freezes (`STOP`) or thaws (`CONT`) the mock process: its sockets stay
+    /// open but nothing answers.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig}");
+    }
+
     /// The mock's log, for assertion messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
@@ -297,6 +309,10 @@ impl MockCluster {
 
 impl Drop for MockCluster {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-CONT")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
