@@ -584,3 +584,38 @@ fn callbacks_may_panic_and_may_send_but_not_flush() {
         );
     }
 }
+
+#[test]
+fn round_robin_partitioner_cycles_through_the_partitions() {
+    for broker in BROKERS {
+        let topic = topic("rr");
+        let p = bytes_producer(broker.config().round_robin_partitioner());
+        // keys are ignored by RoundRobinPartitioner
+        let handles: Vec<_> = (0..12u8)
+            .map(|i| {
+                p.send(ProducerRecord::with_key(
+                    topic.as_str(),
+                    &b"same"[..],
+                    vec![i],
+                ))
+                .unwrap()
+            })
+            .collect();
+        let parts: Vec<i32> = wait_all(handles)
+            .into_iter()
+            .map(|r| r.unwrap().partition())
+            .collect();
+        let first = parts[0];
+        let want: Vec<i32> = (0..12).map(|i| (first + i) % 4).collect();
+        assert_eq!(parts, want, "{broker:?}");
+        p.close().unwrap();
+        let got = consume(broker.bootstrap(), &topic, 12, T);
+        for r in got {
+            assert_eq!(
+                r.partition,
+                parts[r.value.unwrap()[0] as usize],
+                "{broker:?}"
+            );
+        }
+    }
+}

@@ -288,6 +288,13 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn hostile_responses_never_panic(v in 0i16..=3, b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..128)) {
+            let _ = ApiVersionsResponse::decode(&b, v);
+        }
+    }
+
     #[test]
     fn unsupported_version_reply_is_read_as_v0() {
         // A broker that only knows v0-v2 answers a v3 request in v0 layout.
