@@ -18,7 +18,9 @@
 //! K-th record only (Java: 1); `--warmup true` first sends one record to
 //! every partition and waits, so connections and metadata are ready before
 //! the clock starts; `--json true` adds one JSON line (CPU per record, peak
-//! RSS, exact percentiles) after the summary. The exit status is 1 if any
+//! RSS, exact percentiles) after the summary; `--sync true` sends one
+//! record at a time and waits for it with `send(..)?.get()` (use
+//! `linger.ms=0`), timing every round trip. The exit status is 1 if any
 //! record failed.
 
 use std::io::Write;
@@ -44,13 +46,14 @@ struct Args {
     latency_every: u64,
     warmup: bool,
     json: bool,
+    sync: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: producer_perf_test --topic TOPIC --num-records N (--record-size B | --payload-file F)\n\
          \x20      --throughput T [--producer-props K=V ...] [--producer.config FILE]\n\
-         \x20      [--payload-delimiter D] [--latency-every K] [--warmup true|false] [--json true|false]"
+         \x20      [--payload-delimiter D] [--latency-every K] [--warmup true|false] [--json true|false] [--sync true|false]"
     );
     std::process::exit(2)
 }
@@ -68,6 +71,7 @@ fn parse_args() -> Args {
         latency_every: 1,
         warmup: false,
         json: false,
+        sync: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -94,6 +98,7 @@ fn parse_args() -> Args {
             }
             "--warmup" => a.warmup = value(&mut i) == "true",
             "--json" => a.json = value(&mut i) == "true",
+            "--sync" => a.sync = value(&mut i) == "true",
             "--producer-props" => {
                 while i + 1 < argv.len() && !argv[i + 1].starts_with("--") {
                     i += 1;
@@ -311,36 +316,48 @@ fn main() {
     for i in 0..a.num_records {
         let payload = &payloads[(i as usize) % payloads.len()];
         let record = ProducerRecord::new(a.topic.as_str(), payload.as_slice());
-        let r = if i % a.latency_every == 0 {
+        let r = if a.sync {
+            // One at a time: the round trip of a synchronous caller.
+            let t0 = Instant::now();
+            producer.send(record).and_then(|h| h.get()).map(|_| {
+                let now = Instant::now();
+                ACKED.fetch_add(1, Ordering::Relaxed);
+                stats.lock().record(now - t0, payload.len(), now);
+            })
+        } else if i % a.latency_every == 0 {
             let stats = stats.clone();
             let t0 = Instant::now();
             let bytes = payload.len();
-            producer.send_with_callback(record, move |r| {
-                let now = Instant::now();
-                match r {
+            producer
+                .send_with_callback(record, move |r| {
+                    let now = Instant::now();
+                    match r {
+                        Ok(_) => {
+                            ACKED.fetch_add(1, Ordering::Relaxed);
+                            stats.lock().record(now - t0, bytes, now);
+                        }
+                        Err(e) => {
+                            if FAILED.fetch_add(1, Ordering::Relaxed) == 0 {
+                                eprintln!("first delivery error: {e}");
+                            }
+                        }
+                    }
+                })
+                .map(drop)
+        } else {
+            // Captures nothing, so boxing it allocates nothing.
+            producer
+                .send_with_callback(record, |r| match r {
                     Ok(_) => {
                         ACKED.fetch_add(1, Ordering::Relaxed);
-                        stats.lock().record(now - t0, bytes, now);
                     }
                     Err(e) => {
                         if FAILED.fetch_add(1, Ordering::Relaxed) == 0 {
                             eprintln!("first delivery error: {e}");
                         }
                     }
-                }
-            })
-        } else {
-            // Captures nothing, so boxing it allocates nothing.
-            producer.send_with_callback(record, |r| match r {
-                Ok(_) => {
-                    ACKED.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    if FAILED.fetch_add(1, Ordering::Relaxed) == 0 {
-                        eprintln!("first delivery error: {e}");
-                    }
-                }
-            })
+                })
+                .map(drop)
         };
         if let Err(e) = r {
             if FAILED.fetch_add(1, Ordering::Relaxed) == 0 {
