@@ -273,12 +273,13 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         // A partitioner sees a cluster snapshot taken before the layout
         // (the metadata thread updates layouts before it publishes), so any
         // partition it can see exists in the layout we index.
-        let cluster = match (&record.partition, &inner.cfg.partitioner) {
-            (None, PartitionerChoice::Custom(_) | PartitionerChoice::RoundRobin) => {
-                Some(inner.metadata.cluster())
-            }
-            _ => None,
+        let partitioner: Option<&dyn Partitioner> = match &inner.cfg.partitioner {
+            _ if record.partition.is_some() => None,
+            PartitionerChoice::Custom(p) => Some(&**p),
+            PartitionerChoice::RoundRobin => Some(&inner.round_robin),
+            PartitionerChoice::BuiltIn => None,
         };
+        let cluster = partitioner.map(|_| inner.metadata.cluster());
         let layout = topic_queues.layout();
         let topic: &str = &topic_queues.name;
 
@@ -330,25 +331,12 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 });
             }
             let count = layout.partitions.len();
-            let partition = match (record.partition, &inner.cfg.partitioner) {
+            let partition = match (record.partition, partitioner.zip(cluster.as_deref())) {
                 (Some(p), _) => Some(p),
-                (None, PartitionerChoice::Custom(p)) => Some(custom_partition(
-                    &**p,
-                    cluster.as_deref().expect("taken above"),
-                    topic,
-                    key,
-                    value,
-                    count,
-                )?),
-                (None, PartitionerChoice::RoundRobin) => Some(custom_partition(
-                    &inner.round_robin,
-                    cluster.as_deref().expect("taken above"),
-                    topic,
-                    key,
-                    value,
-                    count,
-                )?),
-                (None, PartitionerChoice::BuiltIn) => match key {
+                (None, Some((p, cluster))) => {
+                    Some(custom_partition(p, cluster, topic, key, value, count)?)
+                }
+                (None, None) => match key {
                     Some(k) if !inner.cfg.partitioner_ignore_keys => {
                         Some(murmur2_partition(k, count))
                     }
