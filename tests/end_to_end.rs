@@ -619,3 +619,37 @@ fn round_robin_partitioner_cycles_through_the_partitions() {
         }
     }
 }
+
+#[test]
+fn acks_zero_with_a_window_of_one_keeps_flowing() {
+    // acks=0 requests free their window slot when written, with no
+    // response to wake the I/O thread: it must go on by itself.
+    for broker in BROKERS {
+        let topic = topic("acks0-window");
+        let p = bytes_producer(
+            broker
+                .config()
+                .acks(Acks::None)
+                .max_in_flight_requests_per_connection(1)
+                .batch_size(1024)
+                .linger(Duration::ZERO)
+                .request_timeout(Duration::from_secs(10))
+                .delivery_timeout(Duration::from_secs(20)),
+        );
+        let n = 5000;
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                p.send(
+                    ProducerRecord::new(topic.as_str(), format!("{i:0>100}").into_bytes())
+                        .partition(0),
+                )
+                .unwrap()
+            })
+            .collect();
+        for r in wait_all(handles) {
+            assert_eq!(r.unwrap_or_else(|e| panic!("{broker:?}: {e}")).offset(), -1);
+        }
+        p.close().unwrap();
+        consume(broker.bootstrap(), &topic, n, T);
+    }
+}

@@ -142,9 +142,14 @@ impl BrokerThread {
             self.refresh_partitions();
             self.check_in_flight(now);
             self.shared.accumulator.expire(&self.partitions, now);
-            let mut next_wake = self.send_ready(now);
+            let (mut next_wake, window_full) = self.send_ready(now);
             if let Err(e) = self.flush_writes() {
                 self.disconnect(&format!("write failed: {e}"), now);
+            }
+            // acks=0 requests leave the window once written, with no
+            // response to wake us: go round again while there is room.
+            if window_full && self.in_flight.len() < self.shared.cfg.max_in_flight {
+                continue;
             }
             if self.stopping && self.in_flight.is_empty() {
                 return;
@@ -204,42 +209,43 @@ impl BrokerThread {
     }
 
     /// Drains and sends while the in-flight window has room. Returns when
-    /// the next unready batch becomes ready (or a reconnect is due).
-    fn send_ready(&mut self, now: Instant) -> Option<Instant> {
+    /// the next unready batch becomes ready (or a reconnect is due), and
+    /// whether it stopped because the window was full (then nothing is
+    /// due before a response, or a write, frees a slot).
+    fn send_ready(&mut self, now: Instant) -> (Option<Instant>, bool) {
         if self.stopping {
-            return None;
+            return (None, false);
         }
         let has_data = self.partitions.iter().any(|q| q.queued() > 0);
         if !has_data {
-            return None;
+            return (None, false);
         }
         if self.conn.is_none() {
             if let Some(t) = self.reconnect_at.filter(|t| *t > now) {
-                return Some(t);
+                return (Some(t), false);
             }
             if !self.connect() {
-                return self.reconnect_at;
+                return (self.reconnect_at, false);
             }
         }
         let cfg = self.shared.cfg.clone();
-        let mut next = None;
-        while self.in_flight.len() < cfg.max_in_flight {
-            let (drained, n) = self.shared.accumulator.drain(
+        loop {
+            if self.in_flight.len() >= cfg.max_in_flight {
+                return (None, true);
+            }
+            // The last drain scans every partition, so its answer is the
+            // next deadline (`now` if it stopped at max.request.size).
+            let (drained, next) = self.shared.accumulator.drain(
                 &self.partitions,
                 &mut self.drain_cursor,
                 cfg.max_request_size,
                 now,
             );
-            next = earliest(next, n);
             if drained.is_empty() {
-                break;
+                return (next, false);
             }
             self.send_produce(drained, now);
-            if next == Some(now) {
-                next = None; // the cursor stopped early: loop again
-            }
         }
-        next
     }
 
     fn connect(&mut self) -> bool {
