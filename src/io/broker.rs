@@ -152,6 +152,7 @@ impl BrokerThread {
                 continue;
             }
             if self.stopping && self.in_flight.is_empty() {
+                self.close_connection();
                 return;
             }
             if let Some(f) = self.in_flight.front() {
@@ -582,7 +583,7 @@ impl BrokerThread {
         if let Some(deadline) = self.idle_deadline() {
             if now >= deadline {
                 log::debug!("{}: closing idle connection", self.label());
-                self.drop_connection();
+                self.close_connection();
             }
         }
     }
@@ -592,6 +593,17 @@ impl BrokerThread {
         (self.conn.is_some() && self.in_flight.is_empty()).then(|| self.last_activity + idle)
     }
 
+    /// Closes the connection the polite way (see
+    /// [`Connection::close_gracefully`]), waiting at most a second.
+    fn close_connection(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let fd = conn.transport().as_raw_fd();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+            conn.close_gracefully(Duration::from_secs(1).min(self.shared.cfg.request_timeout));
+        }
+    }
+
+    /// Drops the connection at once (after an error, or a forced close).
     fn drop_connection(&mut self) {
         if let Some(conn) = self.conn.take() {
             let fd = conn.transport().as_raw_fd();

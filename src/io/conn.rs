@@ -41,6 +41,8 @@ pub(crate) trait Transport: Read + Write {
     fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// Switches non-blocking mode on or off.
     fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()>;
+    /// Closes the sending direction (TCP FIN); reading still works.
+    fn shutdown_write(&self) -> io::Result<()>;
 }
 
 impl Transport for TcpStream {
@@ -51,6 +53,10 @@ impl Transport for TcpStream {
 
     fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         TcpStream::set_nonblocking(self, nonblocking)
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
     }
 }
 
@@ -350,6 +356,34 @@ impl<S: Transport> Connection<S> {
         Ok(Some(n as usize))
     }
 
+    /// Closes the connection so the broker still processes every request
+    /// it was sent: half-closes our side, then reads (and drops) whatever
+    /// the broker still sends until it closes too, or `timeout` passes.
+    ///
+    /// Dropping a socket with unread bytes in its receive buffer makes the
+    /// kernel send RST instead of FIN, and a peer that gets RST discards
+    /// requests it has not read yet. Brokers that answer acks=0 requests
+    /// (the test brokers do) would lose the last ones that way.
+    pub(crate) fn close_gracefully(mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        if self.stream.set_nonblocking(false).is_err() || self.stream.shutdown_write().is_err() {
+            return;
+        }
+        let mut sink = [0u8; 16 * 1024];
+        while let Some(left) = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+        {
+            if self.stream.set_timeouts(Some(left)).is_err() {
+                return;
+            }
+            match self.stream.read(&mut sink) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// Passes the next complete response frame (after its size prefix,
     /// starting with the correlation id) to `f`, then consumes it.
     /// `Ok(None)` if no complete frame has arrived.
@@ -501,6 +535,9 @@ mod tests {
         fn set_nonblocking(&self, _: bool) -> io::Result<()> {
             Ok(())
         }
+        fn shutdown_write(&self) -> io::Result<()> {
+            Ok(())
+        }
     }
 
     fn frame(corr: i32, body: &[u8]) -> Vec<u8> {
@@ -581,6 +618,9 @@ mod tests {
             Ok(())
         }
         fn set_nonblocking(&self, _: bool) -> io::Result<()> {
+            Ok(())
+        }
+        fn shutdown_write(&self) -> io::Result<()> {
             Ok(())
         }
     }
