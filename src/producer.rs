@@ -262,12 +262,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             return Err(Error::Closed);
         }
         let start = Instant::now();
-        let max_block = if in_callback_context() {
-            Duration::ZERO
-        } else {
-            inner.cfg.max_block
-        };
-        let deadline = start + max_block;
+        let deadline = start + self.max_block();
         let topic_queues =
             self.wait_on_metadata(&record.topic, record.partition, start, deadline)?;
         // A partitioner sees a cluster snapshot taken before the layout
@@ -372,6 +367,17 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         })
     }
 
+    /// How long a call may block: `max.block.ms`, or nothing inside a
+    /// callback, where waiting for memory or metadata that only the
+    /// callback's own thread could provide would stall.
+    fn max_block(&self) -> Duration {
+        if in_callback_context() {
+            Duration::ZERO
+        } else {
+            self.inner.cfg.max_block
+        }
+    }
+
     /// Waits until metadata knows `topic` (and `partition`, if given), up to
     /// `deadline` (Java's `waitOnMetadata`).
     fn wait_on_metadata(
@@ -451,12 +457,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     /// for a topic metadata refuses.
     pub fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionInfo>> {
         let start = Instant::now();
-        let max_block = if in_callback_context() {
-            Duration::ZERO
-        } else {
-            self.inner.cfg.max_block
-        };
-        self.wait_on_metadata(topic, None, start, start + max_block)?;
+        self.wait_on_metadata(topic, None, start, start + self.max_block())?;
         Ok(self
             .inner
             .metadata

@@ -101,7 +101,6 @@ impl BrokerThread {
             conn: None,
             produce_version: produce::MIN_VERSION,
             in_flight: VecDeque::new(),
-
             partitions: Arc::from(Vec::new()),
             partitions_version: u64::MAX,
             drain_cursor: 0,
@@ -525,9 +524,10 @@ impl BrokerThread {
     fn fail_or_retry(&mut self, d: Drained, err: Error, retriable: bool, now: Instant) {
         let cfg = &self.shared.cfg;
         let acc = &self.shared.accumulator;
-        let attempts = d.batch.attempts; // sends so far, including this one
-                                         // A stopping thread has no one to hand a retry to: it fails the
-                                         // batch instead (close has already drained everything it could).
+        // Sends so far, including this one.
+        let attempts = d.batch.attempts;
+        // A stopping thread has no one to hand a retry to: it fails the
+        // batch instead (close has already drained everything it could).
         if retriable
             && attempts <= cfg.retries
             && !self.stopping
@@ -596,19 +596,22 @@ impl BrokerThread {
     /// Closes the connection the polite way (see
     /// [`Connection::close_gracefully`]), waiting at most a second.
     fn close_connection(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            let fd = conn.transport().as_raw_fd();
-            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        if let Some(conn) = self.take_connection() {
             conn.close_gracefully(Duration::from_secs(1).min(self.shared.cfg.request_timeout));
         }
     }
 
     /// Drops the connection at once (after an error, or a forced close).
     fn drop_connection(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            let fd = conn.transport().as_raw_fd();
-            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-        }
+        drop(self.take_connection());
+    }
+
+    /// Takes the connection out of the poller.
+    fn take_connection(&mut self) -> Option<Connection> {
+        let conn = self.conn.take()?;
+        let fd = conn.transport().as_raw_fd();
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        Some(conn)
     }
 
     /// Drops the connection; its in-flight batches are retried or failed
@@ -644,7 +647,6 @@ impl BrokerThread {
                 acc.complete(d.batch, Err(err.clone()));
             }
         }
-
         self.drop_connection();
     }
 }

@@ -266,15 +266,18 @@ impl<S: Transport> Connection<S> {
         self.wpos < self.wbuf.len()
     }
 
+    /// Accounts for `n` bytes of the write buffer taken by the transport.
+    fn wrote(&mut self, n: usize) {
+        self.wpos += n;
+        self.written_total += n as u64;
+    }
+
     /// Writes as much as the socket takes without blocking.
     pub(crate) fn write_some(&mut self) -> io::Result<()> {
         while self.wpos < self.wbuf.len() {
             match self.stream.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.wpos += n;
-                    self.written_total += n as u64;
-                }
+                Ok(n) => self.wrote(n),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -435,10 +438,7 @@ impl<S: Transport> Connection<S> {
             let end = self.wbuf.len();
             match self.stream.write(&self.wbuf[self.wpos..end]) {
                 Ok(0) => return Err(io_err(self, ErrorKind::WriteZero.into())),
-                Ok(n) => {
-                    self.wpos += n;
-                    self.written_total += n as u64;
-                }
+                Ok(n) => self.wrote(n),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(io_err(self, e)),
             }
