@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The "main job": start the test brokers and run the producer performance test
-# against Tansu, then stop the brokers again.
+# against the 3-node Apache Kafka cluster, then stop the brokers again.
 #
 #   NUM_RECORDS=1000000 scripts/quickstart.sh [extra producer_perf_test args]
 set -euo pipefail
@@ -32,5 +32,5 @@ cargo run --release --example producer_perf_test -- \
   --num-records "${NUM_RECORDS:-1000000}" \
   --record-size 100 \
   --throughput -1 \
-  --producer-props "bootstrap.servers=$KP_TANSU_BOOTSTRAP" acks=1 \
+  --producer-props "bootstrap.servers=$KP_KAFKA_BOOTSTRAP" acks=all \
   "$@"

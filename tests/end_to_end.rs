@@ -1,6 +1,6 @@
-//! End to end on both real brokers (Tansu and the 3-broker librdkafka
-//! mock): where records land, what an independent consumer reads back, and
-//! what `send().get()` reports.
+//! End to end on the three real brokers (Apache Kafka's 3-node cluster,
+//! Tansu and the 3-broker librdkafka mock): where records land, what an
+//! independent consumer reads back, and what `send().get()` reports.
 
 mod common;
 
@@ -506,14 +506,20 @@ fn send_then_get_works_one_record_at_a_time() {
 }
 
 #[test]
-fn tansu_and_mock_are_different_brokers() {
-    // Guards against both variables pointing at the same broker, which
+fn kafka_tansu_and_mock_are_different_brokers() {
+    // Guards against the variables pointing at the same broker, which
     // would make every test above run on one implementation only.
-    assert_ne!(Broker::Tansu.bootstrap(), Broker::Mock.bootstrap());
+    let all: BTreeSet<&str> = BROKERS.iter().map(|b| b.bootstrap()).collect();
+    assert_eq!(all.len(), BROKERS.len(), "{all:?}");
     assert_eq!(
         Broker::Mock.bootstrap().split(',').count(),
         3,
         "the mock has 3 brokers"
+    );
+    assert_eq!(
+        Broker::Kafka.bootstrap().split(',').count(),
+        3,
+        "the Kafka cluster has 3 nodes"
     );
 }
 

@@ -20,6 +20,7 @@ use kafka_producer::{ProducerConfig, RecordFuture};
 
 /// Where the brokers and tools are.
 pub struct Env {
+    pub kafka: String,
     pub tansu: String,
     pub mock: String,
     pub mock_bin: PathBuf,
@@ -40,6 +41,7 @@ fn var(name: &str) -> String {
 pub fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| Env {
+        kafka: var("KP_KAFKA_BOOTSTRAP"),
         tansu: var("KP_TANSU_BOOTSTRAP"),
         mock: var("KP_MOCK_BOOTSTRAP"),
         mock_bin: var("KP_MOCK_BIN").into(),
@@ -48,20 +50,24 @@ pub fn env() -> &'static Env {
     })
 }
 
-/// The two real brokers every end-to-end test runs against.
+/// The three real brokers every end-to-end test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Broker {
+    /// Apache Kafka 4: a 3-node KRaft cluster, 4 partitions and replication
+    /// factor 3 per auto-created topic.
+    Kafka,
     /// Tansu: one broker, flexible versions, 4 partitions per new topic.
     Tansu,
     /// librdkafka's mock: 3 brokers, old versions, 4 partitions per topic.
     Mock,
 }
 
-pub const BROKERS: [Broker; 2] = [Broker::Tansu, Broker::Mock];
+pub const BROKERS: [Broker; 3] = [Broker::Kafka, Broker::Tansu, Broker::Mock];
 
 impl Broker {
     pub fn bootstrap(self) -> &'static str {
         match self {
+            Broker::Kafka => &env().kafka,
             Broker::Tansu => &env().tansu,
             Broker::Mock => &env().mock,
         }
@@ -120,6 +126,25 @@ pub fn hex(b: &[u8]) -> String {
 /// one more second to catch extras. Panics unless exactly `expect` records
 /// arrive within `timeout`: duplicates fail the test as missing ones do.
 pub fn consume(bootstrap: &str, topic: &str, expect: usize, timeout: Duration) -> Vec<Consumed> {
+    let records = consume_at_least(bootstrap, topic, expect, timeout);
+    assert_eq!(
+        records.len(),
+        expect,
+        "the consumer read {} records of {topic}, expected exactly {expect}",
+        records.len()
+    );
+    records
+}
+
+/// Like [`consume`], but duplicates are allowed (a retry without
+/// idempotence may write a batch twice): panics unless at least `expect`
+/// records arrive within `timeout`, and returns everything read.
+pub fn consume_at_least(
+    bootstrap: &str,
+    topic: &str,
+    expect: usize,
+    timeout: Duration,
+) -> Vec<Consumed> {
     let e = env();
     let out = Command::new(&e.python)
         .arg(&e.kcheck)
@@ -129,7 +154,19 @@ pub fn consume(bootstrap: &str, topic: &str, expect: usize, timeout: Duration) -
         .stderr(Stdio::inherit())
         .output()
         .expect("run kcheck.py consume");
-    let records: Vec<Consumed> = String::from_utf8(out.stdout)
+    let records = parse_consumed(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kcheck consume of {topic} read {} of {expect} records ({})",
+        records.len(),
+        out.status
+    );
+    records
+}
+
+/// The JSON lines of kcheck's (and the Java oracle's) `consume`.
+pub fn parse_consumed(stdout: &[u8]) -> Vec<Consumed> {
+    std::str::from_utf8(stdout)
         .expect("utf-8")
         .lines()
         .filter(|l| l.starts_with('{'))
@@ -150,20 +187,7 @@ pub fn consume(bootstrap: &str, topic: &str, expect: usize, timeout: Duration) -
                 timestamp: v["timestamp"].as_i64().unwrap(),
             }
         })
-        .collect();
-    assert!(
-        out.status.success(),
-        "kcheck consume of {topic} read {} of {expect} records ({})",
-        records.len(),
-        out.status
-    );
-    assert_eq!(
-        records.len(),
-        expect,
-        "the consumer read {} records of {topic}, expected exactly {expect}",
-        records.len()
-    );
-    records
+        .collect()
 }
 
 /// The partition librdkafka's `murmur2_random` partitioner (Java's key
