@@ -778,7 +778,7 @@ impl ProducerConfig {
         }
         // Java: delivery.timeout.ms >= linger.ms + request.timeout.ms; an
         // explicit lower value is an error, the default is quietly raised.
-        let floor = self.linger + self.request_timeout;
+        let floor = self.linger.saturating_add(self.request_timeout);
         if self.delivery_timeout < floor {
             if self.is_set("delivery.timeout.ms") {
                 return Err(Error::config(

@@ -181,7 +181,10 @@ impl RecordFuture {
     /// not known within `timeout`; the record is still in flight and the
     /// handle can be waited on again.
     pub fn get_timeout(&self, timeout: Duration) -> Result<RecordMetadata> {
-        match self.batch.wait(Some(Instant::now() + timeout)) {
+        match self
+            .batch
+            .wait(Some(crate::util::later(Instant::now(), timeout)))
+        {
             Some(r) => self.resolve(r),
             None => Err(Error::WaitTimeout(timeout)),
         }

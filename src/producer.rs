@@ -24,6 +24,7 @@ use crate::protocol::records::{record_fixed_size, record_size_upper_bound, RECOR
 use crate::protocol::ErrorCode;
 use crate::record::{Data, PartitionInfo, ProducerRecord, RecordMetadata};
 use crate::serialize::Serializer;
+use crate::util::later;
 
 thread_local! {
     /// Serializer scratch buffers (key, value), reused by every `send` on
@@ -262,7 +263,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             return Err(Error::Closed);
         }
         let start = Instant::now();
-        let deadline = start + self.max_block();
+        let deadline = later(start, self.max_block());
         let topic_queues =
             self.wait_on_metadata(&record.topic, record.partition, start, deadline)?;
         // A partitioner sees a cluster snapshot taken before the layout
@@ -457,7 +458,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     /// for a topic metadata refuses.
     pub fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionInfo>> {
         let start = Instant::now();
-        self.wait_on_metadata(topic, None, start, start + self.max_block())?;
+        self.wait_on_metadata(topic, None, start, later(start, self.max_block()))?;
         Ok(self
             .inner
             .metadata
@@ -513,9 +514,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     /// None today; the `Result` leaves room for close-time failures.
     pub fn close_timeout(&self, timeout: Duration) -> Result<()> {
         let inner = &*self.inner;
-        let deadline = Instant::now()
-            .checked_add(timeout)
-            .unwrap_or_else(far_future);
+        let deadline = later(Instant::now(), timeout);
         inner.closed.store(true, Ordering::Release);
         inner.accumulator.close();
         if in_callback_context() {
@@ -606,10 +605,6 @@ fn custom_partition(
         });
     }
     Ok(p)
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(60 * 60 * 24 * 365)
 }
 
 fn serialization(part: RecordPart, e: crate::serialize::SerializeError) -> Error {

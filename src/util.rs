@@ -3,7 +3,7 @@
 //! milliseconds.
 
 use std::cell::Cell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 thread_local! {
     static RNG: Cell<u64> = Cell::new(seed());
@@ -45,6 +45,16 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// `t + d`, saturating: a duration too large for `Instant` (a user's
+/// `Duration::MAX`, `i64::MAX` milliseconds) means "about a century from
+/// `t`", never a panic.
+pub(crate) fn later(t: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    t.checked_add(d.min(CENTURY))
+        .or_else(|| t.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +66,16 @@ mod tests {
             seen[random_below(6)] += 1;
         }
         assert!(seen.iter().all(|&c| c > 700), "{seen:?}");
+    }
+
+    #[test]
+    fn later_saturates_instead_of_panicking() {
+        let now = Instant::now();
+        assert_eq!(
+            later(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        assert!(later(now, Duration::MAX) > now + Duration::from_secs(365 * 24 * 3600));
+        assert!(later(later(now, Duration::MAX), Duration::MAX) >= later(now, Duration::MAX));
     }
 }

@@ -384,6 +384,123 @@ fn an_idle_topic_is_refreshed_again_once_used() {
     assert!(m.has_offset());
 }
 
+/// With every broker gone and the metadata stale, an idle producer waits
+/// out its backoff instead of spinning (it once burnt a core here).
+#[test]
+fn an_outage_with_stale_metadata_does_not_spin() {
+    let mock = MockCluster::start(1, &[("outage", 1)]);
+    let p = producer(
+        ProducerConfig::from_pairs([
+            ("bootstrap.servers", mock.bootstrap.as_str()),
+            ("client.id", "outage"),
+            ("metadata.max.age.ms", "1000"),
+            ("request.timeout.ms", "1000"),
+        ])
+        .unwrap(),
+    );
+    p.send(ProducerRecord::new("outage", &b"before"[..]))
+        .unwrap()
+        .get()
+        .unwrap();
+    drop(mock); // every broker gone, for good
+    std::thread::sleep(Duration::from_millis(1500)); // the metadata is stale now
+    let cpu0 = thread_cpu_s("outage-meta");
+    std::thread::sleep(Duration::from_millis(4000));
+    let cpu = thread_cpu_s("outage-meta") - cpu0;
+    assert!(
+        cpu < 0.4,
+        "the metadata thread used {cpu:.2} s of CPU in 4 s of outage"
+    );
+    p.close_timeout(Duration::from_millis(500)).unwrap();
+}
+
+/// Durations too large for `Instant` arithmetic, from a builder or from
+/// Java-style properties, mean "practically forever": nothing panics, the
+/// producer's threads live on, and records are delivered.
+#[test]
+fn extreme_durations_do_not_panic() {
+    let mock = MockCluster::start(1, &[("extreme", 1), ("extreme2", 1)]);
+    let huge = i64::MAX.to_string();
+    let p = producer(
+        ProducerConfig::from_pairs([
+            ("bootstrap.servers", mock.bootstrap.as_str()),
+            ("client.id", "xtreme"),
+            ("metadata.max.age.ms", huge.as_str()),
+            ("reconnect.backoff.ms", huge.as_str()),
+            ("reconnect.backoff.max.ms", huge.as_str()),
+            ("max.block.ms", huge.as_str()),
+            ("linger.ms", "2147483647"),
+        ])
+        .unwrap(),
+    );
+    let h = p.send(ProducerRecord::new("extreme", &b"v"[..])).unwrap();
+    assert!(
+        matches!(
+            h.get_timeout(Duration::from_millis(200)),
+            Err(Error::WaitTimeout(_))
+        ),
+        "an endless linger holds the record until flush"
+    );
+    p.flush().unwrap();
+    assert!(h.get_timeout(Duration::MAX).unwrap().has_offset());
+    // the metadata thread is alive: a new topic is still looked up
+    assert_eq!(p.partitions_for("extreme2").unwrap().len(), 1);
+    p.close_timeout(Duration::from_secs(5)).unwrap();
+
+    // Endless retry backoffs, then every broker gone: the failure paths
+    // compute their backoff without panicking, and the threads survive.
+    let p = producer(
+        ProducerConfig::new()
+            .bootstrap_servers(mock.bootstrap.clone())
+            .client_id("xtreme2")
+            .max_block(Duration::MAX)
+            .metadata_max_age(Duration::from_millis(1000))
+            .retry_backoff(Duration::MAX)
+            .retry_backoff_max(Duration::MAX)
+            .request_timeout(Duration::from_millis(1000))
+            .delivery_timeout(Duration::from_millis(3000)),
+    );
+    p.send(ProducerRecord::new("extreme", &b"before"[..]))
+        .unwrap()
+        .get()
+        .unwrap();
+    drop(mock);
+    let lost = p
+        .send(ProducerRecord::new("extreme", &b"lost"[..]))
+        .unwrap();
+    assert!(lost.get().is_err(), "no broker: the record fails");
+    std::thread::sleep(Duration::from_millis(1500)); // stale metadata, failed fetches
+    for name in ["xtreme2-meta", "xtreme2-b1"] {
+        assert!(thread_alive(name), "thread {name} died");
+    }
+    p.close_timeout(Duration::from_millis(500)).unwrap();
+}
+
+fn thread_alive(name: &str) -> bool {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .any(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == name))
+}
+
+/// CPU seconds used so far by this process's threads named `name`.
+fn thread_cpu_s(name: &str) -> f64 {
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if &stat[open + 1..close] != name {
+            continue;
+        }
+        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+        total += ticks / 100.0;
+    }
+    total
+}
+
 /// CPU seconds used so far by this process's metadata threads.
 fn metadata_thread_cpu_s() -> f64 {
     let mut total = 0.0;

@@ -41,6 +41,7 @@ use crate::future::{BatchResult, Callback, Delivered, RecordFuture};
 use crate::metadata::Cluster;
 use crate::partitioner::next_sticky_partition;
 use crate::protocol::records::{record_size_upper_bound, RECORD_BATCH_OVERHEAD};
+use crate::util::later;
 
 pub(crate) use batch::{ProducerBatch, RecordParts};
 pub(crate) use pool::BufferPool;
@@ -376,7 +377,7 @@ impl RecordAccumulator {
             let ready_at = if had_full_batch {
                 now
             } else {
-                now + self.cfg.linger
+                later(now, self.cfg.linger)
             };
             self.notify_leader(leader, ready_at);
             break Ok(fut);
@@ -514,7 +515,7 @@ impl RecordAccumulator {
             let ready_at = match first.retry_at {
                 Some(t) => t, // backing off: wait for it, even in a flush
                 None if send_now || g.batches.len() > 1 || first.is_full() => now,
-                None => first.created + self.cfg.linger,
+                None => later(first.created, self.cfg.linger),
             };
             if ready_at > now {
                 next = Some(next.map_or(ready_at, |t: Instant| t.min(ready_at)));
@@ -637,7 +638,7 @@ impl RecordAccumulator {
                 continue;
             }
             if let Some(b) = q.inner.lock().batches.front() {
-                let t = b.created + self.cfg.delivery_timeout;
+                let t = later(b.created, self.cfg.delivery_timeout);
                 next = Some(next.map_or(t, |n: Instant| n.min(t)));
             }
         }

@@ -34,6 +34,7 @@ use crate::protocol::messages::header::decode_response_header;
 use crate::protocol::messages::produce::{self, PartitionProduceResponse, ProduceResponse};
 use crate::protocol::primitives::Decoder;
 use crate::protocol::ErrorCode;
+use crate::util::later;
 
 /// The poll token of the thread's waker.
 pub(crate) const WAKE: Token = Token(0);
@@ -155,7 +156,10 @@ impl BrokerThread {
                 return;
             }
             if let Some(f) = self.in_flight.front() {
-                next_wake = earliest(next_wake, Some(f.sent_at + self.shared.cfg.request_timeout));
+                next_wake = earliest(
+                    next_wake,
+                    Some(later(f.sent_at, self.shared.cfg.request_timeout)),
+                );
             }
             next_wake = earliest(next_wake, self.idle_deadline());
             next_wake = earliest(
@@ -314,7 +318,7 @@ impl BrokerThread {
             self.reconnect_failures,
         );
         self.reconnect_failures = self.reconnect_failures.saturating_add(1);
-        self.reconnect_at = Some(now + backoff);
+        self.reconnect_at = Some(later(now, backoff));
     }
 
     fn fail_queued(&mut self, e: &Error) {
@@ -543,7 +547,7 @@ impl BrokerThread {
                 attempts + 1,
                 backoff
             );
-            acc.reenqueue(&d.queue, d.batch, now + backoff);
+            acc.reenqueue(&d.queue, d.batch, later(now, backoff));
         } else {
             if acc.is_expired(d.batch.created, now) && retriable {
                 let e = acc.delivery_timeout_error(&d.batch, now, "retrying");
@@ -665,7 +669,8 @@ pub(crate) fn jittered(base: Duration, max: Duration, attempt: u32) -> Duration 
     let exp = base.saturating_mul(2u32.saturating_pow(attempt.min(31)));
     let d = exp.min(max).max(base.min(max));
     let r = crate::util::random_u64() % 4001; // 0..=4000 -> 0.8..=1.2
-    d.mul_f64(0.8 + r as f64 / 10_000.0)
+                                              // never `mul_f64`: it panics when a huge configured backoff overflows
+    Duration::try_from_secs_f64(d.as_secs_f64() * (0.8 + r as f64 / 10_000.0)).unwrap_or(d)
 }
 
 #[cfg(test)]

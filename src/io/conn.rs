@@ -27,6 +27,7 @@ use crate::protocol::messages::header::{
 use crate::protocol::messages::supported_versions;
 use crate::protocol::primitives::Decoder;
 use crate::protocol::ErrorCode;
+use crate::util::later;
 
 /// The name we give brokers in ApiVersions v3+ (KIP-511).
 const CLIENT_SOFTWARE_NAME: &str = "kafka-producer-rs";
@@ -171,7 +172,7 @@ impl<S: Transport> Connection<S> {
                 api_versions::API_KEY,
                 version,
                 |b| req.encode(b, version),
-                Instant::now() + timeout,
+                later(Instant::now(), timeout),
             )?;
             let resp = ApiVersionsResponse::decode(&body, version)
                 .map_err(|e| Error::Protocol(format!("ApiVersions from {}: {e}", self.label)))?;
@@ -368,7 +369,7 @@ impl<S: Transport> Connection<S> {
     /// requests it has not read yet. Brokers that answer acks=0 requests
     /// (the test brokers do) would lose the last ones that way.
     pub(crate) fn close_gracefully(mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
+        let deadline = later(Instant::now(), timeout);
         if self.stream.set_nonblocking(false).is_err() || self.stream.shutdown_write().is_err() {
             return;
         }

@@ -22,6 +22,7 @@ use crate::config::parse_host_port;
 use crate::error::{Error, Result};
 use crate::metadata::{Cluster, Work};
 use crate::protocol::messages::metadata::{self, MetadataRequest, MetadataResponse};
+use crate::util::later;
 
 /// The thread's body.
 pub(crate) fn run(shared: Arc<IoShared>) {
@@ -34,7 +35,10 @@ pub(crate) fn run(shared: Arc<IoShared>) {
         let now = Instant::now();
         let mut deadline = now + Duration::from_secs(1);
         if let Some(last) = shared.metadata.last_refresh() {
-            deadline = deadline.min(last + cfg.metadata_max_age);
+            // Stale metadata is fetched again once the backoff allows: while
+            // a failed fetch backs off, waking at `last + max_age` (already
+            // past) would spin.
+            deadline = deadline.min(later(last, cfg.metadata_max_age).max(not_before));
         }
         let unled = shared.accumulator.unled_partitions();
         if let Some(t) = shared.accumulator.next_expiry(&unled) {
@@ -52,7 +56,7 @@ pub(crate) fn run(shared: Arc<IoShared>) {
         let stale = shared
             .metadata
             .last_refresh()
-            .is_some_and(|t| now >= t + cfg.metadata_max_age);
+            .is_some_and(|t| now >= later(t, cfg.metadata_max_age));
         if work != Work::Refresh && !(stale && now >= not_before) {
             continue;
         }
@@ -74,7 +78,7 @@ pub(crate) fn run(shared: Arc<IoShared>) {
                     log::info!("metadata fetched again after {failures} failed attempts");
                 }
                 failures = 0;
-                not_before = now + cfg.retry_backoff;
+                not_before = later(now, cfg.retry_backoff);
                 // A topic still being created, or a partition without a
                 // leader: ask again after the backoff.
                 let incomplete = topics.iter().any(|t| {
@@ -96,7 +100,10 @@ pub(crate) fn run(shared: Arc<IoShared>) {
             }
             Err(e) => {
                 failures += 1;
-                not_before = now + jittered(cfg.retry_backoff, cfg.retry_backoff_max, failures - 1);
+                not_before = later(
+                    now,
+                    jittered(cfg.retry_backoff, cfg.retry_backoff_max, failures - 1),
+                );
                 if failures == 1 || failures.is_multiple_of(30) {
                     log::warn!("metadata fetch failed ({failures} in a row): {e}");
                 } else {
@@ -175,7 +182,7 @@ fn request(c: &mut Connection, topics: &[String], timeout: Duration) -> Result<C
         metadata::API_KEY,
         v,
         |b| req.encode(b, v),
-        Instant::now() + timeout,
+        later(Instant::now(), timeout),
     )?;
     let resp = MetadataResponse::decode(&body, v)
         .map_err(|e| Error::Protocol(format!("Metadata v{v} from {}: {e}", c.label)))?;
