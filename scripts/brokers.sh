@@ -291,7 +291,7 @@ install_java_tools() {
   java_tools_present || die "java, javac or mvn still missing after installing ${KAFKA_APT_PACKAGES[*]}"
 }
 
-kafka_stamp() { cat "$KAFKA_POM" | sha256sum | cut -d' ' -f1; }
+kafka_stamp() { sha256sum < "$KAFKA_POM" | cut -d' ' -f1; }
 
 kafka_current() {
   [ "$(cat "$KAFKA_LIBS/.pom-sha256" 2> /dev/null || true)" = "$(kafka_stamp)" ] &&
@@ -510,7 +510,7 @@ start_mock() {
 # ---- Apache Kafka: a 3-node KRaft cluster --------------------------------
 
 kafka_write_conf() { # node
-  local n=$1 voters= m
+  local n=$1 voters='' m
   for m in "${KAFKA_NODES[@]}"; do voters+="${voters:+,}$m@127.0.0.1:$(kafka_ctl_port "$m")"; done
   cat > "$(kafka_conf "$n")" << EOF
 # Written by scripts/brokers.sh for the kafka-producer test cluster.
@@ -667,8 +667,9 @@ cmd_kafka_node() { # kill|stop|start N
       if kafka_node_pid "$n" > /dev/null; then
         log "kafka node $n already running"
       else
-        [ -f "$(kafka_conf "$n")" ] && [ -d "$DATA_DIR/kafka-$n" ] ||
+        if ! [ -f "$(kafka_conf "$n")" ] || ! [ -d "$DATA_DIR/kafka-$n" ]; then
           die "kafka node $n was never formatted (run: scripts/brokers.sh start)"
+        fi
         kafka_start_node "$n"
       fi
       kafka_wait_node "$n"

@@ -8,6 +8,7 @@
 //! broker fails the test: it is never a reason to skip.
 
 #![allow(dead_code)]
+pub mod java;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -107,7 +108,8 @@ pub struct Consumed {
     pub timestamp: i64,
 }
 
-fn unhex(v: &serde_json::Value) -> Option<Vec<u8>> {
+/// A hex string from an oracle's JSON, or `None` for `null`.
+pub fn unhex(v: &serde_json::Value) -> Option<Vec<u8>> {
     let s = v.as_str()?;
     Some(
         (0..s.len())

@@ -1,0 +1,197 @@
+//! Apache Kafka's own Java client as a second oracle
+//! (`tests/support/JavaOracle.java`, compiled by `scripts/brokers.sh
+//! install`): the partition Java's `KafkaProducer` and its default
+//! partitioner choose for a key, an independent `KafkaConsumer` reader with
+//! kcheck's output, and topic creation with the Admin client.
+//!
+//! Needs `KP_JAVA` and `KP_KAFKA_CLASSPATH` (and `KP_KAFKA_BOOTSTRAP` for
+//! [`kafka_bootstrap`]) from `eval "$(scripts/brokers.sh env)"`; a missing
+//! variable fails the test, it is never a reason to skip.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use super::{hex, unhex, Consumed};
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: the Java oracle needs the Kafka cluster's environment; run the \
+             tests with scripts/test.sh, or start the brokers with scripts/brokers.sh start and \
+             eval \"$(scripts/brokers.sh env)\""
+        )
+    })
+}
+
+/// The 3-node Apache Kafka cluster (`KP_KAFKA_BOOTSTRAP`).
+pub fn kafka_bootstrap() -> String {
+    var("KP_KAFKA_BOOTSTRAP")
+}
+
+/// `java -cp $KP_KAFKA_CLASSPATH JavaOracle <args>`, tuned to start fast
+/// (these are short-lived clients, not benchmarks).
+fn oracle(args: &[&str]) -> Command {
+    let mut c = Command::new(var("KP_JAVA"));
+    c.args([
+        "-XX:TieredStopAtLevel=1",
+        "-XX:+UseSerialGC",
+        "-Xshare:auto",
+    ])
+    .args(["-cp", &var("KP_KAFKA_CLASSPATH"), "JavaOracle"])
+    .args(args)
+    .stdin(Stdio::null())
+    .stderr(Stdio::inherit());
+    c
+}
+
+/// The JSON lines on a finished oracle's stdout.
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8(out.stdout.clone())
+        .expect("JavaOracle printed non-UTF-8")
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("JavaOracle printed a non-JSON line ({e}): {l:?}"))
+        })
+        .collect()
+}
+
+/// The partition Java's `KafkaProducer` with its default partitioner gives
+/// each key, by producing them (value `x`, acks=1) to `topic`.
+pub fn java_partitions(bootstrap: &str, topic: &str, keys: &[Vec<u8>]) -> Vec<i32> {
+    let mut child = oracle(&["partition", "--bootstrap", bootstrap, "--topic", topic])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run JavaOracle partition");
+    {
+        let mut stdin = std::io::BufWriter::new(child.stdin.take().unwrap());
+        for k in keys {
+            writeln!(stdin, "{}", hex(k)).unwrap();
+        }
+        stdin.flush().unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "JavaOracle partition to {topic} failed: {}",
+        out.status
+    );
+    let lines = json_lines(&out);
+    assert_eq!(
+        lines.len(),
+        keys.len(),
+        "JavaOracle partition: one line per key"
+    );
+    keys.iter()
+        .zip(lines)
+        .map(|(k, v)| {
+            assert_eq!(
+                unhex(&v["key"]).as_ref(),
+                Some(k),
+                "JavaOracle partition answered out of order"
+            );
+            assert!(v["offset"].as_i64().unwrap() >= 0, "{v}");
+            v["partition"].as_i64().unwrap() as i32
+        })
+        .collect()
+}
+
+/// Reads `topic` from the beginning with Java's `KafkaConsumer` (all
+/// partitions assigned, no group) until `expect` records arrived, then one
+/// more second to catch extras. Panics unless exactly `expect` records
+/// arrive within `timeout`.
+pub fn java_consume(
+    bootstrap: &str,
+    topic: &str,
+    expect: usize,
+    timeout: Duration,
+    read_committed: bool,
+) -> Vec<Consumed> {
+    let expect_s = expect.to_string();
+    let timeout_s = timeout.as_secs().max(1).to_string();
+    let isolation = if read_committed {
+        "read_committed"
+    } else {
+        "read_uncommitted"
+    };
+    let out = oracle(&[
+        "consume",
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--expect",
+        &expect_s,
+        "--linger",
+        "1",
+        "--timeout",
+        &timeout_s,
+        "--isolation-level",
+        isolation,
+    ])
+    .output()
+    .expect("run JavaOracle consume");
+    let records: Vec<Consumed> = super::parse_consumed(&out.stdout);
+    assert!(
+        out.status.success(),
+        "JavaOracle consume of {topic} read {} of {expect} records ({})",
+        records.len(),
+        out.status
+    );
+    assert_eq!(
+        records.len(),
+        expect,
+        "the Java consumer read {} records of {topic}, expected exactly {expect}",
+        records.len()
+    );
+    records
+}
+
+/// Creates `topic` with the Admin client and waits until every partition
+/// has a leader. Panics on any failure (including an existing topic).
+pub fn create_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: &[(&str, &str)],
+) {
+    let partitions_s = partitions.to_string();
+    let rf_s = replication_factor.to_string();
+    let kvs: Vec<String> = configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut args = vec![
+        "create-topic",
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--partitions",
+        &partitions_s,
+        "--replication-factor",
+        &rf_s,
+    ];
+    for kv in &kvs {
+        args.extend(["--config", kv.as_str()]);
+    }
+    let out = oracle(&args).output().expect("run JavaOracle create-topic");
+    assert!(
+        out.status.success(),
+        "JavaOracle create-topic {topic} ({partitions} partitions, rf {replication_factor}, \
+         {configs:?}) failed: {}",
+        out.status
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "create-topic prints one line");
+    let parts = lines[0]["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), partitions as usize, "{}", lines[0]);
+    for p in parts {
+        assert!(p["leader"].as_i64().unwrap() >= 0, "{p}");
+        assert_eq!(
+            p["replicas"].as_array().unwrap().len(),
+            replication_factor as usize,
+            "{p}"
+        );
+    }
+}
