@@ -179,6 +179,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             delivery_timeout: cfg.delivery_timeout,
             max_block: cfg.max_block,
             adaptive_partitioning: cfg.partitioner_adaptive,
+            guarantee_order: cfg.max_in_flight == 1,
         }));
         let metadata = Arc::new(Metadata::default());
         let io = Io::start(cfg.clone(), accumulator.clone(), metadata.clone())?;

@@ -414,6 +414,50 @@ fn an_outage_with_stale_metadata_does_not_spin() {
     p.close_timeout(Duration::from_millis(500)).unwrap();
 }
 
+/// max.in.flight=1 keeps order across a leader move: a batch still in
+/// flight on the old leader (answered late, with NOT_LEADER_OR_FOLLOWER)
+/// is not overtaken by the next batch, drained by the new leader's thread.
+#[test]
+fn order_holds_across_a_leader_move_with_a_batch_in_flight() {
+    let mut mock = MockCluster::start(2, &[("moving", 1), ("other", 1)]);
+    let p = producer(
+        ProducerConfig::new()
+            .bootstrap_servers(mock.bootstrap.clone())
+            .max_in_flight_requests_per_connection(1)
+            .linger(Duration::ZERO)
+            .retry_backoff(Duration::from_millis(10)),
+    );
+    let first = p
+        .send(ProducerRecord::new("moving", &b"warm-up"[..]))
+        .unwrap()
+        .get()
+        .unwrap();
+    let old = p.partitions_for("moving").unwrap()[0].leader.unwrap();
+    let new = 3 - old;
+    // The old leader's next Produce fails with NOT_LEADER_OR_FOLLOWER,
+    // answered 800 ms late.
+    mock.command(&format!("broker_error {old} 0 6 800"));
+    let a = p.send(ProducerRecord::new("moving", &b"A"[..])).unwrap();
+    std::thread::sleep(Duration::from_millis(100)); // A is on the wire (scenario timing)
+    mock.command(&format!("leader moving 0 {new}"));
+    // A new topic makes the producer fetch metadata now: it learns the move
+    // while A is still unanswered.
+    p.partitions_for("other").unwrap();
+    assert_eq!(p.partitions_for("moving").unwrap()[0].leader, Some(new));
+    let b = p.send(ProducerRecord::new("moving", &b"B"[..])).unwrap();
+    let (a, b) = (a.get().unwrap(), b.get().unwrap());
+    assert!(
+        first.offset() < a.offset() && a.offset() < b.offset(),
+        "send order warm-up, A, B but offsets {}, {}, {}",
+        first.offset(),
+        a.offset(),
+        b.offset()
+    );
+    let got = consume(&mock.bootstrap, "moving", 3, Duration::from_secs(30));
+    let values: Vec<&[u8]> = got.iter().map(|r| r.value.as_deref().unwrap()).collect();
+    assert_eq!(values, [&b"warm-up"[..], b"A", b"B"]);
+}
+
 /// Durations too large for `Instant` arithmetic, from a builder or from
 /// Java-style properties, mean "practically forever": nothing panics, the
 /// producer's threads live on, and records are delivered.

@@ -137,7 +137,8 @@ fn a_leader_killed_mid_stream_loses_no_record() {
 
     // Without idempotence a retried batch may be written twice (its first
     // answer died with the node), so the check is "at least once, where it
-    // was sent": every value present, on its partition.
+    // was sent, in order": every value present, on its partition, and the
+    // first copies in send order.
     let got = consume_at_least(bootstrap, &topic, N, Duration::from_secs(120));
     let mut seen = vec![false; N];
     for r in &got {

@@ -125,6 +125,11 @@ struct PartitionInner {
     /// Oldest first. Only the last batch takes appends; a batch handed back
     /// for a retry goes to the front, sealed.
     batches: VecDeque<ProducerBatch>,
+    /// A batch of this partition is in a request that has not come back
+    /// (answered, or its connection dropped). With
+    /// `AccumulatorConfig::guarantee_order` no other batch is drained
+    /// meanwhile, by this leader's thread or a new leader's.
+    muted: bool,
 }
 
 impl PartitionQueue {
@@ -136,6 +141,7 @@ impl PartitionQueue {
             queued: AtomicUsize::new(0),
             inner: Mutex::new(PartitionInner {
                 batches: VecDeque::new(),
+                muted: false,
             }),
         }
     }
@@ -198,6 +204,10 @@ pub(crate) struct AccumulatorConfig {
     pub(crate) delivery_timeout: Duration,
     pub(crate) max_block: Duration,
     pub(crate) adaptive_partitioning: bool,
+    /// One batch per partition in flight at a time, so a retry can never
+    /// be overtaken (Java's `guaranteeMessageOrder`:
+    /// `max.in.flight.requests.per.connection=1`).
+    pub(crate) guarantee_order: bool,
 }
 
 /// The result of a drain: batches to send to one broker.
@@ -509,6 +519,9 @@ impl RecordAccumulator {
                 continue;
             }
             let mut g = q.inner.lock();
+            if g.muted && self.cfg.guarantee_order {
+                continue; // unmute wakes the leader's thread
+            }
             let Some(first) = g.batches.front() else {
                 continue;
             };
@@ -527,6 +540,7 @@ impl RecordAccumulator {
             }
             let mut batch = g.batches.pop_front().expect("peeked");
             q.queued.store(g.batches.len(), Ordering::Relaxed);
+            g.muted = true;
             drop(g);
             batch.seal();
             batch.attempts += 1;
@@ -565,6 +579,22 @@ impl RecordAccumulator {
         let leader = queue.leader();
         drop(g);
         self.notify_leader(leader, retry_at);
+    }
+
+    /// The request that held a batch of each of `queues` has come back (its
+    /// batches completed or handed back with [`reenqueue`](Self::reenqueue)
+    /// first): their partitions may be drained again. Wakes the leaders'
+    /// threads of those with batches waiting.
+    pub(crate) fn unmute(&self, queues: &[Arc<PartitionQueue>]) {
+        for q in queues {
+            let mut g = q.inner.lock();
+            g.muted = false;
+            let waiting = !g.batches.is_empty();
+            drop(g);
+            if waiting && self.cfg.guarantee_order {
+                self.notify_leader(q.leader(), Instant::now());
+            }
+        }
     }
 
     /// Completes a batch with `outcome`, returns its buffer to the pool and
@@ -847,6 +877,7 @@ mod tests {
             delivery_timeout: Duration::from_secs(10),
             max_block: Duration::from_millis(0),
             adaptive_partitioning: false,
+            guarantee_order: false,
         }
     }
 

@@ -61,6 +61,21 @@ struct InFlight {
     /// `None` once a batch was expired while in flight: its late answer is
     /// ignored.
     batches: Vec<Option<Drained>>,
+    /// The partitions of `batches`, kept when a batch is expired: each is
+    /// muted until this request comes back (see [`InFlight::done`]).
+    queues: Vec<Arc<PartitionQueue>>,
+}
+
+impl InFlight {
+    /// The request is over (answered, written for acks=0, or its
+    /// connection dropped) and every batch it held has been completed or
+    /// handed back: its partitions may be drained again. Called after the
+    /// batches are dealt with, so a retried batch is at the front of its
+    /// deque before any thread can drain the partition.
+    fn done(self, acc: &crate::accumulator::RecordAccumulator) {
+        debug_assert!(self.batches.iter().all(Option::is_none));
+        acc.unmute(&self.queues);
+    }
 }
 
 /// The state of one broker's I/O thread.
@@ -83,6 +98,9 @@ pub(crate) struct BrokerThread {
     reconnect_failures: u32,
     last_activity: Instant,
     stopping: bool,
+    /// Set by a response that cannot be decoded: the stream may be out of
+    /// step, so the connection is dropped once the frames are handled.
+    poisoned: Option<String>,
 }
 
 impl BrokerThread {
@@ -109,6 +127,7 @@ impl BrokerThread {
             reconnect_failures: 0,
             last_activity: Instant::now(),
             stopping: false,
+            poisoned: None,
         }
     }
 
@@ -374,6 +393,7 @@ impl BrokerThread {
             version,
             sent_at: now,
             acks0_end,
+            queues: drained.iter().map(|d| d.queue.clone()).collect(),
             batches: drained.into_iter().map(Some).collect(),
         });
     }
@@ -390,8 +410,8 @@ impl BrokerThread {
             .iter()
             .position(|f| f.acks0_end.is_some_and(|end| end <= written))
         {
-            let f = self.in_flight.remove(i).expect("found");
-            for d in f.batches.into_iter().flatten() {
+            let mut f = self.in_flight.remove(i).expect("found");
+            for d in f.batches.iter_mut().filter_map(Option::take) {
                 self.shared.accumulator.complete(
                     d.batch,
                     Ok(Delivered {
@@ -400,6 +420,7 @@ impl BrokerThread {
                     }),
                 );
             }
+            f.done(&self.shared.accumulator);
         }
         Ok(())
     }
@@ -429,7 +450,9 @@ impl BrokerThread {
             }
         };
         self.conn = Some(conn);
-        if let Err(e) = frames {
+        if let Some(why) = self.poisoned.take() {
+            self.disconnect(&why, now);
+        } else if let Err(e) = frames {
             self.disconnect(&format!("bad response: {e}"), now);
         } else if let Err(e) = read {
             self.disconnect(&e.to_string(), now);
@@ -454,25 +477,41 @@ impl BrokerThread {
                 i
             );
         }
-        let entry = self.in_flight.remove(i).expect("found");
-        let (_, resp_hv) = header_versions(produce::API_KEY, entry.version);
+        let mut entry = self.in_flight.remove(i).expect("found");
+        let batches: Vec<Drained> = entry.batches.iter_mut().filter_map(Option::take).collect();
+        self.on_produce_response(batches, entry.version, frame, now);
+        entry.done(&self.shared.accumulator);
+    }
+
+    /// Completes or retries each batch of one answered Produce request.
+    fn on_produce_response(
+        &mut self,
+        batches: Vec<Drained>,
+        version: i16,
+        frame: &[u8],
+        now: Instant,
+    ) {
+        let (_, resp_hv) = header_versions(produce::API_KEY, version);
         let mut d = Decoder::new(frame, false);
         let parsed = decode_response_header(&mut d, resp_hv)
-            .and_then(|_| ProduceResponse::decode(&frame[d.position()..], entry.version));
+            .and_then(|_| ProduceResponse::decode(&frame[d.position()..], version));
         let resp = match parsed {
             Ok(r) => r,
             Err(e) => {
+                // As Java: the connection cannot be trusted after this.
+                let why = format!("undecodable Produce v{version} response: {e}");
                 let err = Error::Protocol(format!("Produce response from {}: {e}", self.label()));
-                for b in entry.batches.into_iter().flatten() {
+                for b in batches {
                     self.fail_or_retry(b, err.clone(), false, now);
                 }
+                self.poisoned = Some(why);
                 return;
             }
         };
         if resp.throttle_time_ms > 0 {
             log::debug!("{}: throttled {} ms", self.label(), resp.throttle_time_ms);
         }
-        for slot in entry.batches.into_iter().flatten() {
+        for slot in batches {
             let topic = &*slot.queue.topic;
             let p = resp
                 .responses
@@ -633,11 +672,14 @@ impl BrokerThread {
         };
         // Newest first: each retry goes to the front of its deque, so this
         // leaves the oldest batch of a partition at the front.
-        let in_flight: Vec<InFlight> = self.in_flight.drain(..).collect();
-        for f in in_flight.into_iter().rev() {
-            for d in f.batches.into_iter().flatten() {
+        let mut in_flight: Vec<InFlight> = self.in_flight.drain(..).collect();
+        for f in in_flight.iter_mut().rev() {
+            for d in f.batches.iter_mut().filter_map(Option::take) {
                 self.fail_or_retry(d, err.clone(), true, now);
             }
+        }
+        for f in in_flight {
+            f.done(&self.shared.accumulator);
         }
         self.shared.metadata.request_update();
         self.schedule_reconnect(now);
@@ -646,10 +688,11 @@ impl BrokerThread {
     /// Fails everything this thread holds (forced close).
     fn fail_all(&mut self, err: Error) {
         let acc = self.shared.accumulator.clone();
-        for f in self.in_flight.drain(..) {
-            for d in f.batches.into_iter().flatten() {
+        for mut f in self.in_flight.drain(..) {
+            for d in f.batches.iter_mut().filter_map(Option::take) {
                 acc.complete(d.batch, Err(err.clone()));
             }
+            f.done(&acc);
         }
         self.drop_connection();
     }
@@ -669,7 +712,7 @@ pub(crate) fn jittered(base: Duration, max: Duration, attempt: u32) -> Duration 
     let exp = base.saturating_mul(2u32.saturating_pow(attempt.min(31)));
     let d = exp.min(max).max(base.min(max));
     let r = crate::util::random_u64() % 4001; // 0..=4000 -> 0.8..=1.2
-                                              // never `mul_f64`: it panics when a huge configured backoff overflows
+                                              // Not `mul_f64`: it panics when a huge configured backoff overflows.
     Duration::try_from_secs_f64(d.as_secs_f64() * (0.8 + r as f64 / 10_000.0)).unwrap_or(d)
 }
 
