@@ -55,6 +55,16 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// The brokers that lead at least one partition of a topic in this
+    /// view, ascending: the only ones that get an I/O thread.
+    pub(crate) fn leaders(&self) -> std::collections::BTreeSet<i32> {
+        self.topics
+            .values()
+            .flat_map(|t| t.partitions.iter().filter_map(|p| p.leader))
+            .filter(|id| self.brokers.contains_key(id))
+            .collect()
+    }
+
     /// The number of partitions of `topic`, if metadata knows the topic.
     pub fn partition_count_for_topic(&self, topic: &str) -> Option<usize> {
         self.topics

@@ -520,6 +520,66 @@ fn extreme_durations_do_not_panic() {
     p.close_timeout(Duration::from_millis(500)).unwrap();
 }
 
+/// A broker gets an I/O thread only while it leads a partition we use:
+/// not one per broker in the metadata, and the old leader's thread retires
+/// after a leader move.
+#[test]
+fn only_leaders_get_an_io_thread_and_idle_ones_retire() {
+    let mut mock = MockCluster::start(5, &[("few", 1)]);
+    let p = producer(
+        ProducerConfig::new()
+            .bootstrap_servers(mock.bootstrap.clone())
+            .client_id("fewthr")
+            .metadata_max_age(Duration::from_millis(1000)),
+    );
+    p.send(ProducerRecord::new("few", &b"one"[..]))
+        .unwrap()
+        .get()
+        .unwrap();
+    let old = p.partitions_for("few").unwrap()[0].leader.unwrap();
+    assert_eq!(
+        broker_threads("fewthr"),
+        [format!("fewthr-b{old}")],
+        "one thread, for the one leader of 5 brokers"
+    );
+    let new = old % 5 + 1;
+    mock.command(&format!("leader few 0 {new}"));
+    // the next refresh (metadata.max.age.ms) learns the move; the old
+    // leader's thread retires a max-age after it led nothing
+    let t0 = Instant::now();
+    while broker_threads("fewthr") != [format!("fewthr-b{new}")] {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "threads {:?} after the leader moved from {old} to {new}",
+            broker_threads("fewthr")
+        );
+        if p.partitions_for("few").unwrap()[0].leader == Some(new) {
+            // the new leader's thread starts on the next send at the latest
+            p.send(ProducerRecord::new("few", &b"two"[..])).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    p.send(ProducerRecord::new("few", &b"three"[..]))
+        .unwrap()
+        .get()
+        .unwrap();
+    p.close().unwrap();
+}
+
+/// The names of this process's I/O threads of the producer `client`.
+fn broker_threads(client: &str) -> Vec<String> {
+    let prefix = format!("{client}-b");
+    let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+        .map(|c| c.trim().to_owned())
+        .filter(|c| c.starts_with(&prefix))
+        .collect();
+    names.sort();
+    names
+}
+
 fn thread_alive(name: &str) -> bool {
     std::fs::read_dir("/proc/self/task")
         .unwrap()

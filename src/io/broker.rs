@@ -98,6 +98,8 @@ pub(crate) struct BrokerThread {
     reconnect_failures: u32,
     last_activity: Instant,
     stopping: bool,
+    /// Since when this thread has led no partition and held no request.
+    idle_since: Option<Instant>,
     /// Set by a response that cannot be decoded: the stream may be out of
     /// step, so the connection is dropped once the frames are handled.
     poisoned: Option<String>,
@@ -127,6 +129,7 @@ impl BrokerThread {
             reconnect_failures: 0,
             last_activity: Instant::now(),
             stopping: false,
+            idle_since: None,
             poisoned: None,
         }
     }
@@ -181,6 +184,17 @@ impl BrokerThread {
                 );
             }
             next_wake = earliest(next_wake, self.idle_deadline());
+            match self.retire_at(now) {
+                Some(t) if t <= now => {
+                    if self.shared.retire_broker(self.node) {
+                        log::debug!("{}: leads nothing; thread retired", self.label());
+                        self.close_connection();
+                        return;
+                    }
+                    self.idle_since = None;
+                }
+                t => next_wake = earliest(next_wake, t),
+            }
             next_wake = earliest(
                 next_wake,
                 self.shared.accumulator.next_expiry(&self.partitions),
@@ -629,6 +643,17 @@ impl BrokerThread {
                 self.close_connection();
             }
         }
+    }
+
+    /// When this thread may retire: `metadata.max.age.ms` after it last
+    /// led a partition or held a request.
+    fn retire_at(&mut self, now: Instant) -> Option<Instant> {
+        if !self.partitions.is_empty() || !self.in_flight.is_empty() || self.stopping {
+            self.idle_since = None;
+            return None;
+        }
+        let since = *self.idle_since.get_or_insert(now);
+        Some(later(since, self.shared.cfg.metadata_max_age))
     }
 
     fn idle_deadline(&self) -> Option<Instant> {

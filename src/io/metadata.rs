@@ -86,13 +86,15 @@ pub(crate) fn run(shared: Arc<IoShared>) {
                         || cluster.available_partitions_for_topic(t).len()
                             < cluster.partitions_for_topic(t).len()
                 });
-                for node in cluster.nodes() {
-                    shared.ensure_broker(node.id);
-                }
                 // Order matters: `send` reads the metadata version before
                 // it looks for a topic's queues, so queues must exist by the
-                // time the version moves.
+                // time the version moves. Threads start after the queues
+                // know their leaders, so a thread deciding to retire (it
+                // leads nothing) sees the partitions it has just been given.
                 shared.accumulator.update_metadata(&cluster);
+                for node in cluster.leaders() {
+                    shared.ensure_broker(node);
+                }
                 shared.metadata.publish(cluster, now);
                 if incomplete {
                     shared.metadata.request_update();

@@ -87,6 +87,26 @@ impl IoShared {
             })
     }
 
+    /// For the I/O thread of `node`, which has led no partition for a while
+    /// and holds no request: forgets it (so a later leadership starts a new
+    /// one) and returns true, unless it leads something again or the
+    /// producer is stopping (then the thread carries on). Checked under the
+    /// `brokers` lock that [`ensure_broker`](Self::ensure_broker) takes, and
+    /// the metadata thread assigns partitions before it ensures threads, so
+    /// no partition is left with a leader whose thread has gone.
+    pub(crate) fn retire_broker(&self, node: i32) -> bool {
+        let mut brokers = self.brokers.lock();
+        if self.stopped.load(Ordering::Acquire)
+            || !self.accumulator.partitions_led_by(node).is_empty()
+        {
+            return false;
+        }
+        if brokers.remove(&node).is_some() {
+            self.accumulator.unregister_signal(node);
+        }
+        true
+    }
+
     /// Starts the I/O thread of `node` unless it runs already.
     pub(crate) fn ensure_broker(self: &Arc<Self>, node: i32) {
         // `stopped` is read under the `brokers` lock, which `stop` holds
@@ -143,8 +163,9 @@ pub(crate) struct Io {
 }
 
 impl Io {
-    /// Starts the metadata thread; broker threads start as metadata names
-    /// the brokers.
+    /// Starts the metadata thread; a broker's thread starts when metadata
+    /// first names it the leader of a partition we use, and retires after it
+    /// has led nothing for `metadata.max.age.ms`.
     pub(crate) fn start(
         cfg: Arc<ProducerConfig>,
         accumulator: Arc<RecordAccumulator>,
