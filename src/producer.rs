@@ -523,7 +523,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             // wait for the I/O threads (this may be one of them, or the
             // thread of a close already failing records).
             log::warn!("close() called from a send callback: closing without waiting");
-            self.abort_all(false);
+            self.abort_all(None);
             inner.io.stop();
             return Ok(());
         }
@@ -531,12 +531,15 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         let _closing = ClosingGuard::enter();
         // No lock is held while waiting: a later, shorter close on another
         // thread can still abort what this one is waiting for.
+        // Past the deadline, threads get this long to fail what they hold
+        // and to exit; close returns then, whatever they are doing.
+        let grace = later(deadline, CLOSE_GRACE).max(later(Instant::now(), CLOSE_GRACE));
         if !inner.accumulator.await_all_complete(deadline) {
             log::warn!(
                 "close timed out with {} batches incomplete; failing them",
                 inner.accumulator.incomplete_count()
             );
-            self.abort_all(true);
+            self.abort_all(Some(grace));
         }
         let mut joined = inner.joined.lock();
         if *joined {
@@ -548,8 +551,11 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         inner.io.stop();
         // Threads finish their in-flight requests (none after a clean
         // drain) and exit at once; one stuck opening a connection holds no
-        // batch and is detached after a short wait.
-        inner.io.join(Instant::now() + Duration::from_secs(2));
+        // batch and is detached, at the deadline (plus the grace) at the
+        // latest, and not later than 2 s from now for a long timeout.
+        inner
+            .io
+            .join(grace.min(later(Instant::now(), Duration::from_secs(2))));
         // Nothing can be queued now (appends stopped at `accumulator.close`,
         // retries at `begin_abort`), but sweep in case a send's batch landed
         // as the threads stopped.
@@ -559,18 +565,16 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     }
 
     /// Fails every queued batch and tells the I/O threads to fail what they
-    /// hold; with `wait`, waits briefly for them and sweeps the queues once
-    /// more.
-    fn abort_all(&self, wait: bool) {
+    /// hold; with `wait_until`, waits (at most until then) for them and
+    /// sweeps the queues once more.
+    fn abort_all(&self, wait_until: Option<Instant>) {
         let inner = &*self.inner;
         let err = Error::aborted();
         inner.accumulator.begin_abort();
         inner.accumulator.abort_queued(None, &err);
         inner.io.abort(&err);
-        if wait {
-            inner
-                .accumulator
-                .await_all_complete(Instant::now() + Duration::from_secs(1));
+        if let Some(t) = wait_until {
+            inner.accumulator.await_all_complete(t);
             inner.accumulator.abort_queued(None, &err);
         }
     }
@@ -587,6 +591,10 @@ impl<K: ?Sized, V: ?Sized> Drop for Producer<K, V> {
         }
     }
 }
+
+/// How long past its deadline `close_timeout` lets the I/O threads fail
+/// what they hold and exit before it returns.
+const CLOSE_GRACE: Duration = Duration::from_millis(20);
 
 /// Asks a partitioner, and checks its answer against the `count`
 /// partitions the layout has.
