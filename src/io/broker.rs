@@ -146,7 +146,22 @@ impl BrokerThread {
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             log::error!("{}: I/O thread panicked: {what}", self.label());
-            self.fail_all(Error::Protocol(format!("the I/O thread panicked: {what}")));
+            let err = Error::Protocol(format!(
+                "the I/O thread of node {} panicked: {what}",
+                self.node
+            ));
+            self.fail_all(err.clone());
+            // Its partitions must not be stranded: forget this thread, so
+            // the next metadata refresh starts a fresh one for the node, or,
+            // if the producer is stopping (no new threads), fail what waits.
+            if self.shared.forget_broker(self.node) {
+                let partitions = self.shared.accumulator.partitions_led_by(self.node);
+                self.shared
+                    .accumulator
+                    .abort_queued(Some(&partitions), &err);
+            } else {
+                self.shared.metadata.request_update();
+            }
         }
     }
 
@@ -257,6 +272,8 @@ impl BrokerThread {
         if !has_data {
             return (None, false);
         }
+        #[cfg(test)]
+        tests::maybe_panic(&self.shared.cfg.client_id);
         if self.conn.is_none() {
             if let Some(t) = self.reconnect_at.filter(|t| *t > now) {
                 return (Some(t), false);
@@ -742,8 +759,102 @@ pub(crate) fn jittered(base: Duration, max: Duration, attempt: u32) -> Duration 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::process::{Child, Command, Stdio};
+
+    /// Client ids whose I/O threads panic at their next send, and how often.
+    static PANIC: parking_lot::Mutex<Vec<(String, usize)>> = parking_lot::Mutex::new(Vec::new());
+
+    pub(crate) fn maybe_panic(client_id: &str) {
+        let mut p = PANIC.lock();
+        if let Some(e) = p.iter_mut().find(|(c, n)| c == client_id && *n > 0) {
+            e.1 -= 1;
+            drop(p);
+            panic!("injected panic in the I/O thread of {client_id}");
+        }
+    }
+
+    /// A private librdkafka mock cluster (`KP_MOCK_BIN`, exported by
+    /// scripts/test.sh), killed on drop.
+    struct Mock(Child, std::path::PathBuf);
+
+    impl Mock {
+        fn start(topic: &str) -> (Mock, String) {
+            let bin = std::env::var("KP_MOCK_BIN").expect(
+                "KP_MOCK_BIN is not set: run the tests with scripts/test.sh, or \
+                 eval \"$(scripts/brokers.sh env)\"",
+            );
+            let dir = std::env::temp_dir().join(format!("kp-unit-mock-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let bs = dir.join("bootstrap");
+            let child = Command::new(bin)
+                .args(["-b", "1", "-t", &format!("{topic}:1")])
+                .arg("-f")
+                .arg(&bs)
+                .arg("-c")
+                .arg(dir.join("ctl"))
+                .arg("-a")
+                .arg(dir.join("ack"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start the mock cluster");
+            let t0 = Instant::now();
+            loop {
+                if let Ok(s) = std::fs::read_to_string(&bs) {
+                    if !s.trim().is_empty() {
+                        return (Mock(child, dir), s.trim().to_owned());
+                    }
+                }
+                assert!(t0.elapsed() < Duration::from_secs(10), "mock did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    impl Drop for Mock {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            let _ = std::fs::remove_dir_all(&self.1);
+        }
+    }
+
+    /// A panic in the I/O thread (a bug of ours) strands nothing: the
+    /// partitions it led get a fresh thread and their records are
+    /// delivered; flush and close return.
+    #[test]
+    fn a_panicking_io_thread_strands_nothing() {
+        use crate::{ByteArraySerializer, Producer, ProducerConfig, ProducerRecord};
+        let (_mock, bootstrap) = Mock::start("pan");
+        let cfg = ProducerConfig::new()
+            .bootstrap_servers(bootstrap)
+            .client_id("panicky")
+            .linger(Duration::ZERO);
+        let p: Producer<[u8], [u8]> =
+            Producer::new(cfg, ByteArraySerializer, ByteArraySerializer).unwrap();
+        p.send(ProducerRecord::new("pan", &b"before"[..]))
+            .unwrap()
+            .get()
+            .unwrap();
+        PANIC.lock().push(("panicky".into(), 1));
+        let h = p.send(ProducerRecord::new("pan", &b"during"[..])).unwrap();
+        let m = h
+            .get_timeout(Duration::from_secs(20))
+            .expect("the record queued when the thread panicked is delivered");
+        assert!(m.has_offset());
+        assert!(
+            PANIC.lock().iter().all(|(_, n)| *n == 0),
+            "the panic was injected"
+        );
+        p.flush().unwrap();
+        p.send(ProducerRecord::new("pan", &b"after"[..]))
+            .unwrap()
+            .get()
+            .unwrap();
+        p.close_timeout(Duration::from_secs(5)).unwrap();
+    }
 
     #[test]
     fn backoff_grows_to_the_cap_with_jitter() {

@@ -107,6 +107,17 @@ impl IoShared {
         true
     }
 
+    /// For an I/O thread that is dying (it panicked): forgets it, so the
+    /// next metadata refresh starts a new one. Returns true if the producer
+    /// is stopping, when no new thread will come.
+    pub(crate) fn forget_broker(&self, node: i32) -> bool {
+        let mut brokers = self.brokers.lock();
+        if brokers.remove(&node).is_some() {
+            self.accumulator.unregister_signal(node);
+        }
+        self.stopped.load(Ordering::Acquire)
+    }
+
     /// Starts the I/O thread of `node` unless it runs already.
     pub(crate) fn ensure_broker(self: &Arc<Self>, node: i32) {
         // `stopped` is read under the `brokers` lock, which `stop` holds
