@@ -8,8 +8,10 @@
 //! socket is readable or writable, when `send` or the metadata thread wakes
 //! it through its [`DrainSignal`], or when its next deadline (a linger
 //! expiry, a retry backoff, a request timeout) comes. Opening a connection
-//! is the exception: it blocks for up to `socket.connection.setup.timeout.ms`
-//! plus `request.timeout.ms`, while the thread holds no batch.
+//! (DNS, TCP connect, ApiVersions: blocking calls) runs on a short-lived
+//! connector thread, which hands the connection back through a channel and
+//! wakes the loop; meanwhile the loop still expires batches and obeys
+//! `close`.
 //!
 //! Callbacks run on this thread, in record order per partition. A slow
 //! callback delays every partition this broker leads; a panicking one is
@@ -20,7 +22,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, TryRecvError};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
@@ -96,6 +98,9 @@ pub(crate) struct BrokerThread {
     drain_cursor: usize,
     reconnect_at: Option<Instant>,
     reconnect_failures: u32,
+    /// A connection being opened by a connector thread: its result, once
+    /// there, with the negotiated Produce version.
+    connecting: Option<Receiver<crate::error::Result<(Connection, i16)>>>,
     last_activity: Instant,
     stopping: bool,
     /// Since when this thread has led no partition and held no request.
@@ -127,6 +132,7 @@ impl BrokerThread {
             drain_cursor: 0,
             reconnect_at: None,
             reconnect_failures: 0,
+            connecting: None,
             last_activity: Instant::now(),
             stopping: false,
             idle_since: None,
@@ -279,7 +285,13 @@ impl BrokerThread {
                 return (Some(t), false);
             }
             if !self.connect() {
-                return (self.reconnect_at, false);
+                // While a connector works, its wake-up is the next event.
+                let next = if self.connecting.is_some() {
+                    None
+                } else {
+                    self.reconnect_at
+                };
+                return (next, false);
             }
         }
         let cfg = self.shared.cfg.clone();
@@ -302,7 +314,21 @@ impl BrokerThread {
         }
     }
 
+    /// Returns true once connected. The first call starts a connector
+    /// thread; later calls collect its result (false while it works).
     fn connect(&mut self) -> bool {
+        if let Some(rx) = &self.connecting {
+            let result = match rx.try_recv() {
+                Ok(r) => r,
+                Err(TryRecvError::Empty) => return false,
+                Err(TryRecvError::Disconnected) => Err(Error::Network {
+                    broker: self.label(),
+                    message: "the connector thread died".into(),
+                }),
+            };
+            self.connecting = None;
+            return self.connected(result);
+        }
         let cluster = self.shared.metadata.cluster();
         let Some(node) = cluster.node(self.node).cloned() else {
             self.schedule_reconnect(Instant::now());
@@ -310,21 +336,49 @@ impl BrokerThread {
         };
         let cfg = &self.shared.cfg;
         let label = format!("node {node}");
-        let setup = (cfg.connection_setup_timeout
-            * 2u32.saturating_pow(self.reconnect_failures.min(8)))
-        .min(cfg.connection_setup_timeout_max);
-        match Connection::open(
-            label,
-            &node.host,
-            node.port,
-            &cfg.client_id,
-            setup,
-            cfg.request_timeout,
-        )
-        .and_then(|c| {
-            let v = c.version_for(produce::API_KEY, "Produce")?;
-            Ok((c, v))
-        }) {
+        let setup = cfg
+            .connection_setup_timeout
+            .saturating_mul(2u32.saturating_pow(self.reconnect_failures.min(8)))
+            .min(cfg.connection_setup_timeout_max);
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (client_id, request_timeout) = (cfg.client_id.clone(), cfg.request_timeout);
+        let signal = self.signal.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("{}-c{}", cfg.client_id, self.node))
+            .spawn(move || {
+                let r = Connection::open(
+                    label,
+                    &node.host,
+                    node.port,
+                    &client_id,
+                    setup,
+                    request_timeout,
+                )
+                .and_then(|c| {
+                    let v = c.version_for(produce::API_KEY, "Produce")?;
+                    Ok((c, v))
+                });
+                // The I/O thread may have gone (close): then the connection
+                // is simply dropped.
+                if tx.send(r).is_ok() {
+                    signal.wake_now();
+                }
+            });
+        match spawned {
+            Ok(_) => {
+                self.connecting = Some(rx);
+                false
+            }
+            Err(e) => self.connected(Err(Error::Network {
+                broker: self.label(),
+                message: format!("cannot start a connector thread: {e}"),
+            })),
+        }
+    }
+
+    /// Takes the outcome of a connection attempt.
+    fn connected(&mut self, result: crate::error::Result<(Connection, i16)>) -> bool {
+        match result {
             Ok((conn, v)) => {
                 if let Err(e) = conn.transport().set_nonblocking(true).and_then(|()| {
                     let fd = conn.transport().as_raw_fd();
