@@ -4,7 +4,9 @@
 #   rdkafka         rust-rdkafka 0.39 / librdkafka 2.12.1 through peerbench
 #                   (../shared/peerbench; BaseProducer)
 #   java            Apache Kafka's own org.apache.kafka.tools.ProducerPerformance
-#                   (kafka-tools, what kafka-producer-perf-test.sh runs)
+#                   (kafka-tools, what kafka-producer-perf-test.sh runs):
+#                   4.4.0 on TARGET=kafka, 2.3.1 on TARGET=mock (JAVA_KAFKA_VERSION;
+#                   see "Java client" below)
 # Each round runs all three, one after the other (the order rotates every
 # round), RUNS rounds; then medians, min-max and the ratios ours/rdkafka and
 # ours/java.
@@ -15,8 +17,29 @@
 #
 # PEERBENCH is a peerbench directory built with `cargo build --release`
 # (needs cmake and libcurl4-openssl-dev; see its README). Java and the Kafka
-# jars come from scripts/brokers.sh (KP_KAFKA_CLASSPATH, KP_JAVA,
+# 4.4.0 jars come from scripts/brokers.sh (KP_KAFKA_CLASSPATH, KP_JAVA,
 # KP_KAFKA_BOOTSTRAP; taken from `scripts/brokers.sh env` when unset).
+#
+# Java client (JAVA_KAFKA_VERSION; default 4.4.0 on kafka, 2.3.1 on mock):
+#   4.4.0  the kafka-tools of scripts/brokers.sh (KP_KAFKA_CLASSPATH).
+#   other  kafka-tools + kafka-clients of that version from Maven Central,
+#          resolved by benches/java-mock/pom.xml (`mvn dependency:copy-dependencies`)
+#          into results/java-clients/kafka-<version>/lib once and reused; not
+#          committed. Run through benches/java-mock/WarmupThenRun.java (compiled
+#          there by javac), see "Warm-up".
+#   Why 2.3.1 on the mock: every Java client from 2.4 (KIP-511) on opens a
+#   connection with a flexible ApiVersions request (seen: v3 from 2.4.1,
+#   2.8.2 and 3.3.2, v4 from 3.9.1, v5 from 4.4.0). librdkafka 2.12.1's mock
+#   supports ApiVersions v0-v2 and answers UNSUPPORTED_VERSION with a
+#   hand-made flexible body whose compact array count is one short:
+#   00 23 | 01 | 00 12 00 00 00 02 | 00 00 00 00. Java reads error 35, zero
+#   entries, then throttle_time_ms = 00 12 00 00 = 1,179,648 ms from the
+#   ApiVersions entry, retries ApiVersions at v0 (which works) but keeps the
+#   connection throttled for ~20 minutes, so it never sends Metadata (the
+#   2-record probe fails with all five). 2.3.1, the last release before
+#   KIP-511, opens with ApiVersions v2, which the mock answers normally; it
+#   then uses Produce v7 and Metadata v8. Unlike 4.4 it sends null-key
+#   records round-robin, one partition per record (sticky came with 2.4).
 #
 # Targets (TARGET):
 #   mock   (default) peerbench's mockbroker (librdkafka 2.12.1's mock cluster
@@ -39,22 +62,30 @@
 # each client's default (e.g. max.in.flight: Java and ours 5 per connection,
 # librdkafka 1000000). Extra settings: EXTRA_OURS="k=v ..." (--producer-props),
 # EXTRA_RD="--prop k=v ..." (peerbench options), EXTRA_JAVA="k=v ..."
-# (--command-property).
+# (4.4: --command-property; older: --producer-props).
 #
 # Warm-up: ours (--warmup true) and peerbench (its default) fetch metadata and
 # send one record to every partition and wait for it before the clock starts.
-# Java: ProducerPerformance 4.4 has --warmup-records (KIP-1052); it is given
+# Java 4.4: ProducerPerformance has --warmup-records (KIP-1052); it is given
 # NUM+JAVA_WARMUP records (JAVA_WARMUP=200000) and only the NUM records after
 # the warm-up are in its "steady state" summary line, which is what is used
 # (so the JIT has compiled the hot path and the connections are up). Its
 # steady-state clock starts at the first steady-state send(), when warm-up
 # records may still be in flight, and ends after close(); ours and rdkafka end
 # after flush().
+# Java from Maven (2.3.1 has no --warmup-records): WarmupThenRun calls
+# ProducerPerformance.main twice in one JVM, a warm-up pass of JAVA_WARMUP
+# records and then the measured pass of NUM records, whose summary line (the
+# last one) is used. The JIT is warm, but the measured pass has a new
+# KafkaProducer: its clock starts before the first send(), which waits for
+# metadata, and the connections to the leaders are made inside it; it ends
+# after close().
 #
 # JVM: JAVA_HEAP=-Xmx512M (what kafka-producer-perf-test.sh sets) and
 # JAVA_OPTS = kafka-run-class.sh's performance options (G1, MaxGCPauseMillis=20,
-# ...), log4j2 at WARN to stderr like Kafka's tools-log4j2.yaml. Both are
-# written to env.txt and table.md.
+# ...), log4j2 at WARN to stderr like Kafka's tools-log4j2.yaml (older
+# clients: the same in log4j 1 properties). Both are written to env.txt and
+# table.md.
 #
 # Latency: each tool times send() to the delivery callback, but not for the
 # same share of records:
@@ -73,16 +104,18 @@
 # NUM+JAVA_WARMUP; ours and rdkafka: NUM, plus a handful of warm-up records).
 # Peak RSS = /usr/bin/time's max RSS.
 #
-# If a client fails (non-zero exit, or not every record acknowledged) the run
-# is logged and left out of the medians; the table says how many runs count.
-# Against the mockbroker, Java is first probed with 2 records (max.block.ms
-# 5 s); if that fails the java column is n/a and the probe's log says why
-# (with peerbench's librdkafka 2.12.1 mock, Java 4.4's ApiVersions v5 request
-# gets a reply Java misreads as a ~20 min throttle, so it never gets metadata).
+# If a client fails (non-zero exit, not every record acknowledged, or, for
+# Java, an exception printed for a record: ProducerPerformance counts failed
+# records in its summary too) the run is logged and left out of the medians;
+# the table says how many runs count. Against the mockbroker, Java is first
+# probed with 2 records (max.block.ms 5 s); if that fails the java column is
+# n/a and the probe's log says why (e.g. JAVA_KAFKA_VERSION=4.4.0 there: the
+# ~20 min throttle above).
 #
-# Other knobs: RUNS=3, CLIENTS="kafka-producer rdkafka java", PAUSE (seconds
-# between runs; 1 on mock, 3 on kafka), OURS_BIN (a prebuilt
-# producer_perf_test instead of building this tree), TOPIC (mock: peerbench).
+# Other knobs: RUNS=3, CLIENTS="kafka-producer rdkafka java",
+# JAVA_KAFKA_VERSION (above), PAUSE (seconds between runs; 1 on mock, 3 on
+# kafka), OURS_BIN (a prebuilt producer_perf_test instead of building this
+# tree), TOPIC (mock: peerbench).
 # Results in results/compare-<target>-<acks>-<timestamp>/: env.txt, raw.jsonl
 # (one line per run), table.md, each client's output in runs/, stderr.log.
 set -euo pipefail
@@ -107,8 +140,8 @@ JAVA_OPTS=${JAVA_OPTS:--server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:Initiati
 JAVA_PAYLOAD=${JAVA_PAYLOAD:-file}
 KEEP_TOPICS=${KEEP_TOPICS:-false}
 case $TARGET in
-  mock) PAUSE=${PAUSE:-1} ;;
-  kafka) PAUSE=${PAUSE:-3} ;;
+  mock) PAUSE=${PAUSE:-1} JAVA_KAFKA_VERSION=${JAVA_KAFKA_VERSION:-2.3.1} ;;
+  kafka) PAUSE=${PAUSE:-3} JAVA_KAFKA_VERSION=${JAVA_KAFKA_VERSION:-4.4.0} ;;
   *) echo "TARGET must be mock or kafka" >&2; exit 2 ;;
 esac
 STAMP=$(date +%Y%m%dT%H%M%S)
@@ -136,6 +169,35 @@ Configuration:
       AppenderRef:
         - ref: STDERR
 EOF
+# The Java producer: 4.4.0 from scripts/brokers.sh, or another version from
+# Maven (cached under results/java-clients/, run through WarmupThenRun).
+if [ "$JAVA_KAFKA_VERSION" = 4.4.0 ]; then
+  JCP=$CP
+  JAVA_DESC="Apache Kafka 4.4.0 kafka-tools ProducerPerformance (scripts/brokers.sh); --warmup-records $JAVA_WARMUP (--num-records $((NUM + JAVA_WARMUP)))"
+elif [[ " $CLIENTS " == *" java "* ]]; then
+  JDIR=$ROOT/results/java-clients/kafka-$JAVA_KAFKA_VERSION
+  if [ ! -s "$JDIR/lib/kafka-tools-$JAVA_KAFKA_VERSION.jar" ] || [ ! -s "$JDIR/lib/kafka-clients-$JAVA_KAFKA_VERSION.jar" ]; then
+    echo "resolving kafka-tools $JAVA_KAFKA_VERSION with Maven into $JDIR/lib" >&2
+    (cd benches/java-mock && mvn -q -B dependency:copy-dependencies -Dkafka.version="$JAVA_KAFKA_VERSION" \
+      -DoutputDirectory="$JDIR/lib") >"$OUT/java-mvn.log" 2>&1 ||
+      { echo "could not resolve kafka-tools $JAVA_KAFKA_VERSION; see $OUT/java-mvn.log" >&2; exit 2; }
+  fi
+  if [ ! "$JDIR/classes/WarmupThenRun.class" -nt benches/java-mock/WarmupThenRun.java ]; then
+    "${JAVA%java}javac" -d "$JDIR/classes" -cp "$JDIR/lib/*" benches/java-mock/WarmupThenRun.java >"$OUT/javac.log" 2>&1 ||
+      { echo "could not compile WarmupThenRun; see $OUT/javac.log" >&2; exit 2; }
+  fi
+  JCP="$JDIR/classes:$JDIR/lib/*"
+  JVM_ARGS+=("-Dlog4j.configuration=file:$ROOT/$OUT/tools-log4j.properties")
+  cat >"$OUT/tools-log4j.properties" <<'EOF'
+log4j.rootLogger=WARN, stderr
+log4j.appender.stderr=org.apache.log4j.ConsoleAppender
+log4j.appender.stderr.Target=System.err
+log4j.appender.stderr.layout=org.apache.log4j.PatternLayout
+log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
+EOF
+  JAVA_DESC="Apache Kafka $JAVA_KAFKA_VERSION kafka-tools + kafka-clients ProducerPerformance (Maven, $JDIR/lib); warm-up: a $JAVA_WARMUP-record pass in the same JVM (WarmupThenRun), then $NUM measured"
+fi
+
 # One fixed A-Z payload of SIZE bytes (Java reads it with --payload-file).
 python3 -c "import random,sys; r=random.Random(0); sys.stdout.write(''.join(chr(65+r.randrange(26)) for _ in range($SIZE)))" >"$OUT/payload.txt"
 
@@ -183,13 +245,29 @@ new_topic() { # client, round -> topic name (kafka: created fresh)
   echo "$t"
 }
 
+# Java's options: 4.4 has --bootstrap-server and --command-property; older
+# versions only --producer-props (4.4 still takes it too, deprecated).
+java_props() { # bootstrap, props... -> ProducerPerformance arguments
+  local boot=$1
+  shift
+  if [ "$JAVA_KAFKA_VERSION" = 4.4.0 ]; then
+    printf '%s\n' --bootstrap-server "$boot" --command-property "$@"
+  else
+    printf '%s\n' --producer-props "bootstrap.servers=$boot" "$@"
+  fi
+}
+# An exception printed at the start of a line (the tool's callback
+# printStackTrace()s every failed record; log lines start with "[").
+JAVA_EXC_RE='^[a-z][A-Za-z0-9_$.]*\.[A-Z][A-Za-z0-9_$]*(Exception|Error)\b'
+
 JAVA_SKIP=
 if [[ " $CLIENTS " == *" java "* ]] && [ "$TARGET" = mock ]; then
-  if ! timeout 60 "$JAVA" "${JVM_ARGS[@]}" -cp "$CP" org.apache.kafka.tools.ProducerPerformance \
-    --topic "$TOPIC" --num-records 2 --payload-file "$OUT/payload.txt" --throughput -1 \
-    --bootstrap-server "$BOOT" --command-property acks="$ACKS" max.block.ms=5000 enable.idempotence=false \
-    >"$OUT/java-probe.log" 2>&1 || ! grep -q '^2 records sent' "$OUT/java-probe.log"; then
-    JAVA_SKIP="Java's producer could not produce to this broker (2-record probe failed; $OUT/java-probe.log)"
+  mapfile -t probe_props < <(java_props "$BOOT" acks="$ACKS" max.block.ms=5000 enable.idempotence=false)
+  if ! timeout 60 "$JAVA" "${JVM_ARGS[@]}" -cp "$JCP" org.apache.kafka.tools.ProducerPerformance \
+    --topic "$TOPIC" --num-records 2 --payload-file "$OUT/payload.txt" --throughput -1 "${probe_props[@]}" \
+    >"$OUT/java-probe.log" 2>&1 || ! grep -q '^2 records sent' "$OUT/java-probe.log" ||
+    grep -Eq "$JAVA_EXC_RE" "$OUT/java-probe.log"; then
+    JAVA_SKIP="Java's producer (Kafka $JAVA_KAFKA_VERSION) could not produce to this broker (2-record probe failed; $OUT/java-probe.log)"
     if grep -q 'is throttled for' "$OUT/java-probe.log"; then
       JAVA_SKIP="$JAVA_SKIP: $(grep -m1 -o 'Connection to node [-0-9]* is throttled for [0-9]* ms' "$OUT/java-probe.log")"
     fi
@@ -202,10 +280,11 @@ fi
   echo "host: $(nproc) vCPU, $(uname -r)"
   echo "target: $TARGET: $BROKER_DESC; bootstrap $BOOT"
   echo "workload: $NUM x $SIZE B, acks=$ACKS linger.ms=$LINGER batch.size=$BATCH, enable.idempotence=false, runs=$RUNS"
-  echo "ours: $OURS (tree $(git describe --always --dirty 2>/dev/null || echo '?'))"
+  if [ -n "${OURS_BIN:-}" ]; then echo "ours: $OURS (prebuilt, OURS_BIN)"; else
+    echo "ours: $OURS (tree $(git describe --always --dirty 2>/dev/null || echo '?'))"; fi
   echo "rdkafka: $RD"
   echo "java: $("$JAVA" -version 2>&1 | head -1); ${JVM_ARGS[*]}"
-  echo "java warm-up: --warmup-records $JAVA_WARMUP (--num-records $((NUM + JAVA_WARMUP))), payload $JAVA_PAYLOAD"
+  echo "java client: ${JAVA_DESC:-not used}; payload $JAVA_PAYLOAD"
   [ -z "$JAVA_SKIP" ] || echo "java skipped: $JAVA_SKIP"
 } | tee "$OUT/env.txt"
 
@@ -216,9 +295,9 @@ run() { # case, round, topic, command...
   /usr/bin/time -o "$log.time" -f '{"time_user_s":%U,"time_sys_s":%S,"time_maxrss_kb":%M,"time_wall_s":%e}' \
     "$@" >"$log.out" 2>"$log.err" || rc=$?
   sed "s/^/[r$round $name] /" "$log.err" >>"$OUT/stderr.log"
-  python3 - "$name" "$round" "$topic" "$rc" "$log" "$OUT/raw.jsonl" "$NUM" "$JAVA_WARMUP" <<'PY'
+  python3 - "$name" "$round" "$topic" "$rc" "$log" "$OUT/raw.jsonl" "$NUM" "$JAVA_WARMUP" "$JAVA_KAFKA_VERSION" <<'PY'
 import json, re, sys
-name, rnd, topic, rc, log, raw, num, warm = sys.argv[1:]
+name, rnd, topic, rc, log, raw, num, warm, jver = sys.argv[1:]
 num, warm = int(num), int(warm)
 d = {"case": name, "round": int(rnd), "topic": topic, "rc": int(rc)}
 t = open(log + ".time").read().splitlines()
@@ -228,12 +307,21 @@ try:
     if name == "java":
         # 4.4: "N steady state records sent, R records/sec (M MB/sec), A ms avg latency,
         #       X ms max latency, P ms 50th, P ms 95th, P ms 99th, P ms 99.9th."
+        # Older versions (through WarmupThenRun): the same without "steady state", once
+        # per pass; the measured pass comes after the line "measured pass".
+        steady = jver == "4.4.0" and warm > 0
+        if jver != "4.4.0" and warm > 0:
+            text = text.split("\nmeasured pass\n", 1)[1]
         pat = (r"^(\d+)%s records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
                r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99\.9th\.$"
-               % (" steady state" if warm > 0 else ""))
+               % (" steady state" if steady else ""))
         m = [m for m in re.finditer(pat, text, re.M)][-1]
         n, rps, mbs, avg, mx, p50, p95, p99, p999 = m.groups()
-        d.update(records=int(n), records_sent=num + warm, acked=int(n), records_per_sec=float(rps),
+        # The tool counts failed records in its summary too; it printStackTrace()s each.
+        exc = r"^[a-z][A-Za-z0-9_$.]*\.[A-Z][A-Za-z0-9_$]*(Exception|Error)\b"
+        errors = len(re.findall(exc, text + open(log + ".err").read(), re.M))
+        d.update(records=int(n), records_sent=num + warm, acked=int(n) if errors == 0 else None,
+                 errors=errors, records_per_sec=float(rps),
                  mb_per_sec=float(mbs), avg_ms=float(avg), max_ms=float(mx), p50_ms=float(p50),
                  p95_ms=float(p95), p99_ms=float(p99), p999_ms=float(p999), summary=m.group(0))
     else:
@@ -272,14 +360,19 @@ run_client() { # client, round
         --record-size "$SIZE" --acks "$ACKS" --linger-ms "$LINGER" --batch-size "$BATCH" \
         --idempotence false --latency-every 16 ${EXTRA_RD:-} ;;
     java)
-      local payload=(--payload-file "$OUT/payload.txt")
+      local payload=(--payload-file "$OUT/payload.txt") props
       [ "$JAVA_PAYLOAD" = file ] || payload=(--record-size "$SIZE")
       # shellcheck disable=SC2086
-      run "$c" "$r" "$topic" "$JAVA" "${JVM_ARGS[@]}" -cp "$CP" org.apache.kafka.tools.ProducerPerformance \
-        --topic "$topic" --num-records "$((NUM + JAVA_WARMUP))" --warmup-records "$JAVA_WARMUP" \
-        "${payload[@]}" --throughput -1 --bootstrap-server "$BOOT" \
-        --command-property acks="$ACKS" linger.ms="$LINGER" batch.size="$BATCH" enable.idempotence=false \
-        ${EXTRA_JAVA:-} ;;
+      mapfile -t props < <(java_props "$BOOT" acks="$ACKS" linger.ms="$LINGER" batch.size="$BATCH" \
+        enable.idempotence=false ${EXTRA_JAVA:-})
+      if [ "$JAVA_KAFKA_VERSION" = 4.4.0 ]; then
+        run "$c" "$r" "$topic" "$JAVA" "${JVM_ARGS[@]}" -cp "$JCP" org.apache.kafka.tools.ProducerPerformance \
+          --topic "$topic" --num-records "$((NUM + JAVA_WARMUP))" --warmup-records "$JAVA_WARMUP" \
+          "${payload[@]}" --throughput -1 "${props[@]}"
+      else
+        run "$c" "$r" "$topic" "$JAVA" "${JVM_ARGS[@]}" -cp "$JCP" WarmupThenRun "$JAVA_WARMUP" \
+          --topic "$topic" --num-records "$NUM" "${payload[@]}" --throughput -1 "${props[@]}"
+      fi ;;
   esac
 }
 
@@ -300,9 +393,9 @@ for r in $(seq "$RUNS"); do
 done
 
 T_END=$(date +%s)
-python3 - "$OUT" "$((T_END - T_START))" "$JAVA_SKIP" <<'PY' | tee "$OUT/table.md"
+python3 - "$OUT" "$((T_END - T_START))" "$JAVA_SKIP" "$JAVA_KAFKA_VERSION" <<'PY' | tee "$OUT/table.md"
 import json, statistics, sys
-out, wall, skip = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+out, wall, skip, jver = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 env = open(f"{out}/env.txt").read().splitlines()
 rows = [json.loads(l) for l in open(f"{out}/raw.jsonl")]
 cases = ["kafka-producer", "rdkafka", "java"]
@@ -332,7 +425,7 @@ for l in env:
 print(f"- runs that count: " + ", ".join(f"{c} {len(ok[c])}/{tried[c]}" for c in cases))
 print(f"- wall time of this invocation: {wall} s")
 print()
-print("| metric: median (min–max) | kafka-producer | rdkafka | java | ours/rdkafka | ours/java |")
+print(f"| metric: median (min–max) | kafka-producer | rdkafka | java (Kafka {jver}) | ours/rdkafka | ours/java |")
 print("|---|---|---|---|---|---|")
 for name, f, fmt in metrics:
     (a, sa), (b, sb), (j, sj) = (cell(c, f, fmt) for c in cases)
