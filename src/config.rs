@@ -1038,12 +1038,76 @@ mod tests {
 
     #[test]
     fn every_known_key_is_handled() {
-        // set() has an unreachable!() arm for keys it forgets; exercise all
+        // set() has an unreachable!() arm for keys it forgets; exercise all,
+        // at Java's default. It must be accepted unless keys() documents it
+        // as refused there: a NotYet key, or a Partial key whose Java
+        // default is not the value this release accepts.
+        //
+        // Java has no default for the serializers (they are required, ""
+        // is no class name): "" is refused as Java's ConfigException is,
+        // and a real class name is accepted.
+        const REQUIRED: &[&str] = &["key.serializer", "value.serializer"];
+        let mut partial_accepted = 0;
         for k in ProducerConfig::keys() {
             let mut c = ProducerConfig::new();
-            let _ = c.set(k.name, k.java_default);
-            assert!(c.get(k.name).is_some());
+            if REQUIRED.contains(&k.name) {
+                assert_eq!((k.java_default, k.support), ("", Support::Implemented));
+                let e = c.set(k.name, "").map(|_| ()).unwrap_err();
+                assert!(
+                    matches!(&e, Error::Config { key, .. } if key == k.name),
+                    "{e}"
+                );
+                let class = "org.apache.kafka.common.serialization.StringSerializer";
+                c.set(k.name, class).unwrap();
+                assert_eq!(c.get(k.name).as_deref(), Some(class));
+                continue;
+            }
+            let refused_at_default = match k.support {
+                Support::Implemented => None,
+                Support::NotYet(why) => Some(why.to_owned()),
+                Support::Partial(accepted) => {
+                    // "0 (...)", "PLAINTEXT (...)", "an empty list (...)"
+                    let value = accepted.split(" (").next().unwrap_or(accepted);
+                    let value = if value == "an empty list" { "" } else { value };
+                    c.set(k.name, value).unwrap_or_else(|e| {
+                        panic!("{}: the documented value `{value}` is refused: {e}", k.name)
+                    });
+                    assert_eq!(c.get(k.name).as_deref(), Some(value), "{}", k.name);
+                    partial_accepted += 1;
+                    c = ProducerConfig::new();
+                    (!value.eq_ignore_ascii_case(k.java_default))
+                        .then(|| format!("this release accepts {accepted}"))
+                }
+            };
+            let r = c.set(k.name, k.java_default).map(|_| ());
+            match (refused_at_default, r) {
+                (None, Ok(())) => {
+                    assert_eq!(c.get(k.name).as_deref(), Some(k.java_default), "{}", k.name);
+                    assert!(c.is_set(k.name), "{}", k.name);
+                }
+                (None, Err(e)) => panic!("{} = `{}` (Java's default): {e}", k.name, k.java_default),
+                (Some(_), Ok(())) => panic!(
+                    "{} = `{}` was accepted, but keys() documents it as refused",
+                    k.name, k.java_default
+                ),
+                (Some(why), Err(e)) => {
+                    match &e {
+                        Error::NotSupportedYet { key, value, detail } => {
+                            assert_eq!(key, k.name, "{e}");
+                            assert_eq!(value, k.java_default, "{e}");
+                            assert_eq!(detail, &why, "{e}");
+                        }
+                        _ => panic!("{}: expected NotSupportedYet, got {e:?}", k.name),
+                    }
+                    assert!(!c.is_set(k.name), "{}: a refused value was kept", k.name);
+                    assert!(c.get(k.name).is_some(), "{}", k.name);
+                }
+            }
         }
+        assert!(
+            partial_accepted > 10,
+            "{partial_accepted} partly supported keys"
+        );
     }
 
     #[test]

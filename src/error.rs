@@ -75,6 +75,18 @@ pub enum Error {
         message: String,
     },
 
+    /// The record's timestamp is negative. Java's `ProducerRecord` refuses
+    /// it with an `IllegalArgumentException`; a timestamp must be
+    /// non-negative, or unset (`None`) for the time of `send`. The record
+    /// was not sent.
+    #[error("invalid timestamp {timestamp} for a record to topic {topic}: a timestamp must be non-negative, or None for the time of send")]
+    InvalidTimestamp {
+        /// The record's topic.
+        topic: String,
+        /// The timestamp it carried.
+        timestamp: i64,
+    },
+
     /// The serialized record is larger than a limit (`max.request.size` or
     /// `buffer.memory`). The record was not sent.
     #[error(
@@ -187,7 +199,9 @@ pub enum Error {
     InvalidOperation(String),
 
     /// `RecordFuture::get_timeout` gave up waiting; the record is still in
-    /// flight and the future can be waited on again.
+    /// flight and the future can be waited on again. Not retriable: the
+    /// record may still be delivered, and sending it again could write it
+    /// twice. Wait on the handle again instead.
     #[error("the record's result was not ready within {0:?}")]
     WaitTimeout(Duration),
 }
@@ -208,15 +222,16 @@ fn metadata_timeout_message(
 
 impl Error {
     /// True if sending the same record again may succeed: a retriable
-    /// broker code, a network error, a timeout or buffer exhaustion.
+    /// broker code, a network error, a metadata or delivery timeout, or
+    /// buffer exhaustion. [`Error::WaitTimeout`] is not: that record is
+    /// still in flight, and sending it again could duplicate it.
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Broker { code, .. } => code.is_retriable(),
             Error::Network { .. }
             | Error::BufferExhausted { .. }
             | Error::MetadataTimeout { .. }
-            | Error::DeliveryTimeout { .. }
-            | Error::WaitTimeout(_) => true,
+            | Error::DeliveryTimeout { .. } => true,
             _ => false,
         }
     }
@@ -239,5 +254,31 @@ impl Error {
             key: key.to_owned(),
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_timeout_is_not_retriable() {
+        // The record is still in flight: sending it again could duplicate it.
+        assert!(!Error::WaitTimeout(Duration::from_millis(5)).is_retriable());
+        // What `send` refused, or what failed for good, may be sent again.
+        assert!(Error::BufferExhausted {
+            requested: 1,
+            max_block_ms: 0
+        }
+        .is_retriable());
+        assert!(Error::DeliveryTimeout {
+            topic: "t".into(),
+            partition: 0,
+            record_count: 1,
+            elapsed_ms: 1,
+            stage: "in flight",
+        }
+        .is_retriable());
+        assert!(!Error::Closed.is_retriable());
     }
 }

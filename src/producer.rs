@@ -214,14 +214,16 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     /// # Errors
     ///
     /// The record was not accepted (and will not be sent) if:
-    /// [`Error::Serialization`], [`Error::InvalidPartition`],
-    /// [`Error::RecordTooLarge`] (larger than `max.request.size` or
-    /// `buffer.memory`), [`Error::MetadataTimeout`] (topic or partition not
-    /// in metadata within `max.block.ms`), [`Error::BufferExhausted`] (no
-    /// room in `buffer.memory` within `max.block.ms`), [`Error::Broker`] for
-    /// a topic metadata refuses (authorization, invalid name), or
-    /// [`Error::Closed`]. Unlike Java, these come back from `send` itself
-    /// rather than through the handle or callback.
+    /// [`Error::InvalidTimestamp`] (a negative timestamp, which Java's
+    /// `ProducerRecord` refuses), [`Error::Serialization`],
+    /// [`Error::InvalidPartition`], [`Error::RecordTooLarge`] (larger than
+    /// `max.request.size` or `buffer.memory`), [`Error::MetadataTimeout`]
+    /// (topic or partition not in metadata within `max.block.ms`),
+    /// [`Error::BufferExhausted`] (no room in `buffer.memory` within
+    /// `max.block.ms`), [`Error::Broker`] for a topic metadata refuses
+    /// (authorization, invalid name), or [`Error::Closed`]. Unlike Java,
+    /// these come back from `send` itself rather than through the handle or
+    /// callback.
     pub fn send<KB, VB>(&self, record: ProducerRecord<'_, KB, VB>) -> Result<RecordFuture>
     where
         KB: Data<K>,
@@ -260,23 +262,36 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         VB: Data<V>,
     {
         let inner = &*self.inner;
+        // Java refuses this when the record is built, before any check of
+        // the producer.
+        if let Some(timestamp) = record.timestamp.filter(|t| *t < 0) {
+            return Err(Error::InvalidTimestamp {
+                topic: record.topic.into_owned(),
+                timestamp,
+            });
+        }
         if inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
         let start = Instant::now();
         let deadline = later(start, self.max_block());
-        let topic_queues =
-            self.wait_on_metadata(&record.topic, record.partition, start, deadline)?;
-        // A partitioner sees a cluster snapshot taken before the layout
-        // (the metadata thread updates layouts before it publishes), so any
-        // partition it can see exists in the layout we index.
         let partitioner: Option<&dyn Partitioner> = match &inner.cfg.partitioner {
             _ if record.partition.is_some() => None,
             PartitionerChoice::Custom(p) => Some(&**p),
             PartitionerChoice::RoundRobin => Some(&inner.round_robin),
             PartitionerChoice::BuiltIn => None,
         };
-        let cluster = partitioner.map(|_| inner.metadata.cluster());
+        // A partitioner sees a cluster snapshot that describes the topic,
+        // taken before the layout (the metadata thread updates layouts
+        // before it publishes), so any partition it can see exists in the
+        // layout we index.
+        let (topic_queues, cluster) = self.wait_on_metadata(
+            &record.topic,
+            record.partition,
+            partitioner.is_some(),
+            start,
+            deadline,
+        )?;
         let layout = topic_queues.layout();
         let topic: &str = &topic_queues.name;
 
@@ -382,13 +397,21 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
 
     /// Waits until metadata knows `topic` (and `partition`, if given), up to
     /// `deadline` (Java's `waitOnMetadata`).
+    ///
+    /// With `need_cluster` (a partitioner, or `partitions_for`, will read
+    /// the cluster view) it also waits until the published view describes
+    /// the topic, and returns that view. A topic idle past
+    /// `metadata.max.idle.ms` keeps its queues but leaves the view at the
+    /// next refresh; without this wait a partitioner would see a cluster
+    /// without the topic (round robin then sent everything to partition 0).
     fn wait_on_metadata(
         &self,
         topic: &str,
         partition: Option<i32>,
+        need_cluster: bool,
         start: Instant,
         deadline: Instant,
-    ) -> Result<Arc<TopicQueues>> {
+    ) -> Result<(Arc<TopicQueues>, Option<Arc<Cluster>>)> {
         let inner = &*self.inner;
         if let Some(p) = partition.filter(|p| *p < 0) {
             return Err(Error::InvalidPartition {
@@ -403,15 +426,34 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             let version = inner.metadata.version();
             let known = inner.accumulator.topic(topic);
             let count = known.as_ref().map(|t| t.layout().partitions.len());
+            let mut cluster = None;
+            let mut described = true;
             if let Some(t) = &known {
-                // A topic that went idle is known but no longer refreshed.
-                if !t.registered.swap(true, Ordering::AcqRel) {
+                let registered = t.registered.load(Ordering::Acquire);
+                if need_cluster || !registered {
+                    let c = inner.metadata.cluster();
+                    described = c.partition_count_for_topic(topic).is_some();
+                    cluster = Some(c);
+                }
+                if !registered {
+                    // A topic that went idle is known but no longer
+                    // refreshed: ask for it again. It counts as registered
+                    // only once the view describes it again; until then the
+                    // idle sweep passes it over, so a send waiting here for
+                    // its metadata cannot have it dropped again (its last
+                    // use is still old).
                     inner.metadata.add_topic(topic);
+                    if described {
+                        t.registered.store(true, Ordering::Release);
+                    }
                 }
             }
+            let ready = described || !need_cluster;
             match (known, partition) {
-                (Some(t), None) => return Ok(t),
-                (Some(t), Some(p)) if (p as usize) < count.unwrap_or(0) => return Ok(t),
+                (Some(t), None) if ready => return Ok((t, cluster.filter(|_| need_cluster))),
+                (Some(t), Some(p)) if ready && (p as usize) < count.unwrap_or(0) => {
+                    return Ok((t, cluster.filter(|_| need_cluster)))
+                }
                 _ => {}
             }
             if let Some(code) = inner.metadata.cluster().topic_error(topic) {
@@ -459,13 +501,10 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     /// for a topic metadata refuses.
     pub fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionInfo>> {
         let start = Instant::now();
-        self.wait_on_metadata(topic, None, start, later(start, self.max_block()))?;
-        Ok(self
-            .inner
-            .metadata
-            .cluster()
-            .partitions_for_topic(topic)
-            .to_vec())
+        let (_, cluster) =
+            self.wait_on_metadata(topic, None, true, start, later(start, self.max_block()))?;
+        let cluster = cluster.unwrap_or_else(|| self.inner.metadata.cluster());
+        Ok(cluster.partitions_for_topic(topic).to_vec())
     }
 
     /// Makes every buffered record sendable at once (ignoring `linger.ms`)
@@ -648,6 +687,46 @@ mod tests {
         n.send(ProducerRecord::with_key("t", 42i64, "v"))?;
         n.send(ProducerRecord::new("t", "keyless"))?;
         Ok(())
+    }
+
+    #[test]
+    fn negative_timestamps_are_refused_with_a_typed_error() {
+        // No broker answers there; a record that got past the check would
+        // wait max.block.ms for metadata and fail with MetadataTimeout.
+        let config = ProducerConfig::new()
+            .bootstrap_servers("127.0.0.1:1")
+            .max_block(Duration::from_millis(50));
+        let p = Producer::new(config, crate::StringSerializer, crate::StringSerializer).unwrap();
+        for ts in [-1, i64::MIN] {
+            let e = p
+                .send(ProducerRecord::new("events", "v").timestamp(ts))
+                .unwrap_err();
+            match &e {
+                Error::InvalidTimestamp { topic, timestamp } => {
+                    assert_eq!((topic.as_str(), *timestamp), ("events", ts));
+                }
+                _ => panic!("timestamp {ts}: {e:?}"),
+            }
+            assert!(e.to_string().contains(&ts.to_string()), "{e}");
+            assert!(e.to_string().contains("events"), "{e}");
+            assert!(!e.is_retriable());
+        }
+        // Zero and unset are fine: those records get as far as metadata.
+        for ts in [Some(0), None] {
+            let r =
+                ProducerRecord::with_timestamp("events", None, ts, None::<&str>, Some("v"), vec![]);
+            let e = p.send(r).unwrap_err();
+            assert!(matches!(e, Error::MetadataTimeout { .. }), "{ts:?}: {e:?}");
+        }
+        // Refused like Java's constructor does, whatever the producer's state.
+        p.close().unwrap();
+        let e = p
+            .send(ProducerRecord::new("events", "v").timestamp(-5))
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidTimestamp { timestamp: -5, .. }),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -160,6 +160,9 @@ pub struct ProducerRecord<'t, K, V> {
     /// The partition; `None` lets the partitioner choose.
     pub partition: Option<i32>,
     /// Milliseconds since the Unix epoch; `None` uses the time of `send`.
+    /// A negative timestamp is refused by `send`
+    /// ([`Error::InvalidTimestamp`](crate::Error::InvalidTimestamp)), as
+    /// Java refuses it.
     pub timestamp: Option<i64>,
     /// The key; `None` is a null key.
     pub key: Option<K>,
@@ -256,7 +259,9 @@ impl<'t, K, V> ProducerRecord<'t, K, V> {
         self
     }
 
-    /// Sets the timestamp, in milliseconds since the Unix epoch.
+    /// Sets the timestamp, in milliseconds since the Unix epoch. It must
+    /// not be negative: `send` refuses such a record with
+    /// [`Error::InvalidTimestamp`](crate::Error::InvalidTimestamp).
     #[must_use]
     pub fn timestamp(mut self, timestamp_ms: i64) -> Self {
         self.timestamp = Some(timestamp_ms);

@@ -2,12 +2,14 @@
 //! counting global allocator counts the allocations made by the sending
 //! thread while it sends 10,000 records. Batches still cost a few
 //! allocations each (their shared result, the incomplete-set entry), so the
-//! bound is per batch, far below one per record.
+//! bound is per batch, far below one per record. Every record must also
+//! be delivered: a send that failed early would allocate nothing too.
 
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{topic, Broker};
@@ -44,6 +46,19 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
 
 const N: usize = 10_000;
 
+/// Records whose callback saw success. A callback that captures nothing
+/// (this is a static) is boxed without allocating.
+static CALLBACK_OK: AtomicUsize = AtomicUsize::new(0);
+
+/// Asserts that every handle resolved to a record with an offset.
+fn assert_all_delivered(what: &str, handles: &[kafka_producer::RecordFuture]) {
+    let delivered = handles
+        .iter()
+        .filter(|h| h.get().is_ok_and(|m| m.has_offset()))
+        .count();
+    assert_eq!(delivered, handles.len(), "{what}: records delivered");
+}
+
 #[test]
 fn fire_and_forget_sends_do_not_allocate_per_record() {
     let topic = topic("alloc");
@@ -55,41 +70,64 @@ fn fire_and_forget_sends_do_not_allocate_per_record() {
         .buffer_memory(64 << 20);
     let p = Producer::new(config, ByteArraySerializer, ByteArraySerializer).unwrap();
     // Warm up: metadata, connections, thread-local scratch buffers.
-    for part in 0..4 {
-        let _ = p.send(
-            ProducerRecord::with_key(topic.as_str(), &b"k"[..], &b"warm"[..]).partition(part),
-        );
-    }
+    let warm: Vec<_> = (0..4)
+        .map(|part| {
+            p.send(
+                ProducerRecord::with_key(topic.as_str(), &b"k"[..], &b"warm"[..]).partition(part),
+            )
+            .unwrap()
+        })
+        .collect();
     p.flush().unwrap();
+    assert_all_delivered("warm-up", &warm);
     let value = vec![b'v'; 100];
+    // Handles are kept (in room reserved up front) only to check the
+    // outcomes afterwards; keeping one costs what dropping it does.
+    let mut keyed_handles = Vec::with_capacity(N);
+    let mut keyless_handles = Vec::with_capacity(N);
     let keyed = allocations_during(|| {
         for i in 0..N {
             let key = (i as u64).to_be_bytes();
-            // keyed: serialized and hashed with murmur2, handle dropped
-            let _ = p.send(ProducerRecord::with_key(
+            // keyed: serialized and hashed with murmur2
+            let h = p.send(ProducerRecord::with_key(
                 topic.as_str(),
                 &key,
                 value.as_slice(),
             ));
+            keyed_handles.push(h.expect("keyed send"));
         }
     });
     let keyless = allocations_during(|| {
         for _ in 0..N {
-            let _ = p.send(ProducerRecord::new(topic.as_str(), value.as_slice()));
+            let h = p.send(ProducerRecord::new(topic.as_str(), value.as_slice()));
+            keyless_handles.push(h.expect("keyless send"));
         }
     });
+    CALLBACK_OK.store(0, Ordering::SeqCst);
     let callbacks = allocations_during(|| {
         for _ in 0..N {
-            // a callback that captures nothing is boxed without allocating
-            let _ = p.send_with_callback(
+            // a callback that captures nothing is boxed without allocating;
+            // its handle is dropped (fire and forget)
+            p.send_with_callback(
                 ProducerRecord::new(topic.as_str(), value.as_slice()).partition(0),
                 |r| {
-                    r.unwrap();
+                    if r.is_ok_and(|m| m.has_offset()) {
+                        CALLBACK_OK.fetch_add(1, Ordering::SeqCst);
+                    }
                 },
-            );
+            )
+            .expect("send with a callback");
         }
     });
     p.flush().unwrap();
+    // flush() returns once every callback ran
+    assert_eq!(
+        CALLBACK_OK.load(Ordering::SeqCst),
+        N,
+        "callback: records delivered"
+    );
+    assert_all_delivered("keyed", &keyed_handles);
+    assert_all_delivered("keyless", &keyless_handles);
     // A few per batch (at most ~4 batches each here), none per record.
     for (what, n) in [
         ("keyed", keyed),
@@ -115,11 +153,14 @@ fn a_typed_producer_serializes_without_allocating() {
     p.flush().unwrap();
     warm.get().unwrap();
     let keys: Vec<String> = (0..N).map(|i| format!("key-{i}")).collect();
+    let mut handles = Vec::with_capacity(N);
     let n = allocations_during(|| {
         for k in &keys {
-            let _ = p.send(ProducerRecord::with_key(topic.as_str(), k, "value"));
+            let h = p.send(ProducerRecord::with_key(topic.as_str(), k, "value"));
+            handles.push(h.expect("typed send"));
         }
     });
     p.flush().unwrap();
     assert!(n < 100, "{n} allocations for {N} sends");
+    assert_all_delivered("typed", &handles);
 }

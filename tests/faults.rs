@@ -110,10 +110,41 @@ fn full_buffer_blocks_then_fails_with_buffer_exhausted() {
         "delivered to a down broker?"
     );
 
+    // Every byte came back: with the brokers still down, buffer.memory
+    // holds as many batches as at the start. A 9000 B record takes a
+    // batch.size buffer of its own (two do not fit in one), so exactly
+    // 1 MiB / 16 KiB = 64 are accepted before `send` blocks again; one
+    // batch whose memory was not given back would make it 63.
+    let big = vec![9u8; 9000];
+    let refill_done = Arc::new(AtomicUsize::new(0));
+    let mut refilled = 0usize;
+    let refused = loop {
+        let d = refill_done.clone();
+        let record = ProducerRecord::new("mem", big.as_slice()).partition((refilled % 3) as i32);
+        match p.send_with_callback(record, move |_| {
+            d.fetch_add(1, Ordering::SeqCst);
+        }) {
+            Ok(_) => refilled += 1,
+            Err(e) => break e,
+        }
+        assert!(refilled <= 64, "more than buffer.memory was accepted");
+    };
+    assert!(
+        matches!(refused, Error::BufferExhausted { .. }),
+        "{refused}"
+    );
+    assert_eq!(
+        refilled,
+        1024 * 1024 / 16384,
+        "batches that fit in buffer.memory once every record completed"
+    );
+
     // Memory came back: after the brokers return, sending works again.
     for id in 1..=3 {
         mock.command(&format!("up {id}"));
     }
+    p.flush().unwrap();
+    assert_eq!(refill_done.load(Ordering::SeqCst), refilled);
     let m = p
         .send(ProducerRecord::new("mem", &b"after"[..]))
         .unwrap()
@@ -130,6 +161,9 @@ fn retriable_errors_are_retried_and_land_once() {
         ProducerConfig::new()
             .bootstrap_servers(mock.bootstrap.clone())
             .linger(Duration::ZERO)
+            // every record is a batch of its own, so a retry that went
+            // behind later batches would show in the offsets
+            .batch_size(1)
             .max_in_flight_requests_per_connection(1)
             .retry_backoff(Duration::from_millis(20)),
     );
@@ -145,21 +179,32 @@ fn retriable_errors_are_retried_and_land_once() {
         .collect();
     let offsets: Vec<i64> = handles
         .into_iter()
-        .map(|h| h.get().unwrap().offset())
+        .map(|h| {
+            let m = h.get().unwrap();
+            assert_eq!(m.partition(), 0);
+            m.offset()
+        })
         .collect();
-    let mut sorted = offsets.clone();
-    sorted.sort_unstable();
-    sorted.dedup();
-    assert_eq!(sorted.len(), 10, "offsets {offsets:?}");
-    p.close().unwrap();
-    let got = consume(&mock.bootstrap, "retry", 10, Duration::from_secs(30));
-    let mut values: Vec<u8> = got.iter().map(|r| r.value.as_ref().unwrap()[0]).collect();
-    values.sort_unstable();
-    assert_eq!(
-        values,
-        (0..10).collect::<Vec<u8>>(),
-        "each record exactly once"
+    // One request in flight: the retries keep send order, so the offsets
+    // rise in send order ...
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "offsets in send order: {offsets:?}"
     );
+    p.close().unwrap();
+    // ... and the consumer reads each record once, in that order, at the
+    // offset its handle reported.
+    let got = consume(&mock.bootstrap, "retry", 10, Duration::from_secs(30));
+    let read: Vec<(i32, i64, u8)> = got
+        .iter()
+        .map(|r| (r.partition, r.offset, r.value.as_ref().unwrap()[0]))
+        .collect();
+    let sent: Vec<(i32, i64, u8)> = offsets
+        .iter()
+        .zip(0..10u8)
+        .map(|(&o, v)| (0, o, v))
+        .collect();
+    assert_eq!(read, sent, "consumer order (partition, offset, value)");
 }
 
 #[test]
@@ -399,8 +444,31 @@ fn a_short_close_overrides_a_long_one_in_progress() {
         .send(ProducerRecord::new("two-closes", &b"x"[..]))
         .unwrap();
     let p2 = p.clone();
-    let long = std::thread::spawn(move || p2.close());
-    std::thread::sleep(Duration::from_millis(200));
+    let long = std::thread::Builder::new()
+        .name("long-close".into())
+        .spawn(move || p2.close())
+        .unwrap();
+    // Wait until the long close has begun (`send` then refuses with
+    // Closed; until then a record larger than max.request.size is refused
+    // with RecordTooLarge, so probing adds no record) and then blocks
+    // (its thread sleeps: it waits for the record).
+    let too_large = vec![0u8; 2 << 20];
+    let t_start = Instant::now();
+    loop {
+        let closed = match p.send(ProducerRecord::new("two-closes", too_large.as_slice())) {
+            Err(Error::Closed) => true,
+            Err(Error::RecordTooLarge { .. }) => false,
+            other => panic!("probing for the close: {other:?}"),
+        };
+        if closed && thread_state("long-close") == Some('S') {
+            break;
+        }
+        assert!(
+            t_start.elapsed() < Duration::from_secs(10),
+            "close() did not begin to wait"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let t0 = Instant::now();
     p.close_timeout(Duration::ZERO).unwrap();
     let took = t0.elapsed();
@@ -456,6 +524,56 @@ fn an_idle_topic_is_refreshed_again_once_used() {
         .get()
         .unwrap_or_else(|e| panic!("the leader move was not learned: {e}"));
     assert!(m.has_offset());
+}
+
+/// Round robin keeps cycling over a topic's partitions after the topic was
+/// idle past `metadata.max.idle.ms` and left the metadata requests: its next
+/// send waits for the topic's metadata again (as Java's `waitOnMetadata`
+/// does) instead of asking the partitioner with a cluster view that lacks
+/// the topic, where round robin put every record on partition 0. So does
+/// `partitions_for`, which returned no partitions.
+#[test]
+fn round_robin_spreads_records_after_its_topic_was_idle() {
+    let mock = MockCluster::start(2, &[("rr-idle", 4), ("rr-busy", 1), ("pf-idle", 3)]);
+    let p = producer(
+        ProducerConfig::from_pairs([
+            ("bootstrap.servers", mock.bootstrap.as_str()),
+            ("partitioner.class", "RoundRobinPartitioner"),
+            ("metadata.max.idle.ms", "5000"),
+            // refresh often, so the idle topic is pruned while we wait
+            ("metadata.max.age.ms", "1000"),
+        ])
+        .unwrap(),
+    );
+    let spread = |what: &str| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| p.send(ProducerRecord::new("rr-idle", &b"x"[..])).unwrap())
+            .collect();
+        let mut per_partition = [0; 4];
+        for h in handles {
+            per_partition[h.get().unwrap().partition() as usize] += 1;
+        }
+        assert_eq!(per_partition, [2; 4], "{what}: records per partition");
+    };
+    spread("before");
+    assert_eq!(p.partitions_for("pf-idle").unwrap().len(), 3, "before");
+    // Another topic stays in use, so the refreshes while rr-idle is idle
+    // publish a cluster view without it (scenario timing: idle > 5 s).
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(7500) {
+        p.send(ProducerRecord::new("rr-busy", &b"busy"[..]))
+            .unwrap()
+            .get()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    spread("after the idle time");
+    assert_eq!(
+        p.partitions_for("pf-idle").unwrap().len(),
+        3,
+        "partitions_for after the idle time"
+    );
+    p.close().unwrap();
 }
 
 /// With every broker gone and the metadata stale, an idle producer waits
@@ -652,6 +770,18 @@ fn broker_threads(client: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The state letter (`R`, `S`, ...) of this process's thread named `name`.
+fn thread_state(name: &str) -> Option<char> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+            (&stat[open + 1..close] == name).then(|| stat[close + 2..].chars().next())?
+        })
 }
 
 fn thread_alive(name: &str) -> bool {

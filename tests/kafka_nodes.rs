@@ -1,8 +1,9 @@
 //! Apache Kafka's nodes fail under the producer: `scripts/brokers.sh
-//! kafka-node kill|start` SIGKILLs the leader of a partition mid-stream and
-//! brings it back. This binary holds one test on purpose: it disturbs the
-//! shared cluster, and cargo runs test binaries one at a time, so no other
-//! test sees a node down.
+//! kafka-node kill|stop|start` SIGKILLs a partition leader mid-stream, or
+//! restarts all three nodes one after another, while records flow. The
+//! tests of this binary take one lock each, so only one disturbs the shared
+//! cluster at a time, and cargo runs test binaries one after another, so no
+//! other test sees a node down.
 
 mod common;
 
@@ -13,6 +14,11 @@ use std::time::{Duration, Instant};
 
 use common::{consume_at_least, java, topic, Broker};
 use kafka_producer::{Acks, Producer, ProducerRecord, StringSerializer};
+
+/// One test at a time disturbs the cluster.
+static CLUSTER: Mutex<()> = Mutex::new(());
+
+const PARTS: usize = 3;
 
 fn brokers_sh(args: &[&str]) {
     let script =
@@ -30,7 +36,7 @@ fn brokers_sh(args: &[&str]) {
 }
 
 /// Restarts the node on drop, so a failing assertion leaves the cluster
-/// whole for the test binaries after this one.
+/// whole for the tests after this one.
 struct Restart(Option<i32>);
 
 impl Restart {
@@ -51,118 +57,196 @@ impl Drop for Restart {
     }
 }
 
-#[test]
-fn a_leader_killed_mid_stream_loses_no_record() {
-    const N: usize = 20_000;
-    const PARTS: usize = 3;
-    let bootstrap = Broker::Kafka.bootstrap();
-    let topic = topic("failover");
-    java::create_topic(
-        bootstrap,
-        &topic,
-        PARTS as i32,
-        3,
-        &[("min.insync.replicas", "2")],
-    );
-    let config = Broker::Kafka
-        .config()
-        .acks(Acks::All)
-        .linger(Duration::from_millis(5))
-        .max_in_flight_requests_per_connection(1);
-    let producer = Arc::new(Producer::new(config, StringSerializer, StringSerializer).unwrap());
-    let victim = producer.partitions_for(&topic).unwrap()[0]
-        .leader
-        .expect("partition 0 has a leader");
+/// A stream of up to `n` records (value `i` to partition `i % PARTS`) through an
+/// acks=all, max.in.flight=1 producer, on a fresh topic with replication
+/// factor 3 and min.insync.replicas 2.
+struct Stream {
+    n: usize,
+    topic: String,
+    producer: Arc<Producer<str, str>>,
+    completions: Arc<Vec<AtomicU8>>,
+    failures: Arc<Mutex<Vec<String>>>,
+    sent: Arc<AtomicUsize>,
+    /// Ends the stream early (at the next record).
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    sender: Option<std::thread::JoinHandle<()>>,
+}
 
-    let completions: Arc<Vec<AtomicU8>> = Arc::new((0..N).map(|_| AtomicU8::new(0)).collect());
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let sent = Arc::new(AtomicUsize::new(0));
-    let sender = {
-        let (p, c, f, sent) = (
-            producer.clone(),
-            completions.clone(),
-            failures.clone(),
-            sent.clone(),
+impl Stream {
+    /// Starts sending, one short pause every `pause_every` records so that
+    /// requests are in flight whenever a node goes.
+    fn start(prefix: &str, n: usize, pause_every: usize) -> Stream {
+        let bootstrap = Broker::Kafka.bootstrap();
+        let topic = topic(prefix);
+        java::create_topic(
+            bootstrap,
+            &topic,
+            PARTS as i32,
+            3,
+            &[("min.insync.replicas", "2")],
         );
-        let topic = topic.clone();
-        std::thread::spawn(move || {
-            for i in 0..N {
-                let (c, f) = (c.clone(), f.clone());
-                let record = ProducerRecord::new(topic.as_str(), i.to_string())
-                    .partition((i % PARTS) as i32);
-                p.send_with_callback(record, move |r| {
-                    c[i].fetch_add(1, Ordering::SeqCst);
-                    if let Err(e) = r {
-                        f.lock().unwrap().push(format!("record {i}: {e}"));
+        let config = Broker::Kafka
+            .config()
+            .acks(Acks::All)
+            .linger(Duration::from_millis(5))
+            .max_in_flight_requests_per_connection(1);
+        let producer = Arc::new(Producer::new(config, StringSerializer, StringSerializer).unwrap());
+        let completions: Arc<Vec<AtomicU8>> = Arc::new((0..n).map(|_| AtomicU8::new(0)).collect());
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sender = {
+            let (p, c, f, sent, stop) = (
+                producer.clone(),
+                completions.clone(),
+                failures.clone(),
+                sent.clone(),
+                stop.clone(),
+            );
+            let topic = topic.clone();
+            std::thread::spawn(move || {
+                for i in 0..n {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
                     }
-                })
-                .unwrap();
-                sent.store(i + 1, Ordering::SeqCst);
-                if i % 20 == 0 {
-                    // a steady stream, so requests are in flight when the node dies
-                    std::thread::sleep(Duration::from_millis(1));
+                    let (c, f) = (c.clone(), f.clone());
+                    let record = ProducerRecord::new(topic.as_str(), i.to_string())
+                        .partition((i % PARTS) as i32);
+                    p.send_with_callback(record, move |r| {
+                        c[i].fetch_add(1, Ordering::SeqCst);
+                        if let Err(e) = r {
+                            f.lock().unwrap().push(format!("record {i}: {e}"));
+                        }
+                    })
+                    .unwrap();
+                    sent.store(i + 1, Ordering::SeqCst);
+                    if i % pause_every == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
                 }
-            }
-        })
-    };
-    let wait_for = |n: usize| {
+            })
+        };
+        Stream {
+            n,
+            topic,
+            producer,
+            completions,
+            failures,
+            sent,
+            stop,
+            sender: Some(sender),
+        }
+    }
+
+    /// Waits until `k` records have been handed to `send`.
+    fn wait_sent(&self, k: usize) {
         let t0 = Instant::now();
-        while sent.load(Ordering::SeqCst) < n {
+        while self.sent.load(Ordering::SeqCst) < k {
             assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "the sender stalled before {n}"
+                t0.elapsed() < Duration::from_secs(120),
+                "the sender stalled before record {k}"
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-    };
-    wait_for(N / 4);
+    }
+
+    /// Finishes the stream and checks it: every record completed exactly
+    /// once and succeeded, and an independent consumer reads every value on
+    /// its partition, the first copies in send order. Without idempotence a
+    /// retried batch may be written twice (its first answer died with the
+    /// node), so duplicates are allowed and counted.
+    fn finish(mut self) -> usize {
+        self.stop.store(true, Ordering::SeqCst);
+        self.sender.take().unwrap().join().unwrap();
+        self.producer.flush().unwrap();
+        let failures = self.failures.lock().unwrap().clone();
+        assert!(
+            failures.is_empty(),
+            "{} records failed: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(5)]
+        );
+        let n = self.sent.load(Ordering::SeqCst);
+        assert!(n <= self.n);
+        for (i, c) in self.completions.iter().enumerate().take(n) {
+            assert_eq!(c.load(Ordering::SeqCst), 1, "record {i}: completions");
+        }
+        self.producer.close().unwrap();
+
+        let got = consume_at_least(
+            Broker::Kafka.bootstrap(),
+            &self.topic,
+            n,
+            Duration::from_secs(120),
+        );
+        let mut seen = vec![false; n];
+        let mut last_new = [None::<usize>; PARTS];
+        for r in &got {
+            let v: usize = String::from_utf8(r.value.clone().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(
+                r.partition as usize,
+                v % PARTS,
+                "value {v} on the wrong partition"
+            );
+            if !seen[v] {
+                // max.in.flight=1: a partition's records first appear in send order
+                let p = r.partition as usize;
+                assert!(
+                    last_new[p].is_none_or(|prev| prev < v),
+                    "partition {p}: {v} first appears after {:?}",
+                    last_new[p]
+                );
+                last_new[p] = Some(v);
+            }
+            seen[v] = true;
+        }
+        let missing: Vec<usize> = (0..n).filter(|&i| !seen[i]).collect();
+        assert!(
+            missing.is_empty(),
+            "{} acknowledged records missing, e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+        got.len() - n
+    }
+}
+
+#[test]
+fn a_leader_killed_mid_stream_loses_no_record() {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    const N: usize = 20_000;
+    let stream = Stream::start("failover", N, 20);
+    let victim = stream.producer.partitions_for(&stream.topic).unwrap()[0]
+        .leader
+        .expect("partition 0 has a leader");
+    stream.wait_sent(N / 4);
     let mut restart = Restart(Some(victim));
     brokers_sh(&["kafka-node", "kill", &victim.to_string()]);
-    wait_for(N / 2);
+    stream.wait_sent(N / 2);
     restart.now();
-    sender.join().unwrap();
-    producer.flush().unwrap();
+    stream.wait_sent(N);
+    let duplicates = stream.finish();
+    eprintln!("failover: killed node {victim}; {N} records, {duplicates} duplicates read back");
+}
 
-    let failures = failures.lock().unwrap().clone();
-    assert!(
-        failures.is_empty(),
-        "{} records failed: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
-    for (i, c) in completions.iter().enumerate() {
-        assert_eq!(c.load(Ordering::SeqCst), 1, "record {i}: completions");
+#[test]
+fn a_rolling_restart_of_every_node_loses_no_record() {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    const N: usize = 500_000;
+    // about one record per millisecond until the last node is back (each
+    // takes 10-20 s to stop and start again); N only bounds the stream
+    let stream = Stream::start("rolling", N, 1);
+    stream.wait_sent(N / 10);
+    for node in 1..=3 {
+        let mut restart = Restart(Some(node));
+        brokers_sh(&["kafka-node", "stop", &node.to_string()]);
+        restart.now();
     }
-    producer.close().unwrap();
-
-    // Without idempotence a retried batch may be written twice (its first
-    // answer died with the node), so the check is "at least once, where it
-    // was sent, in order": every value present, on its partition, and the
-    // first copies in send order.
-    let got = consume_at_least(bootstrap, &topic, N, Duration::from_secs(120));
-    let mut seen = vec![false; N];
-    for r in &got {
-        let v: usize = String::from_utf8(r.value.clone().unwrap())
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(
-            r.partition as usize,
-            v % PARTS,
-            "value {v} on the wrong partition"
-        );
-        seen[v] = true;
-    }
-    let missing: Vec<usize> = (0..N).filter(|&i| !seen[i]).collect();
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged records missing, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(10)]
-    );
-    eprintln!(
-        "failover: killed node {victim}; {} records read back for {N} sent ({} duplicates)",
-        got.len(),
-        got.len() - N
-    );
+    let sent = stream.sent.load(Ordering::SeqCst);
+    assert!(sent < N, "the stream ended before the last restart");
+    let duplicates = stream.finish();
+    eprintln!("rolling restart: {sent} records, {duplicates} duplicates read back");
 }

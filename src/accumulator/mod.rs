@@ -1024,21 +1024,87 @@ mod tests {
 
     #[test]
     fn keyless_records_stick_to_one_partition_per_batch() {
-        let acc = RecordAccumulator::new(cfg());
+        // Room for 400 records of ~100 B in batches of 1000 B.
+        let acc = RecordAccumulator::new(AccumulatorConfig {
+            buffer_memory: 100_000,
+            ..cfg()
+        });
         acc.update_metadata(&cluster(4));
         let mut parts_seen = Vec::new();
-        for _ in 0..40 {
-            let f = send(&acc, None, &[0; 95]).unwrap();
-            parts_seen.push(f.clone());
+        for _ in 0..400 {
+            parts_seen.push(send(&acc, None, &[0; 95]).unwrap());
         }
-        // 40 x ~100 B = ~4000 B: about four batches of 1000 B, one
+        // 400 x ~100 B = ~40,000 B: about forty batches of 1000 B, one
         // partition at a time.
         let t = acc.topic("t").unwrap();
         let queued: Vec<usize> = t.layout().partitions.iter().map(|q| q.queued()).collect();
         let total: usize = queued.iter().sum();
-        assert!((4..=6).contains(&total), "{queued:?}");
-        acc.abort_queued(None, &Error::Closed);
+        assert!((40..=50).contains(&total), "{queued:?}");
+
+        // Complete each batch with its own base offset (1000 x its number),
+        // so every record's metadata says which batch and partition it got.
+        acc.begin_flush();
+        let parts = acc.partitions_led_by(1);
+        let mut batches = 0;
+        loop {
+            let (d, _) = acc.drain(&parts, &mut 0, 1 << 20, Instant::now());
+            if d.is_empty() {
+                break;
+            }
+            for x in d {
+                batches += 1;
+                let delivered = Delivered {
+                    base_offset: 1000 * batches,
+                    log_append_time: -1,
+                };
+                acc.complete(x.batch, Ok(delivered));
+            }
+        }
+        assert_eq!(batches as usize, total);
         assert_eq!(acc.incomplete_count(), 0);
+        let placed: Vec<(i32, i64, i64)> = parts_seen
+            .iter()
+            .map(|f| {
+                let m = f.get().unwrap();
+                (m.partition(), m.offset() / 1000, m.offset() % 1000)
+            })
+            .collect();
+
+        // One batch at a time: each record goes right after the previous
+        // one in the same batch (same partition, next offset), or opens a
+        // new batch (offset 0), so no batch takes records once another
+        // one was opened.
+        let mut sizes = vec![1usize];
+        let mut batch_partitions = vec![placed[0].0];
+        assert_eq!(placed[0].2, 0);
+        for (i, w) in placed.windows(2).enumerate() {
+            let ((p0, b0, o0), (p1, b1, o1)) = (w[0], w[1]);
+            let near = &placed[i.saturating_sub(4)..(i + 3).min(placed.len())];
+            if b1 == b0 {
+                assert_eq!((p1, o1), (p0, o0 + 1), "record {}: {near:?}", i + 1);
+                *sizes.last_mut().unwrap() += 1;
+            } else {
+                assert_eq!(o1, 0, "record {} joined an older batch: {near:?}", i + 1);
+                sizes.push(1);
+                batch_partitions.push(p1);
+            }
+        }
+        assert_eq!(sizes.len(), total, "{sizes:?}");
+        // A new batch only once the last one was full: every batch but
+        // the last holds as many of these equal records as fit.
+        let full = sizes[0];
+        assert!(full > 5, "{sizes:?}");
+        assert!(
+            sizes[..sizes.len() - 1].iter().all(|&n| n == full),
+            "{sizes:?}"
+        );
+        assert!(*sizes.last().unwrap() <= full, "{sizes:?}");
+        // And the partition is chosen again for each new batch: forty
+        // choices of one in four do not all land on the same partition.
+        assert!(
+            batch_partitions.iter().any(|&p| p != batch_partitions[0]),
+            "{batch_partitions:?}"
+        );
     }
 
     #[test]

@@ -227,7 +227,9 @@ mod tests {
     #[test]
     fn exhausted_pool_times_out_with_a_typed_error() {
         let pool = BufferPool::new(300, 100);
-        let _held = pool.allocate(300, soon(0), 0, || {}).unwrap();
+        // 50 bytes stay free: the blocked request gathers them while it
+        // waits for the rest, and must give them back when it times out.
+        let held = pool.allocate(250, soon(0), 0, || {}).unwrap();
         let mut blocked = false;
         let t0 = Instant::now();
         let e = pool
@@ -247,7 +249,69 @@ mod tests {
         );
         assert!(!pool.has_waiters());
         // the failed request gave back what it had gathered
-        assert_eq!(pool.available_memory(), 0);
+        assert_eq!(pool.available_memory(), 50);
+        pool.deallocate(held, 250);
+        assert_eq!(pool.available_memory(), 300, "the whole budget is back");
+    }
+
+    /// Many threads compete for a small pool; some requests are served,
+    /// some time out after gathering part of what they asked for, the rest
+    /// fail when the pool closes. Once every buffer is given back, the
+    /// whole budget is available again: no path keeps bytes.
+    #[test]
+    fn every_byte_comes_back_after_contention_timeouts_and_close() {
+        const TOTAL: usize = 1000;
+        let pool = Arc::new(BufferPool::new(TOTAL, 100));
+        let served = Arc::new(AtomicUsize::new(0));
+        let timed_out = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..6)
+            .map(|t| {
+                let (pool, served, timed_out) = (pool.clone(), served.clone(), timed_out.clone());
+                std::thread::spawn(move || {
+                    for i in 0..150 {
+                        // poolable, odd-sized and large requests, short waits
+                        let size = [100, 150, 400, 100, 700][(t + i) % 5];
+                        match pool.allocate(size, soon(2), 2, || {}) {
+                            Ok(b) => {
+                                served.fetch_add(1, Ordering::Relaxed);
+                                // hold it for a while, so others wait
+                                std::thread::sleep(Duration::from_millis((i % 3) as u64));
+                                pool.deallocate(b, size);
+                            }
+                            Err(Error::BufferExhausted { .. }) => {
+                                timed_out.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(served.load(Ordering::Relaxed) > 0);
+        assert!(!pool.has_waiters());
+        assert_eq!(pool.available_memory(), TOTAL, "after contention");
+
+        // Waiters holding part of their request when the pool closes.
+        let held = pool.allocate(900, soon(0), 0, || {}).unwrap();
+        let waiter = {
+            let p = pool.clone();
+            std::thread::spawn(move || p.allocate(300, soon(10_000), 10_000, || {}))
+        };
+        while !pool.has_waiters() {
+            std::thread::yield_now();
+        }
+        pool.close();
+        assert!(matches!(waiter.join().unwrap(), Err(Error::Closed)));
+        pool.deallocate(held, 900);
+        assert_eq!(pool.available_memory(), TOTAL, "after close");
+        eprintln!(
+            "served {}, timed out {}",
+            served.load(Ordering::Relaxed),
+            timed_out.load(Ordering::Relaxed)
+        );
     }
 
     #[test]

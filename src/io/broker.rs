@@ -854,11 +854,12 @@ pub(crate) mod tests {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("start the mock cluster");
+            let mock = Mock(child, dir); // killed on drop, even if the wait fails
             let t0 = Instant::now();
             loop {
                 if let Ok(s) = std::fs::read_to_string(&bs) {
                     if !s.trim().is_empty() {
-                        return (Mock(child, dir), s.trim().to_owned());
+                        return (mock, s.trim().to_owned());
                     }
                 }
                 assert!(t0.elapsed() < Duration::from_secs(10), "mock did not start");

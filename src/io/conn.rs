@@ -36,6 +36,14 @@ const CLIENT_SOFTWARE_NAME: &str = "kafka-producer-rs";
 /// metadata for a very large cluster is the biggest thing a producer reads.
 const MAX_RESPONSE_SIZE: usize = 100 * 1024 * 1024;
 
+/// The read buffer's size when a connection opens; it grows to hold the
+/// largest frame being read.
+const READ_BUF_INITIAL: usize = 64 * 1024;
+
+/// A read buffer grown past this for a large frame (a big metadata
+/// response) goes back to [`READ_BUF_INITIAL`] once that frame is consumed.
+const READ_BUF_KEEP: usize = 1024 * 1024;
+
 /// A byte stream a connection can run over.
 pub(crate) trait Transport: Read + Write {
     /// Sets read and write timeouts for blocking mode.
@@ -141,7 +149,7 @@ impl<S: Transport> Connection<S> {
             wpos: 0,
             written_total: 0,
             enqueued_total: 0,
-            rbuf: vec![0; 64 * 1024],
+            rbuf: vec![0; READ_BUF_INITIAL],
             rpos: 0,
             rlen: 0,
         }
@@ -407,7 +415,28 @@ impl<S: Transport> Connection<S> {
         c.copy_from_slice(&frame[..4]);
         let r = f(i32::from_be_bytes(c), frame);
         self.rpos = start + n;
+        self.reclaim_read_buffer();
         Ok(Some(r))
+    }
+
+    /// After a frame is consumed: if the read buffer grew past
+    /// `READ_BUF_KEEP` and what is left unread fits in `READ_BUF_INITIAL`,
+    /// moves that to the front and shrinks the buffer back, so one large
+    /// frame does not pin its memory for the life of the connection.
+    fn reclaim_read_buffer(&mut self) {
+        if self.rpos == self.rlen {
+            self.rpos = 0;
+            self.rlen = 0;
+        }
+        let left = self.rlen - self.rpos;
+        if self.rbuf.len() <= READ_BUF_KEEP || left > READ_BUF_INITIAL {
+            return;
+        }
+        self.rbuf.copy_within(self.rpos..self.rlen, 0);
+        self.rpos = 0;
+        self.rlen = left;
+        self.rbuf.truncate(READ_BUF_INITIAL);
+        self.rbuf.shrink_to_fit();
     }
 
     /// Sends one request and waits for its response in blocking mode,
@@ -647,6 +676,64 @@ mod tests {
             c.wbuf.len() < 2 * pending as usize + 200_000,
             "buffer {} for {pending} pending",
             c.wbuf.len()
+        );
+    }
+
+    #[test]
+    fn the_read_buffer_shrinks_back_after_a_large_frame() {
+        // A 5 MB frame, then a small one that arrives with its end.
+        let mut input = frame(1, &vec![1u8; 5 << 20]);
+        input.extend(frame(2, b"small"));
+        let mut c = Connection::new(
+            Fake {
+                input: Cursor::new(input),
+                output: Vec::new(),
+                chunk: 1 << 20,
+            },
+            "n".into(),
+            "c",
+        );
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            if let Err(e) = c.read_some() {
+                assert_eq!(e.kind(), ErrorKind::UnexpectedEof);
+            }
+            assert!(c.rbuf.capacity() >= 5 << 20, "grown to hold the frame");
+            while let Some(g) = c.next_frame(|corr, f| (corr, f.len())).unwrap() {
+                got.push(g);
+                // given back as soon as the large frame is consumed, with
+                // the small one still unread in it
+                assert!(
+                    c.rbuf.capacity() <= READ_BUF_INITIAL,
+                    "{} bytes kept after frame {g:?}",
+                    c.rbuf.capacity()
+                );
+            }
+        }
+        assert_eq!(got, vec![(1, 4 + (5 << 20)), (2, 9)]);
+
+        // The buffer still grows for the next large frame, and shrinks
+        // again when nothing is left unread.
+        let mut c = Connection::new(
+            Fake {
+                input: Cursor::new(frame(3, &vec![3u8; 2 << 20])),
+                output: Vec::new(),
+                chunk: 1 << 20,
+            },
+            "n".into(),
+            "c",
+        );
+        let mut n = None;
+        while n.is_none() {
+            let _ = c.read_some();
+            n = c.next_frame(|corr, f| (corr, f.len())).unwrap();
+        }
+        assert_eq!(n, Some((3, 4 + (2 << 20))));
+        assert_eq!((c.rpos, c.rlen), (0, 0));
+        assert!(
+            c.rbuf.capacity() <= READ_BUF_INITIAL,
+            "{}",
+            c.rbuf.capacity()
         );
     }
 
