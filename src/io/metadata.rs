@@ -64,6 +64,18 @@ pub(crate) fn run(shared: Arc<IoShared>) {
         if !idle.is_empty() {
             // Their next `send` registers them again (TopicQueues::registered).
             shared.metadata.remove_topics(&idle);
+            // A send between `idle_topics` and `remove_topics` registered
+            // one again and added it back, which `remove_topics` undid:
+            // add those once more, or they would never be refreshed.
+            for t in &idle {
+                if shared
+                    .accumulator
+                    .topic(t)
+                    .is_some_and(|q| q.registered.load(std::sync::atomic::Ordering::Acquire))
+                {
+                    shared.metadata.add_topic(t);
+                }
+            }
         }
         let topics = shared.metadata.begin_refresh();
         if topics.is_empty() {
