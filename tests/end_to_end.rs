@@ -234,7 +234,7 @@ fn keys_values_headers_and_timestamps_read_back_intact() {
             match t {
                 Some(t) => assert_eq!(c.timestamp, *t, "{broker:?}"),
                 None => assert!(
-                    (c.timestamp - kafka_now()).abs() < 600_000,
+                    (c.timestamp - common::now_ms()).abs() < 600_000,
                     "{broker:?}: send time"
                 ),
             }
@@ -245,13 +245,6 @@ fn keys_values_headers_and_timestamps_read_back_intact() {
             );
         }
     }
-}
-
-fn kafka_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 #[test]

@@ -412,19 +412,12 @@ fn two_readers_agree(configs: &[(&str, &str)], timestamp_type: i64) {
         match (timestamp_type, r.timestamp) {
             (1, Some(t)) => assert_eq!(c.timestamp, t, "record {i}: CreateTime as sent"),
             _ => assert!(
-                (c.timestamp - now_ms()).abs() < 600_000,
+                (c.timestamp - common::now_ms()).abs() < 600_000,
                 "record {i}: timestamp {} is not about now",
                 c.timestamp
             ),
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 #[test]

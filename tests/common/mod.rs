@@ -345,6 +345,14 @@ impl Drop for MockCluster {
     }
 }
 
+/// Wall-clock milliseconds since the epoch, as Kafka timestamps count them.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 /// Waits for every handle and returns the results.
 pub fn wait_all(
     handles: Vec<RecordFuture>,
