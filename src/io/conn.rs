@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::protocol::messages::api_versions::{self, ApiVersionsRequest, ApiVersionsResponse};
 use crate::protocol::messages::header::{
-    begin_frame, decode_response_header, end_frame, RequestHeader,
+    begin_frame, decode_response_header, end_frame, frame_size, split_frame, RequestHeader,
 };
 use crate::protocol::messages::supported_versions;
 use crate::protocol::primitives::Decoder;
@@ -353,19 +353,10 @@ impl<S: Transport> Connection<S> {
 
     /// The size of the frame at `rpos`, if its prefix has arrived.
     fn pending_frame_size(&self) -> io::Result<Option<usize>> {
-        if self.rlen - self.rpos < 4 {
-            return Ok(None);
-        }
-        let mut p = [0u8; 4];
-        p.copy_from_slice(&self.rbuf[self.rpos..self.rpos + 4]);
-        let n = i32::from_be_bytes(p);
-        if n < 4 || n as usize > MAX_RESPONSE_SIZE {
-            return Err(io::Error::new(
-                ErrorKind::InvalidData,
-                format!("response frame size {n} is out of range"),
-            ));
-        }
-        Ok(Some(n as usize))
+        // The same code the fuzz target `frame_reader` runs.
+        frame_size(&self.rbuf[self.rpos..self.rlen], MAX_RESPONSE_SIZE).map_err(|e| {
+            io::Error::new(ErrorKind::InvalidData, format!("response frame: {e}"))
+        })
     }
 
     /// Closes the connection so the broker still processes every request
@@ -403,18 +394,14 @@ impl<S: Transport> Connection<S> {
         &mut self,
         f: impl FnOnce(i32, &[u8]) -> R,
     ) -> io::Result<Option<R>> {
-        let Some(n) = self.pending_frame_size()? else {
+        let frame = split_frame(&self.rbuf[self.rpos..self.rlen], MAX_RESPONSE_SIZE)
+            .map_err(|e| io::Error::new(ErrorKind::InvalidData, format!("response frame: {e}")))?;
+        let Some(frame) = frame else {
             return Ok(None);
         };
-        if self.rlen - self.rpos < 4 + n {
-            return Ok(None);
-        }
-        let start = self.rpos + 4;
-        let frame = &self.rbuf[start..start + n];
-        let mut c = [0u8; 4];
-        c.copy_from_slice(&frame[..4]);
-        let r = f(i32::from_be_bytes(c), frame);
-        self.rpos = start + n;
+        let len = frame.stream_len();
+        let r = f(frame.correlation_id, frame.bytes);
+        self.rpos += len;
         self.reclaim_read_buffer();
         Ok(Some(r))
     }

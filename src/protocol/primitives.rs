@@ -7,7 +7,12 @@
 //!
 //! Encoding writes into a caller's `Vec<u8>` through [`Writer`]; decoding
 //! reads from a borrowed slice through [`Decoder`], which never lets a length
-//! read from the wire size an allocation beyond what the input can hold.
+//! read from the wire size an allocation beyond what the input can hold:
+//! a count is refused if its elements, at their smallest encoding, could not
+//! fit in the bytes that remain ([`Decoder::array_len`]), and a `Vec` made
+//! for it reserves no more bytes than remain ([`Decoder::vec_for`]), however
+//! large the decoded element type is. Strings and bytes borrow the input and
+//! are copied only after they have been read whole.
 
 use super::DecodeError;
 
@@ -434,6 +439,94 @@ impl<'a> Decoder<'a> {
     pub fn skip_tagged_fields(&mut self) -> Result<(), DecodeError> {
         self.tagged_fields(|_, _| Ok(false))
     }
+
+    /// An ARRAY or COMPACT_ARRAY (null is an error) of elements that each
+    /// take at least `min_element_size` bytes, each read by `element`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] from the count (see [`Decoder::array_len`]) or from
+    /// an element.
+    pub fn array_of<T>(
+        &mut self,
+        min_element_size: usize,
+        element: impl FnMut(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
+        let count = self.array_len(min_element_size)?;
+        self.elements(count, element)
+    }
+
+    /// `count` elements read by `element`, for a count already checked
+    /// against the remaining input; reserves as [`Decoder::vec_for`] does
+    /// and grows toward `count`, never past it.
+    ///
+    /// # Errors
+    ///
+    /// The first element's [`DecodeError`].
+    pub fn elements<T>(
+        &mut self,
+        count: usize,
+        mut element: impl FnMut(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
+        let mut v = self.vec_for(count);
+        for _ in 0..count {
+            let e = element(self)?;
+            if v.len() == v.capacity() {
+                // Double, but go straight to `count` once it is near: a
+                // last small step would copy the whole Vec for nothing.
+                let left = count - v.len();
+                let more = if left <= 3 * v.len() {
+                    left
+                } else {
+                    v.len().max(4).min(left)
+                };
+                v.reserve_exact(more);
+            }
+            v.push(e);
+        }
+        Ok(v)
+    }
+
+    /// An empty `Vec` for `count` elements just read from the wire.
+    ///
+    /// Its capacity is `count`, but never more than the remaining input's
+    /// length in bytes allows for elements of `T`'s in-memory size: a
+    /// decoded element is often larger than its smallest encoding (a
+    /// 96-byte struct from 22 wire bytes), and nested arrays reserve one
+    /// after another, so reserving `count` outright let a small hostile
+    /// input reserve some 27 times its size before failing. Past that
+    /// capacity the `Vec` must grow as elements are really decoded
+    /// ([`Decoder::elements`] does it).
+    pub fn vec_for<T>(&self, count: usize) -> Vec<T> {
+        let fit = self.remaining() / std::mem::size_of::<T>().max(1);
+        Vec::with_capacity(count.min(fit))
+    }
+
+    /// The fewest bytes a (nullable) STRING takes in this decoder's form:
+    /// 1 compact, 2 classic.
+    pub fn min_string_size(&self) -> usize {
+        if self.flexible {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// The fewest bytes a (nullable) BYTES field or an ARRAY takes in this
+    /// decoder's form: 1 compact, 4 classic.
+    pub fn min_array_size(&self) -> usize {
+        if self.flexible {
+            1
+        } else {
+            4
+        }
+    }
+
+    /// The fewest bytes a struct's tag buffer takes: 1 in flexible
+    /// versions, 0 otherwise.
+    pub fn min_tags_size(&self) -> usize {
+        usize::from(self.flexible)
+    }
 }
 
 #[cfg(test)]
@@ -478,6 +571,12 @@ mod tests {
         // An array claiming 2^31-1 elements in a 4-byte input.
         let b = i32::MAX.to_be_bytes();
         assert!(Decoder::new(&b, false).array_len(4).is_err());
+        assert!(Decoder::new(&b, false).array_of(1, Decoder::i8).is_err());
+        // Bytes claiming 2^31-1 bytes, classic and compact.
+        assert!(Decoder::new(&b, false).bytes().is_err());
+        let mut c = Vec::new();
+        put_uvarint(&mut c, u32::MAX);
+        assert!(Decoder::new(&c, true).nullable_bytes().is_err());
         // A compact string claiming 2^32-2 bytes.
         let mut c = Vec::new();
         put_uvarint(&mut c, u32::MAX);
@@ -486,6 +585,54 @@ mod tests {
         let mut t = Vec::new();
         put_uvarint(&mut t, 1000);
         assert!(Decoder::new(&t, true).skip_tagged_fields().is_err());
+    }
+
+    #[test]
+    fn reservations_are_bounded_by_the_remaining_bytes() {
+        let input = [0u8; 100];
+        let d = Decoder::new(&input, false);
+        // 96-byte elements: one fits in 100 bytes, whatever the count says
+        assert_eq!(d.vec_for::<[u8; 96]>(1_000_000).capacity(), 1);
+        assert_eq!(d.vec_for::<u8>(1_000_000).capacity(), 100);
+        assert_eq!(d.vec_for::<u8>(10).capacity(), 10);
+        assert_eq!(d.vec_for::<()>(usize::MAX).len(), 0);
+        // A count of 25 four-byte elements passes the count check; decoded
+        // into 96-byte structs it reserves at most the 100 bytes, then
+        // grows only as elements really decode, never past the count.
+        let mut b = Vec::new();
+        Writer::new(&mut b, false).array_len(25);
+        b.extend_from_slice(&[0; 100]);
+        let mut d = Decoder::new(&b, false);
+        let v = d.array_of(4, |d| Ok([d.i32()?; 24])).unwrap();
+        assert_eq!((v.len(), v.capacity()), (25, 25));
+        // The same count over 99 bytes fails at the count, and a hostile
+        // one fails at its first element after reserving at most the input.
+        assert!(Decoder::new(&b[..103], false)
+            .array_of(4, Decoder::i32)
+            .is_err());
+        let mut hostile = Vec::new();
+        Writer::new(&mut hostile, false).array_len(25);
+        hostile.extend_from_slice(&[0xff; 100]);
+        let r = Decoder::new(&hostile, false).array_of(4, |d| {
+            d.string()?; // length 0xffff: null, refused
+            Ok([0u8; 96])
+        });
+        assert!(matches!(r, Err(DecodeError::Invalid { .. })));
+        let after_count = Decoder::new(&hostile[4..], false);
+        assert!(after_count.vec_for::<[u8; 96]>(25).capacity() * 96 <= hostile.len());
+    }
+
+    #[test]
+    fn elements_grow_toward_the_count_and_never_past_it() {
+        for n in [1usize, 3, 4, 5, 17, 100, 1000, 1025] {
+            let mut b = Vec::new();
+            Writer::new(&mut b, true).array_len(n);
+            b.extend(std::iter::repeat_n(1u8, n));
+            let mut d = Decoder::new(&b, true);
+            // 64-byte elements from 1 byte each: must grow past vec_for
+            let v = d.array_of(1, |d| Ok([d.i8()?; 64])).unwrap();
+            assert_eq!((v.len(), v.capacity()), (n, n), "n = {n}");
+        }
     }
 
     #[test]

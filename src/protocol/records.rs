@@ -254,7 +254,8 @@ pub struct DecodedBatch<'a> {
 
 /// Decodes concatenated uncompressed v2 batches, checking magic, lengths and
 /// CRC. Used by tests and as a fuzz target; hostile input yields an error,
-/// never a panic or an allocation larger than the input.
+/// never a panic, and a claimed count reserves no more than the bytes left
+/// (records and headers then take their decoded size as they are read).
 ///
 /// # Errors
 ///
@@ -307,17 +308,17 @@ pub fn decode_batches(mut buf: &[u8]) -> Result<Vec<DecodedBatch<'_>>, DecodeErr
                 offset: 21,
             });
         }
-        // Each record takes at least 7 bytes; reject counts that cannot fit.
-        if header.record_count < 0 || header.record_count as usize > d.remaining() / 7 + 1 {
+        // Each record takes at least 7 bytes (a one-byte length and six
+        // one-byte fields); reject counts that cannot fit.
+        if header.record_count < 0
+            || (header.record_count as usize).saturating_mul(7) > d.remaining()
+        {
             return Err(DecodeError::Invalid {
                 what: "record count exceeds the batch",
                 offset: 57,
             });
         }
-        let mut records = Vec::with_capacity(header.record_count as usize);
-        for _ in 0..header.record_count {
-            records.push(decode_record(&mut d)?);
-        }
+        let records = d.elements(header.record_count as usize, decode_record)?;
         if d.remaining() != 0 {
             return Err(DecodeError::Invalid {
                 what: "bytes after the last record",
@@ -351,9 +352,8 @@ fn decode_record<'a>(d: &mut Decoder<'a>) -> Result<DecodedRecord<'a>, DecodeErr
             offset: r.position(),
         });
     }
-    let mut headers = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let k = varint_bytes(&mut r)?.ok_or(DecodeError::Invalid {
+    let headers = r.elements(count as usize, |r| {
+        let k = varint_bytes(r)?.ok_or(DecodeError::Invalid {
             what: "null header key",
             offset: r.position(),
         })?;
@@ -361,8 +361,8 @@ fn decode_record<'a>(d: &mut Decoder<'a>) -> Result<DecodedRecord<'a>, DecodeErr
             what: "header key is not UTF-8",
             offset: r.position(),
         })?;
-        headers.push((k, varint_bytes(&mut r)?));
-    }
+        Ok((k, varint_bytes(r)?))
+    })?;
     if r.remaining() != 0 {
         return Err(DecodeError::Invalid {
             what: "bytes after the record's headers",
@@ -472,6 +472,40 @@ mod tests {
         for cut in 0..good.len() {
             assert!(decode_batches(&good[..cut]).is_err() || cut == 0);
         }
+    }
+
+    #[test]
+    fn hostile_counts_fail_before_reserving() {
+        // A well-formed, checksummed batch that claims 2^31-1 records.
+        let recs: Vec<Rec> = vec![(None, Some(b"hello".to_vec()), 5, vec![])];
+        let good = encode(&recs, 5);
+        let mut h = BatchHeader::new(i32::MAX, 5, 5);
+        h.last_offset_delta = 0;
+        let mut lying = h.encode(&good[61..]).to_vec();
+        lying.extend_from_slice(&good[61..]);
+        assert!(matches!(
+            decode_batches(&lying),
+            Err(DecodeError::Invalid {
+                what: "record count exceeds the batch",
+                ..
+            })
+        ));
+        // One record claiming 2^30 headers in its few bytes.
+        let mut body = vec![0, 0, 0, 1, 1]; // attributes, deltas, null key and value
+        put_varint(&mut body, 1 << 30);
+        body.extend_from_slice(&[0; 8]);
+        let mut rec = Vec::new();
+        put_varint(&mut rec, body.len() as i32);
+        rec.extend_from_slice(&body);
+        let mut batch = BatchHeader::new(1, 0, 0).encode(&rec).to_vec();
+        batch.extend_from_slice(&rec);
+        assert!(matches!(
+            decode_batches(&batch),
+            Err(DecodeError::Invalid {
+                what: "header count exceeds the record",
+                ..
+            })
+        ));
     }
 
     fn rec_strategy() -> impl Strategy<Value = Rec> {

@@ -136,16 +136,16 @@ impl ApiVersionsResponse {
             finalized_features_epoch: -1,
             ..Default::default()
         };
-        let n = d.array_len(6)?;
-        r.api_keys.reserve(n);
-        for _ in 0..n {
-            r.api_keys.push(ApiVersionRange {
+        let min_range = 6 + d.min_tags_size();
+        r.api_keys = d.array_of(min_range, |d| {
+            let range = ApiVersionRange {
                 api_key: d.i16()?,
                 min_version: d.i16()?,
                 max_version: d.i16()?,
-            });
+            };
             d.skip_tagged_fields()?;
-        }
+            Ok(range)
+        })?;
         if version >= 1 && d.remaining() > 0 {
             r.throttle_time_ms = d.i32()?;
         }
@@ -156,16 +156,16 @@ impl ApiVersionsResponse {
                 Ok(true)
             }
             2 => {
-                let n = t.array_len(5)?;
-                features.reserve(n);
-                for _ in 0..n {
-                    features.push(FinalizedFeature {
+                // name, two int16s and a tag buffer (tags are flexible)
+                features = t.array_of(1 + 2 + 2 + 1, |t| {
+                    let f = FinalizedFeature {
                         name: t.string()?.to_owned(),
                         max_version_level: t.i16()?,
                         min_version_level: t.i16()?,
-                    });
+                    };
                     t.skip_tagged_fields()?;
-                }
+                    Ok(f)
+                })?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -286,6 +286,18 @@ mod tests {
             assert_eq!(back.api_keys.len(), 2);
             assert!(bb.is_empty());
         }
+    }
+
+    #[test]
+    fn hostile_counts_fail_before_reserving() {
+        let keys = [&[0, 0][..], &i32::MAX.to_be_bytes(), &[0; 12]].concat();
+        for v in 0..=2 {
+            assert!(ApiVersionsResponse::decode(&keys, v).is_err(), "v{v}");
+        }
+        // v3: finalized features in their tag, claiming 2^32-2
+        let mut b = vec![0, 0, 1, 0, 0, 0, 0, 1, 2, 10];
+        b.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0, 0, 0]);
+        assert!(ApiVersionsResponse::decode(&b, 3).is_err());
     }
 
     proptest::proptest! {

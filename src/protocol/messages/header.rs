@@ -92,6 +92,66 @@ pub fn end_frame(buf: &mut [u8], at: usize) {
     buf[at..at + 4].copy_from_slice(&size.to_be_bytes());
 }
 
+/// The size of the response frame at the start of `buf` (the bytes after
+/// its int32 size prefix), once the prefix has arrived; `Ok(None)` before.
+///
+/// A size below 4 (no room for a correlation id), negative, or above `max`
+/// is an error: a reader must not grow its buffer for it. `max` is the
+/// caller's cap, which may depend on what the request could be answered
+/// with.
+///
+/// # Errors
+///
+/// [`DecodeError::Invalid`] for a size out of `4..=max`.
+pub fn frame_size(buf: &[u8], max: usize) -> Result<Option<usize>, DecodeError> {
+    let Some(prefix) = buf.first_chunk::<4>() else {
+        return Ok(None);
+    };
+    match i32::from_be_bytes(*prefix) {
+        n if n < 4 || n as usize > max => Err(DecodeError::Invalid {
+            what: "response frame size out of range",
+            offset: 0,
+        }),
+        n => Ok(Some(n as usize)),
+    }
+}
+
+/// One complete response frame, as [`split_frame`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// The correlation id: the frame's first four bytes.
+    pub correlation_id: i32,
+    /// The frame after its size prefix: response header, then body.
+    pub bytes: &'a [u8],
+}
+
+impl Frame<'_> {
+    /// Bytes the frame took in the stream, size prefix included.
+    pub fn stream_len(&self) -> usize {
+        4 + self.bytes.len()
+    }
+}
+
+/// The first complete response frame at the start of `buf`, or `Ok(None)`
+/// if it has not all arrived; see [`frame_size`] for `max`.
+///
+/// # Errors
+///
+/// [`DecodeError::Invalid`] for a size prefix out of range.
+pub fn split_frame(buf: &[u8], max: usize) -> Result<Option<Frame<'_>>, DecodeError> {
+    let Some(n) = frame_size(buf, max)? else {
+        return Ok(None);
+    };
+    let Some(bytes) = buf.get(4..4 + n) else {
+        return Ok(None);
+    };
+    let correlation_id = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    Ok(Some(Frame {
+        correlation_id,
+        bytes,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +192,32 @@ mod tests {
             let mut d = Decoder::new(&buf, false);
             assert_eq!(decode_response_header(&mut d, hv).unwrap(), -5);
             assert_eq!(d.remaining(), 0);
+        }
+    }
+
+    #[test]
+    fn frames_split_only_when_whole_and_in_range() {
+        let mut stream = Vec::new();
+        let at = begin_frame(&mut stream);
+        encode_response_header(&mut stream, 7, 0);
+        stream.extend_from_slice(b"body");
+        end_frame(&mut stream, at);
+        for cut in 0..stream.len() {
+            assert_eq!(split_frame(&stream[..cut], 100), Ok(None), "cut {cut}");
+        }
+        stream.push(0xff); // the next frame's first byte
+        let f = split_frame(&stream, 100).unwrap().unwrap();
+        assert_eq!(f.correlation_id, 7);
+        assert_eq!(f.bytes, &stream[4..12]);
+        assert_eq!(f.stream_len(), 12);
+        // the cap, sizes too small for a correlation id, negative sizes
+        assert_eq!(frame_size(&stream, 8), Ok(Some(8)));
+        assert!(split_frame(&stream, 7).is_err());
+        for bad in [3i32, 0, -1, i32::MIN] {
+            assert!(
+                split_frame(&bad.to_be_bytes(), usize::MAX).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -108,19 +108,16 @@ impl MetadataRequest {
         let topics = match d.nullable_array_len(1)? {
             None => None,
             Some(0) if version == 0 => None,
-            Some(n) => {
-                let mut t = Vec::with_capacity(n);
-                for _ in 0..n {
-                    if version >= 10 {
-                        d.uuid()?;
-                        t.push(d.nullable_string()?.unwrap_or_default().to_owned());
-                    } else {
-                        t.push(d.string()?.to_owned());
-                    }
-                    d.skip_tagged_fields()?;
-                }
-                Some(t)
-            }
+            Some(n) => Some(d.elements(n, |d| {
+                let name = if version >= 10 {
+                    d.uuid()?;
+                    d.nullable_string()?.unwrap_or_default().to_owned()
+                } else {
+                    d.string()?.to_owned()
+                };
+                d.skip_tagged_fields()?;
+                Ok(name)
+            })?),
         };
         let allow_auto_topic_creation = if version >= 4 { d.bool()? } else { true };
         if (8..=10).contains(&version) {
@@ -202,12 +199,7 @@ pub struct MetadataResponse {
 }
 
 fn int32_array(d: &mut Decoder<'_>) -> Result<Vec<i32>, DecodeError> {
-    let n = d.array_len(4)?;
-    let mut v = Vec::with_capacity(n);
-    for _ in 0..n {
-        v.push(d.i32()?);
-    }
-    Ok(v)
+    d.array_of(4, Decoder::i32)
 }
 
 fn put_int32_array(w: &mut Writer<'_>, v: &[i32]) {
@@ -232,10 +224,25 @@ impl MetadataResponse {
         if version >= 3 {
             r.throttle_time_ms = d.i32()?;
         }
-        let n = d.array_len(10)?;
-        r.brokers.reserve(n);
-        for _ in 0..n {
-            r.brokers.push(MetadataBroker {
+        // The fewest bytes a broker, a topic and a partition take at `version`.
+        let (string, array, tags) = (d.min_string_size(), d.min_array_size(), d.min_tags_size());
+        let min_broker = 4 + string + 4 + if version >= 1 { string } else { 0 } + tags;
+        let min_topic = 2
+            + string
+            + if version >= 10 { 16 } else { 0 }
+            + usize::from(version >= 1)
+            + array
+            + if version >= 8 { 4 } else { 0 }
+            + tags;
+        let min_partition = 2
+            + 4
+            + 4
+            + if version >= 7 { 4 } else { 0 }
+            + 2 * array
+            + if version >= 5 { array } else { 0 }
+            + tags;
+        r.brokers = d.array_of(min_broker, |d| {
+            let broker = MetadataBroker {
                 node_id: d.i32()?,
                 host: d.string()?.to_owned(),
                 port: d.i32()?,
@@ -244,18 +251,17 @@ impl MetadataResponse {
                 } else {
                     None
                 },
-            });
+            };
             d.skip_tagged_fields()?;
-        }
+            Ok(broker)
+        })?;
         if version >= 2 {
             r.cluster_id = d.nullable_string()?.map(str::to_owned);
         }
         if version >= 1 {
             r.controller_id = d.i32()?;
         }
-        let n = d.array_len(7)?;
-        r.topics.reserve(n);
-        for _ in 0..n {
+        r.topics = d.array_of(min_topic, |d| {
             let error_code = d.i16()?;
             let name = if version >= 12 {
                 d.nullable_string()?.map(str::to_owned)
@@ -264,35 +270,34 @@ impl MetadataResponse {
             };
             let topic_id = if version >= 10 { d.uuid()? } else { [0; 16] };
             let is_internal = if version >= 1 { d.bool()? } else { false };
-            let np = d.array_len(14)?;
-            let mut partitions = Vec::with_capacity(np);
-            for _ in 0..np {
-                partitions.push(MetadataPartition {
+            let partitions = d.array_of(min_partition, |d| {
+                let partition = MetadataPartition {
                     error_code: d.i16()?,
                     partition_index: d.i32()?,
                     leader_id: d.i32()?,
                     leader_epoch: if version >= 7 { d.i32()? } else { -1 },
-                    replica_nodes: int32_array(&mut d)?,
-                    isr_nodes: int32_array(&mut d)?,
+                    replica_nodes: int32_array(d)?,
+                    isr_nodes: int32_array(d)?,
                     offline_replicas: if version >= 5 {
-                        int32_array(&mut d)?
+                        int32_array(d)?
                     } else {
                         Vec::new()
                     },
-                });
+                };
                 d.skip_tagged_fields()?;
-            }
+                Ok(partition)
+            })?;
             let topic_authorized_operations = if version >= 8 { d.i32()? } else { i32::MIN };
             d.skip_tagged_fields()?;
-            r.topics.push(MetadataTopic {
+            Ok(MetadataTopic {
                 error_code,
                 name,
                 topic_id,
                 is_internal,
                 partitions,
                 topic_authorized_operations,
-            });
-        }
+            })
+        })?;
         if (8..=10).contains(&version) {
             d.i32()?; // cluster_authorized_operations
         }
@@ -506,6 +511,34 @@ mod tests {
             assert_eq!(MetadataResponse::decode(&out, v).unwrap(), ours, "v{v}");
             assert_eq!(MetadataResponse::decode(&buf, v).unwrap(), ours, "v{v}");
         }
+    }
+
+    #[test]
+    fn hostile_counts_fail_before_reserving() {
+        // Brokers, then topics, then one topic's partitions claiming 2^31-1
+        // (or, compact, 2^32-2) elements in a few bytes.
+        let classic = [&i32::MAX.to_be_bytes()[..], &[0; 8]].concat();
+        assert!(matches!(
+            MetadataResponse::decode(&classic, 0),
+            Err(DecodeError::Invalid { .. })
+        ));
+        let mut v1 = vec![0, 0, 0, 0, 0, 0, 0, 0]; // no brokers, controller
+        v1.extend_from_slice(&i32::MAX.to_be_bytes());
+        v1.extend_from_slice(&[0; 32]);
+        assert!(MetadataResponse::decode(&v1, 1).is_err());
+        let mut v12 = vec![0, 0, 0, 0, 1, 0, 0, 0, 0, 0]; // throttle, [], null, controller
+        v12.extend_from_slice(&[2, 0, 0, 1]); // one topic: error 0, name ""
+        v12.extend_from_slice(&[0; 17]); // topic id, is_internal
+        v12.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]); // partitions
+        v12.extend_from_slice(&[0; 40]);
+        assert!(MetadataResponse::decode(&v12, 12).is_err());
+        // a count that fits the bytes at one byte per element, but not at
+        // the 18 bytes a v9 partition takes at least
+        let mut b = vec![0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0, 0, 1];
+        b.extend_from_slice(&[0; 17]);
+        b.push(41); // 40 partitions
+        b.extend_from_slice(&[0; 60]);
+        assert!(MetadataResponse::decode(&b, 10).is_err());
     }
 
     proptest! {

@@ -171,24 +171,21 @@ impl ProduceRequest {
         let transactional_id = d.nullable_string()?.map(str::to_owned);
         let acks = d.i16()?;
         let timeout_ms = d.i32()?;
-        let n = d.array_len(3)?;
-        let mut topic_data = Vec::with_capacity(n);
-        for _ in 0..n {
+        let (string, array, tags) = (d.min_string_size(), d.min_array_size(), d.min_tags_size());
+        let topic_data = d.array_of(string + array + tags, |d| {
             let name = d.string()?.to_owned();
-            let np = d.array_len(5)?;
-            let mut partition_data = Vec::with_capacity(np);
-            for _ in 0..np {
+            let partition_data = d.array_of(4 + array + tags, |d| {
                 let index = d.i32()?;
                 let records = d.nullable_bytes()?.map(<[u8]>::to_vec);
                 d.skip_tagged_fields()?;
-                partition_data.push(PartitionProduceData { index, records });
-            }
+                Ok(PartitionProduceData { index, records })
+            })?;
             d.skip_tagged_fields()?;
-            topic_data.push(TopicProduceData {
+            Ok(TopicProduceData {
                 name,
                 partition_data,
-            });
-        }
+            })
+        })?;
         d.skip_tagged_fields()?;
         Ok(ProduceRequest {
             transactional_id,
@@ -270,13 +267,20 @@ impl ProduceResponse {
     /// [`DecodeError`] on truncated or malformed input.
     pub fn decode(body: &[u8], version: i16) -> Result<Self, DecodeError> {
         let mut d = Decoder::new(body, is_flexible(version));
-        let n = d.array_len(3)?;
-        let mut responses = Vec::with_capacity(n);
-        for _ in 0..n {
+        // The fewest bytes a topic, a partition and a record error take.
+        let (string, array, tags) = (d.min_string_size(), d.min_array_size(), d.min_tags_size());
+        let min_topic = string + array + tags;
+        let min_partition = 4
+            + 2
+            + 8
+            + 8
+            + if version >= 5 { 8 } else { 0 }
+            + if version >= 8 { array + string } else { 0 }
+            + tags;
+        let min_record_error = 4 + string + tags;
+        let responses = d.array_of(min_topic, |d| {
             let name = d.string()?.to_owned();
-            let np = d.array_len(22)?;
-            let mut partition_responses = Vec::with_capacity(np);
-            for _ in 0..np {
+            let partition_responses = d.array_of(min_partition, |d| {
                 let mut p = PartitionProduceResponse {
                     index: d.i32()?,
                     error_code: d.i16()?,
@@ -288,14 +292,12 @@ impl ProduceResponse {
                     current_leader: None,
                 };
                 if version >= 8 {
-                    let ne = d.array_len(5)?;
-                    p.record_errors.reserve(ne);
-                    for _ in 0..ne {
+                    p.record_errors = d.array_of(min_record_error, |d| {
                         let i = d.i32()?;
                         let m = d.nullable_string()?.map(str::to_owned);
                         d.skip_tagged_fields()?;
-                        p.record_errors.push((i, m));
-                    }
+                        Ok((i, m))
+                    })?;
                     p.error_message = d.nullable_string()?.map(str::to_owned);
                 }
                 let mut leader = None;
@@ -311,31 +313,31 @@ impl ProduceResponse {
                     }
                 })?;
                 p.current_leader = leader;
-                partition_responses.push(p);
-            }
+                Ok(p)
+            })?;
             d.skip_tagged_fields()?;
-            responses.push(TopicProduceResponse {
+            Ok(TopicProduceResponse {
                 name,
                 partition_responses,
-            });
-        }
+            })
+        })?;
         let throttle_time_ms = d.i32()?;
         let mut node_endpoints = Vec::new();
         d.tagged_fields(|tag, t| {
             if tag != 0 || version < 10 {
                 return Ok(false);
             }
-            let n = t.array_len(9)?;
-            node_endpoints.reserve(n);
-            for _ in 0..n {
-                node_endpoints.push(NodeEndpoint {
+            // node id, host, port, rack and a tag buffer (tags are flexible)
+            node_endpoints = t.array_of(4 + 1 + 4 + 1 + 1, |t| {
+                let e = NodeEndpoint {
                     node_id: t.i32()?,
                     host: t.string()?.to_owned(),
                     port: t.i32()?,
                     rack: t.nullable_string()?.map(str::to_owned),
-                });
+                };
                 t.skip_tagged_fields()?;
-            }
+                Ok(e)
+            })?;
             Ok(true)
         })?;
         Ok(ProduceResponse {
@@ -574,6 +576,30 @@ mod tests {
             assert_eq!(ProduceResponse::decode(&out, v).unwrap(), ours, "v{v}");
             assert_eq!(ProduceResponse::decode(&buf, v).unwrap(), ours, "v{v}");
         }
+    }
+
+    #[test]
+    fn hostile_counts_fail_before_reserving() {
+        // topics claiming 2^31-1, then one topic's partitions
+        let topics = [&i32::MAX.to_be_bytes()[..], &[0; 16]].concat();
+        assert!(ProduceResponse::decode(&topics, 3).is_err());
+        let mut parts = vec![0, 0, 0, 1, 0, 0];
+        parts.extend_from_slice(&i32::MAX.to_be_bytes());
+        parts.extend_from_slice(&[0; 64]);
+        assert!(ProduceResponse::decode(&parts, 7).is_err());
+        // v9: two partitions claimed in 40 bytes, where each takes 33
+        let mut v9 = vec![2, 1, 3];
+        v9.extend_from_slice(&[0; 40]);
+        assert!(matches!(
+            ProduceResponse::decode(&v9, 9),
+            Err(DecodeError::Invalid { .. })
+        ));
+        // v11 record errors, compact count 2^32-2
+        let mut errs = vec![2, 1, 2];
+        errs.extend_from_slice(&[0; 30]);
+        errs.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+        errs.extend_from_slice(&[0; 30]);
+        assert!(ProduceResponse::decode(&errs, 11).is_err());
     }
 
     proptest! {
