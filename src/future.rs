@@ -28,15 +28,26 @@ pub(crate) struct Delivered {
     pub(crate) log_append_time: i64,
 }
 
+/// What a batch came to.
+#[derive(Debug, Clone)]
+enum Outcome {
+    /// The broker's answer (or the error) for every record of the batch.
+    Done(Result<Delivered>),
+    /// The batch was split (MESSAGE_TOO_LARGE): records from index
+    /// `start` of each piece on, up to the next piece's, are that piece's.
+    Split(Arc<[(u32, Arc<BatchResult>)]>),
+}
+
 /// The outcome of one batch, shared by the handles of its records.
 #[derive(Debug)]
 pub(crate) struct BatchResult {
     pub(crate) topic: Arc<str>,
     pub(crate) partition: i32,
-    /// Mirrors `state.is_some()` for a lock-free `is_done`.
+    /// Mirrors `state.is_some()` for a lock-free `is_done` (a split batch
+    /// is not done: its pieces are).
     done: AtomicBool,
     /// Invariant: goes from `None` to `Some` once and never changes again.
-    state: Mutex<Option<Result<Delivered>>>,
+    state: Mutex<Option<Outcome>>,
     cond: Condvar,
 }
 
@@ -54,23 +65,82 @@ impl BatchResult {
     /// Sets the outcome and wakes every waiter. Returns false (and changes
     /// nothing) if it was already set.
     pub(crate) fn set(&self, outcome: Result<Delivered>) -> bool {
+        self.set_outcome(Outcome::Done(outcome))
+    }
+
+    /// The batch was split into `pieces` (each with the index of its first
+    /// record): handles wait on their piece from now on.
+    pub(crate) fn set_split(&self, pieces: Vec<(u32, Arc<BatchResult>)>) -> bool {
+        self.set_outcome(Outcome::Split(pieces.into()))
+    }
+
+    fn set_outcome(&self, outcome: Outcome) -> bool {
         let mut g = self.state.lock();
         if g.is_some() {
             return false;
         }
+        let done = matches!(outcome, Outcome::Done(_));
         *g = Some(outcome);
-        self.done.store(true, Ordering::Release);
+        if done {
+            self.done.store(true, Ordering::Release);
+        }
         drop(g);
         self.cond.notify_all();
         true
     }
 
+    /// The result that holds record `index`'s outcome, and its index
+    /// there: this one, or (after splits) a piece's.
+    fn locate(self: &Arc<Self>, mut index: u32) -> (Arc<BatchResult>, u32) {
+        let mut r = self.clone();
+        loop {
+            let next = match &*r.state.lock() {
+                Some(Outcome::Split(pieces)) => {
+                    let (start, piece) = pieces
+                        .iter()
+                        .rev()
+                        .find(|(start, _)| *start <= index)
+                        .unwrap_or(&pieces[0]);
+                    index -= (*start).min(index);
+                    Some(piece.clone())
+                }
+                _ => None,
+            };
+            match next {
+                Some(piece) => r = piece,
+                None => return (r, index),
+            }
+        }
+    }
+
+    /// True once this batch's own outcome is set (false if it was split).
     pub(crate) fn is_done(&self) -> bool {
         self.done.load(Ordering::Acquire)
     }
 
-    /// Waits for the outcome until `deadline` (forever if `None`).
-    fn wait(&self, deadline: Option<Instant>) -> Option<Result<Delivered>> {
+    /// True once record `index`'s outcome is known, following splits.
+    fn record_done(self: &Arc<Self>, index: u32) -> bool {
+        self.locate(index).0.is_done()
+    }
+
+    /// Waits for record `index`'s outcome until `deadline` (forever if
+    /// `None`); returns it with the record's index in its (final) batch.
+    fn wait(
+        self: &Arc<Self>,
+        index: u32,
+        deadline: Option<Instant>,
+    ) -> Option<(Result<Delivered>, u32)> {
+        let (mut r, mut index) = self.locate(index);
+        loop {
+            match r.wait_own(deadline)? {
+                Outcome::Done(d) => return Some((d, index)),
+                Outcome::Split(_) => (r, index) = r.locate(index),
+            }
+        }
+    }
+
+    /// Waits until this result is set, until `deadline` (forever if `None`).
+    fn wait_own(&self, deadline: Option<Instant>) -> Option<Outcome> {
         let mut g = self.state.lock();
         loop {
             if let Some(r) = &*g {
@@ -148,11 +218,11 @@ impl RecordFuture {
         }
     }
 
-    fn resolve(&self, r: Result<Delivered>) -> Result<RecordMetadata> {
+    fn resolve(&self, r: Result<Delivered>, relative_offset: u32) -> Result<RecordMetadata> {
         r.map(|d| {
             self.batch.metadata(
                 d,
-                self.relative_offset,
+                relative_offset,
                 self.timestamp,
                 self.key_size,
                 self.value_size,
@@ -169,8 +239,11 @@ impl RecordFuture {
     /// delivery timeout, or [`Error::Aborted`] if the producer was closed
     /// before it could be delivered.
     pub fn get(&self) -> Result<RecordMetadata> {
-        let r = self.batch.wait(None).expect("wait without deadline");
-        self.resolve(r)
+        let (r, i) = self
+            .batch
+            .wait(self.relative_offset, None)
+            .expect("wait without deadline");
+        self.resolve(r, i)
     }
 
     /// Like [`get`](Self::get), but waits at most `timeout`.
@@ -181,18 +254,16 @@ impl RecordFuture {
     /// not known within `timeout`; the record is still in flight and the
     /// handle can be waited on again.
     pub fn get_timeout(&self, timeout: Duration) -> Result<RecordMetadata> {
-        match self
-            .batch
-            .wait(Some(crate::util::later(Instant::now(), timeout)))
-        {
-            Some(r) => self.resolve(r),
+        let deadline = crate::util::later(Instant::now(), timeout);
+        match self.batch.wait(self.relative_offset, Some(deadline)) {
+            Some((r, i)) => self.resolve(r, i),
             None => Err(Error::WaitTimeout(timeout)),
         }
     }
 
     /// True once the outcome is known; `get` will not block.
     pub fn is_done(&self) -> bool {
-        self.batch.is_done()
+        self.batch.record_done(self.relative_offset)
     }
 }
 

@@ -15,7 +15,8 @@ use std::time::Instant;
 use crate::error::Result;
 use crate::future::{BatchResult, Callback, Delivered};
 use crate::protocol::records::{
-    body_size_with_deltas, record_size, write_record, BatchHeader, RECORD_BATCH_OVERHEAD,
+    body_size_with_deltas, decode_batches, record_body_size, record_size, write_record,
+    BatchHeader, RECORD_BATCH_OVERHEAD,
 };
 use crate::record::Header;
 
@@ -209,6 +210,130 @@ impl ProducerBatch {
             );
             self.header = Some(h.encode(&self.records));
         }
+    }
+
+    /// Splits a sealed batch of two or more records into two sealed halves
+    /// (by record count), for a broker that refused it as too large
+    /// (MESSAGE_TOO_LARGE; Java's `ProducerBatch.split`). The halves keep the
+    /// batch's id and creation time; their reservations add up to this
+    /// batch's, so `buffer.memory` accounting holds, and their buffers are
+    /// exactly as large as their records. Each record's handle and callback
+    /// follow it: this batch's result forwards to the halves' results.
+    ///
+    /// # Errors
+    ///
+    /// Gives the batch back unchanged if it has fewer than two records or
+    /// is not sealed (or, a bug, its own bytes do not decode).
+    // The batch is given back by value (no allocation on a rare path).
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn split_in_two(self) -> std::result::Result<[ProducerBatch; 2], ProducerBatch> {
+        let Some(header) = self.header.filter(|_| self.record_count >= 2) else {
+            return Err(self);
+        };
+        let mut wire = Vec::with_capacity(header.len() + self.records.len());
+        wire.extend_from_slice(&header);
+        wire.extend_from_slice(&self.records);
+        let decoded = match decode_batches(&wire) {
+            Ok(mut b) if b.len() == 1 && b[0].records.len() == self.record_count as usize => {
+                b.remove(0)
+            }
+            _ => {
+                log::error!(
+                    "a sealed batch of {} does not decode; not split",
+                    self.result.topic
+                );
+                return Err(self);
+            }
+        };
+        let base = decoded.header.base_timestamp;
+        let mid = self.record_count / 2;
+        let ranges = [0..mid as usize, mid as usize..self.record_count as usize];
+        // Records bytes of each half, with deltas relative to the half.
+        let sizes = ranges.clone().map(|r| {
+            let recs = &decoded.records[r];
+            let first_ts = base + recs[0].timestamp_delta;
+            recs.iter()
+                .enumerate()
+                .map(|(j, rec)| {
+                    record_size(record_body_size(
+                        j as i32,
+                        base + rec.timestamp_delta - first_ts,
+                        rec.key,
+                        rec.value,
+                        rec.headers.iter().copied(),
+                    ))
+                })
+                .sum::<usize>()
+        });
+        let total: usize = sizes.iter().sum::<usize>().max(1);
+        let first_reserved = (self.reserved as u128 * sizes[0] as u128 / total as u128) as usize;
+        let reserved = [first_reserved, self.reserved - first_reserved];
+        let mut callbacks = self.callbacks;
+        let second_callbacks: Vec<Thunk> = {
+            let at = callbacks.partition_point(|t| t.relative_offset < mid);
+            callbacks.split_off(at)
+        };
+        let mut thunks = [callbacks, second_callbacks];
+        let halves: Vec<ProducerBatch> = (0..2)
+            .map(|h| {
+                let recs = &decoded.records[ranges[h].clone()];
+                let first_ts = base + recs[0].timestamp_delta;
+                let mut records = Vec::with_capacity(sizes[h]);
+                let mut max_ts = i64::MIN;
+                for (j, rec) in recs.iter().enumerate() {
+                    let ts = base + rec.timestamp_delta;
+                    max_ts = max_ts.max(ts);
+                    let body = record_body_size(
+                        j as i32,
+                        ts - first_ts,
+                        rec.key,
+                        rec.value,
+                        rec.headers.iter().copied(),
+                    );
+                    write_record(
+                        &mut records,
+                        body,
+                        j as i32,
+                        ts - first_ts,
+                        rec.key,
+                        rec.value,
+                        rec.headers.iter().copied(),
+                    );
+                }
+                let shift = ranges[h].start as u32;
+                let mut callbacks = std::mem::take(&mut thunks[h]);
+                for t in &mut callbacks {
+                    t.relative_offset -= shift;
+                }
+                let mut half = ProducerBatch {
+                    id: self.id,
+                    result: BatchResult::new(self.result.topic.clone(), self.result.partition),
+                    limit: records.len(),
+                    records,
+                    reserved: reserved[h],
+                    record_count: recs.len() as u32,
+                    base_timestamp: first_ts,
+                    max_timestamp: max_ts,
+                    created: self.created,
+                    attempts: 0,
+                    last_attempt: None,
+                    retry_at: None,
+                    callbacks,
+                    header: None,
+                };
+                half.seal();
+                half
+            })
+            .collect();
+        self.result.set_split(
+            halves
+                .iter()
+                .zip(ranges.iter())
+                .map(|(b, r)| (r.start as u32, b.result.clone()))
+                .collect(),
+        );
+        let [a, b]: [ProducerBatch; 2] = halves.try_into().expect("two halves");
+        Ok([a, b])
     }
 
     /// The batch's bytes on the wire, in order: header, records. Only after

@@ -29,7 +29,7 @@
 pub(crate) mod batch;
 pub(crate) mod pool;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -188,10 +188,12 @@ impl TopicQueues {
     }
 }
 
-/// Batches created and not yet completed, for `flush` and `close`.
+/// Batches created and not yet completed, for `flush` and `close`: how
+/// many batches carry each id (the halves of a split batch keep its id, so
+/// a `flush` that waited for it waits for them).
 #[derive(Default)]
 struct Incomplete {
-    ids: Mutex<BTreeSet<u64>>,
+    ids: Mutex<BTreeMap<u64, usize>>,
     cond: Condvar,
 }
 
@@ -376,7 +378,7 @@ impl RecordAccumulator {
                     .sticky_bytes
                     .fetch_add(size + RECORD_BATCH_OVERHEAD, Ordering::Relaxed);
             }
-            self.incomplete.ids.lock().insert(id);
+            *self.incomplete.ids.lock().entry(id).or_insert(0) += 1;
             let had_full_batch = !g.batches.is_empty();
             g.batches.push_back(batch);
             queue.queued.store(g.batches.len(), Ordering::Relaxed);
@@ -604,9 +606,35 @@ impl RecordAccumulator {
         let (buf, reserved) = batch.complete(outcome);
         self.pool.deallocate(buf, reserved);
         let mut ids = self.incomplete.ids.lock();
-        ids.remove(&id);
+        if let Some(n) = ids.get_mut(&id) {
+            *n -= 1;
+            if *n == 0 {
+                ids.remove(&id);
+            }
+        }
         drop(ids);
         self.incomplete.cond.notify_all();
+    }
+
+    /// A batch the broker refused as too large (MESSAGE_TOO_LARGE) goes
+    /// back to the front of its deque as two halves, ready at once; a half
+    /// still too large is split again on its own answer, down to single
+    /// records, which then fail with the broker's error. Returns the batch
+    /// if it cannot be split (one record).
+    #[allow(clippy::result_large_err)] // the batch comes back by value
+    pub(crate) fn split_and_reenqueue(
+        &self,
+        queue: &PartitionQueue,
+        batch: ProducerBatch,
+        now: Instant,
+    ) -> std::result::Result<(), ProducerBatch> {
+        let id = batch.id;
+        let [first, second] = batch.split_in_two()?;
+        // Counted before either half can complete.
+        *self.incomplete.ids.lock().entry(id).or_insert(0) += 1;
+        self.reenqueue(queue, second, now);
+        self.reenqueue(queue, first, now);
+        Ok(())
     }
 
     /// Fails the queued batches of `partitions` that have waited longer
@@ -824,7 +852,7 @@ impl RecordAccumulator {
     /// the flush.
     pub(crate) fn await_flush(&self, mark: u64) {
         let mut ids = self.incomplete.ids.lock();
-        while ids.first().is_some_and(|&id| id < mark) {
+        while ids.first_key_value().is_some_and(|(&id, _)| id < mark) {
             self.incomplete.cond.wait(&mut ids);
         }
         drop(ids);
@@ -850,7 +878,7 @@ impl RecordAccumulator {
 
     /// Batches not yet completed.
     pub(crate) fn incomplete_count(&self) -> usize {
-        self.incomplete.ids.lock().len()
+        self.incomplete.ids.lock().values().sum()
     }
 
     /// Stops taking appends and makes every batch ready now.
@@ -935,6 +963,83 @@ mod tests {
             None,
             Instant::now(),
         )
+    }
+
+    /// A batch refused as too large comes back as two halves, then (one
+    /// half refused again) three pieces: every handle resolves to its own
+    /// record's offset, the bytes decode to the same records in order,
+    /// flush waits for every piece, and the memory comes back whole.
+    #[test]
+    fn a_split_batch_keeps_every_record_and_its_handle() {
+        use crate::protocol::records::decode_batches;
+        let acc = RecordAccumulator::new(AccumulatorConfig {
+            batch_size: 4000,
+            ..cfg()
+        });
+        acc.update_metadata(&cluster(1));
+        let values: Vec<Vec<u8>> = (0..9u8).map(|i| vec![i; 10 + i as usize]).collect();
+        let handles: Vec<RecordFuture> = values
+            .iter()
+            .map(|v| send(&acc, Some(0), v).unwrap())
+            .collect();
+        let all = acc.partitions_led_by(1);
+        let now = Instant::now() + Duration::from_secs(1);
+        let (mut d, _) = acc.drain(&all, &mut 0, 1 << 20, now);
+        let big = d.pop().unwrap();
+        assert_eq!(big.batch.record_count(), 9);
+        let mark = acc.begin_flush();
+        acc.split_and_reenqueue(&big.queue, big.batch, now).unwrap();
+        assert_eq!(acc.incomplete_count(), 2);
+        // the first half (4 records) is refused again: split once more
+        let (mut d, _) = acc.drain(&all, &mut 0, 1, now);
+        let first = d.pop().unwrap();
+        assert_eq!(first.batch.record_count(), 4);
+        acc.split_and_reenqueue(&first.queue, first.batch, now)
+            .unwrap();
+        let mut pieces = Vec::new();
+        let mut decoded = Vec::new();
+        loop {
+            let (mut d, _) = acc.drain(&all, &mut 0, 1, now);
+            let Some(x) = d.pop() else { break };
+            let [h, r] = x.batch.wire_parts();
+            let wire = [h, r].concat();
+            let b = decode_batches(&wire).unwrap().remove(0);
+            decoded.extend(b.records.iter().map(|r| r.value.unwrap().to_vec()));
+            pieces.push(x);
+        }
+        let counts: Vec<usize> = pieces.iter().map(|x| x.batch.record_count()).collect();
+        assert_eq!(counts, [2, 2, 5], "pieces in send order");
+        assert_eq!(decoded, values, "the pieces hold the records, in order");
+        assert!(!handles[0].is_done());
+        // complete the pieces at offsets 100, 200, 300
+        for (k, x) in pieces.into_iter().enumerate() {
+            let base_offset = 100 * (k as i64 + 1);
+            acc.complete(
+                x.batch,
+                Ok(Delivered {
+                    base_offset,
+                    log_append_time: -1,
+                }),
+            );
+        }
+        acc.await_flush(mark);
+        let offsets: Vec<i64> = handles.iter().map(|h| h.get().unwrap().offset()).collect();
+        assert_eq!(offsets, [100, 101, 200, 201, 300, 301, 302, 303, 304]);
+        assert_eq!(acc.incomplete_count(), 0);
+        assert_eq!(
+            acc.pool().available_memory(),
+            10_000,
+            "every byte came back"
+        );
+        // a single record cannot be split
+        let h = send(&acc, Some(0), b"alone").unwrap();
+        let (mut d, _) = acc.drain(&all, &mut 0, 1 << 20, now);
+        let one = d.pop().unwrap();
+        let back = acc
+            .split_and_reenqueue(&one.queue, one.batch, now)
+            .unwrap_err();
+        acc.complete(back, Err(Error::aborted()));
+        assert!(h.get().is_err());
     }
 
     #[test]

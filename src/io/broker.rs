@@ -633,6 +633,34 @@ impl BrokerThread {
         if code.is_invalid_metadata() {
             self.shared.metadata.request_update();
         }
+        let acc = &self.shared.accumulator;
+        // Too large for the broker (its max.message.bytes is below our
+        // batch.size): split in two and send again, as Java's
+        // splitAndReenqueue; a single record fails below with the error.
+        let d = if code == ErrorCode::MESSAGE_TOO_LARGE
+            && !self.stopping
+            && !acc.is_aborting()
+            && !acc.is_expired(d.batch.created, now)
+        {
+            let records = d.batch.record_count();
+            match acc.split_and_reenqueue(&d.queue, d.batch, now) {
+                Ok(()) => {
+                    log::debug!(
+                        "{}: {}-{} refused {records} records as too large; split in two",
+                        self.label(),
+                        d.queue.topic,
+                        d.queue.partition
+                    );
+                    return;
+                }
+                Err(batch) => Drained {
+                    queue: d.queue,
+                    batch,
+                },
+            }
+        } else {
+            d
+        };
         let message = p
             .error_message
             .clone()
