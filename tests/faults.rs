@@ -343,6 +343,38 @@ fn twenty_records_then_a_short_close(p: &Producer<[u8], [u8]>, topic: &str) {
     }
 }
 
+/// While a connection attempt hangs (a broker that accepts and never
+/// answers ApiVersions), the I/O thread still expires its records on time:
+/// connecting does not block it.
+#[test]
+fn records_expire_on_time_while_a_connect_hangs() {
+    let mock = MockCluster::start(1, &[("stuck", 1)]);
+    let delivery = Duration::from_millis(2500);
+    let p = producer(
+        ProducerConfig::new()
+            .bootstrap_servers(mock.bootstrap.clone())
+            .linger(Duration::ZERO)
+            .request_timeout(Duration::from_millis(2000))
+            .delivery_timeout(delivery),
+    );
+    p.partitions_for("stuck").unwrap();
+    mock.signal("STOP");
+    let t0 = Instant::now();
+    let h = p.send(ProducerRecord::new("stuck", &b"x"[..])).unwrap();
+    match h.get() {
+        Err(Error::DeliveryTimeout { .. }) => {}
+        other => panic!("expected a delivery timeout, got {other:?}"),
+    }
+    let took = t0.elapsed();
+    // Blocking connects made this about 4 s: the expiry waited for the
+    // second ApiVersions attempt to time out.
+    assert!(
+        took < delivery + Duration::from_millis(700),
+        "expired after {took:?} (delivery.timeout.ms {delivery:?})"
+    );
+    p.close_timeout(Duration::ZERO).unwrap();
+}
+
 /// A callback that calls `close()` while `close_timeout` on another thread
 /// is failing records (and so running that callback on its own thread)
 /// must not deadlock: the nested close acts as `close(0)`.
