@@ -354,9 +354,8 @@ impl<S: Transport> Connection<S> {
     /// The size of the frame at `rpos`, if its prefix has arrived.
     fn pending_frame_size(&self) -> io::Result<Option<usize>> {
         // The same code the fuzz target `frame_reader` runs.
-        frame_size(&self.rbuf[self.rpos..self.rlen], MAX_RESPONSE_SIZE).map_err(|e| {
-            io::Error::new(ErrorKind::InvalidData, format!("response frame: {e}"))
-        })
+        frame_size(&self.rbuf[self.rpos..self.rlen], MAX_RESPONSE_SIZE)
+            .map_err(|e| io::Error::new(ErrorKind::InvalidData, format!("response frame: {e}")))
     }
 
     /// Closes the connection so the broker still processes every request
@@ -443,7 +442,17 @@ impl<S: Transport> Connection<S> {
                 .filter(|r| !r.is_zero())
                 .ok_or(ErrorKind::TimedOut)
         };
-        let io_err = |c: &Self, e: io::Error| c.net(format!("request failed: {e}"));
+        let started = Instant::now();
+        // A blocking socket's timeout surfaces as WouldBlock (EAGAIN) or
+        // TimedOut: say what it means.
+        let io_err = |c: &Self, e: io::Error| match e.kind() {
+            ErrorKind::WouldBlock | ErrorKind::TimedOut => c.net(format!(
+                "no answer to {} v{version} within {} ms (request.timeout.ms)",
+                crate::protocol::messages::api_name(api_key),
+                deadline.saturating_duration_since(started).as_millis()
+            )),
+            _ => c.net(format!("request failed: {e}")),
+        };
         self.stream
             .set_nonblocking(false)
             .map_err(|e| io_err(self, e))?;

@@ -235,6 +235,9 @@ impl Io {
                 break;
             }
         }
+        // `live` drops to 0 as each thread's body ends, a moment before
+        // the OS thread exits: when it says all are done, joining them
+        // returns at once, so join them all rather than detach any.
         let all = *live == 0;
         drop(live);
         let mut handles: Vec<JoinHandle<()>> = self
@@ -249,7 +252,7 @@ impl Io {
             .collect();
         handles.extend(self.metadata_thread.lock().take());
         for h in handles {
-            if h.is_finished() {
+            if all || h.is_finished() {
                 if h.join().is_err() {
                     log::error!("an I/O thread panicked");
                 }

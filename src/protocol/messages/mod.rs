@@ -27,3 +27,13 @@ pub fn response_header_version(api_key: i16, version: i16) -> i16 {
         _ => api_versions::response_header_version(version),
     }
 }
+
+/// The API's name as Kafka spells it, for errors and logs.
+pub fn api_name(api_key: i16) -> &'static str {
+    match api_key {
+        produce::API_KEY => "Produce",
+        metadata::API_KEY => "Metadata",
+        api_versions::API_KEY => "ApiVersions",
+        _ => "an unknown API",
+    }
+}
