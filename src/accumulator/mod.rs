@@ -125,10 +125,10 @@ struct PartitionInner {
     /// Oldest first. Only the last batch takes appends; a batch handed back
     /// for a retry goes to the front, sealed.
     batches: VecDeque<ProducerBatch>,
-    /// A batch of this partition is in a request that has not come back
-    /// (answered, or its connection dropped). With
-    /// `AccumulatorConfig::guarantee_order` no other batch is drained
-    /// meanwhile, by this leader's thread or a new leader's.
+    /// Only with `AccumulatorConfig::guarantee_order`: a batch of this
+    /// partition is in a request that has not come back (answered, or its
+    /// connection dropped), so no other batch is drained meanwhile, by this
+    /// leader's thread or a new leader's.
     muted: bool,
 }
 
@@ -521,7 +521,7 @@ impl RecordAccumulator {
                 continue;
             }
             let mut g = q.inner.lock();
-            if g.muted && self.cfg.guarantee_order {
+            if g.muted {
                 continue; // unmute wakes the leader's thread
             }
             let Some(first) = g.batches.front() else {
@@ -542,7 +542,7 @@ impl RecordAccumulator {
             }
             let mut batch = g.batches.pop_front().expect("peeked");
             q.queued.store(g.batches.len(), Ordering::Relaxed);
-            g.muted = true;
+            g.muted = self.cfg.guarantee_order;
             drop(g);
             batch.seal();
             batch.attempts += 1;
@@ -587,13 +587,16 @@ impl RecordAccumulator {
     /// batches completed or handed back with [`reenqueue`](Self::reenqueue)
     /// first): their partitions may be drained again. Wakes the leaders'
     /// threads of those with batches waiting.
-    pub(crate) fn unmute(&self, queues: &[Arc<PartitionQueue>]) {
+    pub(crate) fn unmute<'q>(&self, queues: impl IntoIterator<Item = &'q Arc<PartitionQueue>>) {
+        if !self.cfg.guarantee_order {
+            return; // nothing was muted: no lock to take per batch
+        }
         for q in queues {
             let mut g = q.inner.lock();
             g.muted = false;
             let waiting = !g.batches.is_empty();
             drop(g);
-            if waiting && self.cfg.guarantee_order {
+            if waiting {
                 self.notify_leader(q.leader(), Instant::now());
             }
         }

@@ -28,7 +28,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::conn::{header_versions, Connection};
 use super::IoShared;
-use crate::accumulator::{DrainSignal, Drained, PartitionQueue};
+use crate::accumulator::{DrainSignal, Drained, PartitionQueue, ProducerBatch};
 use crate::config::Acks;
 use crate::error::Error;
 use crate::future::Delivered;
@@ -60,12 +60,28 @@ struct InFlight {
     /// acks=0: no response is awaited; the request completes once the
     /// connection has written `end` bytes in total.
     acks0_end: Option<u64>,
-    /// `None` once a batch was expired while in flight: its late answer is
-    /// ignored.
-    batches: Vec<Option<Drained>>,
-    /// The partitions of `batches`, kept when a batch is expired: each is
-    /// muted until this request comes back (see [`InFlight::done`]).
-    queues: Vec<Arc<PartitionQueue>>,
+    batches: Vec<Slot>,
+}
+
+/// One batch of an in-flight request. Its partition stays named after the
+/// batch has left (expired while in flight, or taken to be completed): the
+/// partition is muted until the request comes back (see
+/// [`InFlight::done`]).
+struct Slot {
+    queue: Arc<PartitionQueue>,
+    /// `None` once the batch has left the slot; a late answer for an
+    /// expired one is ignored.
+    batch: Option<ProducerBatch>,
+}
+
+impl Slot {
+    fn take(&mut self) -> Option<Drained> {
+        let batch = self.batch.take()?;
+        Some(Drained {
+            queue: self.queue.clone(),
+            batch,
+        })
+    }
 }
 
 impl InFlight {
@@ -75,8 +91,8 @@ impl InFlight {
     /// batches are dealt with, so a retried batch is at the front of its
     /// deque before any thread can drain the partition.
     fn done(self, acc: &crate::accumulator::RecordAccumulator) {
-        debug_assert!(self.batches.iter().all(Option::is_none));
-        acc.unmute(&self.queues);
+        debug_assert!(self.batches.iter().all(|s| s.batch.is_none()));
+        acc.unmute(self.batches.iter().map(|s| &s.queue));
     }
 }
 
@@ -478,8 +494,13 @@ impl BrokerThread {
             version,
             sent_at: now,
             acks0_end,
-            queues: drained.iter().map(|d| d.queue.clone()).collect(),
-            batches: drained.into_iter().map(Some).collect(),
+            batches: drained
+                .into_iter()
+                .map(|d| Slot {
+                    queue: d.queue,
+                    batch: Some(d.batch),
+                })
+                .collect(),
         });
     }
 
@@ -496,7 +517,7 @@ impl BrokerThread {
             .position(|f| f.acks0_end.is_some_and(|end| end <= written))
         {
             let mut f = self.in_flight.remove(i).expect("found");
-            for d in f.batches.iter_mut().filter_map(Option::take) {
+            for d in f.batches.iter_mut().filter_map(Slot::take) {
                 self.shared.accumulator.complete(
                     d.batch,
                     Ok(Delivered {
@@ -563,7 +584,7 @@ impl BrokerThread {
             );
         }
         let mut entry = self.in_flight.remove(i).expect("found");
-        let batches: Vec<Drained> = entry.batches.iter_mut().filter_map(Option::take).collect();
+        let batches: Vec<Drained> = entry.batches.iter_mut().filter_map(Slot::take).collect();
         self.on_produce_response(batches, entry.version, frame, now);
         entry.done(&self.shared.accumulator);
     }
@@ -717,12 +738,13 @@ impl BrokerThread {
         for f in &mut self.in_flight {
             for slot in &mut f.batches {
                 if slot
+                    .batch
                     .as_ref()
-                    .is_some_and(|d| acc.is_expired(d.batch.created, now))
+                    .is_some_and(|b| acc.is_expired(b.created, now))
                 {
-                    let d = slot.take().expect("checked");
-                    let e = acc.delivery_timeout_error(&d.batch, now, "in flight");
-                    acc.complete(d.batch, Err(e));
+                    let b = slot.batch.take().expect("checked");
+                    let e = acc.delivery_timeout_error(&b, now, "in flight");
+                    acc.complete(b, Err(e));
                 }
             }
         }
@@ -757,7 +779,7 @@ impl BrokerThread {
 
     fn idle_deadline(&self) -> Option<Instant> {
         let idle = self.shared.cfg.connections_max_idle?;
-        (self.conn.is_some() && self.in_flight.is_empty()).then(|| self.last_activity + idle)
+        (self.conn.is_some() && self.in_flight.is_empty()).then(|| later(self.last_activity, idle))
     }
 
     /// Closes the connection the polite way (see
@@ -798,7 +820,7 @@ impl BrokerThread {
         // leaves the oldest batch of a partition at the front.
         let mut in_flight: Vec<InFlight> = self.in_flight.drain(..).collect();
         for f in in_flight.iter_mut().rev() {
-            for d in f.batches.iter_mut().filter_map(Option::take) {
+            for d in f.batches.iter_mut().filter_map(Slot::take) {
                 self.fail_or_retry(d, err.clone(), true, now);
             }
         }
@@ -813,7 +835,7 @@ impl BrokerThread {
     fn fail_all(&mut self, err: Error) {
         let acc = self.shared.accumulator.clone();
         for mut f in self.in_flight.drain(..) {
-            for d in f.batches.iter_mut().filter_map(Option::take) {
+            for d in f.batches.iter_mut().filter_map(Slot::take) {
                 acc.complete(d.batch, Err(err.clone()));
             }
             f.done(&acc);
@@ -835,8 +857,9 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 pub(crate) fn jittered(base: Duration, max: Duration, attempt: u32) -> Duration {
     let exp = base.saturating_mul(2u32.saturating_pow(attempt.min(31)));
     let d = exp.min(max).max(base.min(max));
-    let r = crate::util::random_u64() % 4001; // 0..=4000 -> 0.8..=1.2
-                                              // Not `mul_f64`: it panics when a huge configured backoff overflows.
+    // 0..=4000 -> a factor of 0.8..=1.2; not `mul_f64`, which panics when a
+    // huge configured backoff overflows.
+    let r = crate::util::random_u64() % 4001;
     Duration::try_from_secs_f64(d.as_secs_f64() * (0.8 + r as f64 / 10_000.0)).unwrap_or(d)
 }
 

@@ -101,9 +101,7 @@ impl IoShared {
         {
             return false;
         }
-        if brokers.remove(&node).is_some() {
-            self.accumulator.unregister_signal(node);
-        }
+        self.forget_locked(&mut brokers, node);
         true
     }
 
@@ -112,10 +110,15 @@ impl IoShared {
     /// is stopping, when no new thread will come.
     pub(crate) fn forget_broker(&self, node: i32) -> bool {
         let mut brokers = self.brokers.lock();
+        self.forget_locked(&mut brokers, node);
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Drops `node`'s handle and drain signal (the `brokers` lock held).
+    fn forget_locked(&self, brokers: &mut HashMap<i32, BrokerHandle>, node: i32) {
         if brokers.remove(&node).is_some() {
             self.accumulator.unregister_signal(node);
         }
-        self.stopped.load(Ordering::Acquire)
     }
 
     /// Starts the I/O thread of `node` unless it runs already.
