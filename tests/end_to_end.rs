@@ -65,19 +65,10 @@ fn explicit_partitions_and_offsets_match_the_consumer() {
 
 #[test]
 fn keyed_records_go_where_librdkafka_murmur2_puts_them() {
-    let mut keys: Vec<Vec<u8>> = [
-        "kafka",
-        "giberish123456789",
-        "1234",
-        "234",
-        "34",
-        "4",
-        "",
-        "PreAmbleWillBeRemoved,ThePrePartThatIs",
-    ]
-    .iter()
-    .map(|k| k.as_bytes().to_vec())
-    .collect();
+    let mut keys: Vec<Vec<u8>> = common::MURMUR2_TEST_KEYS
+        .iter()
+        .map(|k| k.as_bytes().to_vec())
+        .collect();
     let mut x: u64 = 0x1234_5678_9abc_def1;
     for i in 0..200u64 {
         x ^= x << 13;

@@ -440,18 +440,13 @@ fn a_non_retriable_error_fails_exactly_the_affected_batch() {
                     affected.contains(&part),
                     "record {i} to fatal-{part} (not led by {victim}) failed: {e}"
                 );
-                match &e {
-                    Error::Broker {
-                        code,
-                        topic,
-                        partition,
-                        ..
-                    } => {
-                        assert_eq!(*code, ErrorCode::INVALID_RECORD, "{e}");
-                        assert_eq!((topic.as_str(), *partition), ("fatal", part), "{e}");
-                    }
-                    other => panic!("record {i}: expected Error::Broker, got {other:?}"),
-                }
+                common::assert_broker_error(
+                    &format!("record {i}"),
+                    &e,
+                    ErrorCode::INVALID_RECORD,
+                    "fatal",
+                    part,
+                );
                 assert!(!e.is_retriable(), "{e}");
                 assert_eq!(e.code(), Some(ErrorCode::INVALID_RECORD));
                 let text = e.to_string();

@@ -218,18 +218,7 @@ fn non_retriable_errors_fail_only_their_records() {
         .unwrap()
         .get()
         .unwrap_err();
-    match &e {
-        Error::Broker {
-            code,
-            topic,
-            partition,
-            ..
-        } => {
-            assert_eq!(*code, ErrorCode::INVALID_RECORD);
-            assert_eq!((topic.as_str(), *partition), ("fatal", 0));
-        }
-        e => panic!("{e}"),
-    }
+    common::assert_broker_error("the bad record", &e, ErrorCode::INVALID_RECORD, "fatal", 0);
     assert!(!e.is_retriable());
     let ok = p
         .send(ProducerRecord::new("fatal", &b"good"[..]))

@@ -345,6 +345,45 @@ impl Drop for MockCluster {
     }
 }
 
+/// The keys of Java's own murmur2 tests (and the empty key): the first keys
+/// every placement oracle is asked about.
+pub const MURMUR2_TEST_KEYS: [&str; 8] = [
+    "",
+    "kafka",
+    "giberish123456789",
+    "1234",
+    "234",
+    "34",
+    "4",
+    "PreAmbleWillBeRemoved,ThePrePartThatIs",
+];
+
+/// Asserts that `e` (the outcome of `what`) is the broker's `code` for
+/// `topic`-`partition`.
+pub fn assert_broker_error(
+    what: &str,
+    e: &kafka_producer::Error,
+    code: kafka_producer::protocol::ErrorCode,
+    topic: &str,
+    partition: i32,
+) {
+    match e {
+        kafka_producer::Error::Broker {
+            code: c,
+            topic: t,
+            partition: p,
+            ..
+        } => assert_eq!(
+            (*c, t.as_str(), *p),
+            (code, topic, partition),
+            "{what}: {e}"
+        ),
+        other => {
+            panic!("{what}: expected Error::Broker {code} for {topic}-{partition}, got {other:?}")
+        }
+    }
+}
+
 /// Wall-clock milliseconds since the epoch, as Kafka timestamps count them.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
