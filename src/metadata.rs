@@ -43,6 +43,35 @@ pub(crate) struct TopicMetadata {
     pub(crate) partitions: Vec<PartitionInfo>,
     /// Partitions that have a leader, ascending.
     pub(crate) available: Vec<i32>,
+    /// Leader epoch by partition id (Metadata v7+); -1, or missing, when
+    /// unknown.
+    pub(crate) epochs: Vec<i32>,
+}
+
+impl TopicMetadata {
+    /// The leader epoch of partition `p`, -1 if unknown.
+    pub(crate) fn epoch(&self, p: usize) -> i32 {
+        self.epochs.get(p).copied().unwrap_or(-1)
+    }
+
+    fn recompute_available(&mut self) {
+        self.available = self
+            .partitions
+            .iter()
+            .filter(|p| p.leader.is_some())
+            .map(|p| p.partition)
+            .collect();
+    }
+}
+
+/// A leader named by a broker in a Produce response (KIP-951): the
+/// partition's new leader and its epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LeaderHint {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    pub(crate) leader: i32,
+    pub(crate) epoch: i32,
 }
 
 /// An immutable view of the cluster: what a custom [`crate::Partitioner`]
@@ -161,6 +190,7 @@ impl Cluster {
                 .map(|p| p.partition_index as usize + 1)
                 .max()
                 .unwrap_or(0);
+            let mut epochs = vec![-1; count];
             let mut partitions: Vec<PartitionInfo> = (0..count as i32)
                 .map(|p| PartitionInfo {
                     topic: name.clone(),
@@ -178,26 +208,127 @@ impl Cluster {
                 slot.replicas = p.replica_nodes.clone();
                 slot.in_sync_replicas = p.isr_nodes.clone();
                 slot.offline_replicas = p.offline_replicas.clone();
+                epochs[p.partition_index as usize] = p.leader_epoch;
             }
-            let available = partitions
-                .iter()
-                .filter(|p| p.leader.is_some())
-                .map(|p| p.partition)
-                .collect();
-            topics.insert(
-                name.clone(),
-                TopicMetadata {
-                    error: ErrorCode(t.error_code),
-                    partitions,
-                    available,
-                },
-            );
+            let mut tm = TopicMetadata {
+                error: ErrorCode(t.error_code),
+                partitions,
+                available: Vec::new(),
+                epochs,
+            };
+            tm.recompute_available();
+            topics.insert(name.clone(), tm);
         }
         Cluster {
             brokers,
             topics,
             cluster_id: r.cluster_id.clone(),
         }
+    }
+}
+
+impl Cluster {
+    /// Keeps what `old` knows of a partition's leader where this (newer)
+    /// view is staler: both carry a leader epoch and this one's is lower. A
+    /// broker that has not yet heard of a leader change answers Metadata
+    /// with the old leader; Java ignores such partitions too
+    /// (`Metadata.updateLatestMetadata`). The kept leader must still be a
+    /// broker of this view, else the partition is leaderless until a view
+    /// at least as new arrives. Returns how many partitions were kept.
+    pub(crate) fn keep_newer_leaders(&mut self, old: &Cluster) -> usize {
+        let mut kept = 0;
+        for (name, tm) in &mut self.topics {
+            let Some(prev) = old.topics.get(name) else {
+                continue;
+            };
+            let mut changed = false;
+            for p in 0..tm.partitions.len().min(prev.partitions.len()) {
+                let (new, known) = (tm.epoch(p), prev.epoch(p));
+                if new < 0 || known <= new {
+                    continue;
+                }
+                let leader = prev.partitions[p]
+                    .leader
+                    .filter(|l| self.brokers.contains_key(l));
+                log::debug!(
+                    "metadata names leader epoch {new} for {name}-{p}, older than the known {known}; \
+                     keeping leader {leader:?}"
+                );
+                let slot = &mut tm.partitions[p];
+                slot.leader = leader;
+                slot.replicas.clone_from(&prev.partitions[p].replicas);
+                slot.in_sync_replicas
+                    .clone_from(&prev.partitions[p].in_sync_replicas);
+                slot.offline_replicas
+                    .clone_from(&prev.partitions[p].offline_replicas);
+                if tm.epochs.len() <= p {
+                    tm.epochs.resize(p + 1, -1);
+                }
+                tm.epochs[p] = known;
+                changed = true;
+                kept += 1;
+            }
+            if changed {
+                tm.recompute_available();
+            }
+        }
+        kept
+    }
+
+    /// This view with the leaders that Produce responses named (KIP-951)
+    /// applied, or `None` if none of them is news. A hint counts when its
+    /// epoch is newer than the one known for the partition (or none is
+    /// known) and its leader can be reached: an endpoint in the same
+    /// response, or a broker of this view. Endpoints replace what this view
+    /// knew of those brokers.
+    pub(crate) fn with_leader_hints(
+        &self,
+        hints: &[LeaderHint],
+        endpoints: &[crate::protocol::messages::produce::NodeEndpoint],
+    ) -> Option<Cluster> {
+        let mut next: Option<Cluster> = None;
+        for h in hints {
+            let cur = next.as_ref().unwrap_or(self);
+            let Some(tm) = cur.topics.get(&*h.topic) else {
+                continue;
+            };
+            let Ok(p) = usize::try_from(h.partition) else {
+                continue;
+            };
+            if h.leader < 0 || h.epoch < 0 || p >= tm.partitions.len() {
+                continue;
+            }
+            let known = tm.epoch(p);
+            if known >= 0 && h.epoch <= known {
+                continue;
+            }
+            let endpoint = endpoints.iter().find(|e| e.node_id == h.leader);
+            let node = match endpoint {
+                Some(e) => match u16::try_from(e.port) {
+                    Ok(port) => Node {
+                        id: e.node_id,
+                        host: e.host.clone(),
+                        port,
+                        rack: e.rack.clone(),
+                    },
+                    Err(_) => continue,
+                },
+                None => match cur.brokers.get(&h.leader) {
+                    Some(n) => n.clone(),
+                    None => continue,
+                },
+            };
+            let c = next.get_or_insert_with(|| self.clone());
+            c.brokers.insert(node.id, node);
+            let tm = c.topics.get_mut(&*h.topic).expect("checked above");
+            tm.partitions[p].leader = Some(h.leader);
+            if tm.epochs.len() <= p {
+                tm.epochs.resize(p + 1, -1);
+            }
+            tm.epochs[p] = h.epoch;
+            tm.recompute_available();
+        }
+        next
     }
 }
 
@@ -348,13 +479,17 @@ impl Metadata {
         self.inner.lock().last_refresh
     }
 
-    /// For the metadata thread: publishes a new snapshot and wakes waiters.
-    pub(crate) fn publish(&self, cluster: Cluster, now: Instant) {
-        *self.cluster.write() = Arc::new(cluster);
+    /// Publishes a new snapshot and wakes waiters. `fetched` is when the
+    /// metadata thread fetched it; `None` for a view patched with leader
+    /// hints, which neither makes the view fresh nor clears a fetch error.
+    pub(crate) fn publish(&self, cluster: Arc<Cluster>, fetched: Option<Instant>) {
+        *self.cluster.write() = cluster;
         let mut g = self.inner.lock();
         g.version += 1;
-        g.last_error = None;
-        g.last_refresh = Some(now);
+        if let Some(now) = fetched {
+            g.last_error = None;
+            g.last_refresh = Some(now);
+        }
         self.updated.notify_all();
     }
 
@@ -447,6 +582,100 @@ mod tests {
         assert_eq!(c.partition_count_for_topic("t"), Some(1));
     }
 
+    fn response(epochs: &[(i32, i32)]) -> MetadataResponse {
+        MetadataResponse {
+            brokers: (1..=3)
+                .map(|id| MetadataBroker {
+                    node_id: id,
+                    host: format!("h{id}"),
+                    port: 9092,
+                    rack: None,
+                })
+                .collect(),
+            topics: vec![MetadataTopic {
+                error_code: 0,
+                name: Some("t".into()),
+                topic_id: [0; 16],
+                is_internal: false,
+                partitions: epochs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(leader, epoch))| MetadataPartition {
+                        leader_epoch: epoch,
+                        ..partition(i as i32, leader)
+                    })
+                    .collect(),
+                topic_authorized_operations: 0,
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn leader(c: &Cluster, p: i32) -> Option<i32> {
+        c.partitions_for_topic("t")[p as usize].leader
+    }
+
+    #[test]
+    fn a_view_with_older_leader_epochs_does_not_undo_a_newer_one() {
+        let known = Cluster::from_response(&response(&[(1, 5), (2, 5), (3, -1)]));
+        // p0: older epoch (stale broker): keep leader 1, epoch 5.
+        // p1: newer epoch: take leader 3. p2: no epoch known: take it.
+        let mut next = Cluster::from_response(&response(&[(2, 4), (3, 6), (1, -1)]));
+        assert_eq!(next.keep_newer_leaders(&known), 1);
+        assert_eq!(leader(&next, 0), Some(1));
+        assert_eq!(next.topics["t"].epoch(0), 5);
+        assert_eq!(leader(&next, 1), Some(3));
+        assert_eq!(leader(&next, 2), Some(1));
+        // The kept leader has left the cluster: leaderless, not a ghost.
+        let mut r = response(&[(2, 4)]);
+        r.brokers.retain(|b| b.node_id != 1);
+        let mut gone = Cluster::from_response(&r);
+        assert_eq!(gone.keep_newer_leaders(&known), 1);
+        assert_eq!(leader(&gone, 0), None);
+        assert!(gone.available_partitions_for_topic("t").is_empty());
+    }
+
+    #[test]
+    fn leader_hints_apply_only_when_newer_and_reachable() {
+        use crate::protocol::messages::produce::NodeEndpoint;
+        let c = Cluster::from_response(&response(&[(1, 5), (1, 5), (1, -1)]));
+        let hint = |partition, leader, epoch| LeaderHint {
+            topic: Arc::from("t"),
+            partition,
+            leader,
+            epoch,
+        };
+        // Stale or equal epochs, unknown topics and partitions, and a
+        // leader nobody says how to reach change nothing.
+        let useless = [
+            hint(0, 2, 5),
+            hint(0, 2, 4),
+            hint(9, 2, 6),
+            hint(-1, 2, 6),
+            hint(1, 7, 6),
+        ];
+        assert!(c.with_leader_hints(&useless, &[]).is_none());
+        let endpoint = NodeEndpoint {
+            node_id: 7,
+            host: "new-host".into(),
+            port: 9093,
+            rack: None,
+        };
+        let next = c
+            .with_leader_hints(&[hint(0, 2, 6), hint(1, 7, 6), hint(2, 3, 0)], &[endpoint])
+            .expect("news");
+        assert_eq!(leader(&next, 0), Some(2));
+        assert_eq!(next.topics["t"].epoch(0), 6);
+        assert_eq!(leader(&next, 1), Some(7));
+        assert_eq!(next.node(7).map(|n| n.port), Some(9093));
+        assert_eq!(leader(&next, 2), Some(3));
+        // The hinted view wins over a fetched one that is behind it.
+        let mut stale = Cluster::from_response(&response(&[(1, 5), (1, 5), (1, -1)]));
+        stale.keep_newer_leaders(&next);
+        assert_eq!(leader(&stale, 0), Some(2));
+        assert_eq!(leader(&stale, 1), None, "node 7 is not in the fetched view");
+    }
+
     #[test]
     fn waiters_wake_on_publish_and_close() {
         let m = Arc::new(Metadata::default());
@@ -455,7 +684,7 @@ mod tests {
         let t = std::thread::spawn(move || {
             m2.await_update(v, Instant::now() + std::time::Duration::from_secs(10))
         });
-        m.publish(Cluster::default(), Instant::now());
+        m.publish(Arc::default(), Some(Instant::now()));
         assert_eq!(t.join().unwrap(), v + 1);
         m.close();
         assert_eq!(

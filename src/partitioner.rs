@@ -214,6 +214,7 @@ mod tests {
                 error: crate::protocol::ErrorCode::NONE,
                 partitions: vec![],
                 available: vec![0, 2, 3],
+                epochs: vec![],
             },
         );
         let rr = RoundRobinPartitioner::new();

@@ -938,6 +938,7 @@ mod tests {
                     })
                     .collect(),
                 available: (0..partitions).collect(),
+                epochs: vec![],
             },
         );
         c

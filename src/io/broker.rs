@@ -32,6 +32,7 @@ use crate::accumulator::{DrainSignal, Drained, PartitionQueue, ProducerBatch};
 use crate::config::Acks;
 use crate::error::Error;
 use crate::future::Delivered;
+use crate::metadata::LeaderHint;
 use crate::protocol::messages::header::decode_response_header;
 use crate::protocol::messages::produce::{self, PartitionProduceResponse, ProduceResponse};
 use crate::protocol::primitives::Decoder;
@@ -617,6 +618,7 @@ impl BrokerThread {
         if resp.throttle_time_ms > 0 {
             log::debug!("{}: throttled {} ms", self.label(), resp.throttle_time_ms);
         }
+        self.apply_leader_hints(&resp);
         for slot in batches {
             let topic = &*slot.queue.topic;
             let p = resp
@@ -639,6 +641,38 @@ impl BrokerThread {
         }
     }
 
+    /// KIP-951: a broker that is no longer a partition's leader names the
+    /// new one (and how to reach it) in its Produce response. Installing
+    /// that at once re-routes the partition's batches without waiting for
+    /// a metadata round trip; a hint older than what we know is ignored.
+    fn apply_leader_hints(&self, resp: &ProduceResponse) {
+        let hints: Vec<LeaderHint> = resp
+            .responses
+            .iter()
+            .flat_map(|t| {
+                t.partition_responses.iter().filter_map(|p| {
+                    let l = p.current_leader?;
+                    Some(LeaderHint {
+                        topic: Arc::from(t.name.as_str()),
+                        partition: p.index,
+                        leader: l.leader_id,
+                        epoch: l.leader_epoch,
+                    })
+                })
+            })
+            .filter(|h| h.leader >= 0 && h.epoch >= 0)
+            .collect();
+        if hints.is_empty() {
+            return;
+        }
+        let installed = self
+            .shared
+            .install(|c| c.with_leader_hints(&hints, &resp.node_endpoints), None);
+        if installed.is_some() {
+            log::debug!("{}: applied leader hints {hints:?}", self.label());
+        }
+    }
+
     fn on_partition_response(&mut self, d: Drained, p: &PartitionProduceResponse, now: Instant) {
         let code = ErrorCode(p.error_code);
         if code.is_ok() {
@@ -651,7 +685,9 @@ impl BrokerThread {
             );
             return;
         }
-        if code.is_invalid_metadata() {
+        // A leader hint (or a refresh) that has already moved the partition
+        // away from this broker makes a metadata request needless.
+        if code.is_invalid_metadata() && d.queue.leader() == self.node {
             self.shared.metadata.request_update();
         }
         let acc = &self.shared.accumulator;
@@ -711,7 +747,13 @@ impl BrokerThread {
             && !acc.is_expired(d.batch.created, now)
             && !acc.is_aborting()
         {
-            let backoff = jittered(cfg.retry_backoff, cfg.retry_backoff_max, attempts - 1);
+            // As Java (KIP-951): a batch whose partition has a new leader
+            // goes there at once; backing off is for the same leader.
+            let backoff = if d.queue.leader() != self.node && d.queue.leader() >= 0 {
+                Duration::ZERO
+            } else {
+                jittered(cfg.retry_backoff, cfg.retry_backoff_max, attempts - 1)
+            };
             log::debug!(
                 "{}: retrying {}-{} (attempt {}) in {:?}: {err}",
                 self.label(),

@@ -85,29 +85,30 @@ pub(crate) fn run(shared: Arc<IoShared>) {
             continue;
         }
         match fetch(&shared, &mut conn, &topics, &mut rotate) {
-            Ok(cluster) => {
+            Ok(mut fetched) => {
                 if failures > 0 {
                     log::info!("metadata fetched again after {failures} failed attempts");
                 }
                 failures = 0;
                 not_before = later(now, cfg.retry_backoff);
+                let installed = shared.install(
+                    |current| {
+                        // A broker behind on a leader change must not undo
+                        // what a newer view or a leader hint taught us.
+                        fetched.keep_newer_leaders(current);
+                        Some(fetched)
+                    },
+                    Some(now),
+                );
                 // A topic still being created, or a partition without a
                 // leader: ask again after the backoff.
-                let incomplete = topics.iter().any(|t| {
-                    cluster.partition_count_for_topic(t).is_none()
-                        || cluster.available_partitions_for_topic(t).len()
-                            < cluster.partitions_for_topic(t).len()
+                let incomplete = installed.is_some_and(|cluster| {
+                    topics.iter().any(|t| {
+                        cluster.partition_count_for_topic(t).is_none()
+                            || cluster.available_partitions_for_topic(t).len()
+                                < cluster.partitions_for_topic(t).len()
+                    })
                 });
-                // Order matters: `send` reads the metadata version before
-                // it looks for a topic's queues, so queues must exist by the
-                // time the version moves. Threads start after the queues
-                // know their leaders, so a thread deciding to retire (it
-                // leads nothing) sees the partitions it has just been given.
-                shared.accumulator.update_metadata(&cluster);
-                for node in cluster.leaders() {
-                    shared.ensure_broker(node);
-                }
-                shared.metadata.publish(cluster, now);
                 if incomplete {
                     shared.metadata.request_update();
                 }

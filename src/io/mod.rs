@@ -24,7 +24,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::accumulator::{DrainSignal, RecordAccumulator};
 use crate::config::ProducerConfig;
 use crate::error::{Error, Result};
-use crate::metadata::Metadata;
+use crate::metadata::{Cluster, Metadata};
 use broker::{BrokerThread, Control};
 
 thread_local! {
@@ -53,6 +53,10 @@ pub(crate) struct IoShared {
     live_cond: Condvar,
     /// Set by `stop`: no new broker threads.
     stopped: AtomicBool,
+    /// Held while a new cluster view is computed from the current one and
+    /// installed ([`install`](IoShared::install)), so a fetched view and a
+    /// leader hint never overwrite each other.
+    install: Mutex<()>,
 }
 
 /// Decrements the live-thread count when a thread ends, even by panic.
@@ -119,6 +123,29 @@ impl IoShared {
         if brokers.remove(&node).is_some() {
             self.accumulator.unregister_signal(node);
         }
+    }
+
+    /// Installs the cluster view `next` derives from the current one, if it
+    /// returns one: the accumulator learns the leaders first, then the
+    /// leaders' threads start, then `send` sees the view (in that order:
+    /// `send` reads the metadata version before it looks for a topic's
+    /// queues, and a thread deciding to retire must see the partitions it
+    /// has just been given). `fetched` is when the metadata thread fetched
+    /// it, `None` for leader hints. Called by the metadata thread and by
+    /// I/O threads with KIP-951 leader hints.
+    pub(crate) fn install(
+        self: &Arc<Self>,
+        next: impl FnOnce(&Cluster) -> Option<Cluster>,
+        fetched: Option<Instant>,
+    ) -> Option<Arc<Cluster>> {
+        let _serial = self.install.lock();
+        let cluster = Arc::new(next(&self.metadata.cluster())?);
+        self.accumulator.update_metadata(&cluster);
+        for node in cluster.leaders() {
+            self.ensure_broker(node);
+        }
+        self.metadata.publish(cluster.clone(), fetched);
+        Some(cluster)
     }
 
     /// Starts the I/O thread of `node` unless it runs already.
@@ -193,6 +220,7 @@ impl Io {
             live: Mutex::new(0),
             live_cond: Condvar::new(),
             stopped: AtomicBool::new(false),
+            install: Mutex::new(()),
         });
         let s = shared.clone();
         let t = shared.spawn(format!("{}-meta", shared.cfg.client_id), move || {

@@ -151,13 +151,15 @@ pub fn java_consume(
 
 /// Creates `topic` with the Admin client and waits until every partition
 /// has a leader. Panics on any failure (including an existing topic).
+/// Returns the topic as Admin describes it: `{"topic", "partitions":
+/// [{"partition", "leader", "replicas", "isr"}]}`.
 pub fn create_topic(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
     replication_factor: i16,
     configs: &[(&str, &str)],
-) {
+) -> serde_json::Value {
     let partitions_s = partitions.to_string();
     let rf_s = replication_factor.to_string();
     let kvs: Vec<String> = configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -194,4 +196,34 @@ pub fn create_topic(
             "{p}"
         );
     }
+    lines.into_iter().next().unwrap()
+}
+
+/// Makes broker `to` the leader of `topic`-`partition` (a replica reorder
+/// and a preferred election, through Admin) and waits until metadata says
+/// so. Returns the topic as [`create_topic`] does.
+pub fn move_leader(bootstrap: &str, topic: &str, partition: i32, to: i32) -> serde_json::Value {
+    let (p, n) = (partition.to_string(), to.to_string());
+    let args = [
+        "move-leader",
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--partition",
+        &p,
+        "--to",
+        &n,
+    ];
+    let out = oracle(&args).output().expect("run JavaOracle move-leader");
+    assert!(
+        out.status.success(),
+        "JavaOracle move-leader {topic}-{partition} to {to} failed: {}",
+        out.status
+    );
+    let mut lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "move-leader prints one line");
+    let t = lines.remove(0);
+    assert_eq!(t["partitions"][partition as usize]["leader"], to, "{t}");
+    t
 }

@@ -37,6 +37,13 @@
  *     line: {"topic": T, "partitions": [{"partition": int, "leader": int,
  *     "replicas": [int...], "isr": [int...]}, ...]}.
  *
+ * move-leader --bootstrap B --topic T --partition P --to N [--timeout S]
+ *     Makes broker N (a replica of T-P) the partition's leader: reorders the
+ *     replicas so that N comes first (Admin.alterPartitionReassignments, no
+ *     data moves), waits for the reassignment to finish, then runs a
+ *     preferred leader election, and waits (at most S seconds, default 30)
+ *     until T-P's metadata names N.  Prints the topic as create-topic does.
+ *
  * stdout carries only the JSON lines: System.out is redirected to stderr for
  * everything else, and Kafka's logging goes to stderr at WARN.
  * Set KP_JAVA_ORACLE_LOG=DEBUG (or INFO, TRACE) to see the clients' logs.
@@ -57,6 +64,7 @@ import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
@@ -64,6 +72,7 @@ import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewPartitionReassignment;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -76,8 +85,10 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.ElectionType;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.errors.ElectionNotNeededException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.record.TimestampType;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -162,8 +173,11 @@ public final class JavaOracle {
                 return consume(a);
             case "create-topic":
                 return createTopic(a);
+            case "move-leader":
+                return moveLeader(a);
             default:
-                throw new Exit(EXIT_USAGE, "unknown subcommand '" + argv[0] + "' (partition, consume, create-topic)");
+                throw new Exit(EXIT_USAGE,
+                        "unknown subcommand '" + argv[0] + "' (partition, consume, create-topic, move-leader)");
         }
     }
 
@@ -573,6 +587,91 @@ public final class JavaOracle {
                 sleepUntilAtMost(deadline, 100);
             }
         }
+    }
+
+    // ---- move-leader --------------------------------------------------------
+
+    static int moveLeader(Args a) throws Exception {
+        a.only("bootstrap", "topic", "partition", "to", "timeout");
+        String topic = a.str("topic");
+        int partition = a.integer("partition");
+        int to = a.integer("to");
+        double timeout = a.seconds("timeout", 30);
+        long deadline = System.nanoTime() + (long) (timeout * 1e9);
+        TopicPartition tp = new TopicPartition(topic, partition);
+        Properties p = common(a.str("bootstrap"));
+        int ms = (int) (timeout * 1000);
+        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, Integer.toString(ms));
+        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, Integer.toString(Math.min(ms, 30_000)));
+        try (Admin admin = Admin.create(p)) {
+            TopicPartitionInfo info = describePartition(admin, tp, deadline);
+            List<Integer> order = new ArrayList<>();
+            order.add(to);
+            for (Node n : info.replicas()) {
+                if (n.id() != to) {
+                    order.add(n.id());
+                }
+            }
+            if (order.size() != info.replicas().size()) {
+                throw new Exit(EXIT_ERROR, "move-leader " + tp + ": broker " + to + " is not one of its replicas "
+                        + nodes(info.replicas()));
+            }
+            String step = "reassigning to " + order;
+            try {
+                admin.alterPartitionReassignments(
+                        Collections.singletonMap(tp, Optional.of(new NewPartitionReassignment(order))))
+                        .all().get(remainingMs(deadline), TimeUnit.MILLISECONDS);
+                while (!admin.listPartitionReassignments(Collections.singleton(tp)).reassignments()
+                        .get(remainingMs(deadline), TimeUnit.MILLISECONDS).isEmpty()) {
+                    if (deadline - System.nanoTime() <= 0) {
+                        throw new Exit(EXIT_ERROR, "move-leader " + tp + ": " + step + " did not finish in "
+                                + timeout + " s");
+                    }
+                    sleepUntilAtMost(deadline, 100);
+                }
+                while (true) {
+                    step = "electing the preferred leader " + to;
+                    try {
+                        admin.electLeaders(ElectionType.PREFERRED, Collections.singleton(tp)).all()
+                                .get(remainingMs(deadline), TimeUnit.MILLISECONDS);
+                    } catch (ExecutionException e) {
+                        // ELECTION_NOT_NEEDED once it is the leader already.
+                        if (!(e.getCause() instanceof ElectionNotNeededException)) {
+                            throw e;
+                        }
+                    }
+                    TopicPartitionInfo now = describePartition(admin, tp, deadline);
+                    if (now.leader() != null && now.leader().id() == to) {
+                        break;
+                    }
+                    if (deadline - System.nanoTime() <= 0) {
+                        throw new Exit(EXIT_ERROR, "move-leader " + tp + ": leader is still "
+                                + now.leader() + " after " + timeout + " s");
+                    }
+                    sleepUntilAtMost(deadline, 100);
+                }
+            } catch (ExecutionException e) {
+                throw new Exit(EXIT_ERROR, "move-leader " + tp + ": " + step + " failed: " + e.getCause());
+            } catch (java.util.concurrent.TimeoutException e) {
+                throw new Exit(EXIT_ERROR, "move-leader " + tp + ": " + step + ": no answer within " + timeout + " s");
+            }
+            TopicDescription d = admin.describeTopics(Collections.singletonList(topic)).allTopicNames()
+                    .get(remainingMs(deadline), TimeUnit.MILLISECONDS).get(topic);
+            out.println(describe(d));
+            out.flush();
+            return EXIT_OK;
+        }
+    }
+
+    static TopicPartitionInfo describePartition(Admin admin, TopicPartition tp, long deadline) throws Exception {
+        TopicDescription d = admin.describeTopics(Collections.singletonList(tp.topic())).allTopicNames()
+                .get(remainingMs(deadline), TimeUnit.MILLISECONDS).get(tp.topic());
+        for (TopicPartitionInfo i : d.partitions()) {
+            if (i.partition() == tp.partition()) {
+                return i;
+            }
+        }
+        throw new Exit(EXIT_ERROR, tp + " does not exist");
     }
 
     static long remainingMs(long deadline) {
