@@ -9,193 +9,39 @@
 //! ([`RecordAccumulator::complete`]). Knows no sockets; every function that
 //! depends on time takes `now`, so tests never sleep.
 //!
-//! # Ownership of a partition's state
-//!
-//! **Invariant:** a partition's deque and every piece of per-partition
-//! state a later feature adds (next sequence number, in-flight sequences,
-//! muting) live in its [`PartitionQueue`], guarded by that queue's one
-//! mutex. I/O threads hold drained batches only while they are in flight,
-//! and give them back to the same queue. When a partition's leader moves,
-//! only `PartitionQueue::leader` changes: the new leader's thread drains
-//! the same deque, so the state moves with no copying.
-//!
-//! # Locks
-//!
-//! Lock order: `topics` (read) → a `TopicQueues::layout` (read) → one
-//! `PartitionQueue::inner` → the pool's lock. No lock is held while
-//! blocking on the pool, while running a callback, or while waking an I/O
-//! thread. The `incomplete` lock is a leaf.
+//! One file per concern: `signal.rs` ([`DrainSignal`]: waking I/O threads),
+//! `queue.rs` (the per-partition and per-topic queues, who owns a
+//! partition's state, and the lock order), `sticky.rs` (the sticky
+//! partition of keyless records), `incomplete.rs` (the batches `flush` and
+//! `close` wait on) and `topology.rs` (applying metadata); this file holds
+//! the batches' way through: append, drain, reenqueue, complete, split,
+//! expire and abort.
 
 pub(crate) mod batch;
+mod incomplete;
 pub(crate) mod pool;
+mod queue;
+mod signal;
+mod sticky;
+mod topology;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
 use crate::future::{BatchResult, Callback, Delivered, RecordFuture};
-use crate::metadata::Cluster;
-use crate::partitioner::next_sticky_partition;
 use crate::protocol::records::{record_size_upper_bound, RECORD_BATCH_OVERHEAD};
 use crate::util::later;
 
 pub(crate) use batch::{ProducerBatch, RecordParts};
+use incomplete::Incomplete;
 pub(crate) use pool::BufferPool;
-
-/// "Not sleeping" for [`DrainSignal::sleep_until`].
-const AWAKE: u64 = 0;
-
-/// How `send` wakes one I/O thread, and only when it must.
-///
-/// The I/O thread publishes when it next plans to wake (`sleep_until`,
-/// nanoseconds since the accumulator's epoch). `send` wakes it only if a
-/// batch it just created is ready before that. The race where the thread
-/// scans, a batch appears, and the thread then sleeps past it, is closed by
-/// `pending`: see [`DrainSignal::prepare_sleep`].
-pub(crate) struct DrainSignal {
-    sleep_until: AtomicU64,
-    pending: AtomicBool,
-    wake: Box<dyn Fn() + Send + Sync>,
-}
-
-impl DrainSignal {
-    pub(crate) fn new(wake: Box<dyn Fn() + Send + Sync>) -> Self {
-        DrainSignal {
-            sleep_until: AtomicU64::new(AWAKE),
-            pending: AtomicBool::new(false),
-            wake,
-        }
-    }
-
-    /// From `send`: a batch is ready at `ready_at` (epoch nanoseconds).
-    fn notify(&self, ready_at: u64) {
-        // Order matters (SeqCst): publish `pending` before reading the
-        // thread's plan. Either the thread sees `pending` after publishing
-        // its plan, or we see its plan here and wake it.
-        self.pending.store(true, Ordering::SeqCst);
-        if self.sleep_until.load(Ordering::SeqCst) > ready_at {
-            (self.wake)();
-        }
-    }
-
-    /// Wakes the thread whatever its plan.
-    pub(crate) fn wake_now(&self) {
-        self.pending.store(true, Ordering::SeqCst);
-        (self.wake)();
-    }
-
-    /// From the I/O thread, before it scans its partitions.
-    pub(crate) fn begin_cycle(&self) {
-        self.sleep_until.store(AWAKE, Ordering::SeqCst);
-        // A swap, not a store: if it takes a `true` from `notify`, it also
-        // acquires everything that sender did before (its batch), so the
-        // scan that follows sees that batch even on weakly ordered CPUs.
-        self.pending.swap(false, Ordering::SeqCst);
-    }
-
-    /// From the I/O thread, after its scan: plans to sleep until `until`.
-    /// Returns false if work arrived since `begin_cycle`; the thread must
-    /// scan again instead of sleeping.
-    pub(crate) fn prepare_sleep(&self, until: u64) -> bool {
-        self.sleep_until.store(until.max(1), Ordering::SeqCst);
-        if self.pending.load(Ordering::SeqCst) {
-            self.sleep_until.store(AWAKE, Ordering::SeqCst);
-            return false;
-        }
-        true
-    }
-}
-
-/// One partition's queue of batches, and (later) its sequence state.
-pub(crate) struct PartitionQueue {
-    pub(crate) topic: Arc<str>,
-    pub(crate) partition: i32,
-    /// Node id of the leader, -1 if none; written by the metadata thread.
-    leader: AtomicI32,
-    /// Mirrors `inner.batches.len()` for lock-free peeks.
-    queued: AtomicUsize,
-    inner: Mutex<PartitionInner>,
-}
-
-struct PartitionInner {
-    /// Oldest first. Only the last batch takes appends; a batch handed back
-    /// for a retry goes to the front, sealed.
-    batches: VecDeque<ProducerBatch>,
-    /// Only with `AccumulatorConfig::guarantee_order`: a batch of this
-    /// partition is in a request that has not come back (answered, or its
-    /// connection dropped), so no other batch is drained meanwhile, by this
-    /// leader's thread or a new leader's.
-    muted: bool,
-}
-
-impl PartitionQueue {
-    fn new(topic: Arc<str>, partition: i32, leader: i32) -> Self {
-        PartitionQueue {
-            topic,
-            partition,
-            leader: AtomicI32::new(leader),
-            queued: AtomicUsize::new(0),
-            inner: Mutex::new(PartitionInner {
-                batches: VecDeque::new(),
-                muted: false,
-            }),
-        }
-    }
-
-    /// The leader's node id, -1 if none.
-    pub(crate) fn leader(&self) -> i32 {
-        self.leader.load(Ordering::Relaxed)
-    }
-
-    /// Batches waiting in the deque.
-    pub(crate) fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
-    }
-}
-
-/// A topic's partitions, as of the last metadata update.
-pub(crate) struct Layout {
-    /// Indexed by partition id.
-    pub(crate) partitions: Vec<Arc<PartitionQueue>>,
-    /// Partitions with a leader, ascending.
-    pub(crate) available: Vec<i32>,
-}
-
-/// A topic's queues and its sticky-partition state.
-pub(crate) struct TopicQueues {
-    pub(crate) name: Arc<str>,
-    layout: RwLock<Arc<Layout>>,
-    /// The sticky partition for records without a key, -1 if none yet.
-    /// Changed only while holding that partition's lock (KIP-794).
-    sticky: AtomicI32,
-    /// Bytes appended to the sticky partition since it was chosen.
-    sticky_bytes: AtomicUsize,
-    /// Last `send` to this topic, ms since the accumulator's epoch.
-    last_used_ms: AtomicU64,
-    /// True while metadata refreshes this topic. Cleared when the topic
-    /// goes idle (`metadata.max.idle.ms`); the next `send` sets it and
-    /// registers the topic with metadata again (Java's `metadata.add`).
-    pub(crate) registered: AtomicBool,
-}
-
-impl TopicQueues {
-    pub(crate) fn layout(&self) -> Arc<Layout> {
-        self.layout.read().clone()
-    }
-}
-
-/// Batches created and not yet completed, for `flush` and `close`: how
-/// many batches carry each id (the halves of a split batch keep its id, so
-/// a `flush` that waited for it waits for them).
-#[derive(Default)]
-struct Incomplete {
-    ids: Mutex<BTreeMap<u64, usize>>,
-    cond: Condvar,
-}
+pub(crate) use queue::{Layout, PartitionQueue, TopicQueues};
+pub(crate) use signal::DrainSignal;
 
 /// What the accumulator needs from the configuration.
 #[derive(Debug, Clone)]
@@ -317,7 +163,7 @@ impl RecordAccumulator {
             if self.closed.load(Ordering::Acquire) {
                 break Err(Error::Closed);
             }
-            if sticky && topic.sticky.load(Ordering::Acquire) != p {
+            if sticky && topic.sticky.partition.load(Ordering::Acquire) != p {
                 continue; // another thread switched partitions; follow it
             }
             // 1. The last batch has room.
@@ -325,7 +171,7 @@ impl RecordAccumulator {
                 if let Some(size) = last.room_for(rec) {
                     let fut = Self::append_to(last, rec, key_size, value_size, &mut callback);
                     if sticky {
-                        topic.sticky_bytes.fetch_add(size, Ordering::Relaxed);
+                        topic.sticky.bytes.fetch_add(size, Ordering::Relaxed);
                     }
                     // Filled to the brim: ready now, not after linger.
                     let full = last.is_full();
@@ -339,20 +185,9 @@ impl RecordAccumulator {
             }
             // 2. A keyless record that would start a new batch on a sticky
             //    partition that has had its batch.size: switch first.
-            if sticky {
-                let produced = topic.sticky_bytes.load(Ordering::Relaxed);
-                if produced > 0 && produced + upper > self.cfg.batch_size.max(1) {
-                    let next = next_sticky_partition(
-                        &layout.available,
-                        layout.partitions.len(),
-                        self.cfg.adaptive_partitioning,
-                        |p| layout.partitions[p as usize].queued(),
-                    );
-                    topic.sticky.store(next, Ordering::Release);
-                    topic.sticky_bytes.store(0, Ordering::Relaxed);
-                    drop(g);
-                    continue;
-                }
+            if sticky && self.switch_sticky_partition(topic, layout, upper) {
+                drop(g);
+                continue;
             }
             // 3. A new batch, with memory taken outside the lock.
             let Some((buf, reserved)) = buffer.take() else {
@@ -375,10 +210,11 @@ impl RecordAccumulator {
             let fut = Self::append_to(&mut batch, rec, key_size, value_size, &mut callback);
             if sticky {
                 topic
-                    .sticky_bytes
+                    .sticky
+                    .bytes
                     .fetch_add(size + RECORD_BATCH_OVERHEAD, Ordering::Relaxed);
             }
-            *self.incomplete.ids.lock().entry(id).or_insert(0) += 1;
+            self.incomplete.add(id);
             let had_full_batch = !g.batches.is_empty();
             g.batches.push_back(batch);
             queue.queued.store(g.batches.len(), Ordering::Relaxed);
@@ -420,71 +256,7 @@ impl RecordAccumulator {
         )
     }
 
-    /// The topic's sticky partition, choosing one if there is none yet.
-    fn sticky_partition(&self, topic: &TopicQueues, layout: &Layout) -> i32 {
-        let p = topic.sticky.load(Ordering::Acquire);
-        if p >= 0 && (p as usize) < layout.partitions.len() {
-            return p;
-        }
-        let next = next_sticky_partition(
-            &layout.available,
-            layout.partitions.len(),
-            self.cfg.adaptive_partitioning,
-            |p| layout.partitions[p as usize].queued(),
-        );
-        match topic
-            .sticky
-            .compare_exchange(p, next, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => {
-                topic.sticky_bytes.store(0, Ordering::Relaxed);
-                next
-            }
-            Err(current) => current,
-        }
-    }
-
-    fn notify_leader(&self, leader: i32, ready_at: Instant) {
-        if leader < 0 {
-            return;
-        }
-        if let Some(s) = self.signals.read().get(&leader) {
-            s.notify(self.nanos(ready_at));
-        }
-    }
-
-    /// Wakes every I/O thread now.
-    pub(crate) fn wake_all(&self) {
-        for s in self.signals.read().values() {
-            s.wake_now();
-        }
-    }
-
     // ------------------------------------------------------------ I/O side
-
-    /// Registers the I/O thread of `node`.
-    pub(crate) fn register_signal(&self, node: i32, signal: Arc<DrainSignal>) {
-        self.signals.write().insert(node, signal);
-    }
-
-    /// Forgets the I/O thread of `node`.
-    pub(crate) fn unregister_signal(&self, node: i32) {
-        self.signals.write().remove(&node);
-    }
-
-    /// Version of the partitions-by-leader map; changes on metadata updates.
-    pub(crate) fn leaders_version(&self) -> u64 {
-        self.leaders_version.load(Ordering::Acquire)
-    }
-
-    /// The partitions `node` leads now.
-    pub(crate) fn partitions_led_by(&self, node: i32) -> Arc<[Arc<PartitionQueue>]> {
-        self.by_leader
-            .read()
-            .get(&node)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(Vec::new()))
-    }
 
     /// True while batches should be sent regardless of linger: a flush or
     /// a close is waiting, or `send` is blocked on memory.
@@ -608,15 +380,7 @@ impl RecordAccumulator {
         let id = batch.id;
         let (buf, reserved) = batch.complete(outcome);
         self.pool.deallocate(buf, reserved);
-        let mut ids = self.incomplete.ids.lock();
-        if let Some(n) = ids.get_mut(&id) {
-            *n -= 1;
-            if *n == 0 {
-                ids.remove(&id);
-            }
-        }
-        drop(ids);
-        self.incomplete.cond.notify_all();
+        self.incomplete.remove(id);
     }
 
     /// A batch the broker refused as too large (MESSAGE_TOO_LARGE) goes
@@ -634,7 +398,7 @@ impl RecordAccumulator {
         let id = batch.id;
         let [first, second] = batch.split_in_two()?;
         // Counted before either half can complete.
-        *self.incomplete.ids.lock().entry(id).or_insert(0) += 1;
+        self.incomplete.add(id);
         self.reenqueue(queue, second, now);
         self.reenqueue(queue, first, now);
         Ok(())
@@ -706,24 +470,6 @@ impl RecordAccumulator {
         next
     }
 
-    /// Partitions with queued batches that no I/O thread leads: no leader,
-    /// or a leader whose thread has not started (or has gone).
-    pub(crate) fn unled_partitions(&self) -> Vec<Arc<PartitionQueue>> {
-        let signals = self.signals.read();
-        self.all_partitions()
-            .into_iter()
-            .filter(|q| q.queued() > 0 && !signals.contains_key(&q.leader()))
-            .collect()
-    }
-
-    fn all_partitions(&self) -> Vec<Arc<PartitionQueue>> {
-        let topics: Vec<Arc<TopicQueues>> = self.topics.read().values().cloned().collect();
-        topics
-            .iter()
-            .flat_map(|t| t.layout().partitions.clone())
-            .collect()
-    }
-
     /// Completes every queued batch of `partitions` (all partitions if
     /// `None`) with `err`.
     pub(crate) fn abort_queued(&self, partitions: Option<&[Arc<PartitionQueue>]>, err: &Error) {
@@ -756,151 +502,17 @@ impl RecordAccumulator {
     pub(crate) fn is_aborting(&self) -> bool {
         self.aborting.load(Ordering::Acquire)
     }
-
-    // --------------------------------------------------- metadata updates
-
-    /// Applies a new metadata snapshot: creates queues for new topics and
-    /// partitions, records each partition's leader, and rebuilds the
-    /// partitions-by-leader map. Wakes every I/O thread so they pick up
-    /// their new partitions.
-    pub(crate) fn update_metadata(&self, cluster: &Cluster) {
-        {
-            let mut topics = self.topics.write();
-            for (name, tm) in &cluster.topics {
-                if tm.partitions.is_empty() {
-                    continue;
-                }
-                let tq = topics
-                    .entry(Arc::from(name.as_str()))
-                    .or_insert_with_key(|k| {
-                        Arc::new(TopicQueues {
-                            name: k.clone(),
-                            layout: RwLock::new(Arc::new(Layout {
-                                partitions: Vec::new(),
-                                available: Vec::new(),
-                            })),
-                            sticky: AtomicI32::new(-1),
-                            sticky_bytes: AtomicUsize::new(0),
-                            last_used_ms: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
-                            registered: AtomicBool::new(true),
-                        })
-                    })
-                    .clone();
-                let old = tq.layout();
-                let mut partitions = old.partitions.clone();
-                for info in &tm.partitions[partitions.len().min(tm.partitions.len())..] {
-                    partitions.push(Arc::new(PartitionQueue::new(
-                        tq.name.clone(),
-                        info.partition,
-                        -1,
-                    )));
-                }
-                for (q, info) in partitions.iter().zip(&tm.partitions) {
-                    q.leader.store(info.leader.unwrap_or(-1), Ordering::Relaxed);
-                }
-                if partitions.len() != old.partitions.len() || tm.available != old.available {
-                    *tq.layout.write() = Arc::new(Layout {
-                        partitions,
-                        available: tm.available.clone(),
-                    });
-                }
-            }
-        }
-        let mut by_leader: HashMap<i32, Vec<Arc<PartitionQueue>>> = HashMap::new();
-        for q in self.all_partitions() {
-            let l = q.leader();
-            if l >= 0 {
-                by_leader.entry(l).or_default().push(q);
-            }
-        }
-        *self.by_leader.write() = by_leader
-            .into_iter()
-            .map(|(k, v)| (k, Arc::from(v)))
-            .collect();
-        self.leaders_version.fetch_add(1, Ordering::AcqRel);
-        self.wake_all();
-    }
-
-    /// Topics not sent to for `idle` and with nothing queued: metadata may
-    /// stop asking for them. Marks them unregistered.
-    pub(crate) fn idle_topics(&self, idle: Duration) -> Vec<String> {
-        let now_ms = self.epoch.elapsed().as_millis() as u64;
-        self.topics
-            .read()
-            .values()
-            .filter(|t| {
-                t.registered.load(Ordering::Acquire)
-                    && now_ms.saturating_sub(t.last_used_ms.load(Ordering::Relaxed))
-                        > idle.as_millis() as u64
-                    && t.layout().partitions.iter().all(|q| q.queued() == 0)
-            })
-            .map(|t| {
-                t.registered.store(false, Ordering::Release);
-                t.name.to_string()
-            })
-            .collect()
-    }
-
-    // ------------------------------------------------------- flush, close
-
-    /// Starts a flush: every batch is ready now. Returns the mark to wait
-    /// for with [`await_flush`](Self::await_flush).
-    pub(crate) fn begin_flush(&self) -> u64 {
-        self.flushes_in_progress.fetch_add(1, Ordering::AcqRel);
-        self.wake_all();
-        self.next_batch_id.load(Ordering::Acquire)
-    }
-
-    /// Waits until every batch created before `mark` is complete, then ends
-    /// the flush.
-    pub(crate) fn await_flush(&self, mark: u64) {
-        let mut ids = self.incomplete.ids.lock();
-        while ids.first_key_value().is_some_and(|(&id, _)| id < mark) {
-            self.incomplete.cond.wait(&mut ids);
-        }
-        drop(ids);
-        self.flushes_in_progress.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// Waits until no batch is incomplete or `deadline` passes; true if
-    /// none is.
-    pub(crate) fn await_all_complete(&self, deadline: Instant) -> bool {
-        let mut ids = self.incomplete.ids.lock();
-        while !ids.is_empty() {
-            if self
-                .incomplete
-                .cond
-                .wait_until(&mut ids, deadline)
-                .timed_out()
-            {
-                return ids.is_empty();
-            }
-        }
-        true
-    }
-
-    /// Batches not yet completed.
-    pub(crate) fn incomplete_count(&self) -> usize {
-        self.incomplete.ids.lock().values().sum()
-    }
-
-    /// Stops taking appends and makes every batch ready now.
-    pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.draining_all.store(true, Ordering::Release);
-        self.wake_all();
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::{Node, TopicMetadata};
+    use crate::metadata::{Cluster, Node, TopicMetadata};
     use crate::protocol::records::record_fixed_size;
     use crate::protocol::ErrorCode;
     use crate::record::PartitionInfo;
 
-    fn cfg() -> AccumulatorConfig {
+    pub(super) fn cfg() -> AccumulatorConfig {
         AccumulatorConfig {
             batch_size: 1000,
             buffer_memory: 10_000,
@@ -912,7 +524,7 @@ mod tests {
         }
     }
 
-    fn cluster(partitions: i32) -> Cluster {
+    pub(super) fn cluster(partitions: i32) -> Cluster {
         let mut c = Cluster::default();
         c.brokers.insert(
             1,
@@ -954,7 +566,11 @@ mod tests {
         }
     }
 
-    fn send(acc: &RecordAccumulator, p: Option<i32>, value: &[u8]) -> Result<RecordFuture> {
+    pub(super) fn send(
+        acc: &RecordAccumulator,
+        p: Option<i32>,
+        value: &[u8],
+    ) -> Result<RecordFuture> {
         let t = acc.topic("t").unwrap();
         let l = t.layout();
         acc.append(
@@ -1089,32 +705,6 @@ mod tests {
     }
 
     #[test]
-    fn flush_waits_for_every_earlier_batch() {
-        let acc = Arc::new(RecordAccumulator::new(cfg()));
-        acc.update_metadata(&cluster(2));
-        let f = send(&acc, Some(1), b"x").unwrap();
-        let mark = acc.begin_flush();
-        let a = acc.clone();
-        let flusher = std::thread::spawn(move || a.await_flush(mark));
-        let parts = acc.partitions_led_by(1);
-        let (d, _) = acc.drain(&parts, &mut 0, 1 << 20, Instant::now());
-        assert_eq!(d.len(), 1, "flush makes the batch ready despite linger");
-        assert!(!flusher.is_finished());
-        for x in d {
-            acc.complete(
-                x.batch,
-                Ok(Delivered {
-                    base_offset: 7,
-                    log_append_time: -1,
-                }),
-            );
-        }
-        flusher.join().unwrap();
-        assert_eq!(f.get().unwrap().offset(), 7);
-        assert_eq!(acc.incomplete_count(), 0);
-    }
-
-    #[test]
     fn expired_batches_fail_with_a_timeout_and_free_memory() {
         let acc = RecordAccumulator::new(cfg());
         acc.update_metadata(&cluster(1));
@@ -1129,91 +719,6 @@ mod tests {
         );
         assert!(matches!(f.get(), Err(Error::DeliveryTimeout { .. })));
         assert_eq!(acc.pool().available_memory(), 10_000);
-    }
-
-    #[test]
-    fn keyless_records_stick_to_one_partition_per_batch() {
-        // Room for 400 records of ~100 B in batches of 1000 B.
-        let acc = RecordAccumulator::new(AccumulatorConfig {
-            buffer_memory: 100_000,
-            ..cfg()
-        });
-        acc.update_metadata(&cluster(4));
-        let mut parts_seen = Vec::new();
-        for _ in 0..400 {
-            parts_seen.push(send(&acc, None, &[0; 95]).unwrap());
-        }
-        // 400 x ~100 B = ~40,000 B: about forty batches of 1000 B, one
-        // partition at a time.
-        let t = acc.topic("t").unwrap();
-        let queued: Vec<usize> = t.layout().partitions.iter().map(|q| q.queued()).collect();
-        let total: usize = queued.iter().sum();
-        assert!((40..=50).contains(&total), "{queued:?}");
-
-        // Complete each batch with its own base offset (1000 x its number),
-        // so every record's metadata says which batch and partition it got.
-        acc.begin_flush();
-        let parts = acc.partitions_led_by(1);
-        let mut batches = 0;
-        loop {
-            let (d, _) = acc.drain(&parts, &mut 0, 1 << 20, Instant::now());
-            if d.is_empty() {
-                break;
-            }
-            for x in d {
-                batches += 1;
-                let delivered = Delivered {
-                    base_offset: 1000 * batches,
-                    log_append_time: -1,
-                };
-                acc.complete(x.batch, Ok(delivered));
-            }
-        }
-        assert_eq!(batches as usize, total);
-        assert_eq!(acc.incomplete_count(), 0);
-        let placed: Vec<(i32, i64, i64)> = parts_seen
-            .iter()
-            .map(|f| {
-                let m = f.get().unwrap();
-                (m.partition(), m.offset() / 1000, m.offset() % 1000)
-            })
-            .collect();
-
-        // One batch at a time: each record goes right after the previous
-        // one in the same batch (same partition, next offset), or opens a
-        // new batch (offset 0), so no batch takes records once another
-        // one was opened.
-        let mut sizes = vec![1usize];
-        let mut batch_partitions = vec![placed[0].0];
-        assert_eq!(placed[0].2, 0);
-        for (i, w) in placed.windows(2).enumerate() {
-            let ((p0, b0, o0), (p1, b1, o1)) = (w[0], w[1]);
-            let near = &placed[i.saturating_sub(4)..(i + 3).min(placed.len())];
-            if b1 == b0 {
-                assert_eq!((p1, o1), (p0, o0 + 1), "record {}: {near:?}", i + 1);
-                *sizes.last_mut().unwrap() += 1;
-            } else {
-                assert_eq!(o1, 0, "record {} joined an older batch: {near:?}", i + 1);
-                sizes.push(1);
-                batch_partitions.push(p1);
-            }
-        }
-        assert_eq!(sizes.len(), total, "{sizes:?}");
-        // A new batch only once the last one was full: every batch but
-        // the last holds as many of these equal records as fit.
-        let full = sizes[0];
-        assert!(full > 5, "{sizes:?}");
-        assert!(
-            sizes[..sizes.len() - 1].iter().all(|&n| n == full),
-            "{sizes:?}"
-        );
-        assert!(*sizes.last().unwrap() <= full, "{sizes:?}");
-        // And the partition is chosen again for each new batch: forty
-        // choices of one in four do not all land on the same partition.
-        assert!(
-            batch_partitions.iter().any(|&p| p != batch_partitions[0]),
-            "{batch_partitions:?}"
-        );
     }
 
     #[test]

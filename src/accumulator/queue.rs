@@ -1,0 +1,103 @@
+//! The queues: one [`PartitionQueue`] per partition, and a topic's
+//! [`TopicQueues`] holding the current [`Layout`] of them.
+//!
+//! # Ownership of a partition's state
+//!
+//! **Invariant:** a partition's deque and every piece of per-partition
+//! state a later feature adds (next sequence number, in-flight sequences,
+//! muting) live in its [`PartitionQueue`], guarded by that queue's one
+//! mutex. I/O threads hold drained batches only while they are in flight,
+//! and give them back to the same queue. When a partition's leader moves,
+//! only `PartitionQueue::leader` changes: the new leader's thread drains
+//! the same deque, so the state moves with no copying.
+//!
+//! # Locks
+//!
+//! Lock order: `RecordAccumulator::topics` (read) → a `TopicQueues::layout`
+//! (read) → one `PartitionQueue::inner` → the pool's lock. No lock is held
+//! while blocking on the pool, while running a callback, or while waking an
+//! I/O thread.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::sticky::Sticky;
+use super::ProducerBatch;
+
+/// One partition's queue of batches, and (later) its sequence state.
+pub(crate) struct PartitionQueue {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    /// Node id of the leader, -1 if none; written by the metadata thread.
+    pub(super) leader: AtomicI32,
+    /// Mirrors `inner.batches.len()` for lock-free peeks.
+    pub(super) queued: AtomicUsize,
+    pub(super) inner: Mutex<PartitionInner>,
+}
+
+pub(super) struct PartitionInner {
+    /// Oldest first. Only the last batch takes appends; a batch handed back
+    /// for a retry goes to the front, sealed.
+    pub(super) batches: VecDeque<ProducerBatch>,
+    /// Only with `AccumulatorConfig::guarantee_order`: a batch of this
+    /// partition is in a request that has not come back (answered, or its
+    /// connection dropped), so no other batch is drained meanwhile, by this
+    /// leader's thread or a new leader's.
+    pub(super) muted: bool,
+}
+
+impl PartitionQueue {
+    pub(super) fn new(topic: Arc<str>, partition: i32, leader: i32) -> Self {
+        PartitionQueue {
+            topic,
+            partition,
+            leader: AtomicI32::new(leader),
+            queued: AtomicUsize::new(0),
+            inner: Mutex::new(PartitionInner {
+                batches: VecDeque::new(),
+                muted: false,
+            }),
+        }
+    }
+
+    /// The leader's node id, -1 if none.
+    pub(crate) fn leader(&self) -> i32 {
+        self.leader.load(Ordering::Relaxed)
+    }
+
+    /// Batches waiting in the deque.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+/// A topic's partitions, as of the last metadata update.
+pub(crate) struct Layout {
+    /// Indexed by partition id.
+    pub(crate) partitions: Vec<Arc<PartitionQueue>>,
+    /// Partitions with a leader, ascending.
+    pub(crate) available: Vec<i32>,
+}
+
+/// A topic's queues and its sticky-partition state.
+pub(crate) struct TopicQueues {
+    pub(crate) name: Arc<str>,
+    pub(super) layout: RwLock<Arc<Layout>>,
+    /// The sticky partition for records without a key.
+    pub(super) sticky: Sticky,
+    /// Last `send` to this topic, ms since the accumulator's epoch.
+    pub(super) last_used_ms: AtomicU64,
+    /// True while metadata refreshes this topic. Cleared when the topic
+    /// goes idle (`metadata.max.idle.ms`); the next `send` sets it and
+    /// registers the topic with metadata again (Java's `metadata.add`).
+    pub(crate) registered: AtomicBool,
+}
+
+impl TopicQueues {
+    pub(crate) fn layout(&self) -> Arc<Layout> {
+        self.layout.read().clone()
+    }
+}

@@ -1,0 +1,174 @@
+//! The uniform sticky partitioner's state and choice (KIP-794): a topic's
+//! records without a key go to one partition until it has had `batch.size`
+//! bytes, then to a new one ([`next_sticky_partition`]).
+
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+
+use crate::partitioner::next_sticky_partition;
+
+use super::{Layout, RecordAccumulator, TopicQueues};
+
+/// A topic's sticky partition, in its [`TopicQueues`].
+pub(crate) struct Sticky {
+    /// The sticky partition for records without a key, -1 if none yet.
+    /// Changed only while holding that partition's lock (KIP-794).
+    pub(super) partition: AtomicI32,
+    /// Bytes appended to the sticky partition since it was chosen.
+    pub(super) bytes: AtomicUsize,
+}
+
+impl Sticky {
+    /// No sticky partition yet.
+    pub(super) fn new() -> Self {
+        Sticky {
+            partition: AtomicI32::new(-1),
+            bytes: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl RecordAccumulator {
+    /// The topic's sticky partition, choosing one if there is none yet.
+    pub(super) fn sticky_partition(&self, topic: &TopicQueues, layout: &Layout) -> i32 {
+        let p = topic.sticky.partition.load(Ordering::Acquire);
+        if p >= 0 && (p as usize) < layout.partitions.len() {
+            return p;
+        }
+        let next = next_sticky_partition(
+            &layout.available,
+            layout.partitions.len(),
+            self.cfg.adaptive_partitioning,
+            |p| layout.partitions[p as usize].queued(),
+        );
+        match topic
+            .sticky
+            .partition
+            .compare_exchange(p, next, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                topic.sticky.bytes.store(0, Ordering::Relaxed);
+                next
+            }
+            Err(current) => current,
+        }
+    }
+
+    /// Called by `append` under the sticky partition's lock, for a keyless
+    /// record (at most `upper` bytes in a batch of its own) that would
+    /// start a new batch there: if the partition has had its `batch.size`,
+    /// switches to a new one and returns true (`append` then tries again).
+    pub(super) fn switch_sticky_partition(
+        &self,
+        topic: &TopicQueues,
+        layout: &Layout,
+        upper: usize,
+    ) -> bool {
+        let produced = topic.sticky.bytes.load(Ordering::Relaxed);
+        if produced > 0 && produced + upper > self.cfg.batch_size.max(1) {
+            let next = next_sticky_partition(
+                &layout.available,
+                layout.partitions.len(),
+                self.cfg.adaptive_partitioning,
+                |p| layout.partitions[p as usize].queued(),
+            );
+            topic.sticky.partition.store(next, Ordering::Release);
+            topic.sticky.bytes.store(0, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::super::tests::{cfg, cluster, send};
+    use super::super::{AccumulatorConfig, RecordAccumulator};
+    use crate::future::Delivered;
+
+    #[test]
+    fn keyless_records_stick_to_one_partition_per_batch() {
+        // Room for 400 records of ~100 B in batches of 1000 B.
+        let acc = RecordAccumulator::new(AccumulatorConfig {
+            buffer_memory: 100_000,
+            ..cfg()
+        });
+        acc.update_metadata(&cluster(4));
+        let mut parts_seen = Vec::new();
+        for _ in 0..400 {
+            parts_seen.push(send(&acc, None, &[0; 95]).unwrap());
+        }
+        // 400 x ~100 B = ~40,000 B: about forty batches of 1000 B, one
+        // partition at a time.
+        let t = acc.topic("t").unwrap();
+        let queued: Vec<usize> = t.layout().partitions.iter().map(|q| q.queued()).collect();
+        let total: usize = queued.iter().sum();
+        assert!((40..=50).contains(&total), "{queued:?}");
+
+        // Complete each batch with its own base offset (1000 x its number),
+        // so every record's metadata says which batch and partition it got.
+        acc.begin_flush();
+        let parts = acc.partitions_led_by(1);
+        let mut batches = 0;
+        loop {
+            let (d, _) = acc.drain(&parts, &mut 0, 1 << 20, Instant::now());
+            if d.is_empty() {
+                break;
+            }
+            for x in d {
+                batches += 1;
+                let delivered = Delivered {
+                    base_offset: 1000 * batches,
+                    log_append_time: -1,
+                };
+                acc.complete(x.batch, Ok(delivered));
+            }
+        }
+        assert_eq!(batches as usize, total);
+        assert_eq!(acc.incomplete_count(), 0);
+        let placed: Vec<(i32, i64, i64)> = parts_seen
+            .iter()
+            .map(|f| {
+                let m = f.get().unwrap();
+                (m.partition(), m.offset() / 1000, m.offset() % 1000)
+            })
+            .collect();
+
+        // One batch at a time: each record goes right after the previous
+        // one in the same batch (same partition, next offset), or opens a
+        // new batch (offset 0), so no batch takes records once another
+        // one was opened.
+        let mut sizes = vec![1usize];
+        let mut batch_partitions = vec![placed[0].0];
+        assert_eq!(placed[0].2, 0);
+        for (i, w) in placed.windows(2).enumerate() {
+            let ((p0, b0, o0), (p1, b1, o1)) = (w[0], w[1]);
+            let near = &placed[i.saturating_sub(4)..(i + 3).min(placed.len())];
+            if b1 == b0 {
+                assert_eq!((p1, o1), (p0, o0 + 1), "record {}: {near:?}", i + 1);
+                *sizes.last_mut().unwrap() += 1;
+            } else {
+                assert_eq!(o1, 0, "record {} joined an older batch: {near:?}", i + 1);
+                sizes.push(1);
+                batch_partitions.push(p1);
+            }
+        }
+        assert_eq!(sizes.len(), total, "{sizes:?}");
+        // A new batch only once the last one was full: every batch but
+        // the last holds as many of these equal records as fit.
+        let full = sizes[0];
+        assert!(full > 5, "{sizes:?}");
+        assert!(
+            sizes[..sizes.len() - 1].iter().all(|&n| n == full),
+            "{sizes:?}"
+        );
+        assert!(*sizes.last().unwrap() <= full, "{sizes:?}");
+        // And the partition is chosen again for each new batch: forty
+        // choices of one in four do not all land on the same partition.
+        assert!(
+            batch_partitions.iter().any(|&p| p != batch_partitions[0]),
+            "{batch_partitions:?}"
+        );
+    }
+}
