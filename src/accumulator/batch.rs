@@ -72,8 +72,11 @@ pub(crate) struct ProducerBatch {
     pub(crate) attempts: u32,
     /// When it was last sent.
     pub(crate) last_attempt: Option<Instant>,
-    /// A retried batch is not sent again before this.
+    /// A retried batch is not sent again before this, unless its
+    /// partition's leader is no longer `sent_to`.
     pub(crate) retry_at: Option<Instant>,
+    /// The leader it was last sent to (node id), -1 before its first send.
+    pub(crate) sent_to: i32,
     callbacks: Vec<Thunk>,
     /// Set when drained; a sealed batch takes no more appends.
     header: Option<[u8; RECORD_BATCH_OVERHEAD]>,
@@ -115,6 +118,7 @@ impl ProducerBatch {
             attempts: 0,
             last_attempt: None,
             retry_at: None,
+            sent_to: -1,
             callbacks: Vec::new(),
             header: None,
         }
@@ -318,6 +322,7 @@ impl ProducerBatch {
                     attempts: 0,
                     last_attempt: None,
                     retry_at: None,
+                    sent_to: -1,
                     callbacks,
                     header: None,
                 };

@@ -300,7 +300,11 @@ impl RecordAccumulator {
                 continue;
             };
             let ready_at = match first.retry_at {
-                Some(t) => t, // backing off: wait for it, even in a flush
+                // Backing off from this leader: wait for it, even in a
+                // flush. A new leader gets it at once (Java's
+                // `hasLeaderChanged`, KIP-951).
+                Some(t) if first.sent_to == q.leader() => t,
+                Some(_) => now,
                 None if send_now || g.batches.len() > 1 || first.is_full() => now,
                 None => later(first.created, self.cfg.linger),
             };
@@ -320,6 +324,7 @@ impl RecordAccumulator {
             batch.attempts += 1;
             batch.last_attempt = Some(now);
             batch.retry_at = None;
+            batch.sent_to = q.leader();
             bytes += batch.size_in_bytes();
             out.push(Drained {
                 queue: q.clone(),
@@ -427,7 +432,12 @@ impl RecordAccumulator {
         }
         let n = expired.len();
         for b in expired {
-            let err = self.delivery_timeout_error(&b, now, "waiting in the accumulator");
+            let stage = if b.attempts > 0 {
+                "waiting to be retried"
+            } else {
+                "waiting in the accumulator"
+            };
+            let err = self.delivery_timeout_error(&b, now, stage);
             self.complete(b, Err(err));
         }
         n
@@ -717,8 +727,28 @@ mod tests {
             acc.expire(&all, Instant::now() + Duration::from_secs(11)),
             1
         );
-        assert!(matches!(f.get(), Err(Error::DeliveryTimeout { .. })));
+        assert!(matches!(
+            f.get(),
+            Err(Error::DeliveryTimeout {
+                stage: "waiting in the accumulator",
+                ..
+            })
+        ));
         assert_eq!(acc.pool().available_memory(), 10_000);
+        // A batch handed back for a retry says so when it expires.
+        let f = send(&acc, Some(0), b"y").unwrap();
+        let now = Instant::now();
+        let (mut d, _) = acc.drain(&all, &mut 0, 1 << 20, later(now, Duration::from_secs(1)));
+        let x = d.pop().unwrap();
+        acc.reenqueue(&x.queue, x.batch, later(now, Duration::from_secs(60)));
+        assert_eq!(acc.expire(&all, later(now, Duration::from_secs(11))), 1);
+        assert!(matches!(
+            f.get(),
+            Err(Error::DeliveryTimeout {
+                stage: "waiting to be retried",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -754,5 +784,32 @@ mod tests {
         assert_eq!(next, Some(now + Duration::from_millis(100)));
         let (d, _) = acc.drain(&parts, &mut 0, 1 << 20, now + Duration::from_millis(100));
         assert_eq!(d[0].batch.attempts, 2);
+    }
+
+    #[test]
+    fn a_retry_backs_off_from_its_leader_but_goes_to_a_new_one_at_once() {
+        let acc = RecordAccumulator::new(cfg());
+        let mut c = cluster(1);
+        acc.update_metadata(&c);
+        send(&acc, Some(0), b"x").unwrap();
+        let now = Instant::now();
+        let hour = now + Duration::from_secs(3600);
+        let parts = acc.partitions_led_by(1);
+        let (mut d, _) = acc.drain(&parts, &mut 0, 1 << 20, hour);
+        let x = d.pop().unwrap();
+        assert_eq!(x.batch.sent_to, 1);
+        acc.reenqueue(&x.queue, x.batch, hour + Duration::from_secs(3600));
+        let (d, _) = acc.drain(&parts, &mut 0, 1 << 20, hour);
+        assert!(d.is_empty(), "backing off from the same leader");
+        // The partition moves to broker 2: it sends the batch at once.
+        let mut n2 = c.brokers[&1].clone();
+        n2.id = 2;
+        c.brokers.insert(2, n2);
+        c.topics.get_mut("t").unwrap().partitions[0].leader = Some(2);
+        acc.update_metadata(&c);
+        let parts = acc.partitions_led_by(2);
+        let (d, _) = acc.drain(&parts, &mut 0, 1 << 20, hour);
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].batch.attempts, d[0].batch.sent_to), (2, 2));
     }
 }

@@ -747,13 +747,9 @@ impl BrokerThread {
             && !acc.is_expired(d.batch.created, now)
             && !acc.is_aborting()
         {
-            // As Java (KIP-951): a batch whose partition has a new leader
-            // goes there at once; backing off is for the same leader.
-            let backoff = if d.queue.leader() != self.node && d.queue.leader() >= 0 {
-                Duration::ZERO
-            } else {
-                jittered(cfg.retry_backoff, cfg.retry_backoff_max, attempts - 1)
-            };
+            // The backoff is for this leader: if the partition moves (a
+            // leader hint, a refresh), its new leader sends it at once.
+            let backoff = jittered(cfg.retry_backoff, cfg.retry_backoff_max, attempts - 1);
             log::debug!(
                 "{}: retrying {}-{} (attempt {}) in {:?}: {err}",
                 self.label(),
