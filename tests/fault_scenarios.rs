@@ -1,7 +1,8 @@
 //! Delivery under faults, one scenario per test, each on a private
 //! librdkafka mock cluster: bursts of retriable Produce errors, a
 //! non-retriable error, a broker slower than `request.timeout.ms`, leaders
-//! moved while requests are in flight, a broker down and up again, a broker
+//! moved while requests are in flight, leaders moved every few tens of
+//! milliseconds, a broker down and up again, a broker
 //! down past `delivery.timeout.ms`, and an outage of every broker.
 //!
 //! Every test counts the callbacks of every record it sent (exactly one
@@ -644,6 +645,92 @@ fn leader_moves_mid_request_keep_order_per_partition() {
     assert_eq!(logs::count_all(logs::TWICE), 0, "a batch completed twice");
     t.check_log(&mock, "moves", n, true, true);
     eprintln!("leader moves: {n} records, {retries} retries");
+}
+
+/// 4b. Leader churn: one partition's leader moves every few tens of
+///    milliseconds (each move waits for the mock to apply the previous
+///    one) for four seconds, while a stream of keyed records flows with
+///    max.in.flight=1. The producer keeps making progress: records succeed
+///    in every second of the churn, none waits out its delivery timeout,
+///    and each partition keeps send order.
+#[test]
+fn leader_churn_keeps_records_flowing_in_order() {
+    let _g = shared();
+    let mut mock = MockCluster::start(3, &[("churn", 4)]);
+    let p = producer(
+        base(&mock, "churn")
+            .max_in_flight_requests_per_connection(1)
+            .delivery_timeout(Duration::from_secs(20)),
+    );
+    const MAX: usize = 20_000;
+    let t = Tracker::new("churn", MAX, 40);
+    for part in 0..4 {
+        t.send(&p, part, "churn", None, Some(part as i32))
+            .get()
+            .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (p, t, stop) = (p.clone(), t.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 4;
+            while i < MAX && !stop.load(Ordering::SeqCst) {
+                let key = format!("key-{}", i % 16);
+                t.send(&p, i, "churn", Some(key.as_bytes()), None);
+                i += 1;
+                std::thread::sleep(Duration::from_millis(1)); // the stream's pace
+            }
+            i
+        })
+    };
+    // SplitMix64: a fixed schedule of moves, different leaders each time.
+    let mut seed = 0x5eed_u64;
+    let mut next = move || {
+        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let churn_start = Instant::now();
+    let churn = Duration::from_secs(4);
+    let mut moves = 0;
+    while churn_start.elapsed() < churn {
+        let part = next() % 4;
+        let leader = next() % 3 + 1;
+        mock.command(&format!("leader churn {part} {leader}"));
+        moves += 1;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let churn_end = Instant::now();
+    stop.store(true, Ordering::SeqCst);
+    let n = sender.join().unwrap();
+    flush_within(&p, Duration::from_secs(30), "leader churn");
+    p.close().unwrap();
+    t.assert_each_once(n);
+    t.assert_all_ok(0..n);
+    t.assert_order_per_partition(n);
+    // Progress during the churn, not only once it stopped.
+    let mut per_second = [0usize; 4];
+    for i in 0..n {
+        let at = t.outcome(i).at;
+        if at >= churn_start && at < churn_end {
+            let s = (at - churn_start).as_secs() as usize;
+            per_second[s.min(3)] += 1;
+        }
+    }
+    assert!(
+        per_second.iter().all(|&c| c > 0),
+        "records completed per second of churn: {per_second:?}: the producer stalled"
+    );
+    let retries = logs::count("churn", logs::RETRY);
+    assert!(retries > 0, "no batch met a moved leader");
+    assert_eq!(logs::count_all(logs::TWICE), 0, "a batch completed twice");
+    t.check_log(&mock, "churn", n, true, true);
+    eprintln!(
+        "leader churn: {moves} moves, {n} records, {retries} retries, completed per second \
+         {per_second:?}"
+    );
 }
 
 /// 5. A broker goes down and comes back up: records to its partitions

@@ -44,6 +44,12 @@
  *     preferred leader election, and waits (at most S seconds, default 30)
  *     until T-P's metadata names N.  Prints the topic as create-topic does.
  *
+ * churn-leaders --bootstrap B --topic T --seconds S
+ *     Moves the leaders of every partition of T round their replicas, one
+ *     partition at a time, for S seconds: each move reorders the replicas
+ *     and runs a preferred election (as move-leader, without waiting for
+ *     the new leader to show in metadata).  Prints {"moves": int}.
+ *
  * stdout carries only the JSON lines: System.out is redirected to stderr for
  * everything else, and Kafka's logging goes to stderr at WARN.
  * Set KP_JAVA_ORACLE_LOG=DEBUG (or INFO, TRACE) to see the clients' logs.
@@ -175,9 +181,11 @@ public final class JavaOracle {
                 return createTopic(a);
             case "move-leader":
                 return moveLeader(a);
+            case "churn-leaders":
+                return churnLeaders(a);
             default:
                 throw new Exit(EXIT_USAGE,
-                        "unknown subcommand '" + argv[0] + "' (partition, consume, create-topic, move-leader)");
+                        "unknown subcommand '" + argv[0] + "' (partition, consume, create-topic, move-leader, churn-leaders)");
         }
     }
 
@@ -661,6 +669,51 @@ public final class JavaOracle {
             out.flush();
             return EXIT_OK;
         }
+    }
+
+    static int churnLeaders(Args a) throws Exception {
+        a.only("bootstrap", "topic", "seconds");
+        String topic = a.str("topic");
+        double seconds = a.seconds("seconds", 10);
+        long end = System.nanoTime() + (long) (seconds * 1e9);
+        Properties p = common(a.str("bootstrap"));
+        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "20000");
+        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        int moves = 0;
+        try (Admin admin = Admin.create(p)) {
+            TopicDescription d = admin.describeTopics(Collections.singletonList(topic)).allTopicNames()
+                    .get(20, TimeUnit.SECONDS).get(topic);
+            List<List<Integer>> replicas = new ArrayList<>();
+            for (TopicPartitionInfo i : d.partitions()) {
+                List<Integer> r = new ArrayList<>();
+                for (Node n : i.replicas()) {
+                    r.add(n.id());
+                }
+                replicas.add(r);
+            }
+            for (int round = 1; System.nanoTime() < end; round++) {
+                for (int part = 0; part < replicas.size() && System.nanoTime() < end; part++) {
+                    List<Integer> order = new ArrayList<>(replicas.get(part));
+                    Collections.rotate(order, -round);
+                    TopicPartition tp = new TopicPartition(topic, part);
+                    try {
+                        admin.alterPartitionReassignments(
+                                Collections.singletonMap(tp, Optional.of(new NewPartitionReassignment(order))))
+                                .all().get(20, TimeUnit.SECONDS);
+                        admin.electLeaders(ElectionType.PREFERRED, Collections.singleton(tp)).all()
+                                .get(20, TimeUnit.SECONDS);
+                        moves++;
+                    } catch (ExecutionException e) {
+                        // A reassignment still in progress, or the leader is
+                        // already the preferred one: the next round tries again.
+                        eprint("churn-leaders " + tp + " -> " + order + ": " + e.getCause());
+                    }
+                }
+            }
+        }
+        out.println("{\"moves\": " + moves + "}");
+        out.flush();
+        return EXIT_OK;
     }
 
     static TopicPartitionInfo describePartition(Admin admin, TopicPartition tp, long deadline) throws Exception {
