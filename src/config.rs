@@ -15,9 +15,8 @@
 //! names it (Java only logs a warning; a typo that silently falls back to a
 //! default is what we want to avoid).
 //!
-//! Deliberate differences from Java, until later releases implement them:
-//! `enable.idempotence` defaults to `false` (Java: `true`), and socket buffer
-//! sizes default to the operating system's.
+//! A deliberate difference from Java, until a later release implements
+//! it: `enable.idempotence` defaults to `false` (Java: `true`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -149,8 +148,8 @@ keys! {
     ("client.dns.lookup", "use_all_dns_ips", Partial("use_all_dns_ips")),
     ("metadata.recovery.strategy", "rebootstrap", Partial("rebootstrap")),
     ("metadata.recovery.rebootstrap.trigger.ms", "300000", Partial("300000 (this release rebootstraps whenever no known broker answers)")),
-    ("send.buffer.bytes", "131072", Partial("-1 (the operating system's default; setting socket buffers is planned)")),
-    ("receive.buffer.bytes", "32768", Partial("-1 (the operating system's default; setting socket buffers is planned)")),
+    ("send.buffer.bytes", "131072", Impl),
+    ("receive.buffer.bytes", "32768", Impl),
     ("interceptor.classes", "", Partial("an empty list (interceptors are planned)")),
     ("metric.reporters", "", Partial("an empty list (metrics are planned)")),
     ("metrics.num.samples", "2", Partial("2 (metrics are planned)")),
@@ -264,6 +263,11 @@ pub struct ProducerConfig {
     pub(crate) connection_setup_timeout: Duration,
     pub(crate) connection_setup_timeout_max: Duration,
     pub(crate) connections_max_idle: Option<Duration>,
+    /// `send.buffer.bytes` and `receive.buffer.bytes`: SO_SNDBUF and
+    /// SO_RCVBUF for every broker socket; -1 leaves the operating system's
+    /// default. At least -1 once validated.
+    pub(crate) send_buffer: i32,
+    pub(crate) receive_buffer: i32,
     pub(crate) transaction_timeout: Duration,
 }
 
@@ -310,6 +314,8 @@ impl ProducerConfig {
             connection_setup_timeout: ms(10_000),
             connection_setup_timeout_max: ms(30_000),
             connections_max_idle: Some(ms(540_000)),
+            send_buffer: 128 * 1024,
+            receive_buffer: 32 * 1024,
             transaction_timeout: ms(60_000),
         }
     }
@@ -514,11 +520,8 @@ impl ProducerConfig {
                     return Err(partial(info, v));
                 }
             }
-            "send.buffer.bytes" | "receive.buffer.bytes" => {
-                if parse_signed(name, v)? != -1 {
-                    return Err(partial(info, v));
-                }
-            }
+            "send.buffer.bytes" => self.send_buffer = parse_buffer_size(name, v)?,
+            "receive.buffer.bytes" => self.receive_buffer = parse_buffer_size(name, v)?,
             "interceptor.classes" | "metric.reporters" => {
                 if !parse_list(v).is_empty() {
                     return Err(partial(info, v));
@@ -584,7 +587,8 @@ impl ProducerConfig {
             "enable.idempotence" | "enable.metrics.push" | "auto.include.jmx.reporter" => {
                 "false".into()
             }
-            "send.buffer.bytes" | "receive.buffer.bytes" => "-1".into(),
+            "send.buffer.bytes" => self.send_buffer.to_string(),
+            "receive.buffer.bytes" => self.receive_buffer.to_string(),
             "interceptor.classes" | "metric.reporters" => String::new(),
             _ => info.java_default.to_owned(),
         })
@@ -738,6 +742,29 @@ impl ProducerConfig {
         self.mark("partitioner.adaptive.partitioning.enable", enable)
     }
 
+    /// `send.buffer.bytes`: the size of every broker socket's send buffer
+    /// (SO_SNDBUF), in bytes, set before it connects; -1 leaves the
+    /// operating system's default (and, on Linux, its autotuning). Values
+    /// below -1 fail [`Producer::new`](crate::Producer::new) with
+    /// [`Error::Config`]. Defaults to 131072, as in Java.
+    #[must_use]
+    pub fn send_buffer_bytes(mut self, bytes: i32) -> Self {
+        self.send_buffer = bytes;
+        self.mark("send.buffer.bytes", bytes)
+    }
+
+    /// `receive.buffer.bytes`: the size of every broker socket's receive
+    /// buffer (SO_RCVBUF), in bytes, set before it connects, so the TCP
+    /// window scale agreed in the handshake fits it; -1 leaves the
+    /// operating system's default (and, on Linux, its autotuning). Values
+    /// below -1 fail [`Producer::new`](crate::Producer::new) with
+    /// [`Error::Config`]. Defaults to 32768, as in Java.
+    #[must_use]
+    pub fn receive_buffer_bytes(mut self, bytes: i32) -> Self {
+        self.receive_buffer = bytes;
+        self.mark("receive.buffer.bytes", bytes)
+    }
+
     /// Checks the whole configuration as Java's constructor does, and fills
     /// in derived values (the client id, a raised delivery timeout).
     ///
@@ -759,6 +786,17 @@ impl ProducerConfig {
                 "max.in.flight.requests.per.connection",
                 "must be at least 1",
             ));
+        }
+        for (key, bytes) in [
+            ("send.buffer.bytes", self.send_buffer),
+            ("receive.buffer.bytes", self.receive_buffer),
+        ] {
+            if bytes < -1 {
+                return Err(Error::config(
+                    key,
+                    format!("invalid value `{bytes}`: must be at least -1"),
+                ));
+            }
         }
         let ms_i32 = |d: Duration| d.as_millis() <= MAX_INT as u128;
         for (key, d) in [
@@ -865,6 +903,17 @@ fn parse_int(key: &str, v: &str, min: u64, max: u64) -> Result<u64> {
         return Err(invalid(key, v, &format!("must be in {min}..={max}")));
     }
     Ok(n as u64)
+}
+
+/// `send.buffer.bytes` / `receive.buffer.bytes`: a Java int, at least -1
+/// (`CommonClientConfigs.SEND_BUFFER_LOWER_BOUND`); -1 is the operating
+/// system's default.
+fn parse_buffer_size(key: &str, v: &str) -> Result<i32> {
+    let n = parse_signed(key, v)?;
+    if !(-1..=i64::from(i32::MAX)).contains(&n) {
+        return Err(invalid(key, v, &format!("must be in -1..={}", i32::MAX)));
+    }
+    Ok(n as i32)
 }
 
 fn parse_signed(key: &str, v: &str) -> Result<i64> {
@@ -974,6 +1023,8 @@ mod tests {
             ("metadata.max.age.ms", "300000"),
             ("compression.type", "none"),
             ("partitioner.ignore.keys", "false"),
+            ("send.buffer.bytes", "131072"),
+            ("receive.buffer.bytes", "32768"),
         ] {
             assert_eq!(c.get(k).as_deref(), Some(v), "{k}");
         }
@@ -997,6 +1048,10 @@ mod tests {
             ("partitioner.class", "com.example.MyPartitioner"),
             ("key.serializer", "com.example.AvroSerializer"),
             ("metadata.max.idle.ms", "10"),
+            ("send.buffer.bytes", "-2"),
+            ("send.buffer.bytes", "2147483648"),
+            ("receive.buffer.bytes", "32k"),
+            ("receive.buffer.bytes", ""),
         ] {
             let e = ProducerConfig::from_pairs([(k, v)]).unwrap_err();
             assert!(
@@ -1017,7 +1072,6 @@ mod tests {
             ("ssl.truststore.location", "/tmp/x"),
             ("sasl.mechanism", "PLAIN"),
             ("interceptor.classes", "com.example.I"),
-            ("send.buffer.bytes", "131072"),
             ("partitioner.availability.timeout.ms", "100"),
         ] {
             let e = ProducerConfig::from_pairs([(k, v)]).unwrap_err();
@@ -1031,7 +1085,6 @@ mod tests {
             ("compression.type", "none"),
             ("enable.idempotence", "false"),
             ("security.protocol", "PLAINTEXT"),
-            ("send.buffer.bytes", "-1"),
         ])
         .unwrap();
     }
@@ -1108,6 +1161,42 @@ mod tests {
             partial_accepted > 10,
             "{partial_accepted} partly supported keys"
         );
+    }
+
+    #[test]
+    fn socket_buffer_sizes_are_java_ints_of_at_least_minus_one() {
+        for (k, v) in [
+            ("send.buffer.bytes", "-1"),
+            ("send.buffer.bytes", "0"),
+            ("receive.buffer.bytes", "8192"),
+            ("receive.buffer.bytes", "2147483647"),
+        ] {
+            let c = ProducerConfig::from_pairs([(k, v)]).unwrap();
+            assert_eq!(c.get(k).as_deref(), Some(v));
+        }
+        let c = base()
+            .send_buffer_bytes(-1)
+            .receive_buffer_bytes(65536)
+            .validate()
+            .unwrap();
+        assert_eq!((c.send_buffer, c.receive_buffer), (-1, 65536));
+        assert_eq!(c.get("receive.buffer.bytes").as_deref(), Some("65536"));
+        // The typed builders cannot refuse a value; validation (run by
+        // Producer::new) does, naming the key.
+        for (c, k) in [
+            (base().send_buffer_bytes(-2), "send.buffer.bytes"),
+            (
+                base().receive_buffer_bytes(i32::MIN),
+                "receive.buffer.bytes",
+            ),
+        ] {
+            let e = c.validate().unwrap_err();
+            assert!(
+                matches!(&e, Error::Config { key, .. } if key == k),
+                "{k}: {e}"
+            );
+            assert!(e.to_string().contains("at least -1"), "{e}");
+        }
     }
 
     #[test]

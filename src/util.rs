@@ -1,8 +1,11 @@
 //! Small helpers with no better home: a fast non-cryptographic random
-//! number source (sticky partition choice, backoff jitter) and wall-clock
-//! milliseconds.
+//! number source (sticky partition choice, backoff jitter), wall-clock
+//! milliseconds, saturating `Instant` arithmetic, and [`LogLimiter`], which
+//! keeps a fault that repeats (a broker down, reconnecting every backoff)
+//! from flooding the log.
 
 use std::cell::Cell;
+use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 thread_local! {
@@ -55,6 +58,80 @@ pub(crate) fn later(t: Instant, d: Duration) -> Instant {
         .unwrap_or(t)
 }
 
+/// Rate-limits one kind of log message (a broker thread's connection
+/// faults, the metadata thread's failed fetches): the first event is
+/// logged at its own level, and then at most one per `interval`; the ones
+/// in between go to `debug`, counted, and the next one logged at its own
+/// level says how many it stands for.
+///
+/// ```text
+///   t=0s   WARN  node 1: connecting to ...: refused
+///   t=1s   DEBUG node 1: connecting to ...: refused      (counted)
+///   ...
+///   t=30s  WARN  node 1: connecting to ...: refused (29 similar messages suppressed)
+/// ```
+///
+/// The limit is by time only, not reset when the fault ends: a broker that
+/// flaps every second would otherwise log at `warn` every second. So a
+/// new fault that starts within `interval` of the last one logged is at
+/// `debug` until the interval has passed.
+#[derive(Debug)]
+pub(crate) struct LogLimiter {
+    interval: Duration,
+    /// When the next event may be logged at its own level; `None` until
+    /// the first one is.
+    next_at: Option<Instant>,
+    /// Events sent to `debug` since the last one that was not.
+    suppressed: u64,
+}
+
+/// How many events a logged one stands for; displays as
+/// " (N similar messages suppressed)", or as nothing when N is 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Suppressed(pub(crate) u64);
+
+impl fmt::Display for Suppressed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => Ok(()),
+            1 => f.write_str(" (1 similar message suppressed)"),
+            n => write!(f, " ({n} similar messages suppressed)"),
+        }
+    }
+}
+
+impl LogLimiter {
+    /// A limiter that lets one event in `interval` through.
+    pub(crate) const fn new(interval: Duration) -> Self {
+        LogLimiter {
+            interval,
+            next_at: None,
+            suppressed: 0,
+        }
+    }
+
+    /// The level to log an event at `now` that would be logged at `level`,
+    /// and the note to append to its message:
+    ///
+    /// ```text
+    /// let (level, note) = limiter.level(log::Level::Warn, now);
+    /// log::log!(level, "{}: disconnecting: {why}{note}", label);
+    /// ```
+    ///
+    /// `level` itself (with the count of events suppressed since the last
+    /// one) for the first event and once `interval` has passed since the
+    /// last event logged at its level; `debug` (or `level`, if lower) with
+    /// no note otherwise.
+    pub(crate) fn level(&mut self, level: log::Level, now: Instant) -> (log::Level, Suppressed) {
+        if self.next_at.is_some_and(|t| now < t) {
+            self.suppressed = self.suppressed.saturating_add(1);
+            return (level.max(log::Level::Debug), Suppressed(0));
+        }
+        self.next_at = Some(later(now, self.interval));
+        (level, Suppressed(std::mem::take(&mut self.suppressed)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +143,59 @@ mod tests {
             seen[random_below(6)] += 1;
         }
         assert!(seen.iter().all(|&c| c > 700), "{seen:?}");
+    }
+
+    #[test]
+    fn the_log_limiter_lets_one_event_per_interval_through_and_counts_the_rest() {
+        use log::Level::{Debug, Info, Trace, Warn};
+        let t0 = Instant::now();
+        let at = |ms| later(t0, Duration::from_millis(ms));
+        let mut l = LogLimiter::new(Duration::from_secs(30));
+        assert_eq!(l.level(Warn, at(0)), (Warn, Suppressed(0)), "the first");
+        assert_eq!(l.level(Warn, at(1)), (Debug, Suppressed(0)));
+        assert_eq!(l.level(Info, at(1000)), (Debug, Suppressed(0)));
+        assert_eq!(
+            l.level(Trace, at(2000)),
+            (Trace, Suppressed(0)),
+            "never raised"
+        );
+        assert_eq!(l.level(Warn, at(29_999)), (Debug, Suppressed(0)));
+        // 30 s after the last one logged: through, with the count
+        assert_eq!(l.level(Warn, at(30_000)), (Warn, Suppressed(4)));
+        assert_eq!(l.level(Warn, at(30_001)), (Debug, Suppressed(0)));
+        // the count starts again; a long quiet spell lets the next through
+        assert_eq!(l.level(Info, at(3_600_000)), (Info, Suppressed(1)));
+        assert_eq!(l.level(Warn, at(3_600_000)), (Debug, Suppressed(0)));
+        // the window is measured from the last event let through
+        assert_eq!(l.level(Warn, at(3_629_999)), (Debug, Suppressed(0)));
+        assert_eq!(l.level(Warn, at(3_630_000)), (Warn, Suppressed(2)));
+    }
+
+    #[test]
+    fn the_log_limiter_does_not_overflow_and_its_note_reads_well() {
+        let now = Instant::now();
+        let mut l = LogLimiter::new(Duration::MAX);
+        assert_eq!(l.level(log::Level::Warn, now).0, log::Level::Warn);
+        assert_eq!(
+            l.level(log::Level::Warn, later(now, Duration::from_secs(1_000_000)))
+                .0,
+            log::Level::Debug
+        );
+        let mut l = LogLimiter::new(Duration::ZERO);
+        assert_eq!(
+            l.level(log::Level::Warn, now),
+            (log::Level::Warn, Suppressed(0))
+        );
+        assert_eq!(
+            l.level(log::Level::Warn, now),
+            (log::Level::Warn, Suppressed(0))
+        );
+        assert_eq!(Suppressed(0).to_string(), "");
+        assert_eq!(Suppressed(1).to_string(), " (1 similar message suppressed)");
+        assert_eq!(
+            Suppressed(29).to_string(),
+            " (29 similar messages suppressed)"
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::conn::{header_versions, Connection};
+use super::conn::{header_versions, Connection, SocketBuffers};
 use super::IoShared;
 use crate::accumulator::{DrainSignal, Drained, PartitionQueue, ProducerBatch};
 use crate::config::Acks;
@@ -37,7 +37,7 @@ use crate::protocol::messages::header::decode_response_header;
 use crate::protocol::messages::produce::{self, PartitionProduceResponse, ProduceResponse};
 use crate::protocol::primitives::Decoder;
 use crate::protocol::ErrorCode;
-use crate::util::later;
+use crate::util::{later, LogLimiter};
 
 /// The poll token of the thread's waker.
 pub(crate) const WAKE: Token = Token(0);
@@ -125,6 +125,9 @@ pub(crate) struct BrokerThread {
     /// Set by a response that cannot be decoded: the stream may be out of
     /// step, so the connection is dropped once the frames are handled.
     poisoned: Option<String>,
+    /// Rate-limits the warnings of a connection that keeps failing (every
+    /// reconnect during an outage): failed connects and disconnects.
+    fault_log: LogLimiter,
 }
 
 impl BrokerThread {
@@ -154,6 +157,7 @@ impl BrokerThread {
             stopping: false,
             idle_since: None,
             poisoned: None,
+            fault_log: LogLimiter::new(super::FAULT_LOG_INTERVAL),
         }
     }
 
@@ -359,6 +363,7 @@ impl BrokerThread {
             .min(cfg.connection_setup_timeout_max);
         let (tx, rx) = crossbeam_channel::bounded(1);
         let (client_id, request_timeout) = (cfg.client_id.clone(), cfg.request_timeout);
+        let buffers = SocketBuffers::of(cfg);
         let signal = self.signal.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("{}-c{}", cfg.client_id, self.node))
@@ -370,6 +375,7 @@ impl BrokerThread {
                     &client_id,
                     setup,
                     request_timeout,
+                    buffers,
                 )
                 .and_then(|c| {
                     let v = c.version_for(produce::API_KEY, "Produce")?;
@@ -405,7 +411,12 @@ impl BrokerThread {
                         Interest::READABLE | Interest::WRITABLE,
                     )
                 }) {
-                    log::warn!("{}: cannot poll the new connection: {e}", self.label());
+                    let (level, note) = self.fault_log.level(log::Level::Warn, Instant::now());
+                    log::log!(
+                        level,
+                        "{}: cannot poll the new connection: {e}{note}",
+                        self.label()
+                    );
                     self.schedule_reconnect(Instant::now());
                     return false;
                 }
@@ -418,7 +429,8 @@ impl BrokerThread {
                 true
             }
             Err(e) => {
-                log::warn!("{}: {e}", self.label());
+                let (level, note) = self.fault_log.level(log::Level::Warn, Instant::now());
+                log::log!(level, "{}: {e}{note}", self.label());
                 self.shared.metadata.request_update();
                 self.schedule_reconnect(Instant::now());
                 // A broker that speaks no Produce version we can send will
@@ -848,7 +860,8 @@ impl BrokerThread {
         if self.conn.is_none() {
             return;
         }
-        log::warn!("{}: disconnecting: {why}", self.label());
+        let (level, note) = self.fault_log.level(log::Level::Warn, now);
+        log::log!(level, "{}: disconnecting: {why}{note}", self.label());
         self.drop_connection();
         let err = Error::Network {
             broker: self.label(),

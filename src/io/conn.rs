@@ -14,11 +14,17 @@
 //! with timeouts and a non-blocking switch), so TLS can wrap the TCP stream
 //! later without touching the framing. An authentication step (SASL) will
 //! go right after the ApiVersions exchange in [`Connection::open`].
+//!
+//! Sockets are made with `socket2` so that `send.buffer.bytes` and
+//! `receive.buffer.bytes` (SO_SNDBUF, SO_RCVBUF) are set before `connect`,
+//! as Java's `Selector.connect` sets them; from then on the socket is a
+//! std `TcpStream`.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use crate::config::ProducerConfig;
 use crate::error::{Error, Result};
 use crate::protocol::messages::api_versions::{self, ApiVersionsRequest, ApiVersionsResponse};
 use crate::protocol::messages::header::{
@@ -69,6 +75,65 @@ impl Transport for TcpStream {
     }
 }
 
+/// The socket buffer sizes to ask the operating system for:
+/// `send.buffer.bytes` and `receive.buffer.bytes`, `None` for Java's -1
+/// (the operating system's default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SocketBuffers {
+    /// SO_SNDBUF, in bytes.
+    pub(crate) send: Option<usize>,
+    /// SO_RCVBUF, in bytes.
+    pub(crate) receive: Option<usize>,
+}
+
+impl SocketBuffers {
+    /// The sizes `cfg` asks for. A negative value (only -1 passes
+    /// validation) means the operating system's default.
+    pub(crate) fn of(cfg: &ProducerConfig) -> Self {
+        SocketBuffers {
+            send: usize::try_from(cfg.send_buffer).ok(),
+            receive: usize::try_from(cfg.receive_buffer).ok(),
+        }
+    }
+}
+
+/// Creates a TCP socket for `addr`, sets its buffer sizes, and connects it
+/// within `timeout`.
+///
+/// The sizes are set before `connect`, as Java's
+/// `Socket.setReceiveBufferSize` asks: TCP agrees on the window scale in
+/// the handshake, so a receive buffer above 64 KiB set afterwards may
+/// never be used in full. Linux doubles the value asked for (the kernel's
+/// bookkeeping), caps it at `net.core.wmem_max` / `net.core.rmem_max`,
+/// gives 0 its minimum, and stops autotuning a buffer that was set.
+fn connect_socket(
+    addr: &SocketAddr,
+    timeout: Duration,
+    buffers: SocketBuffers,
+) -> io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(*addr),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    let option = |name: &'static str, n: usize| {
+        move |e: io::Error| io::Error::new(e.kind(), format!("setting {name} to {n}: {e}"))
+    };
+    if let Some(n) = buffers.send {
+        socket
+            .set_send_buffer_size(n)
+            .map_err(option("SO_SNDBUF (send.buffer.bytes)", n))?;
+    }
+    if let Some(n) = buffers.receive {
+        socket
+            .set_recv_buffer_size(n)
+            .map_err(option("SO_RCVBUF (receive.buffer.bytes)", n))?;
+    }
+    socket.connect_timeout(&(*addr).into(), timeout)?;
+    Ok(socket.into())
+}
+
 /// One connection to one broker.
 pub(crate) struct Connection<S: Transport = TcpStream> {
     stream: S,
@@ -93,9 +158,10 @@ pub(crate) struct Connection<S: Transport = TcpStream> {
 }
 
 impl Connection<TcpStream> {
-    /// Connects to `host:port` (trying every address it resolves to), turns
-    /// off Nagle, and negotiates versions. Blocks at most about
-    /// `connect_timeout` per address plus `request_timeout` for ApiVersions.
+    /// Connects to `host:port` (trying every address it resolves to) with
+    /// the socket buffer sizes `buffers`, turns off Nagle, and negotiates
+    /// versions. Blocks at most about `connect_timeout` per address plus
+    /// `request_timeout` for ApiVersions.
     ///
     /// # Errors
     ///
@@ -108,6 +174,7 @@ impl Connection<TcpStream> {
         client_id: &str,
         connect_timeout: Duration,
         request_timeout: Duration,
+        buffers: SocketBuffers,
     ) -> Result<Self> {
         let net = |message: String| Error::Network {
             broker: label.clone(),
@@ -119,7 +186,7 @@ impl Connection<TcpStream> {
             .collect();
         let mut last = None;
         for addr in &addrs {
-            match TcpStream::connect_timeout(addr, connect_timeout) {
+            match connect_socket(addr, connect_timeout, buffers) {
                 Ok(s) => {
                     s.set_nodelay(true)
                         .map_err(|e| net(format!("setting TCP_NODELAY: {e}")))?;
@@ -612,6 +679,131 @@ mod tests {
         let h = RequestHeader::decode(&mut d, 2).unwrap();
         assert_eq!((h.request_api_key, h.request_api_version), (18, 3));
         assert_eq!(h.client_id, Some("cid"));
+    }
+
+    /// A broker on a local port that answers one connection's ApiVersions
+    /// exchange as librdkafka's mock does (v3 refused, then v0), and
+    /// returns the connection's accepted socket.
+    fn fake_broker() -> (u16, std::thread::JoinHandle<io::Result<TcpStream>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept()?;
+            s.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let next_request = |s: &mut TcpStream| -> io::Result<()> {
+                let mut size = [0u8; 4];
+                s.read_exact(&mut size)?;
+                let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+                s.read_exact(&mut body)
+            };
+            next_request(&mut s)?;
+            s.write_all(&frame(
+                0,
+                &[0x00, 0x23, 0x01, 0x00, 0x12, 0, 0, 0, 2, 0, 0, 0, 0],
+            ))?;
+            next_request(&mut s)?;
+            let mut body = Vec::new();
+            ApiVersionsResponse::default().encode(&mut body, 0);
+            s.write_all(&frame(1, &body))?;
+            Ok(s)
+        });
+        (port, server)
+    }
+
+    fn open_local(port: u16, buffers: SocketBuffers) -> Result<Connection> {
+        Connection::open(
+            "node 1".into(),
+            "127.0.0.1",
+            port,
+            "cid",
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+            buffers,
+        )
+    }
+
+    /// What the kernel reports for a socket's (send, receive) buffers.
+    fn buffer_sizes(s: &TcpStream) -> (usize, usize) {
+        let s = socket2::SockRef::from(s);
+        (s.send_buffer_size().unwrap(), s.recv_buffer_size().unwrap())
+    }
+
+    #[test]
+    fn open_sets_the_socket_buffers_before_connecting() {
+        // Below net.core.[rw]mem_max (usually 208 KiB or more) and unlike
+        // any default. Linux reports twice what was asked for.
+        let (send, receive) = (50_000, 60_000);
+        let (port, server) = fake_broker();
+        let c = open_local(
+            port,
+            SocketBuffers {
+                send: Some(send),
+                receive: Some(receive),
+            },
+        )
+        .unwrap();
+        server.join().unwrap().unwrap();
+        let (got_send, got_receive) = buffer_sizes(c.transport());
+        assert!(
+            (send..=2 * send).contains(&got_send),
+            "SO_SNDBUF {got_send} for {send}"
+        );
+        assert!(
+            (receive..=2 * receive).contains(&got_receive),
+            "SO_RCVBUF {got_receive} for {receive}"
+        );
+        assert!(c.transport().nodelay().unwrap(), "Nagle is still off");
+
+        // -1 (None) leaves the operating system's sizes.
+        let (port, server) = fake_broker();
+        let c = open_local(port, SocketBuffers::default()).unwrap();
+        server.join().unwrap().unwrap();
+        let (default_send, default_receive) = buffer_sizes(c.transport());
+        assert_ne!(default_send, got_send);
+        assert_ne!(default_receive, got_receive);
+    }
+
+    #[test]
+    fn socket_buffers_come_from_the_config() {
+        let cfg = ProducerConfig::from_pairs([
+            ("send.buffer.bytes", "8192"),
+            ("receive.buffer.bytes", "-1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            SocketBuffers::of(&cfg),
+            SocketBuffers {
+                send: Some(8192),
+                receive: None
+            }
+        );
+        // Java's defaults
+        assert_eq!(
+            SocketBuffers::of(&ProducerConfig::new()),
+            SocketBuffers {
+                send: Some(131_072),
+                receive: Some(32_768)
+            }
+        );
+    }
+
+    #[test]
+    fn a_refused_connection_is_a_network_error() {
+        // Bind, then close: nothing listens on the port any more.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let buffers = SocketBuffers {
+            send: Some(8192),
+            receive: Some(8192),
+        };
+        let e = open_local(port, buffers).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(&e, Error::Network { broker, message }
+                if broker == "node 1" && message.contains("connecting to 127.0.0.1")),
+            "{e}"
+        );
     }
 
     /// A transport that takes at most `limit` bytes per `write` call and

@@ -16,13 +16,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::broker::jittered;
-use super::conn::Connection;
+use super::conn::{Connection, SocketBuffers};
 use super::IoShared;
 use crate::config::parse_host_port;
 use crate::error::{Error, Result};
 use crate::metadata::{Cluster, Work};
 use crate::protocol::messages::metadata::{self, MetadataRequest, MetadataResponse};
-use crate::util::later;
+use crate::util::{later, LogLimiter};
 
 /// The thread's body.
 pub(crate) fn run(shared: Arc<IoShared>) {
@@ -31,6 +31,9 @@ pub(crate) fn run(shared: Arc<IoShared>) {
     let mut rotate = 0usize;
     let mut failures = 0u32;
     let mut not_before = Instant::now();
+    // Failed fetches, and recoveries (a flapping cluster recovers often).
+    let mut failure_log = LogLimiter::new(super::FAULT_LOG_INTERVAL);
+    let mut recovery_log = LogLimiter::new(super::FAULT_LOG_INTERVAL);
     loop {
         let now = Instant::now();
         let mut deadline = now + Duration::from_secs(1);
@@ -87,7 +90,11 @@ pub(crate) fn run(shared: Arc<IoShared>) {
         match fetch(&shared, &mut conn, &topics, &mut rotate) {
             Ok(mut fetched) => {
                 if failures > 0 {
-                    log::info!("metadata fetched again after {failures} failed attempts");
+                    let (level, note) = recovery_log.level(log::Level::Info, Instant::now());
+                    log::log!(
+                        level,
+                        "metadata fetched again after {failures} failed attempts{note}"
+                    );
                 }
                 failures = 0;
                 not_before = later(now, cfg.retry_backoff);
@@ -119,11 +126,11 @@ pub(crate) fn run(shared: Arc<IoShared>) {
                     now,
                     jittered(cfg.retry_backoff, cfg.retry_backoff_max, failures - 1),
                 );
-                if failures == 1 || failures.is_multiple_of(30) {
-                    log::warn!("metadata fetch failed ({failures} in a row): {e}");
-                } else {
-                    log::debug!("metadata fetch failed ({failures} in a row): {e}");
-                }
+                let (level, note) = failure_log.level(log::Level::Warn, Instant::now());
+                log::log!(
+                    level,
+                    "metadata fetch failed ({failures} in a row): {e}{note}"
+                );
                 shared.metadata.failed(e.to_string());
             }
         }
@@ -171,6 +178,7 @@ fn fetch(
             &cfg.client_id,
             cfg.connection_setup_timeout,
             cfg.request_timeout,
+            SocketBuffers::of(cfg),
         );
         match opened.and_then(|mut c| request(&mut c, topics, cfg.request_timeout).map(|r| (c, r)))
         {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex};
@@ -26,6 +26,12 @@ use crate::config::ProducerConfig;
 use crate::error::{Error, Result};
 use crate::metadata::{Cluster, Metadata};
 use broker::{BrokerThread, Control};
+
+/// How often a fault that repeats (a broker that refuses connections, a
+/// metadata fetch that keeps failing) is logged at `warn`: once, then at
+/// most once per this interval, with the count of the ones in between
+/// (which go to `debug`). See [`crate::util::LogLimiter`].
+pub(crate) const FAULT_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
 thread_local! {
     static IO_THREAD: Cell<bool> = const { Cell::new(false) };
