@@ -1,6 +1,8 @@
 //! Apache Kafka's nodes fail under the producer: `scripts/brokers.sh
 //! kafka-node kill|stop|start` SIGKILLs a partition leader mid-stream, or
-//! restarts all three nodes one after another, while records flow. The
+//! restarts all three nodes one after another, or Admin moves every
+//! partition's leader round its replicas for ten seconds, while records
+//! flow. The
 //! tests of this binary take one lock each, so only one disturbs the shared
 //! cluster at a time, and cargo runs test binaries one after another, so no
 //! other test sees a node down.
@@ -150,6 +152,15 @@ impl Stream {
         }
     }
 
+    /// How many records have completed so far.
+    fn completed(&self) -> usize {
+        let n = self.sent.load(Ordering::SeqCst);
+        self.completions[..n]
+            .iter()
+            .filter(|c| c.load(Ordering::SeqCst) > 0)
+            .count()
+    }
+
     /// Finishes the stream and checks it: every record completed exactly
     /// once and succeeded, and an independent consumer reads every value on
     /// its partition, the first copies in send order. Without idempotence a
@@ -249,4 +260,28 @@ fn a_rolling_restart_of_every_node_loses_no_record() {
     assert!(sent < N, "the stream ended before the last restart");
     let duplicates = stream.finish();
     eprintln!("rolling restart: {sent} records, {duplicates} duplicates read back");
+}
+
+#[test]
+fn leader_churn_on_every_partition_loses_no_record() {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    const N: usize = 500_000;
+    // about one record per millisecond while the leaders move; N only
+    // bounds the stream
+    let stream = Stream::start("churn", N, 1);
+    stream.wait_sent(500);
+    let before = stream.completed();
+    let moves = java::churn_leaders(Broker::Kafka.bootstrap(), &stream.topic, 10);
+    let during = stream.completed() - before;
+    assert!(moves >= PARTS, "only {moves} leader moves in 10 s");
+    assert!(
+        during > 0,
+        "no record completed during {moves} leader moves: the producer stalled"
+    );
+    let sent = stream.sent.load(Ordering::SeqCst);
+    let duplicates = stream.finish();
+    eprintln!(
+        "leader churn: {moves} moves in 10 s, {during} records completed meanwhile; \
+         {sent} records, {duplicates} duplicates read back"
+    );
 }

@@ -227,3 +227,29 @@ pub fn move_leader(bootstrap: &str, topic: &str, partition: i32, to: i32) -> ser
     assert_eq!(t["partitions"][partition as usize]["leader"], to, "{t}");
     t
 }
+
+/// Moves the leaders of every partition of `topic` round their replicas
+/// for `seconds` (JavaOracle churn-leaders). Returns how many moves it made.
+pub fn churn_leaders(bootstrap: &str, topic: &str, seconds: u32) -> usize {
+    let s = seconds.to_string();
+    let args = [
+        "churn-leaders",
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--seconds",
+        &s,
+    ];
+    let out = oracle(&args)
+        .output()
+        .expect("run JavaOracle churn-leaders");
+    assert!(
+        out.status.success(),
+        "JavaOracle churn-leaders {topic} failed: {}",
+        out.status
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "churn-leaders prints one line");
+    lines[0]["moves"].as_u64().expect("moves") as usize
+}
