@@ -339,6 +339,8 @@ pub(crate) enum Work {
     Refresh,
     /// Nothing asked for; do periodic chores.
     Tick,
+    /// The fetch running on its own thread has finished.
+    Fetched,
     /// The producer is closing.
     Shutdown,
 }
@@ -353,6 +355,8 @@ struct Inner {
     need_update: bool,
     /// Set once by `close`.
     closed: bool,
+    /// Set by the fetch thread when its result is ready.
+    fetch_done: bool,
     /// Why the last fetch failed, for timeout messages.
     last_error: Option<String>,
     last_refresh: Option<Instant>,
@@ -434,27 +438,45 @@ impl Metadata {
 
     /// For the metadata thread: waits for work until `deadline`. A refresh
     /// is not started before `not_before` (the backoff after a failure, so
-    /// that repeated requests do not become a refresh storm).
-    pub(crate) fn wait_for_work(&self, deadline: Instant, not_before: Instant) -> Work {
+    /// that repeated requests do not become a refresh storm), nor while
+    /// `fetching` (a request then waits for the fetch in progress to end).
+    pub(crate) fn wait_for_work(
+        &self,
+        deadline: Instant,
+        not_before: Instant,
+        fetching: bool,
+    ) -> Work {
         let mut g = self.inner.lock();
         loop {
             if g.closed {
                 return Work::Shutdown;
             }
+            if g.fetch_done {
+                g.fetch_done = false;
+                return Work::Fetched;
+            }
             let now = Instant::now();
-            if g.need_update && now >= not_before {
+            let refresh = g.need_update && !fetching;
+            if refresh && now >= not_before {
                 return Work::Refresh;
             }
             if now >= deadline {
                 return Work::Tick;
             }
-            let until = if g.need_update {
+            let until = if refresh {
                 deadline.min(not_before)
             } else {
                 deadline
             };
             self.requested.wait_until(&mut g, until);
         }
+    }
+
+    /// For the fetch thread: its result is ready; wakes the metadata thread.
+    pub(crate) fn fetch_finished(&self) {
+        let mut g = self.inner.lock();
+        g.fetch_done = true;
+        self.requested.notify_all();
     }
 
     /// For the metadata thread: the topics to ask for; clears the request
@@ -688,7 +710,7 @@ mod tests {
         assert_eq!(t.join().unwrap(), v + 1);
         m.close();
         assert_eq!(
-            m.wait_for_work(Instant::now(), Instant::now()),
+            m.wait_for_work(Instant::now(), Instant::now(), false),
             Work::Shutdown
         );
     }

@@ -364,6 +364,64 @@ fn records_expire_on_time_while_a_connect_hangs() {
     p.close_timeout(Duration::ZERO).unwrap();
 }
 
+/// A partition without a leader is expired by the metadata thread, on
+/// time, even while its metadata fetches hang (every broker accepts
+/// connections and answers nothing): the fetch runs off that thread.
+#[test]
+fn leaderless_records_expire_on_time_while_a_metadata_fetch_hangs() {
+    let mut mock = MockCluster::start(1, &[("leaderless", 1)]);
+    let delivery = Duration::from_millis(3000);
+    let p = producer(
+        ProducerConfig::new()
+            .bootstrap_servers(mock.bootstrap.clone())
+            .linger(Duration::ZERO)
+            .retry_backoff(Duration::from_millis(50))
+            .retry_backoff_max(Duration::from_millis(50))
+            .request_timeout(Duration::from_millis(2500))
+            .delivery_timeout(delivery),
+    );
+    p.send(ProducerRecord::new("leaderless", &b"warm-up"[..]))
+        .unwrap()
+        .get()
+        .unwrap();
+    mock.command("leader leaderless 0 -1");
+    // The next Produce gets NOT_LEADER_OR_FOLLOWER and the refresh it asks
+    // for finds no leader.
+    let first = p
+        .send(ProducerRecord::new("leaderless", &b"a"[..]))
+        .unwrap();
+    let t0 = Instant::now();
+    while p.partitions_for("leaderless").unwrap()[0].leader.is_some() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the producer never saw the partition lose its leader"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // From here every fetch hangs: one on the open connection, then one
+    // per broker and bootstrap address, each for request.timeout.ms.
+    mock.signal("STOP");
+    let t0 = Instant::now();
+    let h = p
+        .send(ProducerRecord::new("leaderless", &b"b"[..]).partition(0))
+        .unwrap();
+    match h.get() {
+        Err(Error::DeliveryTimeout { .. }) => {}
+        other => panic!("expected a delivery timeout, got {other:?}"),
+    }
+    let took = t0.elapsed();
+    // With the fetch on the metadata thread this took about 7.5 s.
+    assert!(
+        took < delivery + Duration::from_millis(700),
+        "expired after {took:?} (delivery.timeout.ms {delivery:?})"
+    );
+    assert!(
+        first.get().is_err(),
+        "the leaderless partition took a record"
+    );
+    p.close_timeout(Duration::ZERO).unwrap();
+}
+
 /// A callback that calls `close()` while `close_timeout` on another thread
 /// is failing records (and so running that callback on its own thread)
 /// must not deadlock: the nested close acts as `close(0)`.

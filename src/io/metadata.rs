@@ -9,8 +9,10 @@
 //! `retry.backoff.ms` (growing exponentially to `retry.backoff.max.ms`
 //! while fetches fail), so errors do not turn into a refresh storm. It asks
 //! the brokers it knows first, in turn, then the bootstrap servers
-//! (rebootstrap when every known broker is gone). Its connection is
-//! blocking, with `request.timeout.ms` as the deadline.
+//! (rebootstrap when every known broker is gone). Each fetch runs on a
+//! short-lived thread of its own with a blocking connection
+//! (`request.timeout.ms` as the deadline), so a hanging broker never holds
+//! up expiry or shutdown here.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,11 +20,26 @@ use std::time::{Duration, Instant};
 use super::broker::jittered;
 use super::conn::{Connection, SocketBuffers};
 use super::IoShared;
-use crate::config::parse_host_port;
+use crate::config::{parse_host_port, ProducerConfig};
 use crate::error::{Error, Result};
 use crate::metadata::{Cluster, Work};
 use crate::protocol::messages::metadata::{self, MetadataRequest, MetadataResponse};
 use crate::util::{later, LogLimiter};
+
+/// What a fetch thread hands back: the view (or why not), the connection
+/// to reuse next time, and where the rotation over known brokers stands.
+struct Fetched {
+    result: Result<Cluster>,
+    conn: Option<Connection>,
+    rotate: usize,
+}
+
+/// A fetch in progress on its own thread.
+struct InFlight {
+    rx: crossbeam_channel::Receiver<Fetched>,
+    topics: Vec<String>,
+    started: Instant,
+}
 
 /// The thread's body.
 pub(crate) fn run(shared: Arc<IoShared>) {
@@ -31,13 +48,14 @@ pub(crate) fn run(shared: Arc<IoShared>) {
     let mut rotate = 0usize;
     let mut failures = 0u32;
     let mut not_before = Instant::now();
+    let mut fetching: Option<InFlight> = None;
     // Failed fetches, and recoveries (a flapping cluster recovers often).
     let mut failure_log = LogLimiter::new(super::FAULT_LOG_INTERVAL);
     let mut recovery_log = LogLimiter::new(super::FAULT_LOG_INTERVAL);
     loop {
         let now = Instant::now();
         let mut deadline = now + Duration::from_secs(1);
-        if let Some(last) = shared.metadata.last_refresh() {
+        if let (Some(last), None) = (shared.metadata.last_refresh(), &fetching) {
             // Stale metadata is fetched again once the backoff allows: while
             // a failed fetch backs off, waking at `last + max_age` (already
             // past) would spin.
@@ -47,15 +65,82 @@ pub(crate) fn run(shared: Arc<IoShared>) {
         if let Some(t) = shared.accumulator.next_expiry(&unled) {
             deadline = deadline.min(t);
         }
-        let work = shared.metadata.wait_for_work(deadline, not_before);
+        let work = shared
+            .metadata
+            .wait_for_work(deadline, not_before, fetching.is_some());
         if work == Work::Shutdown {
+            // A fetch still running ends on its own and hands its result
+            // to no one; it holds no batch.
             return;
         }
         let now = Instant::now();
         // Batches of partitions an I/O thread leads expire on that thread.
+        // This runs while a fetch hangs too: the fetch has its own thread.
         shared
             .accumulator
             .expire(&shared.accumulator.unled_partitions(), now);
+        if let Some(f) = &fetching {
+            let done = match f.rx.try_recv() {
+                Ok(done) => done,
+                Err(crossbeam_channel::TryRecvError::Empty) => continue,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => Fetched {
+                    result: Err(Error::Protocol("the metadata fetch thread died".into())),
+                    conn: None,
+                    rotate,
+                },
+            };
+            let f = fetching.take().expect("checked");
+            conn = done.conn;
+            rotate = done.rotate;
+            match done.result {
+                Ok(mut fetched) => {
+                    if failures > 0 {
+                        let (level, note) = recovery_log.level(log::Level::Info, now);
+                        log::log!(
+                            level,
+                            "metadata fetched again after {failures} failed attempts{note}"
+                        );
+                    }
+                    failures = 0;
+                    not_before = later(f.started, cfg.retry_backoff);
+                    let installed = shared.install(
+                        |current| {
+                            // A broker behind on a leader change must not undo
+                            // what a newer view or a leader hint taught us.
+                            fetched.keep_newer_leaders(current);
+                            Some(fetched)
+                        },
+                        Some(f.started),
+                    );
+                    // A topic still being created, or a partition without a
+                    // leader: ask again after the backoff.
+                    let incomplete = installed.is_some_and(|cluster| {
+                        f.topics.iter().any(|t| {
+                            cluster.partition_count_for_topic(t).is_none()
+                                || cluster.available_partitions_for_topic(t).len()
+                                    < cluster.partitions_for_topic(t).len()
+                        })
+                    });
+                    if incomplete {
+                        shared.metadata.request_update();
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    not_before = later(
+                        now,
+                        jittered(cfg.retry_backoff, cfg.retry_backoff_max, failures - 1),
+                    );
+                    let (level, note) = failure_log.level(log::Level::Warn, now);
+                    log::log!(
+                        level,
+                        "metadata fetch failed ({failures} in a row): {e}{note}"
+                    );
+                    shared.metadata.failed(e.to_string());
+                }
+            }
+            continue;
+        }
         let stale = shared
             .metadata
             .last_refresh()
@@ -87,65 +172,67 @@ pub(crate) fn run(shared: Arc<IoShared>) {
             shared.metadata.mark_refreshed(now);
             continue;
         }
-        match fetch(&shared, &mut conn, &topics, &mut rotate) {
-            Ok(mut fetched) => {
-                if failures > 0 {
-                    let (level, note) = recovery_log.level(log::Level::Info, Instant::now());
-                    log::log!(
-                        level,
-                        "metadata fetched again after {failures} failed attempts{note}"
-                    );
-                }
-                failures = 0;
-                not_before = later(now, cfg.retry_backoff);
-                let installed = shared.install(
-                    |current| {
-                        // A broker behind on a leader change must not undo
-                        // what a newer view or a leader hint taught us.
-                        fetched.keep_newer_leaders(current);
-                        Some(fetched)
-                    },
-                    Some(now),
-                );
-                // A topic still being created, or a partition without a
-                // leader: ask again after the backoff.
-                let incomplete = installed.is_some_and(|cluster| {
-                    topics.iter().any(|t| {
-                        cluster.partition_count_for_topic(t).is_none()
-                            || cluster.available_partitions_for_topic(t).len()
-                                < cluster.partitions_for_topic(t).len()
-                    })
-                });
-                if incomplete {
-                    shared.metadata.request_update();
-                }
-            }
-            Err(e) => {
-                failures += 1;
-                not_before = later(
-                    now,
-                    jittered(cfg.retry_backoff, cfg.retry_backoff_max, failures - 1),
-                );
-                let (level, note) = failure_log.level(log::Level::Warn, Instant::now());
-                log::log!(
-                    level,
-                    "metadata fetch failed ({failures} in a row): {e}{note}"
-                );
-                shared.metadata.failed(e.to_string());
-            }
-        }
+        fetching = Some(start_fetch(
+            &shared,
+            conn.take(),
+            topics.clone(),
+            rotate,
+            now,
+        ));
+    }
+}
+
+/// Runs one fetch on a thread of its own, so that a hanging broker (DNS,
+/// connect, ApiVersions, the request itself: up to
+/// `socket.connection.setup.timeout.ms` plus `request.timeout.ms` per
+/// candidate) never holds up the metadata thread's expiry and shutdown.
+/// The thread is not joined: it holds no batch, and a result nobody waits
+/// for any more is dropped with its connection.
+fn start_fetch(
+    shared: &IoShared,
+    conn: Option<Connection>,
+    topics: Vec<String>,
+    rotate: usize,
+    now: Instant,
+) -> InFlight {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let cfg = shared.cfg.clone();
+    let metadata = shared.metadata.clone();
+    let known = metadata.cluster();
+    let asked = topics.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("{}-meta-fetch", cfg.client_id))
+        .spawn(move || {
+            let (mut conn, mut rotate) = (conn, rotate);
+            let result = fetch(&cfg, &known, &mut conn, &asked, &mut rotate);
+            let _ = tx.send(Fetched {
+                result,
+                conn,
+                rotate,
+            });
+            metadata.fetch_finished();
+        });
+    if let Err(e) = spawned {
+        // The receiver sees a dropped sender: the loop counts a failure.
+        log::error!("cannot start a metadata fetch thread: {e}");
+        shared.metadata.fetch_finished();
+    }
+    InFlight {
+        rx,
+        topics,
+        started: now,
     }
 }
 
 /// Fetches metadata for `topics`: over the open connection if there is
 /// one, else from the known brokers in turn, else from the bootstrap list.
 fn fetch(
-    shared: &IoShared,
+    cfg: &ProducerConfig,
+    known: &Cluster,
     conn: &mut Option<Connection>,
     topics: &[String],
     rotate: &mut usize,
 ) -> Result<Cluster> {
-    let cfg = &shared.cfg;
     if let Some(c) = conn.as_mut() {
         match request(c, topics, cfg.request_timeout) {
             Ok(cluster) => return Ok(cluster),
@@ -155,7 +242,6 @@ fn fetch(
             }
         }
     }
-    let known = shared.metadata.cluster();
     let mut candidates: Vec<(String, String, u16)> = known
         .nodes()
         .map(|n| (format!("node {n}"), n.host.clone(), n.port))
