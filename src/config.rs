@@ -41,6 +41,19 @@ pub enum Acks {
     All,
 }
 
+/// Java's `metadata.recovery.strategy`: what the producer does when no
+/// broker it knows of answers a metadata request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataRecoveryStrategy {
+    /// `none`: keep asking the brokers of the last metadata; the bootstrap
+    /// servers are used only until the first metadata arrives.
+    None,
+    /// `rebootstrap` (Kafka 4's default): fall back to the bootstrap
+    /// servers once no known broker answers, or first of all once no
+    /// metadata has arrived for `metadata.recovery.rebootstrap.trigger.ms`.
+    Rebootstrap,
+}
+
 impl Acks {
     /// The value sent in a Produce request.
     pub fn as_i16(self) -> i16 {
@@ -146,8 +159,8 @@ keys! {
     ("transaction.timeout.ms", "60000", Impl),
     ("transaction.two.phase.commit.enable", "false", Partial("false")),
     ("client.dns.lookup", "use_all_dns_ips", Partial("use_all_dns_ips")),
-    ("metadata.recovery.strategy", "rebootstrap", Partial("rebootstrap")),
-    ("metadata.recovery.rebootstrap.trigger.ms", "300000", Partial("300000 (this release rebootstraps whenever no known broker answers)")),
+    ("metadata.recovery.strategy", "rebootstrap", Impl),
+    ("metadata.recovery.rebootstrap.trigger.ms", "300000", Impl),
     ("send.buffer.bytes", "131072", Impl),
     ("receive.buffer.bytes", "32768", Impl),
     ("interceptor.classes", "", Partial("an empty list (interceptors are planned)")),
@@ -253,6 +266,8 @@ pub struct ProducerConfig {
     pub(crate) max_in_flight: usize,
     pub(crate) metadata_max_age: Duration,
     pub(crate) metadata_max_idle: Duration,
+    pub(crate) metadata_recovery: MetadataRecoveryStrategy,
+    pub(crate) rebootstrap_trigger: Duration,
     pub(crate) partitioner: PartitionerChoice,
     pub(crate) partitioner_adaptive: bool,
     pub(crate) partitioner_ignore_keys: bool,
@@ -304,6 +319,8 @@ impl ProducerConfig {
             max_in_flight: 5,
             metadata_max_age: ms(300_000),
             metadata_max_idle: ms(300_000),
+            metadata_recovery: MetadataRecoveryStrategy::Rebootstrap,
+            rebootstrap_trigger: ms(300_000),
             partitioner: PartitionerChoice::BuiltIn,
             partitioner_adaptive: true,
             partitioner_ignore_keys: false,
@@ -527,9 +544,18 @@ impl ProducerConfig {
                     return Err(partial(info, v));
                 }
             }
+            "metadata.recovery.strategy" => {
+                self.metadata_recovery = match v.to_ascii_lowercase().as_str() {
+                    "none" => MetadataRecoveryStrategy::None,
+                    "rebootstrap" => MetadataRecoveryStrategy::Rebootstrap,
+                    _ => return Err(invalid(name, v, "must be one of none, rebootstrap")),
+                }
+            }
+            "metadata.recovery.rebootstrap.trigger.ms" => {
+                self.rebootstrap_trigger = ms(parse_int(name, v, 0, i64::MAX as u64)?)
+            }
             "metrics.num.samples" | "metrics.sample.window.ms" | "metrics.recording.level"
-            | "client.dns.lookup" | "metadata.recovery.strategy"
-            | "metadata.recovery.rebootstrap.trigger.ms" => {
+            | "client.dns.lookup" => {
                 if !v.eq_ignore_ascii_case(info.java_default) {
                     return Err(partial(info, v));
                 }
@@ -582,6 +608,11 @@ impl ProducerConfig {
             "max.in.flight.requests.per.connection" => self.max_in_flight.to_string(),
             "metadata.max.age.ms" => millis(self.metadata_max_age),
             "metadata.max.idle.ms" => millis(self.metadata_max_idle),
+            "metadata.recovery.strategy" => match self.metadata_recovery {
+                MetadataRecoveryStrategy::None => "none".into(),
+                MetadataRecoveryStrategy::Rebootstrap => "rebootstrap".into(),
+            },
+            "metadata.recovery.rebootstrap.trigger.ms" => millis(self.rebootstrap_trigger),
             "partitioner.adaptive.partitioning.enable" => self.partitioner_adaptive.to_string(),
             "partitioner.ignore.keys" => self.partitioner_ignore_keys.to_string(),
             "enable.idempotence" | "enable.metrics.push" | "auto.include.jmx.reporter" => {
@@ -709,6 +740,28 @@ impl ProducerConfig {
     pub fn metadata_max_age(mut self, d: Duration) -> Self {
         self.metadata_max_age = d;
         self.mark("metadata.max.age.ms", d.as_millis())
+    }
+
+    /// `metadata.recovery.strategy`: whether to fall back to the bootstrap
+    /// servers when no known broker answers. Defaults to
+    /// [`MetadataRecoveryStrategy::Rebootstrap`], as in Kafka 4.
+    #[must_use]
+    pub fn metadata_recovery_strategy(mut self, s: MetadataRecoveryStrategy) -> Self {
+        self.metadata_recovery = s;
+        let v = match s {
+            MetadataRecoveryStrategy::None => "none",
+            MetadataRecoveryStrategy::Rebootstrap => "rebootstrap",
+        };
+        self.mark("metadata.recovery.strategy", v)
+    }
+
+    /// `metadata.recovery.rebootstrap.trigger.ms`: with the `rebootstrap`
+    /// strategy, how long without metadata before the bootstrap servers
+    /// are asked first. Defaults to 300000 ms (5 minutes).
+    #[must_use]
+    pub fn metadata_recovery_rebootstrap_trigger(mut self, d: Duration) -> Self {
+        self.rebootstrap_trigger = d;
+        self.mark("metadata.recovery.rebootstrap.trigger.ms", d.as_millis())
     }
 
     /// A custom partitioner (Java's `partitioner.class`).
@@ -1052,6 +1105,8 @@ mod tests {
             ("send.buffer.bytes", "2147483648"),
             ("receive.buffer.bytes", "32k"),
             ("receive.buffer.bytes", ""),
+            ("metadata.recovery.strategy", "sometimes"),
+            ("metadata.recovery.rebootstrap.trigger.ms", "-1"),
         ] {
             let e = ProducerConfig::from_pairs([(k, v)]).unwrap_err();
             assert!(
@@ -1197,6 +1252,23 @@ mod tests {
             );
             assert!(e.to_string().contains("at least -1"), "{e}");
         }
+    }
+
+    #[test]
+    fn metadata_recovery_strategy_is_case_insensitive_and_read_back() {
+        let c = ProducerConfig::from_pairs([
+            ("metadata.recovery.strategy", "NONE"),
+            ("metadata.recovery.rebootstrap.trigger.ms", "1000"),
+        ])
+        .unwrap();
+        assert_eq!(c.metadata_recovery, MetadataRecoveryStrategy::None);
+        assert_eq!(c.rebootstrap_trigger, Duration::from_millis(1000));
+        let d = ProducerConfig::new();
+        assert_eq!(d.get("metadata.recovery.strategy").unwrap(), "rebootstrap");
+        assert_eq!(
+            d.get("metadata.recovery.rebootstrap.trigger.ms").unwrap(),
+            "300000"
+        );
     }
 
     #[test]

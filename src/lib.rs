@@ -59,7 +59,7 @@ mod util;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-pub use config::{Acks, ProducerConfig};
+pub use config::{Acks, MetadataRecoveryStrategy, ProducerConfig};
 pub use error::{Error, RecordPart, Result};
 pub use future::RecordFuture;
 pub use metadata::{Cluster, Node};

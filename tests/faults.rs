@@ -422,6 +422,48 @@ fn leaderless_records_expire_on_time_while_a_metadata_fetch_hangs() {
     p.close_timeout(Duration::ZERO).unwrap();
 }
 
+/// Every broker the producer knows of goes away and a new cluster answers
+/// at the bootstrap address (a proxy): with `metadata.recovery.strategy`
+/// `rebootstrap` (the default) the producer finds it and delivers there;
+/// with `none` it keeps asking the dead brokers and the record expires.
+#[test]
+fn rebootstrap_finds_a_new_cluster_behind_the_bootstrap_address() {
+    use kafka_producer::MetadataRecoveryStrategy as S;
+    for strategy in [S::Rebootstrap, S::None] {
+        let old = MockCluster::start(1, &[("moved", 1)]);
+        let proxy = common::Proxy::start(&old.bootstrap);
+        let p = producer(
+            ProducerConfig::new()
+                .bootstrap_servers(proxy.addr.clone())
+                .metadata_recovery_strategy(strategy)
+                .linger(Duration::ZERO)
+                .request_timeout(Duration::from_millis(2000))
+                .delivery_timeout(Duration::from_millis(6000)),
+        );
+        p.send(ProducerRecord::new("moved", &b"old"[..]))
+            .unwrap()
+            .get()
+            .unwrap();
+        drop(old);
+        let new = MockCluster::start(1, &[("moved", 1)]);
+        proxy.retarget(&new.bootstrap);
+        let r = p
+            .send(ProducerRecord::new("moved", &b"new"[..]))
+            .unwrap()
+            .get();
+        match (strategy, r) {
+            (S::Rebootstrap, Ok(m)) => {
+                assert_eq!(m.offset(), 0, "the new cluster's first record");
+                let got = consume(&new.bootstrap, "moved", 1, Duration::from_secs(30));
+                assert_eq!(got[0].value.as_deref(), Some(&b"new"[..]));
+            }
+            (S::None, Err(Error::DeliveryTimeout { .. })) => {}
+            (s, r) => panic!("{s:?}: {r:?}"),
+        }
+        p.close_timeout(Duration::ZERO).unwrap();
+    }
+}
+
 /// A callback that calls `close()` while `close_timeout` on another thread
 /// is failing records (and so running that callback on its own thread)
 /// must not deadlock: the nested close acts as `close(0)`.

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use super::broker::jittered;
 use super::conn::{Connection, SocketBuffers};
 use super::IoShared;
-use crate::config::{parse_host_port, ProducerConfig};
+use crate::config::{parse_host_port, MetadataRecoveryStrategy, ProducerConfig};
 use crate::error::{Error, Result};
 use crate::metadata::{Cluster, Work};
 use crate::protocol::messages::metadata::{self, MetadataRequest, MetadataResponse};
@@ -49,6 +49,9 @@ pub(crate) fn run(shared: Arc<IoShared>) {
     let mut failures = 0u32;
     let mut not_before = Instant::now();
     let mut fetching: Option<InFlight> = None;
+    // When fetches started failing (none since): KIP-1102's trigger counts
+    // from here.
+    let mut failing_since: Option<Instant> = None;
     // Failed fetches, and recoveries (a flapping cluster recovers often).
     let mut failure_log = LogLimiter::new(super::FAULT_LOG_INTERVAL);
     let mut recovery_log = LogLimiter::new(super::FAULT_LOG_INTERVAL);
@@ -102,6 +105,7 @@ pub(crate) fn run(shared: Arc<IoShared>) {
                         );
                     }
                     failures = 0;
+                    failing_since = None;
                     not_before = later(f.started, cfg.retry_backoff);
                     let installed = shared.install(
                         |current| {
@@ -127,6 +131,7 @@ pub(crate) fn run(shared: Arc<IoShared>) {
                 }
                 Err(e) => {
                     failures += 1;
+                    failing_since.get_or_insert(f.started);
                     not_before = later(
                         now,
                         jittered(cfg.retry_backoff, cfg.retry_backoff_max, failures - 1),
@@ -172,11 +177,20 @@ pub(crate) fn run(shared: Arc<IoShared>) {
             shared.metadata.mark_refreshed(now);
             continue;
         }
+        // No known broker has answered for
+        // `metadata.recovery.rebootstrap.trigger.ms`: ask the bootstrap
+        // servers first (KIP-1102), and not over the old connection.
+        let rebootstrap_due = failing_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= cfg.rebootstrap_trigger);
+        if rebootstrap_due {
+            conn = None;
+        }
         fetching = Some(start_fetch(
             &shared,
             conn.take(),
             topics.clone(),
             rotate,
+            rebootstrap_due,
             now,
         ));
     }
@@ -193,6 +207,7 @@ fn start_fetch(
     conn: Option<Connection>,
     topics: Vec<String>,
     rotate: usize,
+    rebootstrap_due: bool,
     now: Instant,
 ) -> InFlight {
     let (tx, rx) = crossbeam_channel::bounded(1);
@@ -204,7 +219,14 @@ fn start_fetch(
         .name(format!("{}-meta-fetch", cfg.client_id))
         .spawn(move || {
             let (mut conn, mut rotate) = (conn, rotate);
-            let result = fetch(&cfg, &known, &mut conn, &asked, &mut rotate);
+            let result = fetch(
+                &cfg,
+                &known,
+                &mut conn,
+                &asked,
+                &mut rotate,
+                rebootstrap_due,
+            );
             let _ = tx.send(Fetched {
                 result,
                 conn,
@@ -232,6 +254,7 @@ fn fetch(
     conn: &mut Option<Connection>,
     topics: &[String],
     rotate: &mut usize,
+    rebootstrap_due: bool,
 ) -> Result<Cluster> {
     if let Some(c) = conn.as_mut() {
         match request(c, topics, cfg.request_timeout) {
@@ -242,20 +265,8 @@ fn fetch(
             }
         }
     }
-    let mut candidates: Vec<(String, String, u16)> = known
-        .nodes()
-        .map(|n| (format!("node {n}"), n.host.clone(), n.port))
-        .collect();
-    if !candidates.is_empty() {
-        let k = *rotate % candidates.len();
-        candidates.rotate_left(k);
-        *rotate += 1;
-    }
-    for s in &cfg.bootstrap_servers {
-        let (host, port) = parse_host_port(s)?;
-        candidates.push((format!("bootstrap {s}"), host, port));
-    }
     let mut last = None;
+    let candidates = candidates(cfg, known, rotate, rebootstrap_due)?;
     for (label, host, port) in candidates {
         let opened = Connection::open(
             label,
@@ -281,6 +292,44 @@ fn fetch(
     }))
 }
 
+/// Whom to ask for metadata, in order (after the open connection, if
+/// any): the known brokers, starting one further each time so that a dead
+/// one is not always tried first, then the bootstrap servers: before the
+/// first metadata, and with `metadata.recovery.strategy=rebootstrap`
+/// (Kafka 4's default) once no known broker answers. When fetches have
+/// failed for `metadata.recovery.rebootstrap.trigger.ms`
+/// (`rebootstrap_due`), the bootstrap servers come first.
+fn candidates(
+    cfg: &ProducerConfig,
+    known: &Cluster,
+    rotate: &mut usize,
+    rebootstrap_due: bool,
+) -> Result<Vec<(String, String, u16)>> {
+    let mut nodes: Vec<(String, String, u16)> = known
+        .nodes()
+        .map(|n| (format!("node {n}"), n.host.clone(), n.port))
+        .collect();
+    if !nodes.is_empty() {
+        let k = *rotate % nodes.len();
+        nodes.rotate_left(k);
+        *rotate += 1;
+    }
+    let rebootstrap = cfg.metadata_recovery == MetadataRecoveryStrategy::Rebootstrap;
+    if !nodes.is_empty() && !rebootstrap {
+        return Ok(nodes);
+    }
+    let mut bootstrap = Vec::with_capacity(cfg.bootstrap_servers.len());
+    for s in &cfg.bootstrap_servers {
+        let (host, port) = parse_host_port(s)?;
+        bootstrap.push((format!("bootstrap {s}"), host, port));
+    }
+    Ok(if rebootstrap_due {
+        bootstrap.into_iter().chain(nodes).collect()
+    } else {
+        nodes.into_iter().chain(bootstrap).collect()
+    })
+}
+
 fn request(c: &mut Connection, topics: &[String], timeout: Duration) -> Result<Cluster> {
     let v = c.version_for(metadata::API_KEY, "Metadata")?;
     let req = MetadataRequest {
@@ -296,4 +345,52 @@ fn request(c: &mut Connection, topics: &[String], timeout: Duration) -> Result<C
     let resp = MetadataResponse::decode(&body, v)
         .map_err(|e| Error::Protocol(format!("Metadata v{v} from {}: {e}", c.label)))?;
     Ok(Cluster::from_response(&resp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::messages::metadata::MetadataBroker;
+
+    fn labels(cfg: &ProducerConfig, known: &Cluster, rotate: &mut usize, due: bool) -> Vec<String> {
+        candidates(cfg, known, rotate, due)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.0)
+            .collect()
+    }
+
+    #[test]
+    fn metadata_is_asked_of_known_brokers_then_bootstrap_as_the_strategy_says() {
+        let cfg = ProducerConfig::new().bootstrap_servers("b1:1,b2:2");
+        let none = cfg
+            .clone()
+            .metadata_recovery_strategy(MetadataRecoveryStrategy::None);
+        let empty = Cluster::default();
+        let known = Cluster::from_response(&MetadataResponse {
+            brokers: (1..=2)
+                .map(|id| MetadataBroker {
+                    node_id: id,
+                    host: format!("n{id}"),
+                    port: 9092,
+                    rack: None,
+                })
+                .collect(),
+            ..Default::default()
+        });
+        let (n1, n2) = ("node 1 (n1:9092)", "node 2 (n2:9092)");
+        let (b1, b2) = ("bootstrap b1:1", "bootstrap b2:2");
+        let mut r = 0;
+        // Before the first metadata, whatever the strategy: bootstrap.
+        assert_eq!(labels(&cfg, &empty, &mut r, false), [b1, b2]);
+        assert_eq!(labels(&none, &empty, &mut r, false), [b1, b2]);
+        // Known brokers first, one further each time, then rebootstrap.
+        let mut r = 0;
+        assert_eq!(labels(&cfg, &known, &mut r, false), [n1, n2, b1, b2]);
+        assert_eq!(labels(&cfg, &known, &mut r, false), [n2, n1, b1, b2]);
+        // Failing for the trigger interval: bootstrap first.
+        assert_eq!(labels(&cfg, &known, &mut r, true), [b1, b2, n1, n2]);
+        // `none` never goes back to bootstrap once it knows brokers.
+        assert_eq!(labels(&none, &known, &mut r, true), [n2, n1]);
+    }
 }

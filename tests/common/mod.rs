@@ -420,3 +420,66 @@ pub fn example(name: &str) -> PathBuf {
     }
     profile_dir.join("examples").join(name)
 }
+
+/// A TCP forwarder on 127.0.0.1 whose target can change: a bootstrap
+/// address that outlives the cluster behind it. Each accepted connection
+/// is piped to the target of the moment; stops accepting on drop.
+pub struct Proxy {
+    pub addr: String,
+    target: std::sync::Arc<std::sync::Mutex<String>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start(target: &str) -> Proxy {
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::AtomicBool;
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let target = Arc::new(Mutex::new(target.to_owned()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (t, s) = (target.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let client = match listener.accept() {
+                    Ok((c, _)) => c,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                    Err(_) => break,
+                };
+                let to = t.lock().unwrap().clone();
+                let Ok(to) = to.parse() else { continue };
+                let Ok(server) = TcpStream::connect_timeout(&to, Duration::from_secs(1)) else {
+                    continue; // dropping `client` closes it: the target is down
+                };
+                client.set_nonblocking(false).unwrap();
+                for (mut from, mut into) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut into);
+                        let _ = into.shutdown(std::net::Shutdown::Both);
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { addr, target, stop }
+    }
+
+    /// New connections go to `target` from now on.
+    pub fn retarget(&self, target: &str) {
+        *self.target.lock().unwrap() = target.to_owned();
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
