@@ -39,6 +39,10 @@ use crate::protocol::primitives::Decoder;
 use crate::protocol::ErrorCode;
 use crate::util::{later, LogLimiter};
 
+/// The largest response frame accepted with no request it could answer in
+/// flight (an answer to an acks=0 request, which some brokers send).
+const STRAY_RESPONSE_MAX: usize = 1024 * 1024;
+
 /// The poll token of the thread's waker.
 pub(crate) const WAKE: Token = Token(0);
 const SOCKET: Token = Token(1);
@@ -61,6 +65,9 @@ struct InFlight {
     /// acks=0: no response is awaited; the request completes once the
     /// connection has written `end` bytes in total.
     acks0_end: Option<u64>,
+    /// The largest answer an honest broker can give it
+    /// (`produce::max_response_size`).
+    max_response: usize,
     batches: Vec<Slot>,
 }
 
@@ -502,11 +509,17 @@ impl BrokerThread {
         // acks=0: no response will be awaited (the test brokers send one
         // anyway; it matches no entry and is dropped).
         let acks0_end = (acks == Acks::None).then(|| conn.enqueued_total());
+        let max_response = produce::max_response_size(
+            drained
+                .iter()
+                .map(|d| (d.queue.topic.len(), d.batch.record_count())),
+        );
         self.in_flight.push_back(InFlight {
             correlation_id,
             version,
             sent_at: now,
             acks0_end,
+            max_response,
             batches: drained
                 .into_iter()
                 .map(|d| Slot {
@@ -558,6 +571,16 @@ impl BrokerThread {
         let Some(mut conn) = self.conn.take() else {
             return;
         };
+        // The next frame answers one of the requests in flight (responses
+        // come in order): none can be larger than the largest of their
+        // bounds. The floor admits the answers some brokers send to acks=0
+        // requests, which are no longer in flight by then.
+        conn.set_max_frame(
+            self.in_flight
+                .iter()
+                .map(|f| f.max_response)
+                .fold(STRAY_RESPONSE_MAX, usize::max),
+        );
         let read = conn.read_some();
         // Handle every complete frame, even if the read then failed: the
         // broker may answer and close.

@@ -155,6 +155,10 @@ pub(crate) struct Connection<S: Transport = TcpStream> {
     rbuf: Vec<u8>,
     rpos: usize,
     rlen: usize,
+    /// The largest response frame accepted now: `MAX_RESPONSE_SIZE`
+    /// unless the owner knows what its requests can be answered with
+    /// ([`set_max_frame`](Self::set_max_frame)).
+    max_frame: usize,
 }
 
 impl Connection<TcpStream> {
@@ -219,6 +223,7 @@ impl<S: Transport> Connection<S> {
             rbuf: vec![0; READ_BUF_INITIAL],
             rpos: 0,
             rlen: 0,
+            max_frame: MAX_RESPONSE_SIZE,
         }
     }
 
@@ -393,7 +398,7 @@ impl<S: Transport> Connection<S> {
     }
 
     /// Ensures free space after `rlen`: compacts, then grows toward the
-    /// size of the frame being read (never past `MAX_RESPONSE_SIZE`, and
+    /// size of the frame being read (never past `max_frame`, and
     /// only as far as the frame's own size prefix asks).
     fn make_room(&mut self) -> io::Result<()> {
         if self.rpos == self.rlen {
@@ -413,15 +418,22 @@ impl<S: Transport> Connection<S> {
             Some(n) => n + 4,
             None => self.rbuf.len() + 4,
         };
-        let new_len = want.max(self.rbuf.len() * 2).min(MAX_RESPONSE_SIZE + 4);
+        let new_len = want.max(self.rbuf.len() * 2).min(self.max_frame + 4);
         self.rbuf.resize(new_len, 0);
         Ok(())
+    }
+
+    /// Caps the response frames this connection accepts from now on at
+    /// `n` bytes (at most `MAX_RESPONSE_SIZE`): a frame whose size prefix
+    /// says more is refused as `InvalidData` before its body is read.
+    pub(crate) fn set_max_frame(&mut self, n: usize) {
+        self.max_frame = n.min(MAX_RESPONSE_SIZE);
     }
 
     /// The size of the frame at `rpos`, if its prefix has arrived.
     fn pending_frame_size(&self) -> io::Result<Option<usize>> {
         // The same code the fuzz target `frame_reader` runs.
-        frame_size(&self.rbuf[self.rpos..self.rlen], MAX_RESPONSE_SIZE)
+        frame_size(&self.rbuf[self.rpos..self.rlen], self.max_frame)
             .map_err(|e| io::Error::new(ErrorKind::InvalidData, format!("response frame: {e}")))
     }
 
@@ -460,7 +472,7 @@ impl<S: Transport> Connection<S> {
         &mut self,
         f: impl FnOnce(i32, &[u8]) -> R,
     ) -> io::Result<Option<R>> {
-        let frame = split_frame(&self.rbuf[self.rpos..self.rlen], MAX_RESPONSE_SIZE)
+        let frame = split_frame(&self.rbuf[self.rpos..self.rlen], self.max_frame)
             .map_err(|e| io::Error::new(ErrorKind::InvalidData, format!("response frame: {e}")))?;
         let Some(frame) = frame else {
             return Ok(None);
@@ -992,5 +1004,39 @@ mod tests {
         );
         let _ = c.read_some();
         assert!(c.next_frame(|_, _| ()).is_err(), "a 2 GiB frame is refused");
+    }
+
+    #[test]
+    fn a_frame_larger_than_its_request_could_be_answered_with_is_refused_unread() {
+        // A 3 MiB frame: accepted under a 4 MiB cap, refused under 1 MiB
+        // before the buffer grows for it.
+        let input = frame(1, &vec![9u8; 3 << 20]);
+        let fake = |input: Vec<u8>| Fake {
+            input: Cursor::new(input),
+            output: Vec::new(),
+            chunk: 64 * 1024,
+        };
+        let mut c = Connection::new(fake(input.clone()), "n".into(), "c");
+        c.set_max_frame(1 << 20);
+        let err = loop {
+            match c.read_some() {
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+        assert!(c.next_frame(|_, _| ()).is_err());
+        assert!(c.rbuf.len() <= READ_BUF_INITIAL, "grew to {}", c.rbuf.len());
+
+        let mut c = Connection::new(fake(input), "n".into(), "c");
+        c.set_max_frame(4 << 20);
+        let mut got = None;
+        while got.is_none() {
+            if let Err(e) = c.read_some() {
+                assert_eq!(e.kind(), ErrorKind::UnexpectedEof);
+            }
+            got = c.next_frame(|corr, f| (corr, f.len())).unwrap();
+        }
+        assert_eq!(got, Some((1, 4 + (3 << 20))));
     }
 }

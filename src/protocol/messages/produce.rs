@@ -259,6 +259,37 @@ pub struct ProduceResponse {
     pub node_endpoints: Vec<NodeEndpoint>,
 }
 
+/// The most bytes an honest broker's answer to one Produce request can
+/// take (the frame after its size prefix: header and body), at any version
+/// we send. `batches` lists, per batch in the request, its topic name's
+/// length and its record count; each is counted as a topic of its own, so
+/// the bound holds however they are grouped.
+///
+/// Every string Kafka writes is at most `i16::MAX` bytes (its generated
+/// writers refuse longer ones, compact strings included); per partition
+/// the answer holds an error message, one error per record at most and a
+/// leader hint with that leader's endpoint (host and rack); each structure
+/// gets 1 KiB more for tagged fields a newer broker may add. A frame larger
+/// than this is not an answer to the request, and the connection refuses
+/// it before reading (or allocating for) its body.
+pub fn max_response_size(batches: impl IntoIterator<Item = (usize, usize)>) -> usize {
+    const STRING: usize = 5 + i16::MAX as usize; // length varint + bytes
+    const TAGS: usize = 1024;
+    const FIXED: usize = 4 + 2 + 8 + 8 + 8; // index, error, three offsets
+    const LEADER_HINT: usize = 3 + 4 + 4 + 1; // tag, size, id, epoch, tags
+    const ENDPOINT: usize = 4 + STRING + 4 + STRING + TAGS; // id, host, port, rack
+    const PARTITION: usize = FIXED + 5 + STRING + LEADER_HINT + TAGS + ENDPOINT;
+    const RECORD_ERROR: usize = 4 + STRING + TAGS;
+    // correlation id, header tags, topics array, throttle, endpoints array
+    let mut n: usize = 4 + TAGS + 5 + 4 + 5 + TAGS;
+    for (topic_len, records) in batches {
+        let topic = topic_len.saturating_add(5 + 5 + TAGS);
+        let partition = PARTITION.saturating_add(records.saturating_mul(RECORD_ERROR));
+        n = n.saturating_add(topic).saturating_add(partition);
+    }
+    n
+}
+
 impl ProduceResponse {
     /// Reads a body sent for a request at `version`.
     ///
@@ -418,6 +449,52 @@ impl ProduceResponse {
 mod tests {
     use super::*;
     use crate::protocol::records::BatchHeader;
+
+    #[test]
+    fn the_largest_honest_answer_fits_its_bound() {
+        let long = |c: char| Some(std::iter::repeat_n(c, i16::MAX as usize).collect::<String>());
+        let topic: String = std::iter::repeat_n('t', 249).collect();
+        let records = 3;
+        let partition = |index| PartitionProduceResponse {
+            index,
+            error_code: 6,
+            base_offset: -1,
+            log_append_time_ms: -1,
+            log_start_offset: -1,
+            record_errors: (0..records as i32).map(|i| (i, long('r'))).collect(),
+            error_message: long('e'),
+            current_leader: Some(LeaderIdAndEpoch {
+                leader_id: 2,
+                leader_epoch: 7,
+            }),
+        };
+        let resp = ProduceResponse {
+            responses: vec![TopicProduceResponse {
+                name: topic.clone(),
+                partition_responses: vec![partition(0), partition(1)],
+            }],
+            throttle_time_ms: 0,
+            node_endpoints: (0..2)
+                .map(|node_id| NodeEndpoint {
+                    node_id,
+                    host: long('h').unwrap(),
+                    port: 9092,
+                    rack: long('k'),
+                })
+                .collect(),
+        };
+        let bound = max_response_size([(topic.len(), records), (topic.len(), records)]);
+        for v in MIN_VERSION..=MAX_VERSION {
+            let mut body = Vec::new();
+            resp.encode(&mut body, v);
+            let frame = 4 + usize::from(is_flexible(v)) + body.len();
+            assert!(frame <= bound, "v{v}: {frame} > {bound}");
+        }
+        // A request of one small batch admits a few hundred KiB, not 100 MiB.
+        assert!(max_response_size([(10, 1)]) < 256 * 1024);
+        assert!(max_response_size([(10, 1)]) < max_response_size([(10, 2)]));
+        assert_eq!(max_response_size([(usize::MAX, usize::MAX)]), usize::MAX);
+    }
     use kafka_protocol::protocol::{Decodable, Encodable};
     use proptest::prelude::*;
 
