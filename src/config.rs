@@ -742,6 +742,50 @@ impl ProducerConfig {
         self.mark("metadata.max.age.ms", d.as_millis())
     }
 
+    /// `reconnect.backoff.ms`: the wait before reconnecting to a broker
+    /// after a failed or lost connection; it doubles per failure, with
+    /// jitter, up to `reconnect.backoff.max.ms`. Defaults to 50 ms.
+    #[must_use]
+    pub fn reconnect_backoff(mut self, d: Duration) -> Self {
+        self.reconnect_backoff = d;
+        self.mark("reconnect.backoff.ms", d.as_millis())
+    }
+
+    /// `reconnect.backoff.max.ms`. Defaults to 1000 ms.
+    #[must_use]
+    pub fn reconnect_backoff_max(mut self, d: Duration) -> Self {
+        self.reconnect_backoff_max = d;
+        self.mark("reconnect.backoff.max.ms", d.as_millis())
+    }
+
+    /// `socket.connection.setup.timeout.ms`: how long a connection attempt
+    /// may take; it doubles per consecutive failure up to
+    /// `socket.connection.setup.timeout.max.ms`. Defaults to 10000 ms.
+    #[must_use]
+    pub fn socket_connection_setup_timeout(mut self, d: Duration) -> Self {
+        self.connection_setup_timeout = d;
+        self.mark("socket.connection.setup.timeout.ms", d.as_millis())
+    }
+
+    /// `socket.connection.setup.timeout.max.ms`. Defaults to 30000 ms.
+    #[must_use]
+    pub fn socket_connection_setup_timeout_max(mut self, d: Duration) -> Self {
+        self.connection_setup_timeout_max = d;
+        self.mark("socket.connection.setup.timeout.max.ms", d.as_millis())
+    }
+
+    /// `connections.max.idle.ms`: a connection that has carried nothing
+    /// for this long is closed (the next request opens a new one); `None`
+    /// is Java's -1, never. Defaults to 540000 ms (9 minutes).
+    #[must_use]
+    pub fn connections_max_idle(mut self, d: Option<Duration>) -> Self {
+        self.connections_max_idle = d;
+        match d {
+            Some(d) => self.mark("connections.max.idle.ms", d.as_millis()),
+            None => self.mark("connections.max.idle.ms", -1),
+        }
+    }
+
     /// `metadata.recovery.strategy`: whether to fall back to the bootstrap
     /// servers when no known broker answers. Defaults to
     /// [`MetadataRecoveryStrategy::Rebootstrap`], as in Kafka 4.

@@ -464,6 +464,58 @@ fn rebootstrap_finds_a_new_cluster_behind_the_bootstrap_address() {
     }
 }
 
+/// TCP connections from this process to `port` on 127.0.0.1 that are
+/// established now, from /proc/net/tcp (the kernel's own view).
+fn established_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    let want = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[2] == want && f[3] == "01"
+        })
+        .count()
+}
+
+/// `connections.max.idle.ms`: a connection that carries nothing for that
+/// long is closed, the I/O thread's and the metadata thread's alike, and
+/// the next record opens a new one.
+#[test]
+fn idle_connections_are_closed_and_reopened_when_needed() {
+    let mock = MockCluster::start(1, &[("idle-conn", 1)]);
+    let port: u16 = mock.bootstrap.rsplit(':').next().unwrap().parse().unwrap();
+    let p = producer(
+        ProducerConfig::new()
+            .bootstrap_servers(mock.bootstrap.clone())
+            .linger(Duration::ZERO)
+            .connections_max_idle(Some(Duration::from_millis(600))),
+    );
+    p.send(ProducerRecord::new("idle-conn", &b"a"[..]))
+        .unwrap()
+        .get()
+        .unwrap();
+    assert!(established_to(port) >= 1, "no connection to the broker");
+    let t0 = Instant::now();
+    while established_to(port) > 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{} connection(s) still open {:?} after the last record",
+            established_to(port),
+            t0.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let m = p
+        .send(ProducerRecord::new("idle-conn", &b"b"[..]))
+        .unwrap()
+        .get()
+        .unwrap();
+    assert_eq!(m.offset(), 1);
+    p.close().unwrap();
+}
+
 /// A callback that calls `close()` while `close_timeout` on another thread
 /// is failing records (and so running that callback on its own thread)
 /// must not deadlock: the nested close acts as `close(0)`.

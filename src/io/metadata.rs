@@ -45,6 +45,9 @@ struct InFlight {
 pub(crate) fn run(shared: Arc<IoShared>) {
     let cfg = shared.cfg.clone();
     let mut conn: Option<Connection> = None;
+    // When the connection last carried a fetch: it is closed after
+    // `connections.max.idle.ms` without one, as Java closes idle ones.
+    let mut conn_used = Instant::now();
     let mut rotate = 0usize;
     let mut failures = 0u32;
     let mut not_before = Instant::now();
@@ -67,6 +70,15 @@ pub(crate) fn run(shared: Arc<IoShared>) {
         let unled = shared.accumulator.unled_partitions();
         if let Some(t) = shared.accumulator.next_expiry(&unled) {
             deadline = deadline.min(t);
+        }
+        if let (Some(c), Some(idle)) = (&conn, cfg.connections_max_idle) {
+            let at = later(conn_used, idle);
+            if now >= at {
+                log::debug!("closing the idle metadata connection to {}", c.label);
+                conn = None; // nothing is in flight on it: a plain close
+            } else {
+                deadline = deadline.min(at);
+            }
         }
         let work = shared
             .metadata
@@ -94,6 +106,7 @@ pub(crate) fn run(shared: Arc<IoShared>) {
             };
             let f = fetching.take().expect("checked");
             conn = done.conn;
+            conn_used = now;
             rotate = done.rotate;
             match done.result {
                 Ok(mut fetched) => {
