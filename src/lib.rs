@@ -46,6 +46,7 @@ pub mod config;
 mod error;
 mod future;
 mod io;
+mod lifecycle;
 mod metadata;
 pub mod partitioner;
 mod producer;

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::lifecycle::Lifecycle;
 use crate::protocol::messages::metadata::{MetadataPartition, MetadataResponse};
 use crate::protocol::ErrorCode;
 use crate::record::PartitionInfo;
@@ -341,7 +342,7 @@ pub(crate) enum Work {
     Tick,
     /// The fetch running on its own thread has finished.
     Fetched,
-    /// The producer is closing.
+    /// The producer is stopped: the thread exits.
     Shutdown,
 }
 
@@ -353,8 +354,6 @@ struct Inner {
     topics: HashSet<String>,
     /// A refresh was asked for (new topic, stale leader, error).
     need_update: bool,
-    /// Set once by `close`.
-    closed: bool,
     /// Set by the fetch thread when its result is ready.
     fetch_done: bool,
     /// Why the last fetch failed, for timeout messages.
@@ -366,17 +365,31 @@ struct Inner {
 ///
 /// Lock order: `inner` is never held while taking another lock of this
 /// crate; `cluster` is a leaf.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Metadata {
     cluster: RwLock<Arc<Cluster>>,
     inner: Mutex<Inner>,
-    /// Signalled on publish and close: `send` and `partitions_for` wait here.
+    /// Signalled on publish and stop: `send` and `partitions_for` wait here.
     updated: Condvar,
-    /// Signalled when work arrives for the metadata thread.
+    /// Signalled when work arrives for the metadata thread, and on stop.
     requested: Condvar,
+    /// Stopped: waiters return and the metadata thread exits. Both check it
+    /// under `inner`, which [`wake_all`](Self::wake_all) takes after the
+    /// move.
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl Metadata {
+    pub(crate) fn new(lifecycle: Arc<Lifecycle>) -> Self {
+        Metadata {
+            cluster: RwLock::default(),
+            inner: Mutex::default(),
+            updated: Condvar::new(),
+            requested: Condvar::new(),
+            lifecycle,
+        }
+    }
+
     /// The current snapshot.
     pub(crate) fn cluster(&self) -> Arc<Cluster> {
         self.cluster.read().clone()
@@ -407,10 +420,10 @@ impl Metadata {
     }
 
     /// Waits until a snapshot newer than `seen_version` is published, the
-    /// producer closes, or `deadline` passes. Returns the current version.
+    /// producer stops, or `deadline` passes. Returns the current version.
     pub(crate) fn await_update(&self, seen_version: u64, deadline: Instant) -> u64 {
         let mut g = self.inner.lock();
-        while g.version == seen_version && !g.closed {
+        while g.version == seen_version && !self.lifecycle.is_stopped() {
             if self.updated.wait_until(&mut g, deadline).timed_out() {
                 break;
             }
@@ -423,15 +436,12 @@ impl Metadata {
         self.inner.lock().last_error.clone()
     }
 
-    /// True once `close` was called.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.inner.lock().closed
-    }
-
-    /// Stops the metadata thread and releases every waiter.
-    pub(crate) fn close(&self) {
-        let mut g = self.inner.lock();
-        g.closed = true;
+    /// For `Io::stop`, after the move to `Stopped`: wakes the metadata
+    /// thread (which then exits) and every `await_update`. Both check the
+    /// phase under the lock taken here, so each either saw `Stopped` or is
+    /// waiting now.
+    pub(crate) fn wake_all(&self) {
+        let _g = self.inner.lock();
         self.requested.notify_all();
         self.updated.notify_all();
     }
@@ -448,7 +458,7 @@ impl Metadata {
     ) -> Work {
         let mut g = self.inner.lock();
         loop {
-            if g.closed {
+            if self.lifecycle.is_stopped() {
                 return Work::Shutdown;
             }
             if g.fetch_done {
@@ -699,8 +709,9 @@ mod tests {
     }
 
     #[test]
-    fn waiters_wake_on_publish_and_close() {
-        let m = Arc::new(Metadata::default());
+    fn waiters_wake_on_publish_and_stop() {
+        let lifecycle = Arc::new(Lifecycle::default());
+        let m = Arc::new(Metadata::new(lifecycle.clone()));
         let v = m.version();
         let m2 = m.clone();
         let t = std::thread::spawn(move || {
@@ -708,7 +719,13 @@ mod tests {
         });
         m.publish(Arc::default(), Some(Instant::now()));
         assert_eq!(t.join().unwrap(), v + 1);
-        m.close();
+        let m2 = m.clone();
+        let t = std::thread::spawn(move || {
+            m2.await_update(v + 1, Instant::now() + std::time::Duration::from_secs(10))
+        });
+        lifecycle.stop();
+        m.wake_all();
+        assert_eq!(t.join().unwrap(), v + 1, "stop releases the waiter");
         assert_eq!(
             m.wait_for_work(Instant::now(), Instant::now(), false),
             Work::Shutdown

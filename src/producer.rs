@@ -7,7 +7,7 @@
 //! its partition's batch. Everything after that happens on the I/O threads.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use crate::config::{PartitionerChoice, ProducerConfig};
 use crate::error::{Error, RecordPart, Result};
 use crate::future::RecordFuture;
 use crate::io::{in_io_thread, Io};
+use crate::lifecycle::Lifecycle;
 use crate::metadata::{Cluster, Metadata};
 use crate::partitioner::{murmur2_partition, Partitioner, RoundRobinPartitioner};
 use crate::protocol::records::{record_fixed_size, record_size_upper_bound, RECORD_BATCH_OVERHEAD};
@@ -67,9 +68,10 @@ struct Inner {
     metadata: Arc<Metadata>,
     io: Io,
     round_robin: RoundRobinPartitioner,
-    /// Set by the first `close`.
-    closed: AtomicBool,
+    /// The phase every component shares; `send` refuses once closing.
+    lifecycle: Arc<Lifecycle>,
     /// Serializes `close` calls; holds true once the threads are joined.
+    /// Not a phase: only `close` and `drop` read it.
     joined: Mutex<bool>,
 }
 
@@ -127,7 +129,7 @@ impl<K: ?Sized, V: ?Sized> std::fmt::Debug for Producer<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")
             .field("client_id", &self.inner.cfg.client_id)
-            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .field("closed", &self.inner.lifecycle.is_closing())
             .finish()
     }
 }
@@ -172,17 +174,26 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             }
         }
         let cfg = Arc::new(cfg);
-        let accumulator = Arc::new(RecordAccumulator::new(AccumulatorConfig {
-            batch_size: cfg.batch_size,
-            buffer_memory: cfg.buffer_memory,
-            linger: cfg.linger,
-            delivery_timeout: cfg.delivery_timeout,
-            max_block: cfg.max_block,
-            adaptive_partitioning: cfg.partitioner_adaptive,
-            guarantee_order: cfg.max_in_flight == 1,
-        }));
-        let metadata = Arc::new(Metadata::default());
-        let io = Io::start(cfg.clone(), accumulator.clone(), metadata.clone())?;
+        let lifecycle = Arc::new(Lifecycle::default());
+        let accumulator = Arc::new(RecordAccumulator::new(
+            AccumulatorConfig {
+                batch_size: cfg.batch_size,
+                buffer_memory: cfg.buffer_memory,
+                linger: cfg.linger,
+                delivery_timeout: cfg.delivery_timeout,
+                max_block: cfg.max_block,
+                adaptive_partitioning: cfg.partitioner_adaptive,
+                guarantee_order: cfg.max_in_flight == 1,
+            },
+            lifecycle.clone(),
+        ));
+        let metadata = Arc::new(Metadata::new(lifecycle.clone()));
+        let io = Io::start(
+            cfg.clone(),
+            accumulator.clone(),
+            metadata.clone(),
+            lifecycle.clone(),
+        )?;
         Ok(Producer {
             inner: Arc::new(Inner {
                 cfg,
@@ -190,7 +201,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 metadata,
                 io,
                 round_robin: RoundRobinPartitioner::new(),
-                closed: AtomicBool::new(false),
+                lifecycle,
                 joined: Mutex::new(false),
             }),
             key_serializer: Box::new(key_serializer),
@@ -270,7 +281,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 timestamp,
             });
         }
-        if inner.closed.load(Ordering::Acquire) {
+        if inner.lifecycle.is_closing() {
             return Err(Error::Closed);
         }
         let start = Instant::now();
@@ -469,7 +480,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                     });
                 }
             }
-            if inner.closed.load(Ordering::Acquire) || inner.metadata.is_closed() {
+            if inner.lifecycle.is_closing() {
                 return Err(Error::Closed);
             }
             inner.metadata.add_topic(topic);
@@ -555,8 +566,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     pub fn close_timeout(&self, timeout: Duration) -> Result<()> {
         let inner = &*self.inner;
         let deadline = later(Instant::now(), timeout);
-        inner.closed.store(true, Ordering::Release);
-        inner.accumulator.close();
+        inner.io.close();
         if in_callback_context() {
             // Java: close() from a callback is close(0), and it does not
             // wait for the I/O threads (this may be one of them, or the
@@ -584,9 +594,8 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         if *joined {
             return Ok(());
         }
-        inner.accumulator.pool().close();
-        // From here a failed batch is not retried: the threads are stopping.
-        inner.accumulator.begin_abort();
+        // From here a failed batch is not retried (`Stopped` is an abort
+        // too), the pool refuses, and the threads are stopping.
         inner.io.stop();
         // Threads finish their in-flight requests (none after a clean
         // drain) and exit at once; one stuck opening a connection holds no
@@ -595,9 +604,9 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         inner
             .io
             .join(grace.min(later(Instant::now(), Duration::from_secs(2))));
-        // Nothing can be queued now (appends stopped at `accumulator.close`,
-        // retries at `begin_abort`), but sweep in case a send's batch landed
-        // as the threads stopped.
+        // Nothing can be queued now (appends stopped at `Closing`, retries
+        // at `Stopped`), but sweep in case a send's batch landed as the
+        // threads stopped.
         inner.accumulator.abort_queued(None, &Error::aborted());
         *joined = true;
         Ok(())
@@ -609,8 +618,6 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     fn abort_all(&self, wait_until: Option<Instant>) {
         let inner = &*self.inner;
         let err = Error::aborted();
-        inner.accumulator.begin_abort();
-        inner.accumulator.abort_queued(None, &err);
         inner.io.abort(&err);
         if let Some(t) = wait_until {
             inner.accumulator.await_all_complete(t);

@@ -84,13 +84,6 @@ impl RecordAccumulator {
     pub(crate) fn incomplete_count(&self) -> usize {
         self.incomplete.ids.lock().values().sum()
     }
-
-    /// Stops taking appends and makes every batch ready now.
-    pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.draining_all.store(true, Ordering::Release);
-        self.wake_all();
-    }
 }
 
 #[cfg(test)]
@@ -104,7 +97,7 @@ mod tests {
 
     #[test]
     fn flush_waits_for_every_earlier_batch() {
-        let acc = Arc::new(RecordAccumulator::new(cfg()));
+        let acc = Arc::new(RecordAccumulator::new(cfg(), Arc::default()));
         acc.update_metadata(&cluster(2));
         let f = send(&acc, Some(1), b"x").unwrap();
         let mark = acc.begin_flush();

@@ -26,7 +26,7 @@ mod sticky;
 mod topology;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,7 @@ use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
 use crate::future::{BatchResult, Callback, Delivered, RecordFuture};
+use crate::lifecycle::Lifecycle;
 use crate::protocol::records::{record_size_upper_bound, RECORD_BATCH_OVERHEAD};
 use crate::util::later;
 
@@ -79,18 +80,15 @@ pub(crate) struct RecordAccumulator {
     incomplete: Incomplete,
     next_batch_id: AtomicU64,
     flushes_in_progress: AtomicUsize,
-    /// No more appends.
-    closed: AtomicBool,
-    /// Closing: every batch is ready now, linger or not.
-    draining_all: AtomicBool,
-    /// Forced close: no more retries.
-    aborting: AtomicBool,
+    /// The producer's phase: closing refuses appends and makes every batch
+    /// ready now; aborting fails retries.
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl RecordAccumulator {
-    pub(crate) fn new(cfg: AccumulatorConfig) -> Self {
+    pub(crate) fn new(cfg: AccumulatorConfig, lifecycle: Arc<Lifecycle>) -> Self {
         RecordAccumulator {
-            pool: BufferPool::new(cfg.buffer_memory, cfg.batch_size),
+            pool: BufferPool::new(cfg.buffer_memory, cfg.batch_size, lifecycle.clone()),
             cfg,
             epoch: Instant::now(),
             topics: RwLock::new(HashMap::new()),
@@ -100,9 +98,7 @@ impl RecordAccumulator {
             incomplete: Incomplete::default(),
             next_batch_id: AtomicU64::new(1),
             flushes_in_progress: AtomicUsize::new(0),
-            closed: AtomicBool::new(false),
-            draining_all: AtomicBool::new(false),
-            aborting: AtomicBool::new(false),
+            lifecycle,
         }
     }
 
@@ -156,11 +152,11 @@ impl RecordAccumulator {
             };
             let queue = &layout.partitions[p as usize];
             let mut g = queue.inner.lock();
-            // Checked under the partition lock: `close` sets the flag and
-            // then sweeps every partition under its lock, so a record is
-            // either refused here or in a batch that sweep (or the drain
+            // Checked under the partition lock: `close` enters `Closing`
+            // and then sweeps every partition under its lock, so a record
+            // is either refused here or in a batch that sweep (or the drain
             // before it) will find.
-            if self.closed.load(Ordering::Acquire) {
+            if self.lifecycle.is_closing() {
                 break Err(Error::Closed);
             }
             if sticky && topic.sticky.partition.load(Ordering::Acquire) != p {
@@ -258,11 +254,11 @@ impl RecordAccumulator {
 
     // ------------------------------------------------------------ I/O side
 
-    /// True while batches should be sent regardless of linger: a flush or
-    /// a close is waiting, or `send` is blocked on memory.
+    /// True while batches should be sent regardless of linger: a flush is
+    /// waiting, the producer is closing, or `send` is blocked on memory.
     fn send_now(&self) -> bool {
         self.flushes_in_progress.load(Ordering::Acquire) > 0
-            || self.draining_all.load(Ordering::Acquire)
+            || self.lifecycle.is_closing()
             || self.pool.has_waiters()
     }
 
@@ -345,10 +341,10 @@ impl RecordAccumulator {
     ) {
         batch.retry_at = Some(retry_at);
         let mut g = queue.inner.lock();
-        // Checked under the partition lock: `abort_queued` runs after
-        // `begin_abort` under the same lock, so a batch either lands in the
-        // deque before that sweep or is failed here; never stranded.
-        if self.is_aborting() {
+        // Checked under the partition lock: `abort_queued` runs after the
+        // move to `Aborting` under the same lock, so a batch either lands
+        // in the deque before that sweep or is failed here; never stranded.
+        if self.lifecycle.is_aborting() {
             drop(g);
             self.complete(batch, Err(Error::aborted()));
             return;
@@ -502,16 +498,6 @@ impl RecordAccumulator {
             }
         }
     }
-
-    /// A forced close has begun: failed batches are no longer retried.
-    pub(crate) fn begin_abort(&self) {
-        self.aborting.store(true, Ordering::Release);
-    }
-
-    /// True once [`begin_abort`](Self::begin_abort) ran.
-    pub(crate) fn is_aborting(&self) -> bool {
-        self.aborting.load(Ordering::Acquire)
-    }
 }
 
 #[cfg(test)]
@@ -602,10 +588,13 @@ mod tests {
     #[test]
     fn a_split_batch_keeps_every_record_and_its_handle() {
         use crate::protocol::records::decode_batches;
-        let acc = RecordAccumulator::new(AccumulatorConfig {
-            batch_size: 4000,
-            ..cfg()
-        });
+        let acc = RecordAccumulator::new(
+            AccumulatorConfig {
+                batch_size: 4000,
+                ..cfg()
+            },
+            Arc::default(),
+        );
         acc.update_metadata(&cluster(1));
         let values: Vec<Vec<u8>> = (0..9u8).map(|i| vec![i; 10 + i as usize]).collect();
         let handles: Vec<RecordFuture> = values
@@ -674,7 +663,7 @@ mod tests {
 
     #[test]
     fn batches_become_ready_on_linger_or_when_full() {
-        let acc = RecordAccumulator::new(cfg());
+        let acc = RecordAccumulator::new(cfg(), Arc::default());
         acc.update_metadata(&cluster(1));
         let parts = acc.partitions_led_by(1);
         let t0 = Instant::now();
@@ -700,7 +689,7 @@ mod tests {
 
     #[test]
     fn drain_respects_the_request_size_but_takes_one_batch_at_least() {
-        let acc = RecordAccumulator::new(cfg());
+        let acc = RecordAccumulator::new(cfg(), Arc::default());
         acc.update_metadata(&cluster(3));
         for p in 0..3 {
             send(&acc, Some(p), &[0; 600]).unwrap();
@@ -716,7 +705,7 @@ mod tests {
 
     #[test]
     fn expired_batches_fail_with_a_timeout_and_free_memory() {
-        let acc = RecordAccumulator::new(cfg());
+        let acc = RecordAccumulator::new(cfg(), Arc::default());
         acc.update_metadata(&cluster(1));
         let f = send(&acc, Some(0), b"x").unwrap();
         let all = acc.all_partitions();
@@ -753,14 +742,15 @@ mod tests {
 
     #[test]
     fn a_retry_after_an_abort_began_is_failed_not_stranded() {
-        let acc = RecordAccumulator::new(cfg());
+        let lifecycle = Arc::new(Lifecycle::default());
+        let acc = RecordAccumulator::new(cfg(), lifecycle.clone());
         acc.update_metadata(&cluster(1));
         let f = send(&acc, Some(0), b"x").unwrap();
         acc.begin_flush();
         let parts = acc.partitions_led_by(1);
         let (mut d, _) = acc.drain(&parts, &mut 0, 1 << 20, Instant::now());
         let x = d.pop().unwrap();
-        acc.begin_abort();
+        lifecycle.abort();
         acc.abort_queued(None, &Error::aborted());
         // the I/O thread's retry comes after the sweep
         acc.reenqueue(&x.queue, x.batch, Instant::now());
@@ -770,7 +760,7 @@ mod tests {
 
     #[test]
     fn retried_batches_wait_for_their_backoff_even_in_a_flush() {
-        let acc = RecordAccumulator::new(cfg());
+        let acc = RecordAccumulator::new(cfg(), Arc::default());
         acc.update_metadata(&cluster(1));
         send(&acc, Some(0), b"x").unwrap();
         acc.begin_flush();
@@ -788,7 +778,7 @@ mod tests {
 
     #[test]
     fn a_retry_backs_off_from_its_leader_but_goes_to_a_new_one_at_once() {
-        let acc = RecordAccumulator::new(cfg());
+        let acc = RecordAccumulator::new(cfg(), Arc::default());
         let mut c = cluster(1);
         acc.update_metadata(&c);
         send(&acc, Some(0), b"x").unwrap();

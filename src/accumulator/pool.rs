@@ -10,6 +10,10 @@
 //! variable in a queue, and a new request queues behind existing waiters
 //! even if the memory it needs is free (Java's fairness rule, so a stream of
 //! small requests cannot starve a large one).
+//!
+//! Once the producer is [stopped](crate::lifecycle::Phase::Stopped) the
+//! pool refuses every allocation, fails its waiters (`Io::stop` wakes them
+//! with [`BufferPool::wake_waiters`]) and recycles no more buffers.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +23,7 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
+use crate::lifecycle::Lifecycle;
 
 #[derive(Debug)]
 struct Inner {
@@ -28,7 +33,6 @@ struct Inner {
     non_pooled_available: usize,
     /// FIFO of blocked allocations.
     waiters: VecDeque<Arc<Condvar>>,
-    closed: bool,
 }
 
 /// The `buffer.memory` budget.
@@ -40,11 +44,14 @@ pub(crate) struct BufferPool {
     /// `inner.waiters.len()`, readable without the lock: the I/O threads
     /// treat every batch as ready while someone waits for memory.
     waiting: AtomicUsize,
+    /// Stopped: no more allocations. A waiter checks it under `inner`,
+    /// and `Io::stop` takes `inner` after the move to wake it.
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl BufferPool {
     /// A pool of `total` bytes that recycles buffers of `poolable_size`.
-    pub(crate) fn new(total: usize, poolable_size: usize) -> Self {
+    pub(crate) fn new(total: usize, poolable_size: usize, lifecycle: Arc<Lifecycle>) -> Self {
         BufferPool {
             total,
             poolable_size,
@@ -52,9 +59,9 @@ impl BufferPool {
                 free: Vec::new(),
                 non_pooled_available: total,
                 waiters: VecDeque::new(),
-                closed: false,
             }),
             waiting: AtomicUsize::new(0),
+            lifecycle,
         }
     }
 
@@ -76,8 +83,8 @@ impl BufferPool {
     ///
     /// # Errors
     ///
-    /// [`Error::BufferExhausted`] at the deadline, [`Error::Closed`] if the
-    /// pool is closed, [`Error::RecordTooLarge`] if `size` exceeds the whole
+    /// [`Error::BufferExhausted`] at the deadline, [`Error::Closed`] once
+    /// the producer is stopped, [`Error::RecordTooLarge`] if `size` exceeds the whole
     /// budget.
     pub(crate) fn allocate(
         &self,
@@ -94,7 +101,7 @@ impl BufferPool {
             });
         }
         let mut g = self.inner.lock();
-        if g.closed {
+        if self.lifecycle.is_stopped() {
             return Err(Error::Closed);
         }
         if g.waiters.is_empty() {
@@ -122,7 +129,8 @@ impl BufferPool {
         let mut reused: Option<Vec<u8>> = None;
         let outcome = loop {
             let first = g.waiters.front().is_some_and(|w| Arc::ptr_eq(w, &me));
-            if g.closed {
+            // Under the lock: see `wake_waiters`.
+            if self.lifecycle.is_stopped() {
                 break Err(Error::Closed);
             }
             if first {
@@ -179,7 +187,7 @@ impl BufferPool {
     /// Returns a buffer taken with `allocate(size, ..)`.
     pub(crate) fn deallocate(&self, mut buffer: Vec<u8>, size: usize) {
         let mut g = self.inner.lock();
-        if size == self.poolable_size && buffer.capacity() == size && !g.closed {
+        if size == self.poolable_size && buffer.capacity() == size && !self.lifecycle.is_stopped() {
             buffer.clear();
             g.free.push(buffer);
         } else {
@@ -190,10 +198,12 @@ impl BufferPool {
         }
     }
 
-    /// Fails every waiter and future allocation with [`Error::Closed`].
-    pub(crate) fn close(&self) {
-        let mut g = self.inner.lock();
-        g.closed = true;
+    /// For `Io::stop`, after the move to `Stopped`: wakes every waiter,
+    /// which then fails with [`Error::Closed`]. A waiter checks the phase
+    /// under the lock taken here, so it either saw `Stopped` or is waiting
+    /// now.
+    pub(crate) fn wake_waiters(&self) {
+        let g = self.inner.lock();
         for w in &g.waiters {
             w.notify_one();
         }
@@ -211,7 +221,7 @@ mod tests {
 
     #[test]
     fn budget_is_never_exceeded_and_buffers_are_recycled() {
-        let pool = BufferPool::new(1000, 100);
+        let pool = BufferPool::new(1000, 100, Arc::default());
         let a = pool.allocate(100, soon(0), 0, || {}).unwrap();
         let b = pool.allocate(500, soon(0), 0, || {}).unwrap();
         assert_eq!(pool.available_memory(), 400);
@@ -226,7 +236,7 @@ mod tests {
 
     #[test]
     fn exhausted_pool_times_out_with_a_typed_error() {
-        let pool = BufferPool::new(300, 100);
+        let pool = BufferPool::new(300, 100, Arc::default());
         // 50 bytes stay free: the blocked request gathers them while it
         // waits for the rest, and must give them back when it times out.
         let held = pool.allocate(250, soon(0), 0, || {}).unwrap();
@@ -261,7 +271,8 @@ mod tests {
     #[test]
     fn every_byte_comes_back_after_contention_timeouts_and_close() {
         const TOTAL: usize = 1000;
-        let pool = Arc::new(BufferPool::new(TOTAL, 100));
+        let lifecycle = Arc::new(Lifecycle::default());
+        let pool = Arc::new(BufferPool::new(TOTAL, 100, lifecycle.clone()));
         let served = Arc::new(AtomicUsize::new(0));
         let timed_out = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..6)
@@ -303,7 +314,8 @@ mod tests {
         while !pool.has_waiters() {
             std::thread::yield_now();
         }
-        pool.close();
+        lifecycle.stop();
+        pool.wake_waiters();
         assert!(matches!(waiter.join().unwrap(), Err(Error::Closed)));
         pool.deallocate(held, 900);
         assert_eq!(pool.available_memory(), TOTAL, "after close");
@@ -316,7 +328,7 @@ mod tests {
 
     #[test]
     fn a_waiter_is_served_when_memory_returns() {
-        let pool = Arc::new(BufferPool::new(200, 100));
+        let pool = Arc::new(BufferPool::new(200, 100, Arc::default()));
         let held = pool.allocate(200, soon(0), 0, || {}).unwrap();
         let p = pool.clone();
         let t = std::thread::spawn(move || p.allocate(150, soon(10_000), 10_000, || {}));
@@ -331,7 +343,7 @@ mod tests {
 
     #[test]
     fn requests_larger_than_the_budget_fail_at_once() {
-        let pool = BufferPool::new(100, 10);
+        let pool = BufferPool::new(100, 10, Arc::default());
         assert!(matches!(
             pool.allocate(101, soon(1000), 1000, || {}),
             Err(Error::RecordTooLarge {
@@ -343,14 +355,16 @@ mod tests {
 
     #[test]
     fn close_releases_waiters() {
-        let pool = Arc::new(BufferPool::new(10, 10));
+        let lifecycle = Arc::new(Lifecycle::default());
+        let pool = Arc::new(BufferPool::new(10, 10, lifecycle.clone()));
         let _held = pool.allocate(10, soon(0), 0, || {}).unwrap();
         let p = pool.clone();
         let t = std::thread::spawn(move || p.allocate(10, soon(10_000), 10_000, || {}));
         while !pool.has_waiters() {
             std::thread::yield_now();
         }
-        pool.close();
+        lifecycle.stop();
+        pool.wake_waiters();
         assert!(matches!(t.join().unwrap(), Err(Error::Closed)));
     }
 }

@@ -90,10 +90,13 @@ mod tests {
     #[test]
     fn keyless_records_stick_to_one_partition_per_batch() {
         // Room for 400 records of ~100 B in batches of 1000 B.
-        let acc = RecordAccumulator::new(AccumulatorConfig {
-            buffer_memory: 100_000,
-            ..cfg()
-        });
+        let acc = RecordAccumulator::new(
+            AccumulatorConfig {
+                buffer_memory: 100_000,
+                ..cfg()
+            },
+            Default::default(),
+        );
         acc.update_metadata(&cluster(4));
         let mut parts_seen = Vec::new();
         for _ in 0..400 {

@@ -126,6 +126,13 @@ pub(crate) struct BrokerThread {
     /// there, with the negotiated Produce version.
     connecting: Option<Receiver<crate::error::Result<(Connection, i16)>>>,
     last_activity: Instant,
+    /// This thread has taken `Control::Stop` off its channel: it drains no
+    /// more, hands nothing back for a retry, and exits once its requests
+    /// are answered. Not the producer's `Stopped` phase read afresh: it is
+    /// set at the top of a cycle, so a whole cycle sees one answer, and it
+    /// is an order to this thread, not a fact about the producer. It
+    /// implies the phase (`Io::stop` moves to `Stopped` before it sends
+    /// `Stop`), so with it the producer is aborting too.
     stopping: bool,
     /// Since when this thread has led no partition and held no request.
     idle_since: Option<Instant>,
@@ -731,7 +738,7 @@ impl BrokerThread {
         // splitAndReenqueue; a single record fails below with the error.
         let d = if code == ErrorCode::MESSAGE_TOO_LARGE
             && !self.stopping
-            && !acc.is_aborting()
+            && !self.shared.lifecycle.is_aborting()
             && !acc.is_expired(d.batch.created, now)
         {
             let records = d.batch.record_count();
@@ -780,7 +787,7 @@ impl BrokerThread {
             && attempts <= cfg.retries
             && !self.stopping
             && !acc.is_expired(d.batch.created, now)
-            && !acc.is_aborting()
+            && !self.shared.lifecycle.is_aborting()
         {
             // The backoff is for this leader: if the partition moves (a
             // leader hint, a refresh), its new leader sends it at once.

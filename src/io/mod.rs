@@ -5,7 +5,9 @@
 //!
 //! [`Io`] owns the threads: it starts them, tells them to stop, and joins
 //! them with a deadline (a thread stuck opening a connection holds no
-//! batch, so a close that cannot join it in time detaches it).
+//! batch, so a close that cannot join it in time detaches it). It is also
+//! where the producer's [`Lifecycle`] moves: [`Io::close`], [`Io::abort`]
+//! and [`Io::stop`] make each transition and wake what it concerns.
 
 pub(crate) mod broker;
 pub(crate) mod conn;
@@ -13,7 +15,6 @@ pub(crate) mod metadata;
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -24,6 +25,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::accumulator::{DrainSignal, RecordAccumulator};
 use crate::config::ProducerConfig;
 use crate::error::{Error, Result};
+use crate::lifecycle::Lifecycle;
 use crate::metadata::{Cluster, Metadata};
 use broker::{BrokerThread, Control};
 
@@ -53,12 +55,13 @@ pub(crate) struct IoShared {
     pub(crate) cfg: Arc<ProducerConfig>,
     pub(crate) accumulator: Arc<RecordAccumulator>,
     pub(crate) metadata: Arc<Metadata>,
+    /// The producer's phase. `Stopped` (no new broker threads) is read
+    /// under `brokers`, which [`Io::stop`] holds while it moves there.
+    pub(crate) lifecycle: Arc<Lifecycle>,
     brokers: Mutex<HashMap<i32, BrokerHandle>>,
     /// Threads still running, for joining with a deadline.
     live: Mutex<usize>,
     live_cond: Condvar,
-    /// Set by `stop`: no new broker threads.
-    stopped: AtomicBool,
     /// Held while a new cluster view is computed from the current one and
     /// installed ([`install`](IoShared::install)), so a fetched view and a
     /// leader hint never overwrite each other.
@@ -106,9 +109,7 @@ impl IoShared {
     /// no partition is left with a leader whose thread has gone.
     pub(crate) fn retire_broker(&self, node: i32) -> bool {
         let mut brokers = self.brokers.lock();
-        if self.stopped.load(Ordering::Acquire)
-            || !self.accumulator.partitions_led_by(node).is_empty()
-        {
+        if self.lifecycle.is_stopped() || !self.accumulator.partitions_led_by(node).is_empty() {
             return false;
         }
         self.forget_locked(&mut brokers, node);
@@ -121,7 +122,7 @@ impl IoShared {
     pub(crate) fn forget_broker(&self, node: i32) -> bool {
         let mut brokers = self.brokers.lock();
         self.forget_locked(&mut brokers, node);
-        self.stopped.load(Ordering::Acquire)
+        self.lifecycle.is_stopped()
     }
 
     /// Drops `node`'s handle and drain signal (the `brokers` lock held).
@@ -156,11 +157,11 @@ impl IoShared {
 
     /// Starts the I/O thread of `node` unless it runs already.
     pub(crate) fn ensure_broker(self: &Arc<Self>, node: i32) {
-        // `stopped` is read under the `brokers` lock, which `stop` holds
-        // while it sets it: a thread is either started before `stop` (and
-        // told to stop) or not at all.
+        // `Stopped` is read under the `brokers` lock, which `Io::stop`
+        // holds while it moves there: a thread is either started before
+        // `stop` (and told to stop) or not at all.
         let mut brokers = self.brokers.lock();
-        if self.stopped.load(Ordering::Acquire) || brokers.contains_key(&node) {
+        if self.lifecycle.is_stopped() || brokers.contains_key(&node) {
             return;
         }
         let started = (|| -> std::io::Result<_> {
@@ -217,15 +218,16 @@ impl Io {
         cfg: Arc<ProducerConfig>,
         accumulator: Arc<RecordAccumulator>,
         metadata: Arc<Metadata>,
+        lifecycle: Arc<Lifecycle>,
     ) -> Result<Io> {
         let shared = Arc::new(IoShared {
             cfg,
             accumulator,
             metadata,
+            lifecycle,
             brokers: Mutex::new(HashMap::new()),
             live: Mutex::new(0),
             live_cond: Condvar::new(),
-            stopped: AtomicBool::new(false),
             install: Mutex::new(()),
         });
         let s = shared.clone();
@@ -238,24 +240,43 @@ impl Io {
         })
     }
 
-    /// Tells every broker thread to finish its in-flight requests and
-    /// exit, and the metadata thread to exit.
-    pub(crate) fn stop(&self) {
-        let brokers = self.shared.brokers.lock();
-        self.shared.stopped.store(true, Ordering::Release);
-        self.shared.metadata.close();
-        for b in brokers.values() {
-            let _ = b.control.send(Control::Stop);
+    /// Running -> Closing: `send` and `append` refuse new records, and
+    /// every I/O thread is woken, since every batch is ready now.
+    pub(crate) fn close(&self) {
+        self.shared.lifecycle.close();
+        self.shared.accumulator.wake_all();
+    }
+
+    /// -> Aborting: no more retries; fails every queued batch with `err`
+    /// (the sweep that `reenqueue`'s check under the partition lock pairs
+    /// with), and tells every broker thread to fail what it holds with
+    /// `err` and exit.
+    pub(crate) fn abort(&self, err: &Error) {
+        let shared = &self.shared;
+        shared.lifecycle.abort();
+        shared.accumulator.abort_queued(None, err);
+        for b in shared.brokers.lock().values() {
+            let _ = b.control.send(Control::Abort(err.clone()));
             b.signal.wake_now();
         }
     }
 
-    /// Tells every broker thread to fail what it holds with `err` and exit.
-    pub(crate) fn abort(&self, err: &Error) {
-        for b in self.shared.brokers.lock().values() {
-            let _ = b.control.send(Control::Abort(err.clone()));
+    /// -> Stopped (an abort too, if none came before): no new broker
+    /// thread, the metadata thread and its waiters are woken to return, the
+    /// pool's waiters to fail, and every broker thread is told to finish
+    /// its in-flight requests and exit.
+    pub(crate) fn stop(&self) {
+        let shared = &self.shared;
+        let brokers = shared.brokers.lock();
+        // Under `brokers`: see `ensure_broker`.
+        shared.lifecycle.stop();
+        shared.metadata.wake_all();
+        for b in brokers.values() {
+            let _ = b.control.send(Control::Stop);
             b.signal.wake_now();
         }
+        drop(brokers);
+        shared.accumulator.pool().wake_waiters();
     }
 
     /// Waits until every thread has exited or `deadline` passes, then joins
