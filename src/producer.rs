@@ -633,6 +633,16 @@ impl<K: ?Sized, V: ?Sized> Drop for Producer<K, V> {
     fn drop(&mut self) {
         if !*self.inner.joined.lock() {
             let t = self.inner.cfg.delivery_timeout;
+            let waiting = self.inner.accumulator.incomplete_count();
+            if waiting > 0 && !in_callback_context() {
+                log::warn!(
+                    "producer {} dropped while {waiting} batch(es) wait for delivery: waiting up \
+                     to delivery.timeout.ms ({} ms) for them; call close_timeout to choose how \
+                     long",
+                    self.inner.cfg.client_id,
+                    t.as_millis()
+                );
+            }
             let _ = self.close_timeout(t);
         }
     }

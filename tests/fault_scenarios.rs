@@ -733,6 +733,51 @@ fn leader_churn_keeps_records_flowing_in_order() {
     );
 }
 
+/// 4c. A producer dropped while its broker does not answer warns that it
+///    waits, then waits no longer than `delivery.timeout.ms` and fails the
+///    record (it is not lost silently, and the drop does not hang). One
+///    closed first does not warn.
+#[test]
+fn a_drop_that_has_to_wait_says_so_and_waits_at_most_the_delivery_timeout() {
+    let _g = shared();
+    let mock = MockCluster::start(1, &[("dropwait", 1)]);
+    let delivery = Duration::from_millis(2500);
+    let cfg = |client: &str| {
+        base(&mock, client)
+            .linger(Duration::ZERO)
+            .request_timeout(Duration::from_millis(2000))
+            .delivery_timeout(delivery)
+    };
+    let closed = producer(cfg("dropclosed"));
+    closed
+        .send(ProducerRecord::new("dropwait", &b"a"[..]))
+        .unwrap()
+        .get()
+        .unwrap();
+    closed.close().unwrap();
+    drop(closed);
+    assert_eq!(logs::count("dropclosed", logs::DROPPED_WAITING), 0);
+
+    let p = Producer::new(cfg("dropwait"), ByteArraySerializer, ByteArraySerializer).unwrap();
+    p.partitions_for("dropwait").unwrap();
+    mock.signal("STOP");
+    let h = p.send(ProducerRecord::new("dropwait", &b"b"[..])).unwrap();
+    let t0 = Instant::now();
+    drop(p);
+    let took = t0.elapsed();
+    mock.signal("CONT");
+    assert_eq!(logs::count("dropwait", logs::DROPPED_WAITING), 1);
+    assert!(
+        took < delivery + Duration::from_millis(700),
+        "drop took {took:?} (delivery.timeout.ms {delivery:?})"
+    );
+    // Its delivery timeout and the drop's wait end together: either error.
+    match h.get() {
+        Err(Error::DeliveryTimeout { .. } | Error::Aborted(_)) => {}
+        other => panic!("expected a delivery timeout or an abort, got {other:?}"),
+    }
+}
+
 /// 5. A broker goes down and comes back up: records to its partitions
 ///    wait, then succeed once it is up, within delivery.timeout.ms; records
 ///    to the other brokers' partitions succeed while it is down.
@@ -995,7 +1040,9 @@ mod logs {
     pub const REQUEST_TIMEOUT: &str = "got no response within request.timeout.ms";
     /// A batch completed twice (`accumulator/batch.rs`).
     pub const TWICE: &str = "completed twice";
-    const KINDS: [&str; 3] = [RETRY, REQUEST_TIMEOUT, TWICE];
+    /// A producer dropped with records still waiting (`Producer::drop`).
+    pub const DROPPED_WAITING: &str = "dropped while";
+    const KINDS: [&str; 4] = [RETRY, REQUEST_TIMEOUT, TWICE, DROPPED_WAITING];
 
     struct Counter {
         counts: Mutex<HashMap<(String, &'static str), usize>>,
@@ -1026,7 +1073,13 @@ mod logs {
             if r.level() <= log::Level::Warn {
                 eprintln!("[{}] {line}", r.level());
             }
-            let client = line.split(" node ").next().unwrap_or("").to_owned();
+            // I/O threads say "{client} node {id}: ...", the producer
+            // "producer {client} ...".
+            let client = match line.strip_prefix("producer ") {
+                Some(rest) => rest.split(' ').next().unwrap_or(""),
+                None => line.split(" node ").next().unwrap_or(""),
+            }
+            .to_owned();
             let c = counter();
             let mut counts = c.counts.lock().unwrap();
             for kind in KINDS.iter().filter(|k| line.contains(*k)) {
