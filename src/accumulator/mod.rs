@@ -455,12 +455,6 @@ impl RecordAccumulator {
         }
     }
 
-    /// True if a batch created at `created` has outlived its delivery
-    /// timeout at `now`.
-    pub(crate) fn is_expired(&self, created: Instant, now: Instant) -> bool {
-        now.saturating_duration_since(created) >= self.cfg.delivery_timeout
-    }
-
     /// The earliest time a queued batch of `partitions` can expire.
     pub(crate) fn next_expiry(&self, partitions: &[Arc<PartitionQueue>]) -> Option<Instant> {
         let mut next: Option<Instant> = None;

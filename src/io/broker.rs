@@ -27,6 +27,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use super::conn::{header_versions, Connection, SocketBuffers};
+use super::decide::{self, jittered, Verdict};
 use super::IoShared;
 use crate::accumulator::{DrainSignal, Drained, PartitionQueue, ProducerBatch};
 use crate::config::Acks;
@@ -717,48 +718,45 @@ impl BrokerThread {
 
     fn on_partition_response(&mut self, d: Drained, p: &PartitionProduceResponse, now: Instant) {
         let code = ErrorCode(p.error_code);
-        if code.is_ok() {
-            self.shared.accumulator.complete(
-                d.batch,
-                Ok(Delivered {
-                    base_offset: p.base_offset,
-                    log_append_time: p.log_append_time_ms,
-                }),
-            );
-            return;
-        }
         // A leader hint (or a refresh) that has already moved the partition
         // away from this broker makes a metadata request needless.
         if code.is_invalid_metadata() && d.queue.leader() == self.node {
             self.shared.metadata.request_update();
         }
+        let verdict = decide::on_answer(&self.shared.cfg, code, facts(&d), self.can_retry(), now);
         let acc = &self.shared.accumulator;
-        // Too large for the broker (its max.message.bytes is below our
-        // batch.size): split in two and send again, as Java's
-        // splitAndReenqueue; a single record fails below with the error.
-        let d = if code == ErrorCode::MESSAGE_TOO_LARGE
-            && !self.stopping
-            && !self.shared.lifecycle.is_aborting()
-            && !acc.is_expired(d.batch.created, now)
-        {
-            let records = d.batch.record_count();
-            match acc.split_and_reenqueue(&d.queue, d.batch, now) {
-                Ok(()) => {
-                    log::debug!(
-                        "{}: {}-{} refused {records} records as too large; split in two",
-                        self.label(),
-                        d.queue.topic,
-                        d.queue.partition
-                    );
-                    return;
-                }
-                Err(batch) => Drained {
-                    queue: d.queue,
-                    batch,
-                },
+        let d = match verdict {
+            Verdict::Delivered => {
+                acc.complete(
+                    d.batch,
+                    Ok(Delivered {
+                        base_offset: p.base_offset,
+                        log_append_time: p.log_append_time_ms,
+                    }),
+                );
+                return;
             }
-        } else {
-            d
+            // Too large for the broker (its max.message.bytes is below our
+            // batch.size): split in two and send again.
+            Verdict::Split => {
+                let records = d.batch.record_count();
+                match acc.split_and_reenqueue(&d.queue, d.batch, now) {
+                    Ok(()) => {
+                        log::debug!(
+                            "{}: {}-{} refused {records} records as too large; split in two",
+                            self.label(),
+                            d.queue.topic,
+                            d.queue.partition
+                        );
+                        return;
+                    }
+                    Err(batch) => Drained {
+                        queue: d.queue,
+                        batch,
+                    },
+                }
+            }
+            _ => d,
         };
         let message = p
             .error_message
@@ -770,44 +768,57 @@ impl BrokerThread {
             partition: d.queue.partition,
             message,
         };
-        let retriable = code.is_retriable();
-        self.fail_or_retry(d, err, retriable, now);
+        let verdict = match verdict {
+            Verdict::Split => Verdict::Fail, // it could not be split
+            v => v,
+        };
+        self.carry_out(d, verdict, err, now);
     }
 
-    /// Retries a failed batch if the error allows it, `retries` is not
-    /// used up and its delivery timeout has not passed; fails it otherwise.
+    /// False once nothing may be sent again: a stopping thread has no one
+    /// to hand a retry to (close has already drained what it could), and an
+    /// aborting producer fails everything.
+    fn can_retry(&self) -> bool {
+        !self.stopping && !self.shared.lifecycle.is_aborting()
+    }
+
+    /// Retries or fails a batch whose request failed without an answer
+    /// for it (a disconnect is `retriable`; an undecodable answer is not).
     fn fail_or_retry(&mut self, d: Drained, err: Error, retriable: bool, now: Instant) {
-        let cfg = &self.shared.cfg;
+        let verdict = decide::on_failure(
+            &self.shared.cfg,
+            retriable,
+            facts(&d),
+            self.can_retry(),
+            now,
+        );
+        self.carry_out(d, verdict, err, now);
+    }
+
+    /// Does what `verdict` (a retry or a failure) says with a failed batch.
+    fn carry_out(&mut self, d: Drained, verdict: Verdict, err: Error, now: Instant) {
         let acc = &self.shared.accumulator;
-        // Sends so far, including this one.
-        let attempts = d.batch.attempts;
-        // A stopping thread has no one to hand a retry to: it fails the
-        // batch instead (close has already drained everything it could).
-        if retriable
-            && attempts <= cfg.retries
-            && !self.stopping
-            && !acc.is_expired(d.batch.created, now)
-            && !self.shared.lifecycle.is_aborting()
-        {
+        match verdict {
             // The backoff is for this leader: if the partition moves (a
             // leader hint, a refresh), its new leader sends it at once.
-            let backoff = jittered(cfg.retry_backoff, cfg.retry_backoff_max, attempts - 1);
-            log::debug!(
-                "{}: retrying {}-{} (attempt {}) in {:?}: {err}",
-                self.label(),
-                d.queue.topic,
-                d.queue.partition,
-                attempts + 1,
-                backoff
-            );
-            acc.reenqueue(&d.queue, d.batch, later(now, backoff));
-        } else {
-            if acc.is_expired(d.batch.created, now) && retriable {
+            Verdict::Retry(backoff) => {
+                log::debug!(
+                    "{}: retrying {}-{} (attempt {}) in {:?}: {err}",
+                    self.label(),
+                    d.queue.topic,
+                    d.queue.partition,
+                    d.batch.attempts + 1,
+                    backoff
+                );
+                acc.reenqueue(&d.queue, d.batch, later(now, backoff));
+            }
+            Verdict::Expired => {
                 let e = acc.delivery_timeout_error(&d.batch, now, "retrying");
                 acc.complete(d.batch, Err(e));
-                return;
             }
-            acc.complete(d.batch, Err(err));
+            Verdict::Fail | Verdict::Split | Verdict::Delivered => {
+                acc.complete(d.batch, Err(err));
+            }
         }
     }
 
@@ -820,7 +831,7 @@ impl BrokerThread {
                 if slot
                     .batch
                     .as_ref()
-                    .is_some_and(|b| acc.is_expired(b.created, now))
+                    .is_some_and(|b| decide::expired(&self.shared.cfg, b.created, now))
                 {
                     let b = slot.batch.take().expect("checked");
                     let e = acc.delivery_timeout_error(&b, now, "in flight");
@@ -829,7 +840,7 @@ impl BrokerThread {
             }
         }
         if let Some(f) = self.in_flight.front() {
-            if now.saturating_duration_since(f.sent_at) >= self.shared.cfg.request_timeout {
+            if decide::request_overdue(&self.shared.cfg, f.sent_at, now) {
                 let why = format!(
                     "request {} got no response within request.timeout.ms ({} ms)",
                     f.correlation_id,
@@ -925,23 +936,21 @@ impl BrokerThread {
     }
 }
 
+/// What the decisions need to know of a drained batch.
+fn facts(d: &Drained) -> decide::Batch {
+    decide::Batch {
+        attempts: d.batch.attempts,
+        created: d.batch.created,
+        records: d.batch.record_count(),
+    }
+}
+
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, None) => a,
         (None, b) => b,
     }
-}
-
-/// KIP-580 exponential backoff: `base * 2^attempt`, capped at `max`, with
-/// ±20% jitter.
-pub(crate) fn jittered(base: Duration, max: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(2u32.saturating_pow(attempt.min(31)));
-    let d = exp.min(max).max(base.min(max));
-    // 0..=4000 -> a factor of 0.8..=1.2; not `mul_f64`, which panics when a
-    // huge configured backoff overflows.
-    let r = crate::util::random_u64() % 4001;
-    Duration::try_from_secs_f64(d.as_secs_f64() * (0.8 + r as f64 / 10_000.0)).unwrap_or(d)
 }
 
 #[cfg(test)]
@@ -1041,19 +1050,5 @@ pub(crate) mod tests {
             .get()
             .unwrap();
         p.close_timeout(Duration::from_secs(5)).unwrap();
-    }
-
-    #[test]
-    fn backoff_grows_to_the_cap_with_jitter() {
-        let b = Duration::from_millis(100);
-        let m = Duration::from_millis(1000);
-        for _ in 0..100 {
-            let d0 = jittered(b, m, 0);
-            assert!(d0 >= Duration::from_millis(80) && d0 <= Duration::from_millis(120));
-            let d2 = jittered(b, m, 2);
-            assert!(d2 >= Duration::from_millis(320) && d2 <= Duration::from_millis(480));
-            let d9 = jittered(b, m, 9);
-            assert!(d9 >= Duration::from_millis(800) && d9 <= Duration::from_millis(1200));
-        }
     }
 }

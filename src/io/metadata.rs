@@ -17,8 +17,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::broker::jittered;
 use super::conn::{Connection, SocketBuffers};
+use super::decide::jittered;
 use super::IoShared;
 use crate::config::{parse_host_port, MetadataRecoveryStrategy, ProducerConfig};
 use crate::error::{Error, Result};
