@@ -515,6 +515,10 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         let (_, cluster) =
             self.wait_on_metadata(topic, None, true, start, later(start, self.max_block()))?;
         let cluster = cluster.unwrap_or_else(|| self.inner.metadata.cluster());
+        // As Java: asking for a topic's partitions keeps it from going idle.
+        if let Some(t) = self.inner.accumulator.topic(topic) {
+            self.inner.accumulator.mark_used(&t);
+        }
         Ok(cluster.partitions_for_topic(topic).to_vec())
     }
 

@@ -142,9 +142,7 @@ impl RecordAccumulator {
     ) -> Result<RecordFuture> {
         let upper = RECORD_BATCH_OVERHEAD + record_size_upper_bound(rec.fixed_size);
         let mut buffer: Option<(Vec<u8>, usize)> = None;
-        topic
-            .last_used_ms
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.mark_used(topic);
         let outcome = loop {
             let (p, sticky) = match partition {
                 Some(p) => (p, false),

@@ -96,6 +96,15 @@ impl RecordAccumulator {
             .collect()
     }
 
+    /// Notes that `topic` is in use now (a `send`, or Java's
+    /// `partitionsFor`, which also keeps a topic in the metadata requests):
+    /// it is not idle for another `metadata.max.idle.ms`.
+    pub(crate) fn mark_used(&self, topic: &TopicQueues) {
+        topic
+            .last_used_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
     /// Version of the partitions-by-leader map; changes on metadata updates.
     pub(crate) fn leaders_version(&self) -> u64 {
         self.leaders_version.load(Ordering::Acquire)
@@ -126,5 +135,26 @@ impl RecordAccumulator {
             .iter()
             .flat_map(|t| t.layout().partitions.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{cfg, cluster};
+    use super::*;
+
+    #[test]
+    fn a_topic_marked_used_is_not_idle() {
+        let acc = RecordAccumulator::new(cfg(), Arc::default());
+        acc.update_metadata(&cluster(1));
+        let t = acc.topic("t").unwrap();
+        // The idle clock has milliseconds: let one pass (the scenario is
+        // time passing).
+        std::thread::sleep(Duration::from_millis(3));
+        acc.mark_used(&t);
+        assert!(acc.idle_topics(Duration::from_millis(2)).is_empty());
+        std::thread::sleep(Duration::from_millis(3));
+        assert_eq!(acc.idle_topics(Duration::from_millis(2)), ["t"]);
+        assert!(!t.registered.load(Ordering::Acquire));
     }
 }
