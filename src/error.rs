@@ -198,6 +198,12 @@ pub enum Error {
     #[error("invalid operation: {0}")]
     InvalidOperation(String),
 
+    /// A bug in this crate lost track of the record (a panic on an I/O
+    /// thread, say). Whether the broker has it is unknown, so it is not
+    /// retriable. Please report it.
+    #[error("internal error: {0}")]
+    Internal(String),
+
     /// `RecordFuture::get_timeout` gave up waiting; the record is still in
     /// flight and the future can be waited on again. Not retriable: the
     /// record may still be delivered, and sending it again could write it

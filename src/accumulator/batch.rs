@@ -6,13 +6,20 @@
 //! (header and CRC written, no more appends) when an I/O thread drains it,
 //! may come back to the front of the deque for a retry, and is completed
 //! exactly once: [`ProducerBatch::complete`] takes it by value, so a batch
-//! that has been completed cannot be touched again.
+//! that has been completed cannot be touched again. A batch dropped
+//! without being completed (only a panic in this crate can do that)
+//! completes itself on drop with [`Error::Internal`]: its records still
+//! get their outcome, and its memory and its place in the incomplete set
+//! go back through its [`Ledger`], so `flush` and `close` never wait for
+//! it.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::error::Result;
+use super::incomplete::Incomplete;
+use super::pool::BufferPool;
+use crate::error::{Error, Result};
 use crate::future::{BatchResult, Callback, Delivered};
 use crate::protocol::records::{
     body_size_with_deltas, decode_batches, record_body_size, record_size, write_record,
@@ -48,6 +55,14 @@ impl RecordParts<'_> {
     }
 }
 
+/// Where a batch gives back what it holds when it ends: its buffer to the
+/// pool, its id to the incomplete set (which wakes `flush` and `close`).
+/// One per accumulator, shared by its batches.
+pub(crate) struct Ledger {
+    pub(crate) pool: BufferPool,
+    pub(super) incomplete: Incomplete,
+}
+
 /// One partition's batch.
 pub(crate) struct ProducerBatch {
     /// Increasing per producer; `flush` waits for ids up to a mark.
@@ -80,6 +95,12 @@ pub(crate) struct ProducerBatch {
     callbacks: Vec<Thunk>,
     /// Set when drained; a sealed batch takes no more appends.
     header: Option<[u8; RECORD_BATCH_OVERHEAD]>,
+    /// Where its memory and id go back; `None` in unit tests of this file
+    /// and once given back.
+    ledger: Option<Arc<Ledger>>,
+    /// Completed (or split into halves that carry on for it): dropping it
+    /// does nothing more.
+    done: bool,
 }
 
 impl std::fmt::Debug for ProducerBatch {
@@ -103,6 +124,7 @@ impl ProducerBatch {
         buffer: Vec<u8>,
         reserved: usize,
         now: Instant,
+        ledger: Option<Arc<Ledger>>,
     ) -> Self {
         debug_assert!(buffer.is_empty());
         ProducerBatch {
@@ -121,6 +143,8 @@ impl ProducerBatch {
             sent_to: -1,
             callbacks: Vec::new(),
             header: None,
+            ledger,
+            done: false,
         }
     }
 
@@ -230,7 +254,7 @@ impl ProducerBatch {
     /// is not sealed (or, a bug, its own bytes do not decode).
     // The batch is given back by value (no allocation on a rare path).
     #[allow(clippy::result_large_err)]
-    pub(crate) fn split_in_two(self) -> std::result::Result<[ProducerBatch; 2], ProducerBatch> {
+    pub(crate) fn split_in_two(mut self) -> std::result::Result<[ProducerBatch; 2], ProducerBatch> {
         let Some(header) = self.header.filter(|_| self.record_count >= 2) else {
             return Err(self);
         };
@@ -272,7 +296,7 @@ impl ProducerBatch {
         let total: usize = sizes.iter().sum::<usize>().max(1);
         let first_reserved = (self.reserved as u128 * sizes[0] as u128 / total as u128) as usize;
         let reserved = [first_reserved, self.reserved - first_reserved];
-        let mut callbacks = self.callbacks;
+        let mut callbacks = std::mem::take(&mut self.callbacks);
         let second_callbacks: Vec<Thunk> = {
             let at = callbacks.partition_point(|t| t.relative_offset < mid);
             callbacks.split_off(at)
@@ -325,6 +349,8 @@ impl ProducerBatch {
                     sent_to: -1,
                     callbacks,
                     header: None,
+                    ledger: self.ledger.clone(),
+                    done: false,
                 };
                 half.seal();
                 half
@@ -338,6 +364,10 @@ impl ProducerBatch {
                 .collect(),
         );
         let [a, b]: [ProducerBatch; 2] = halves.try_into().expect("two halves");
+        // The halves carry on for it: its records, callbacks, reservation
+        // and id are theirs now. Its own buffer is simply freed.
+        self.done = true;
+        self.ledger = None;
         Ok([a, b])
     }
 
@@ -353,15 +383,15 @@ impl ProducerBatch {
     /// result that the handles wait on, then hands back the buffer.
     /// Java's order: callbacks before futures, so a `get()` that returns
     /// sees its callback's effects.
-    pub(crate) fn complete(self, outcome: Result<Delivered>) -> (Vec<u8>, usize) {
-        let ProducerBatch {
-            result,
-            records,
-            reserved,
-            callbacks,
-            ..
-        } = self;
-        for t in callbacks {
+    pub(crate) fn complete(mut self, outcome: Result<Delivered>) {
+        self.finish(outcome);
+    }
+
+    /// [`complete`](Self::complete)'s work, for it and for `drop`.
+    fn finish(&mut self, outcome: Result<Delivered>) {
+        self.done = true;
+        let result = &self.result;
+        for t in std::mem::take(&mut self.callbacks) {
             let r = match &outcome {
                 Ok(d) => Ok(result.metadata(
                     *d,
@@ -388,7 +418,34 @@ impl ProducerBatch {
                 result.partition
             );
         }
-        (records, reserved)
+        if let Some(ledger) = self.ledger.take() {
+            ledger
+                .pool
+                .deallocate(std::mem::take(&mut self.records), self.reserved);
+            ledger.incomplete.remove(self.id);
+        }
+    }
+}
+
+impl Drop for ProducerBatch {
+    /// Only a bug drops a batch before it completes (a panic on an I/O
+    /// thread while the batch sat in a local): its records get
+    /// [`Error::Internal`] rather than no outcome at all, and `flush` and
+    /// `close` do not wait for it forever.
+    fn drop(&mut self) {
+        if !self.done {
+            log::error!(
+                "a batch of {} record(s) for {}-{} was dropped without an outcome; failing it",
+                self.record_count,
+                self.result.topic,
+                self.result.partition
+            );
+            self.finish(Err(Error::Internal(
+                "the producer lost track of this record (a bug in kafka-producer, e.g. a panic \
+                 on an I/O thread); whether the broker has it is unknown"
+                    .into(),
+            )));
+        }
     }
 }
 
@@ -416,6 +473,7 @@ mod tests {
             Vec::with_capacity(reserved),
             reserved,
             Instant::now(),
+            None,
         )
     }
 
@@ -470,12 +528,11 @@ mod tests {
             );
         }
         let result = b.result.clone();
-        let (buf, reserved) = b.complete(Ok(Delivered {
+        b.complete(Ok(Delivered {
             base_offset: 10,
             log_append_time: -1,
         }));
         assert_eq!(*seen.lock(), vec![10, 11, 12]);
         assert!(result.is_done());
-        assert_eq!((buf.capacity(), reserved), (1000, 1000));
     }
 }

@@ -55,9 +55,9 @@ impl RecordAccumulator {
     /// Waits until every batch created before `mark` is complete, then ends
     /// the flush.
     pub(crate) fn await_flush(&self, mark: u64) {
-        let mut ids = self.incomplete.ids.lock();
+        let mut ids = self.ledger.incomplete.ids.lock();
         while ids.first_key_value().is_some_and(|(&id, _)| id < mark) {
-            self.incomplete.cond.wait(&mut ids);
+            self.ledger.incomplete.cond.wait(&mut ids);
         }
         drop(ids);
         self.flushes_in_progress.fetch_sub(1, Ordering::AcqRel);
@@ -66,9 +66,10 @@ impl RecordAccumulator {
     /// Waits until no batch is incomplete or `deadline` passes; true if
     /// none is.
     pub(crate) fn await_all_complete(&self, deadline: Instant) -> bool {
-        let mut ids = self.incomplete.ids.lock();
+        let mut ids = self.ledger.incomplete.ids.lock();
         while !ids.is_empty() {
             if self
+                .ledger
                 .incomplete
                 .cond
                 .wait_until(&mut ids, deadline)
@@ -82,7 +83,7 @@ impl RecordAccumulator {
 
     /// Batches not yet completed.
     pub(crate) fn incomplete_count(&self) -> usize {
-        self.incomplete.ids.lock().values().sum()
+        self.ledger.incomplete.ids.lock().values().sum()
     }
 }
 

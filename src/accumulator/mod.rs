@@ -38,7 +38,7 @@ use crate::lifecycle::Lifecycle;
 use crate::protocol::records::{record_size_upper_bound, RECORD_BATCH_OVERHEAD};
 use crate::util::later;
 
-pub(crate) use batch::{ProducerBatch, RecordParts};
+pub(crate) use batch::{Ledger, ProducerBatch, RecordParts};
 use incomplete::Incomplete;
 pub(crate) use pool::BufferPool;
 pub(crate) use queue::{Layout, PartitionQueue, TopicQueues};
@@ -68,7 +68,9 @@ pub(crate) struct Drained {
 /// Per-partition batch deques; see the module docs.
 pub(crate) struct RecordAccumulator {
     cfg: AccumulatorConfig,
-    pool: BufferPool,
+    /// The pool and the incomplete set, shared with every batch so that a
+    /// batch gives its memory and its place back however it ends.
+    ledger: Arc<Ledger>,
     /// Time zero for the atomics that hold instants.
     epoch: Instant,
     topics: RwLock<HashMap<Arc<str>, Arc<TopicQueues>>>,
@@ -77,7 +79,6 @@ pub(crate) struct RecordAccumulator {
     leaders_version: AtomicU64,
     /// One per I/O thread, by node id.
     signals: RwLock<HashMap<i32, Arc<DrainSignal>>>,
-    incomplete: Incomplete,
     next_batch_id: AtomicU64,
     flushes_in_progress: AtomicUsize,
     /// The producer's phase: closing refuses appends and makes every batch
@@ -88,14 +89,16 @@ pub(crate) struct RecordAccumulator {
 impl RecordAccumulator {
     pub(crate) fn new(cfg: AccumulatorConfig, lifecycle: Arc<Lifecycle>) -> Self {
         RecordAccumulator {
-            pool: BufferPool::new(cfg.buffer_memory, cfg.batch_size, lifecycle.clone()),
+            ledger: Arc::new(Ledger {
+                pool: BufferPool::new(cfg.buffer_memory, cfg.batch_size, lifecycle.clone()),
+                incomplete: Incomplete::default(),
+            }),
             cfg,
             epoch: Instant::now(),
             topics: RwLock::new(HashMap::new()),
             by_leader: RwLock::new(HashMap::new()),
             leaders_version: AtomicU64::new(0),
             signals: RwLock::new(HashMap::new()),
-            incomplete: Incomplete::default(),
             next_batch_id: AtomicU64::new(1),
             flushes_in_progress: AtomicUsize::new(0),
             lifecycle,
@@ -103,7 +106,7 @@ impl RecordAccumulator {
     }
 
     pub(crate) fn pool(&self) -> &BufferPool {
-        &self.pool
+        &self.ledger.pool
     }
 
     /// Nanoseconds from the epoch to `t` (at least 1).
@@ -187,7 +190,7 @@ impl RecordAccumulator {
             let Some((buf, reserved)) = buffer.take() else {
                 drop(g);
                 let size = self.cfg.batch_size.max(upper);
-                let buf = self.pool.allocate(
+                let buf = self.ledger.pool.allocate(
                     size,
                     deadline,
                     self.cfg.max_block.as_millis() as u64,
@@ -199,7 +202,8 @@ impl RecordAccumulator {
             let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
             let result = BatchResult::new(queue.topic.clone(), queue.partition);
-            let mut batch = ProducerBatch::new(id, result, buf, reserved, now);
+            let mut batch =
+                ProducerBatch::new(id, result, buf, reserved, now, Some(self.ledger.clone()));
             let size = batch.room_for(rec).expect("first record fits");
             let fut = Self::append_to(&mut batch, rec, key_size, value_size, &mut callback);
             if sticky {
@@ -208,7 +212,7 @@ impl RecordAccumulator {
                     .bytes
                     .fetch_add(size + RECORD_BATCH_OVERHEAD, Ordering::Relaxed);
             }
-            self.incomplete.add(id);
+            self.ledger.incomplete.add(id);
             let had_full_batch = !g.batches.is_empty();
             g.batches.push_back(batch);
             queue.queued.store(g.batches.len(), Ordering::Relaxed);
@@ -225,7 +229,7 @@ impl RecordAccumulator {
             break Ok(fut);
         };
         if let Some((buf, size)) = buffer {
-            self.pool.deallocate(buf, size);
+            self.ledger.pool.deallocate(buf, size);
         }
         outcome
     }
@@ -257,7 +261,7 @@ impl RecordAccumulator {
     fn send_now(&self) -> bool {
         self.flushes_in_progress.load(Ordering::Acquire) > 0
             || self.lifecycle.is_closing()
-            || self.pool.has_waiters()
+            || self.ledger.pool.has_waiters()
     }
 
     /// Takes at most one ready batch from each of `partitions`, starting at
@@ -376,10 +380,7 @@ impl RecordAccumulator {
     /// Completes a batch with `outcome`, returns its buffer to the pool and
     /// releases `flush`/`close` waiters. The only way a batch ends.
     pub(crate) fn complete(&self, batch: ProducerBatch, outcome: Result<Delivered>) {
-        let id = batch.id;
-        let (buf, reserved) = batch.complete(outcome);
-        self.pool.deallocate(buf, reserved);
-        self.incomplete.remove(id);
+        batch.complete(outcome);
     }
 
     /// A batch the broker refused as too large (MESSAGE_TOO_LARGE) goes
@@ -397,7 +398,7 @@ impl RecordAccumulator {
         let id = batch.id;
         let [first, second] = batch.split_in_two()?;
         // Counted before either half can complete.
-        self.incomplete.add(id);
+        self.ledger.incomplete.add(id);
         self.reenqueue(queue, second, now);
         self.reenqueue(queue, first, now);
         Ok(())
@@ -766,6 +767,48 @@ mod tests {
         assert_eq!(next, Some(now + Duration::from_millis(100)));
         let (d, _) = acc.drain(&parts, &mut 0, 1 << 20, now + Duration::from_millis(100));
         assert_eq!(d[0].batch.attempts, 2);
+    }
+
+    #[test]
+    fn a_batch_dropped_without_an_outcome_fails_its_records_and_frees_everything() {
+        let acc = RecordAccumulator::new(cfg(), Arc::default());
+        acc.update_metadata(&cluster(1));
+        let f = send(&acc, Some(0), b"x").unwrap();
+        let parts = acc.partitions_led_by(1);
+        let (mut d, _) = acc.drain(
+            &parts,
+            &mut 0,
+            1 << 20,
+            later(Instant::now(), Duration::from_secs(1)),
+        );
+        assert_eq!(acc.incomplete_count(), 1);
+        // What a panic unwinding past a local does to it.
+        drop(d.pop().unwrap());
+        assert!(matches!(f.get(), Err(Error::Internal(_))));
+        assert_eq!(
+            acc.incomplete_count(),
+            0,
+            "flush and close would wait for it"
+        );
+        assert_eq!(acc.pool().available_memory(), 10_000);
+        // A completed batch's drop does nothing more.
+        let f = send(&acc, Some(0), b"y").unwrap();
+        let (mut d, _) = acc.drain(
+            &parts,
+            &mut 0,
+            1 << 20,
+            later(Instant::now(), Duration::from_secs(1)),
+        );
+        let b = d.pop().unwrap();
+        acc.complete(
+            b.batch,
+            Ok(Delivered {
+                base_offset: 7,
+                log_append_time: -1,
+            }),
+        );
+        assert_eq!(f.get().unwrap().offset(), 7);
+        assert_eq!(acc.pool().available_memory(), 10_000);
     }
 
     #[test]

@@ -188,7 +188,7 @@ impl BrokerThread {
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             log::error!("{}: I/O thread panicked: {what}", self.label());
-            let err = Error::Protocol(format!(
+            let err = Error::Internal(format!(
                 "the I/O thread of node {} panicked: {what}",
                 self.node
             ));
@@ -662,6 +662,10 @@ impl BrokerThread {
             log::debug!("{}: throttled {} ms", self.label(), resp.throttle_time_ms);
         }
         self.apply_leader_hints(&resp);
+        // The batches are in a local here, out of their slots: a panic now
+        // is what `ProducerBatch`'s drop guards against.
+        #[cfg(test)]
+        tests::maybe_panic(&format!("{}/response", self.shared.cfg.client_id));
         for slot in batches {
             let topic = &*slot.queue.topic;
             let p = resp
@@ -980,7 +984,9 @@ pub(crate) mod tests {
                 "KP_MOCK_BIN is not set: run the tests with scripts/test.sh, or \
                  eval \"$(scripts/brokers.sh env)\"",
             );
-            let dir = std::env::temp_dir().join(format!("kp-unit-mock-{}", std::process::id()));
+            // One directory per mock: tests run in parallel.
+            let dir =
+                std::env::temp_dir().join(format!("kp-unit-mock-{}-{topic}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             let bs = dir.join("bootstrap");
             let child = Command::new(bin)
@@ -1041,11 +1047,43 @@ pub(crate) mod tests {
             .expect("the record queued when the thread panicked is delivered");
         assert!(m.has_offset());
         assert!(
-            PANIC.lock().iter().all(|(_, n)| *n == 0),
+            PANIC.lock().iter().all(|(c, n)| c != "panicky" || *n == 0),
             "the panic was injected"
         );
         p.flush().unwrap();
         p.send(ProducerRecord::new("pan", &b"after"[..]))
+            .unwrap()
+            .get()
+            .unwrap();
+        p.close_timeout(Duration::from_secs(5)).unwrap();
+    }
+
+    /// A panic while a response's batches sit in a local (taken out of
+    /// their in-flight slots, not yet completed): they fail with
+    /// `Error::Internal` instead of never completing; flush, later sends
+    /// and close work.
+    #[test]
+    fn a_panic_while_handling_a_response_fails_its_batches_and_strands_nothing() {
+        use crate::{ByteArraySerializer, Producer, ProducerConfig, ProducerRecord};
+        let (_mock, bootstrap) = Mock::start("pan2");
+        let cfg = ProducerConfig::new()
+            .bootstrap_servers(bootstrap)
+            .client_id("panicky2")
+            .linger(Duration::ZERO);
+        let p: Producer<[u8], [u8]> =
+            Producer::new(cfg, ByteArraySerializer, ByteArraySerializer).unwrap();
+        p.send(ProducerRecord::new("pan2", &b"before"[..]))
+            .unwrap()
+            .get()
+            .unwrap();
+        PANIC.lock().push(("panicky2/response".into(), 1));
+        let h = p.send(ProducerRecord::new("pan2", &b"during"[..])).unwrap();
+        match h.get_timeout(Duration::from_secs(20)) {
+            Err(Error::Internal(_)) => {}
+            other => panic!("expected an internal error, got {other:?}"),
+        }
+        p.flush().unwrap();
+        p.send(ProducerRecord::new("pan2", &b"after"[..]))
             .unwrap()
             .get()
             .unwrap();
