@@ -174,6 +174,41 @@ impl Tracker {
         h
     }
 
+    /// Sends records `0..partitions`, one to each partition, and waits
+    /// for each: the producer knows every leader before a scenario starts.
+    fn warm_up(self: &Arc<Self>, p: &P, topic: &str, partitions: usize) {
+        for part in 0..partitions {
+            self.send(p, part, topic, None, Some(part as i32))
+                .get()
+                .unwrap();
+        }
+    }
+
+    /// From another thread, sends records `from..max` with 16 keys, one
+    /// a millisecond, until `max` or until the returned flag is set. The
+    /// thread returns how far it got.
+    fn stream_keyed(
+        self: &Arc<Self>,
+        p: &Arc<P>,
+        topic: &str,
+        from: usize,
+        max: usize,
+    ) -> (Arc<AtomicBool>, std::thread::JoinHandle<usize>) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, t, s, topic) = (p.clone(), self.clone(), stop.clone(), topic.to_owned());
+        let sender = std::thread::spawn(move || {
+            let mut i = from;
+            while i < max && !s.load(Ordering::SeqCst) {
+                let key = format!("key-{}", i % 16);
+                t.send(&p, i, &topic, Some(key.as_bytes()), None);
+                i += 1;
+                std::thread::sleep(Duration::from_millis(1)); // the stream's pace
+            }
+            i
+        });
+        (stop, sender)
+    }
+
     fn on_done(&self, i: usize, r: kafka_producer::Result<RecordMetadata>) {
         let n = self.counts[i].fetch_add(1, Ordering::SeqCst);
         let result = r.map(|m| (m.partition(), m.offset()));
@@ -600,29 +635,12 @@ fn leader_moves_mid_request_keep_order_per_partition() {
     );
     const MAX: usize = 6000;
     let t = Tracker::new("moves", MAX, 60);
-    for part in 0..4 {
-        t.send(&p, part, "moves", None, Some(part as i32))
-            .get()
-            .unwrap();
-    }
+    t.warm_up(&p, "moves", 4);
     let mut lead = leaders(&p, "moves");
     for b in 1..=3 {
         mock.command(&format!("rtt {b} 200"));
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let (p, t, stop) = (p.clone(), t.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut i = 4;
-            while i < MAX && !stop.load(Ordering::SeqCst) {
-                let key = format!("key-{}", i % 16);
-                t.send(&p, i, "moves", Some(key.as_bytes()), None);
-                i += 1;
-                std::thread::sleep(Duration::from_millis(1)); // the stream's pace
-            }
-            i
-        })
-    };
+    let (stop, sender) = t.stream_keyed(&p, "moves", 4, MAX);
     for _ in 0..8 {
         std::thread::sleep(Duration::from_millis(300)); // batches go in flight on the old leaders
         for (part, l) in lead.iter_mut().enumerate() {
@@ -664,25 +682,8 @@ fn leader_churn_keeps_records_flowing_in_order() {
     );
     const MAX: usize = 20_000;
     let t = Tracker::new("churn", MAX, 40);
-    for part in 0..4 {
-        t.send(&p, part, "churn", None, Some(part as i32))
-            .get()
-            .unwrap();
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let (p, t, stop) = (p.clone(), t.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut i = 4;
-            while i < MAX && !stop.load(Ordering::SeqCst) {
-                let key = format!("key-{}", i % 16);
-                t.send(&p, i, "churn", Some(key.as_bytes()), None);
-                i += 1;
-                std::thread::sleep(Duration::from_millis(1)); // the stream's pace
-            }
-            i
-        })
-    };
+    t.warm_up(&p, "churn", 4);
+    let (stop, sender) = t.stream_keyed(&p, "churn", 4, MAX);
     // SplitMix64: a fixed schedule of moves, different leaders each time.
     let mut seed = 0x5eed_u64;
     let mut next = move || {

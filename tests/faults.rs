@@ -332,6 +332,20 @@ fn twenty_records_then_a_short_close(p: &Producer<[u8], [u8]>, topic: &str) {
     }
 }
 
+/// The record of `h`, sent at `t0`, fails with a delivery timeout within
+/// `delivery` (plus scheduling slack).
+fn assert_expires_on_time(h: kafka_producer::RecordFuture, t0: Instant, delivery: Duration) {
+    match h.get() {
+        Err(Error::DeliveryTimeout { .. }) => {}
+        other => panic!("expected a delivery timeout, got {other:?}"),
+    }
+    let took = t0.elapsed();
+    assert!(
+        took < delivery + Duration::from_millis(700),
+        "expired after {took:?} (delivery.timeout.ms {delivery:?})"
+    );
+}
+
 /// While a connection attempt hangs (a broker that accepts and never
 /// answers ApiVersions), the I/O thread still expires its records on time:
 /// connecting does not block it.
@@ -350,17 +364,9 @@ fn records_expire_on_time_while_a_connect_hangs() {
     mock.signal("STOP");
     let t0 = Instant::now();
     let h = p.send(ProducerRecord::new("stuck", &b"x"[..])).unwrap();
-    match h.get() {
-        Err(Error::DeliveryTimeout { .. }) => {}
-        other => panic!("expected a delivery timeout, got {other:?}"),
-    }
-    let took = t0.elapsed();
     // Blocking connects made this about 4 s: the expiry waited for the
     // second ApiVersions attempt to time out.
-    assert!(
-        took < delivery + Duration::from_millis(700),
-        "expired after {took:?} (delivery.timeout.ms {delivery:?})"
-    );
+    assert_expires_on_time(h, t0, delivery);
     p.close_timeout(Duration::ZERO).unwrap();
 }
 
@@ -405,16 +411,8 @@ fn leaderless_records_expire_on_time_while_a_metadata_fetch_hangs() {
     let h = p
         .send(ProducerRecord::new("leaderless", &b"b"[..]).partition(0))
         .unwrap();
-    match h.get() {
-        Err(Error::DeliveryTimeout { .. }) => {}
-        other => panic!("expected a delivery timeout, got {other:?}"),
-    }
-    let took = t0.elapsed();
     // With the fetch on the metadata thread this took about 7.5 s.
-    assert!(
-        took < delivery + Duration::from_millis(700),
-        "expired after {took:?} (delivery.timeout.ms {delivery:?})"
-    );
+    assert_expires_on_time(h, t0, delivery);
     assert!(
         first.get().is_err(),
         "the leaderless partition took a record"
