@@ -26,7 +26,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::conn::{header_versions, Connection, SocketBuffers};
+use super::conn::{Connection, SocketBuffers};
 use super::decide::{self, jittered, Verdict};
 use super::IoShared;
 use crate::accumulator::{DrainSignal, Drained, PartitionQueue, ProducerBatch};
@@ -393,7 +393,7 @@ impl BrokerThread {
                     buffers,
                 )
                 .and_then(|c| {
-                    let v = c.version_for(produce::API_KEY, "Produce")?;
+                    let v = c.version_for(&produce::API)?;
                     Ok((c, v))
                 });
                 // The I/O thread may have gone (close): then the connection
@@ -483,10 +483,9 @@ impl BrokerThread {
         drained.sort_by(|a, b| {
             (&*a.queue.topic, a.queue.partition).cmp(&(&*b.queue.topic, b.queue.partition))
         });
-        let (req_hv, _) = header_versions(produce::API_KEY, version);
         let acks = cfg.acks;
         let timeout_ms = cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32;
-        let correlation_id = conn.enqueue(produce::API_KEY, version, req_hv, |buf| {
+        let correlation_id = conn.enqueue(&produce::API, version, |buf| {
             let topics = 1 + drained
                 .windows(2)
                 .filter(|w| w[0].queue.topic != w[1].queue.topic)
@@ -641,7 +640,7 @@ impl BrokerThread {
         frame: &[u8],
         now: Instant,
     ) {
-        let (_, resp_hv) = header_versions(produce::API_KEY, version);
+        let resp_hv = produce::API.response_header_version(version);
         let mut d = Decoder::new(frame, false);
         let parsed = decode_response_header(&mut d, resp_hv)
             .and_then(|_| ProduceResponse::decode(&frame[d.position()..], version));

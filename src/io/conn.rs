@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 
 use crate::config::ProducerConfig;
 use crate::error::{Error, Result};
+use crate::protocol::messages::api::Api;
 use crate::protocol::messages::api_versions::{self, ApiVersionsRequest, ApiVersionsResponse};
 use crate::protocol::messages::header::{
     begin_frame, decode_response_header, end_frame, frame_size, split_frame, RequestHeader,
 };
-use crate::protocol::messages::supported_versions;
 use crate::protocol::primitives::Decoder;
 use crate::protocol::ErrorCode;
 use crate::util::later;
@@ -249,7 +249,7 @@ impl<S: Transport> Connection<S> {
                 client_software_version: env!("CARGO_PKG_VERSION"),
             };
             let body = self.request(
-                api_versions::API_KEY,
+                &api_versions::API,
                 version,
                 |b| req.encode(b, version),
                 later(Instant::now(), timeout),
@@ -279,15 +279,15 @@ impl<S: Transport> Connection<S> {
     /// # Errors
     ///
     /// [`Error::UnsupportedVersion`] if the ranges do not overlap.
-    pub(crate) fn version_for(&self, api_key: i16, api: &'static str) -> Result<i16> {
-        let (min, max) = supported_versions(api_key).expect("an API we send");
-        let theirs = self.api.range(api_key);
+    pub(crate) fn version_for(&self, api: &Api) -> Result<i16> {
+        let (min, max) = (api.min_version, api.max_version);
+        let theirs = self.api.range(api.key);
         let (bmin, bmax) = theirs.map_or((-1, -1), |r| (r.min_version, r.max_version));
         let v = max.min(bmax);
         if theirs.is_none() || v < min || v < bmin {
             return Err(Error::UnsupportedVersion {
                 broker: self.label.clone(),
-                api,
+                api: api.name,
                 min,
                 max,
                 broker_min: bmin,
@@ -301,9 +301,8 @@ impl<S: Transport> Connection<S> {
     /// correlation id.
     pub(crate) fn enqueue(
         &mut self,
-        api_key: i16,
+        api: &Api,
         version: i16,
-        header_version: i16,
         body: impl FnOnce(&mut Vec<u8>),
     ) -> i32 {
         let id = self.next_correlation_id;
@@ -320,12 +319,12 @@ impl<S: Transport> Connection<S> {
         let before = self.wbuf.len();
         let at = begin_frame(&mut self.wbuf);
         RequestHeader {
-            request_api_key: api_key,
+            request_api_key: api.key,
             request_api_version: version,
             correlation_id: id,
             client_id: Some(&self.client_id),
         }
-        .encode(&mut self.wbuf, header_version);
+        .encode(&mut self.wbuf, api.request_header_version(version));
         body(&mut self.wbuf);
         end_frame(&mut self.wbuf, at);
         self.enqueued_total += (self.wbuf.len() - before) as u64;
@@ -509,13 +508,13 @@ impl<S: Transport> Connection<S> {
     /// Frames with other correlation ids are skipped.
     pub(crate) fn request(
         &mut self,
-        api_key: i16,
+        api: &Api,
         version: i16,
         body: impl FnOnce(&mut Vec<u8>),
         deadline: Instant,
     ) -> Result<Vec<u8>> {
-        let (req_hv, resp_hv) = header_versions(api_key, version);
-        let id = self.enqueue(api_key, version, req_hv, body);
+        let resp_hv = api.response_header_version(version);
+        let id = self.enqueue(api, version, body);
         let remaining = |d: Instant| {
             d.checked_duration_since(Instant::now())
                 .filter(|r| !r.is_zero())
@@ -527,7 +526,7 @@ impl<S: Transport> Connection<S> {
         let io_err = |c: &Self, e: io::Error| match e.kind() {
             ErrorKind::WouldBlock | ErrorKind::TimedOut => c.net(format!(
                 "no answer to {} v{version} within {} ms (request.timeout.ms)",
-                crate::protocol::messages::api_name(api_key),
+                api.name,
                 deadline.saturating_duration_since(started).as_millis()
             )),
             _ => c.net(format!("request failed: {e}")),
@@ -590,20 +589,6 @@ impl<S: Transport> Connection<S> {
             }
         }
     }
-}
-
-/// Request and response header versions for `api_key` at `version`.
-pub(crate) fn header_versions(api_key: i16, version: i16) -> (i16, i16) {
-    use crate::protocol::messages::{metadata, produce};
-    let req = match api_key {
-        produce::API_KEY => produce::request_header_version(version),
-        metadata::API_KEY => metadata::request_header_version(version),
-        _ => api_versions::request_header_version(version),
-    };
-    (
-        req,
-        crate::protocol::messages::response_header_version(api_key, version),
-    )
 }
 
 #[cfg(test)]
@@ -683,8 +668,16 @@ mod tests {
         };
         let mut c = Connection::new(fake, "node 1".into(), "cid");
         c.negotiate(Duration::from_secs(1)).unwrap();
-        assert_eq!(c.version_for(0, "Produce").unwrap(), 7);
-        assert_eq!(c.version_for(3, "Metadata").unwrap(), 2);
+        assert_eq!(
+            c.version_for(&crate::protocol::messages::produce::API)
+                .unwrap(),
+            7
+        );
+        assert_eq!(
+            c.version_for(&crate::protocol::messages::metadata::API)
+                .unwrap(),
+            2
+        );
         // the two requests were v3 then v0, with our client id
         let out = &c.transport().output;
         let mut d = Decoder::new(&out[4..], false);
@@ -866,7 +859,9 @@ mod tests {
             "c",
         );
         for _ in 0..200 {
-            c.enqueue(0, 9, 2, |b| b.extend_from_slice(&[0u8; 100_000]));
+            c.enqueue(&crate::protocol::messages::produce::API, 9, |b| {
+                b.extend_from_slice(&[0u8; 100_000])
+            });
             c.write_some().unwrap();
             assert!(c.wants_write());
         }
@@ -956,11 +951,11 @@ mod tests {
                 max_version: 2,
             });
         assert!(matches!(
-            c.version_for(0, "Produce"),
+            c.version_for(&crate::protocol::messages::produce::API),
             Err(Error::UnsupportedVersion { broker_max: 2, .. })
         ));
         assert!(matches!(
-            c.version_for(3, "Metadata"),
+            c.version_for(&crate::protocol::messages::metadata::API),
             Err(Error::UnsupportedVersion { .. })
         ));
     }

@@ -344,13 +344,13 @@ fn candidates(
 }
 
 fn request(c: &mut Connection, topics: &[String], timeout: Duration) -> Result<Cluster> {
-    let v = c.version_for(metadata::API_KEY, "Metadata")?;
+    let v = c.version_for(&metadata::API)?;
     let req = MetadataRequest {
         topics: Some(topics.to_vec()),
         allow_auto_topic_creation: true,
     };
     let body = c.request(
-        metadata::API_KEY,
+        &metadata::API,
         v,
         |b| req.encode(b, v),
         later(Instant::now(), timeout),

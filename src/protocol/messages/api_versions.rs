@@ -17,34 +17,29 @@
 //!                                2: FinalizedFeatures, 3: ZkMigrationReady}
 //! ```
 
+use super::api::Api;
 use crate::protocol::primitives::{Decoder, Writer};
 use crate::protocol::{DecodeError, ErrorCode};
 
+/// The API: its key, the versions we send and where flexible versions
+/// begin (see [`super::api`]).
+pub const API: Api = Api {
+    key: 18,
+    name: "ApiVersions",
+    min_version: 0,
+    max_version: 3,
+    flexible_from: 3,
+};
 /// The API key.
-pub const API_KEY: i16 = 18;
+pub const API_KEY: i16 = API.key;
 /// The lowest version we send.
-pub const MIN_VERSION: i16 = 0;
+pub const MIN_VERSION: i16 = API.min_version;
 /// The highest version we send.
-pub const MAX_VERSION: i16 = 3;
+pub const MAX_VERSION: i16 = API.max_version;
 
 /// True if `version` uses compact types and tag buffers.
 pub fn is_flexible(version: i16) -> bool {
-    version >= 3
-}
-
-/// The request header version for `version`.
-pub fn request_header_version(version: i16) -> i16 {
-    if is_flexible(version) {
-        2
-    } else {
-        1
-    }
-}
-
-/// The response header version: always 0 for ApiVersions (KIP-511), so a
-/// client can read the reply of a broker that did not understand it.
-pub fn response_header_version(_version: i16) -> i16 {
-    0
+    API.is_flexible(version)
 }
 
 /// The request body.

@@ -23,37 +23,29 @@
 //!           v8-10: ClusterAuthorizedOperations int32
 //! ```
 
+use super::api::Api;
 use crate::protocol::primitives::{Decoder, Writer};
 use crate::protocol::DecodeError;
 
+/// The API: its key, the versions we send and where flexible versions
+/// begin (see [`super::api`]).
+pub const API: Api = Api {
+    key: 3,
+    name: "Metadata",
+    min_version: 0,
+    max_version: 12,
+    flexible_from: 9,
+};
 /// The API key.
-pub const API_KEY: i16 = 3;
+pub const API_KEY: i16 = API.key;
 /// The lowest version we send.
-pub const MIN_VERSION: i16 = 0;
+pub const MIN_VERSION: i16 = API.min_version;
 /// The highest version we send (v13 only adds a top-level error code).
-pub const MAX_VERSION: i16 = 12;
+pub const MAX_VERSION: i16 = API.max_version;
 
 /// True if `version` uses compact types and tag buffers.
 pub fn is_flexible(version: i16) -> bool {
-    version >= 9
-}
-
-/// The request header version for `version`.
-pub fn request_header_version(version: i16) -> i16 {
-    if is_flexible(version) {
-        2
-    } else {
-        1
-    }
-}
-
-/// The response header version for `version`.
-pub fn response_header_version(version: i16) -> i16 {
-    if is_flexible(version) {
-        1
-    } else {
-        0
-    }
+    API.is_flexible(version)
 }
 
 /// The request body.

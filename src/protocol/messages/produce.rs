@@ -22,38 +22,30 @@
 //! straight from its drained batches; [`ProduceRequest`] is the owned form
 //! built on the same functions, for tests.
 
+use super::api::Api;
 use crate::protocol::primitives::{Decoder, Writer};
 use crate::protocol::DecodeError;
 
+/// The API: its key, the versions we send and where flexible versions
+/// begin (see [`super::api`]).
+pub const API: Api = Api {
+    key: 0,
+    name: "Produce",
+    min_version: 3,
+    max_version: 11,
+    flexible_from: 9,
+};
 /// The API key.
-pub const API_KEY: i16 = 0;
+pub const API_KEY: i16 = API.key;
 /// The lowest version we send: v3 introduced RecordBatch v2.
-pub const MIN_VERSION: i16 = 3;
+pub const MIN_VERSION: i16 = API.min_version;
 /// The highest version we send. v12 needs transactions v2 gating (KIP-890),
 /// v13 topic ids.
-pub const MAX_VERSION: i16 = 11;
+pub const MAX_VERSION: i16 = API.max_version;
 
 /// True if `version` uses compact types and tag buffers.
 pub fn is_flexible(version: i16) -> bool {
-    version >= 9
-}
-
-/// The request header version for `version`.
-pub fn request_header_version(version: i16) -> i16 {
-    if is_flexible(version) {
-        2
-    } else {
-        1
-    }
-}
-
-/// The response header version for `version`.
-pub fn response_header_version(version: i16) -> i16 {
-    if is_flexible(version) {
-        1
-    } else {
-        0
-    }
+    API.is_flexible(version)
 }
 
 /// Writes the request fields before the topic array, and the topic count.
