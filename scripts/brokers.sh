@@ -755,6 +755,7 @@ cmd_env() {
   echo "export KP_KAFKA_CLASSPATH=$(shq "$KAFKA_CLASSES:$KAFKA_LIBS/*")"
   echo "export KP_JAVA=$(shq "$(command -v java)")"
   echo "export KP_BROKERS_SH=$(shq "$ROOT/scripts/brokers.sh")"
+  echo "export KP_KAFKA_DATA=$(shq "$DATA_DIR")"
   echo "export KP_TANSU_BOOTSTRAP=$(shq "127.0.0.1:$port")"
   echo "export KP_MOCK_BOOTSTRAP=$(shq "$bs")"
   echo "export KP_MOCK_CTL=$(shq "$MOCK_CTL")"

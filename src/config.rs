@@ -7,7 +7,7 @@
 //!
 //! * implemented: it does what Java's does;
 //! * partly implemented: the values that match what this release does are
-//!   accepted (`compression.type=none`, `security.protocol=PLAINTEXT`, ...),
+//!   accepted (`enable.idempotence=false`, `security.protocol=PLAINTEXT`, ...),
 //!   and any other value is refused with [`Error::NotSupportedYet`];
 //! * not yet: any value is refused with [`Error::NotSupportedYet`].
 //!
@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::partitioner::Partitioner;
+use crate::protocol::compression::Compression;
 
 /// Java's `acks`: how many replicas must have the record before the broker
 /// answers.
@@ -150,7 +151,7 @@ keys! {
     ("socket.connection.setup.timeout.ms", "10000", Impl),
     ("socket.connection.setup.timeout.max.ms", "30000", Impl),
     ("connections.max.idle.ms", "540000", Impl),
-    ("compression.type", "none", Partial("none (gzip, snappy, lz4 and zstd are planned)")),
+    ("compression.type", "none", Impl),
     ("compression.gzip.level", "-1", Impl),
     ("compression.lz4.level", "9", Impl),
     ("compression.zstd.level", "3", Impl),
@@ -284,6 +285,11 @@ pub struct ProducerConfig {
     pub(crate) send_buffer: i32,
     pub(crate) receive_buffer: i32,
     pub(crate) transaction_timeout: Duration,
+    /// `compression.type` and the levels, combined by
+    /// [`compression_codec`](ProducerConfig::compression_codec).
+    pub(crate) compression_type: &'static str,
+    pub(crate) gzip_level: i32,
+    pub(crate) zstd_level: i32,
 }
 
 impl Default for ProducerConfig {
@@ -334,6 +340,9 @@ impl ProducerConfig {
             send_buffer: 128 * 1024,
             receive_buffer: 32 * 1024,
             transaction_timeout: ms(60_000),
+            compression_type: "none",
+            gzip_level: -1,
+            zstd_level: 3,
         }
     }
 
@@ -498,10 +507,19 @@ impl ProducerConfig {
                 self.connections_max_idle = (n >= 0).then(|| ms(n as u64));
             }
             "compression.type" => {
-                match v {
-                    "none" => {}
-                    "gzip" | "snappy" | "lz4" | "zstd" => return Err(partial(info, v)),
-                    _ => return Err(invalid(name, v, "must be one of none, gzip, snappy, lz4, zstd")),
+                self.compression_type = match v.to_ascii_lowercase().as_str() {
+                    "none" => "none",
+                    "gzip" => "gzip",
+                    "snappy" => "snappy",
+                    "lz4" => "lz4",
+                    "zstd" => "zstd",
+                    _ => {
+                        return Err(invalid(
+                            name,
+                            v,
+                            "must be one of none, gzip, snappy, lz4, zstd",
+                        ))
+                    }
                 }
             }
             "compression.gzip.level" => {
@@ -509,6 +527,7 @@ impl ProducerConfig {
                 if !(l == -1 || (1..=9).contains(&l)) {
                     return Err(invalid(name, v, "must be -1 or in 1..=9"));
                 }
+                self.gzip_level = l as i32;
             }
             "compression.lz4.level" => {
                 parse_int(name, v, 1, 17)?;
@@ -518,6 +537,7 @@ impl ProducerConfig {
                 if !(-131_072..=22).contains(&l) {
                     return Err(invalid(name, v, "must be in -131072..=22"));
                 }
+                self.zstd_level = l as i32;
             }
             "enable.idempotence" => {
                 if parse_bool(name, v)? {
@@ -618,11 +638,24 @@ impl ProducerConfig {
             "enable.idempotence" | "enable.metrics.push" | "auto.include.jmx.reporter" => {
                 "false".into()
             }
+            "compression.type" => self.compression_type.into(),
             "send.buffer.bytes" => self.send_buffer.to_string(),
             "receive.buffer.bytes" => self.receive_buffer.to_string(),
             "interceptor.classes" | "metric.reporters" => String::new(),
             _ => info.java_default.to_owned(),
         })
+    }
+
+    /// The codec and level batches are compressed with
+    /// (`compression.type` with its `compression.*.level`).
+    pub(crate) fn compression_codec(&self) -> Compression {
+        match self.compression_type {
+            "gzip" => Compression::Gzip(self.gzip_level),
+            "snappy" => Compression::Snappy,
+            "lz4" => Compression::Lz4,
+            "zstd" => Compression::Zstd(self.zstd_level),
+            _ => Compression::None,
+        }
     }
 
     /// True if the caller set `key` explicitly.
@@ -740,6 +773,26 @@ impl ProducerConfig {
     pub fn metadata_max_age(mut self, d: Duration) -> Self {
         self.metadata_max_age = d;
         self.mark("metadata.max.age.ms", d.as_millis())
+    }
+
+    /// `compression.type`, with the level for gzip and zstd: how batches
+    /// are compressed (each once, when it is sealed for sending).
+    /// Defaults to [`Compression::None`].
+    #[must_use]
+    pub fn compression(mut self, c: Compression) -> Self {
+        self.compression_type = c.name();
+        self = self.mark("compression.type", c.name());
+        match c {
+            Compression::Gzip(l) => {
+                self.gzip_level = l;
+                self.mark("compression.gzip.level", l)
+            }
+            Compression::Zstd(l) => {
+                self.zstd_level = l;
+                self.mark("compression.zstd.level", l)
+            }
+            _ => self,
+        }
     }
 
     /// `reconnect.backoff.ms`: the wait before reconnecting to a broker
@@ -1164,7 +1217,6 @@ mod tests {
     #[test]
     fn later_features_are_refused_not_ignored() {
         for (k, v) in [
-            ("compression.type", "lz4"),
             ("enable.idempotence", "true"),
             ("transactional.id", "tx"),
             ("security.protocol", "SSL"),
@@ -1296,6 +1348,22 @@ mod tests {
             );
             assert!(e.to_string().contains("at least -1"), "{e}");
         }
+    }
+
+    #[test]
+    fn compression_type_and_levels_combine() {
+        let c = ProducerConfig::from_pairs([
+            ("compression.zstd.level", "-5"),
+            ("compression.type", "ZSTD"),
+        ])
+        .unwrap();
+        assert_eq!(c.compression_codec(), Compression::Zstd(-5));
+        assert_eq!(c.get("compression.type").unwrap(), "ZSTD");
+        let g = ProducerConfig::new().compression(Compression::Gzip(9));
+        assert_eq!(g.compression_codec(), Compression::Gzip(9));
+        assert_eq!(g.get("compression.gzip.level").unwrap(), "9");
+        assert_eq!(ProducerConfig::new().compression_codec(), Compression::None);
+        assert!(ProducerConfig::from_pairs([("compression.type", "brotli")]).is_err());
     }
 
     #[test]

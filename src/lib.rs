@@ -66,6 +66,7 @@ pub use future::RecordFuture;
 pub use metadata::{Cluster, Node};
 pub use partitioner::{murmur2, murmur2_partition, Partitioner, RoundRobinPartitioner};
 pub use producer::Producer;
+pub use protocol::compression::Compression;
 pub use record::{Data, Header, Null, PartitionInfo, ProducerRecord, RecordMetadata};
 pub use serialize::{
     ByteArraySerializer, DoubleSerializer, FloatSerializer, IntegerSerializer, LongSerializer,

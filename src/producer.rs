@@ -184,6 +184,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 max_block: cfg.max_block,
                 adaptive_partitioning: cfg.partitioner_adaptive,
                 guarantee_order: cfg.max_in_flight == 1,
+                compression: cfg.compression_codec(),
             },
             lifecycle.clone(),
         ));

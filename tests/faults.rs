@@ -251,6 +251,46 @@ fn a_broker_too_old_for_produce_v3_gives_a_typed_error() {
     );
 }
 
+/// zstd needs Produce v7 (KIP-110): a broker that stops at v6 gets no
+/// zstd batch; the records fail with an error that says so, while gzip
+/// still works there.
+#[test]
+fn zstd_on_a_broker_without_produce_v7_gives_a_typed_error() {
+    let mut mock = MockCluster::start(1, &[("old-zstd", 1)]);
+    mock.command("apiversion 0 3 6");
+    let zstd = producer(
+        ProducerConfig::new()
+            .bootstrap_servers(mock.bootstrap.clone())
+            .compression(kafka_producer::Compression::Zstd(3)),
+    );
+    let e = zstd
+        .send(ProducerRecord::new("old-zstd", &b"x"[..]))
+        .unwrap()
+        .get()
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::UnsupportedVersion {
+                api: "Produce with zstd compression",
+                min: 7,
+                broker_max: 6,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let gzip = producer(
+        ProducerConfig::new()
+            .bootstrap_servers(mock.bootstrap.clone())
+            .compression(kafka_producer::Compression::Gzip(-1)),
+    );
+    gzip.send(ProducerRecord::new("old-zstd", &b"y"[..]))
+        .unwrap()
+        .get()
+        .unwrap();
+}
+
 #[test]
 fn a_dead_first_bootstrap_address_falls_through_to_the_next() {
     let mock = MockCluster::start(1, &[("boot", 1)]);

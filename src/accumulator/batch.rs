@@ -21,6 +21,7 @@ use super::incomplete::Incomplete;
 use super::pool::BufferPool;
 use crate::error::{Error, Result};
 use crate::future::{BatchResult, Callback, Delivered};
+use crate::protocol::compression::{decompress_batches, Compression};
 use crate::protocol::records::{
     body_size_with_deltas, decode_batches, record_body_size, record_size, write_record,
     BatchHeader, RECORD_BATCH_OVERHEAD,
@@ -95,6 +96,8 @@ pub(crate) struct ProducerBatch {
     callbacks: Vec<Thunk>,
     /// Set when drained; a sealed batch takes no more appends.
     header: Option<[u8; RECORD_BATCH_OVERHEAD]>,
+    /// The codec its records are compressed with when it is sealed.
+    codec: Compression,
     /// Where its memory and id go back; `None` in unit tests of this file
     /// and once given back.
     ledger: Option<Arc<Ledger>>,
@@ -124,6 +127,7 @@ impl ProducerBatch {
         buffer: Vec<u8>,
         reserved: usize,
         now: Instant,
+        codec: Compression,
         ledger: Option<Arc<Ledger>>,
     ) -> Self {
         debug_assert!(buffer.is_empty());
@@ -143,6 +147,7 @@ impl ProducerBatch {
             sent_to: -1,
             callbacks: Vec::new(),
             header: None,
+            codec,
             ledger,
             done: false,
         }
@@ -231,11 +236,20 @@ impl ProducerBatch {
     /// byte-identical once idempotence assigns sequences at drain time).
     pub(crate) fn seal(&mut self) {
         if self.header.is_none() {
-            let h = BatchHeader::new(
+            let mut h = BatchHeader::new(
                 self.record_count as i32,
                 self.base_timestamp,
                 self.max_timestamp,
             );
+            if self.codec != Compression::None {
+                // Compressed once, here, as one blob (never per record).
+                // The reservation stays as it was: the compressed bytes
+                // are counted against buffer.memory within it.
+                let mut out = Vec::with_capacity(self.records.len() / 2 + 64);
+                self.codec.compress(&self.records, &mut out);
+                self.records = out;
+                h.attributes |= self.codec.attribute();
+            }
             self.header = Some(h.encode(&self.records));
         }
     }
@@ -261,6 +275,20 @@ impl ProducerBatch {
         let mut wire = Vec::with_capacity(header.len() + self.records.len());
         wire.extend_from_slice(&header);
         wire.extend_from_slice(&self.records);
+        // Compressed: back to the records as appended (never more than the
+        // reservation, which held them uncompressed).
+        if self.codec != Compression::None {
+            match decompress_batches(&wire, self.reserved) {
+                Ok(plain) => wire = plain,
+                Err(e) => {
+                    log::error!(
+                        "a sealed batch of {} does not decompress ({e}); not split",
+                        self.result.topic
+                    );
+                    return Err(self);
+                }
+            }
+        }
         let decoded = match decode_batches(&wire) {
             Ok(mut b) if b.len() == 1 && b[0].records.len() == self.record_count as usize => {
                 b.remove(0)
@@ -349,6 +377,7 @@ impl ProducerBatch {
                     sent_to: -1,
                     callbacks,
                     header: None,
+                    codec: self.codec,
                     ledger: self.ledger.clone(),
                     done: false,
                 };
@@ -473,6 +502,7 @@ mod tests {
             Vec::with_capacity(reserved),
             reserved,
             Instant::now(),
+            Compression::None,
             None,
         )
     }

@@ -35,6 +35,7 @@ use parking_lot::RwLock;
 use crate::error::{Error, Result};
 use crate::future::{BatchResult, Callback, Delivered, RecordFuture};
 use crate::lifecycle::Lifecycle;
+use crate::protocol::compression::Compression;
 use crate::protocol::records::{record_size_upper_bound, RECORD_BATCH_OVERHEAD};
 use crate::util::later;
 
@@ -57,6 +58,8 @@ pub(crate) struct AccumulatorConfig {
     /// be overtaken (Java's `guaranteeMessageOrder`:
     /// `max.in.flight.requests.per.connection=1`).
     pub(crate) guarantee_order: bool,
+    /// How each batch's records are compressed when it is sealed.
+    pub(crate) compression: Compression,
 }
 
 /// The result of a drain: batches to send to one broker.
@@ -202,8 +205,15 @@ impl RecordAccumulator {
             let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
             let result = BatchResult::new(queue.topic.clone(), queue.partition);
-            let mut batch =
-                ProducerBatch::new(id, result, buf, reserved, now, Some(self.ledger.clone()));
+            let mut batch = ProducerBatch::new(
+                id,
+                result,
+                buf,
+                reserved,
+                now,
+                self.cfg.compression,
+                Some(self.ledger.clone()),
+            );
             let size = batch.room_for(rec).expect("first record fits");
             let fut = Self::append_to(&mut batch, rec, key_size, value_size, &mut callback);
             if sticky {
@@ -510,6 +520,7 @@ mod tests {
             max_block: Duration::from_millis(0),
             adaptive_partitioning: false,
             guarantee_order: false,
+            compression: Compression::None,
         }
     }
 
@@ -580,10 +591,24 @@ mod tests {
     /// flush waits for every piece, and the memory comes back whole.
     #[test]
     fn a_split_batch_keeps_every_record_and_its_handle() {
+        for codec in [
+            Compression::None,
+            Compression::Gzip(-1),
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd(3),
+        ] {
+            split_keeps_every_record_and_its_handle(codec);
+        }
+    }
+
+    fn split_keeps_every_record_and_its_handle(codec: Compression) {
+        use crate::protocol::compression::decompress_batches;
         use crate::protocol::records::decode_batches;
         let acc = RecordAccumulator::new(
             AccumulatorConfig {
                 batch_size: 4000,
+                compression: codec,
                 ..cfg()
             },
             Arc::default(),
@@ -615,7 +640,13 @@ mod tests {
             let Some(x) = d.pop() else { break };
             let [h, r] = x.batch.wire_parts();
             let wire = [h, r].concat();
-            let b = decode_batches(&wire).unwrap().remove(0);
+            assert_eq!(
+                i16::from_be_bytes([h[21], h[22]]) & 7,
+                codec.attribute(),
+                "the codec is in the attributes"
+            );
+            let plain = decompress_batches(&wire, 1 << 20).unwrap();
+            let b = decode_batches(&plain).unwrap().remove(0);
             decoded.extend(b.records.iter().map(|r| r.value.unwrap().to_vec()));
             pieces.push(x);
         }

@@ -379,6 +379,7 @@ impl BrokerThread {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let (client_id, request_timeout) = (cfg.client_id.clone(), cfg.request_timeout);
         let buffers = SocketBuffers::of(cfg);
+        let codec = cfg.compression_codec();
         let signal = self.signal.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("{}-c{}", cfg.client_id, self.node))
@@ -393,7 +394,12 @@ impl BrokerThread {
                     buffers,
                 )
                 .and_then(|c| {
-                    let v = c.version_for(&produce::API)?;
+                    // zstd needs Produce v7+ (KIP-110): an older broker
+                    // cannot take these batches at all.
+                    let v = match codec.min_produce_version() {
+                        7.. => c.version_from(&produce::API, 7, "Produce with zstd compression")?,
+                        _ => c.version_for(&produce::API)?,
+                    };
                     Ok((c, v))
                 });
                 // The I/O thread may have gone (close): then the connection

@@ -280,14 +280,21 @@ impl<S: Transport> Connection<S> {
     ///
     /// [`Error::UnsupportedVersion`] if the ranges do not overlap.
     pub(crate) fn version_for(&self, api: &Api) -> Result<i16> {
-        let (min, max) = (api.min_version, api.max_version);
+        self.version_from(api, api.min_version, api.name)
+    }
+
+    /// As [`version_for`](Self::version_for), but at least `min` (a
+    /// feature that needs a later version, such as zstd compression in
+    /// Produce v7); `what` names the API and the feature in the error.
+    pub(crate) fn version_from(&self, api: &Api, min: i16, what: &'static str) -> Result<i16> {
+        let (min, max) = (min.max(api.min_version), api.max_version);
         let theirs = self.api.range(api.key);
         let (bmin, bmax) = theirs.map_or((-1, -1), |r| (r.min_version, r.max_version));
         let v = max.min(bmax);
         if theirs.is_none() || v < min || v < bmin {
             return Err(Error::UnsupportedVersion {
                 broker: self.label.clone(),
-                api: api.name,
+                api: what,
                 min,
                 max,
                 broker_min: bmin,

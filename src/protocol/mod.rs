@@ -7,6 +7,7 @@
 //! the protocol guide; every request we send is checked at every version we
 //! send against an independent decoder (the `kafka-protocol` crate) in tests.
 
+pub mod compression;
 pub mod error;
 pub mod messages;
 pub mod primitives;
