@@ -410,7 +410,7 @@ impl ProducerConfig {
         let info = KEYS
             .iter()
             .find(|k| k.name == key)
-            .ok_or_else(|| Error::config(key, "unknown configuration key"))?;
+            .ok_or_else(|| Error::config(key, unknown_key_message(key)))?;
         let v = value.trim();
         let name = info.name;
         match info.support {
@@ -1041,6 +1041,70 @@ fn partial(info: &KeyInfo, value: &str) -> Error {
     )
 }
 
+/// librdkafka property names a user of rust-rdkafka may bring, with the
+/// Java key that does the same job here (and how, where it differs).
+const LIBRDKAFKA_KEYS: &[(&str, &str)] = &[
+    ("metadata.broker.list", "bootstrap.servers"),
+    ("queue.buffering.max.ms", "linger.ms"),
+    ("message.timeout.ms", "delivery.timeout.ms"),
+    ("compression.codec", "compression.type"),
+    ("queue.buffering.max.kbytes", "buffer.memory (in bytes)"),
+    (
+        "queue.buffering.max.messages",
+        "buffer.memory (a byte budget, not a count)",
+    ),
+    ("batch.num.messages", "batch.size (in bytes, not records)"),
+    ("message.max.bytes", "max.request.size"),
+    ("request.required.acks", "acks"),
+    ("message.send.max.retries", "retries"),
+    ("socket.timeout.ms", "request.timeout.ms"),
+    ("socket.send.buffer.bytes", "send.buffer.bytes"),
+    ("socket.receive.buffer.bytes", "receive.buffer.bytes"),
+    ("topic.metadata.refresh.interval.ms", "metadata.max.age.ms"),
+    (
+        "partitioner",
+        "partitioner.class (or ProducerConfig::partitioner)",
+    ),
+    ("statistics.interval.ms", "nothing yet: metrics are planned"),
+    (
+        "debug",
+        "nothing: logs go through the `log` crate; set its level",
+    ),
+];
+
+/// The message for an unknown key: which Java key to use for a
+/// librdkafka property, or the nearest known key for a typo.
+fn unknown_key_message(key: &str) -> String {
+    if let Some((_, java)) = LIBRDKAFKA_KEYS.iter().find(|(k, _)| *k == key) {
+        return format!("unknown configuration key; {key} is librdkafka's name: use {java}");
+    }
+    let nearest = KEYS
+        .iter()
+        .map(|k| (edit_distance(key, k.name), k.name))
+        .min()
+        .filter(|&(d, _)| d <= 2 + key.len() / 8);
+    match nearest {
+        Some((_, name)) => format!("unknown configuration key; did you mean {name}?"),
+        None => "unknown configuration key".into(),
+    }
+}
+
+/// Levenshtein distance, by bytes (keys are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, &ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 fn invalid(key: &str, value: &str, why: &str) -> Error {
     Error::config(key, format!("invalid value `{value}`: {why}"))
 }
@@ -1348,6 +1412,28 @@ mod tests {
             );
             assert!(e.to_string().contains("at least -1"), "{e}");
         }
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_java_key() {
+        let msg = |k: &str| {
+            ProducerConfig::from_pairs([(k, "1")])
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            msg("lingerms").contains("did you mean linger.ms?"),
+            "{}",
+            msg("lingerms")
+        );
+        assert!(msg("bootstrap.server").contains("did you mean bootstrap.servers?"));
+        assert!(msg("queue.buffering.max.ms").contains("use linger.ms"));
+        assert!(msg("message.timeout.ms").contains("use delivery.timeout.ms"));
+        assert!(msg("compression.codec").contains("use compression.type"));
+        // Nothing near: no guess.
+        let far = msg("completely.unrelated.setting");
+        assert!(far.ends_with("unknown configuration key"), "{far}");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]

@@ -75,6 +75,18 @@ pub enum Error {
         message: String,
     },
 
+    /// The topic name is not one Kafka allows: empty, `.` or `..`, longer
+    /// than 249 characters, or with a character other than ASCII letters,
+    /// digits, `.`, `_` and `-` (Java's `Topic.validate`). Checked before
+    /// the producer asks any broker about it.
+    #[error("invalid topic name {topic:?}: {reason}")]
+    InvalidTopic {
+        /// The name as given.
+        topic: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
     /// The record's timestamp is negative. Java's `ProducerRecord` refuses
     /// it with an `IllegalArgumentException`; a timestamp must be
     /// non-negative, or unset (`None`) for the time of `send`. The record
@@ -114,7 +126,7 @@ pub enum Error {
 
     /// The topic, or the record's partition, did not appear in metadata
     /// within `max.block.ms`.
-    #[error("{}", metadata_timeout_message(.topic, *.partition, *.partition_count, *.waited_ms))]
+    #[error("{}", metadata_timeout_message(.topic, *.partition, *.partition_count, *.waited_ms, .last_error.as_deref()))]
     MetadataTimeout {
         /// The topic.
         topic: String,
@@ -124,6 +136,9 @@ pub enum Error {
         partition_count: Option<usize>,
         /// How long `send` waited.
         waited_ms: u64,
+        /// Why the last metadata fetch failed, if it did (a broker that
+        /// cannot be resolved or reached, say): usually the real cause.
+        last_error: Option<String>,
     },
 
     /// The record was not acknowledged within `delivery.timeout.ms` (Java's
@@ -217,12 +232,37 @@ fn metadata_timeout_message(
     partition: Option<i32>,
     count: Option<usize>,
     waited_ms: u64,
+    last_error: Option<&str>,
 ) -> String {
-    match (partition, count) {
+    let mut m = match (partition, count) {
         (Some(p), Some(n)) => format!(
             "partition {p} of topic {topic} with partition count {n} is not present in metadata after {waited_ms} ms"
         ),
         _ => format!("topic {topic} not present in metadata after {waited_ms} ms"),
+    };
+    if let Some(e) = last_error {
+        m.push_str("; last error: ");
+        m.push_str(e);
+    }
+    m
+}
+
+/// Why Kafka would refuse `topic` as a name (Java's `Topic.validate`), if
+/// it would.
+pub(crate) fn topic_name_problem(topic: &str) -> Option<&'static str> {
+    if topic.is_empty() {
+        Some("a topic name cannot be empty")
+    } else if topic == "." || topic == ".." {
+        Some("a topic name cannot be \".\" or \"..\"")
+    } else if topic.len() > 249 {
+        Some("a topic name cannot be longer than 249 characters")
+    } else if !topic
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        Some("a topic name may hold only ASCII letters, digits, '.', '_' and '-'")
+    } else {
+        None
     }
 }
 
@@ -266,6 +306,40 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topic_names_follow_javas_rules() {
+        for ok in ["t", "my.topic_1-x", &"a".repeat(249), "..."] {
+            assert_eq!(topic_name_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "bad topic!",
+            "a/b",
+            "caf\u{e9}",
+            &"a".repeat(250),
+        ] {
+            assert!(topic_name_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_metadata_timeout_says_what_the_last_fetch_hit() {
+        let e = Error::MetadataTimeout {
+            topic: "t".into(),
+            partition: None,
+            partition_count: None,
+            waited_ms: 2000,
+            last_error: Some("connecting to nohost.invalid:9092: failed to resolve".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "topic t not present in metadata after 2000 ms; last error: connecting to \
+             nohost.invalid:9092: failed to resolve"
+        );
+    }
 
     #[test]
     fn a_wait_timeout_is_not_retriable() {

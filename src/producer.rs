@@ -173,6 +173,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 }
             }
         }
+        resolve_bootstrap(&cfg.bootstrap_servers)?;
         let cfg = Arc::new(cfg);
         let lifecycle = Arc::new(Lifecycle::default());
         let accumulator = Arc::new(RecordAccumulator::new(
@@ -437,6 +438,16 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             // after this read also wakes the wait below.
             let version = inner.metadata.version();
             let known = inner.accumulator.topic(topic);
+            // A name Kafka refuses never reaches a broker. Only names not
+            // yet known are checked: a known one passed already.
+            if known.is_none() {
+                if let Some(reason) = crate::error::topic_name_problem(topic) {
+                    return Err(Error::InvalidTopic {
+                        topic: topic.to_owned(),
+                        reason,
+                    });
+                }
+            }
             let count = known.as_ref().map(|t| t.layout().partitions.len());
             let mut cluster = None;
             let mut described = true;
@@ -490,14 +501,12 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             }
             if Instant::now() >= deadline {
                 let waited_ms = start.elapsed().as_millis() as u64;
-                if let Some(why) = inner.metadata.last_error() {
-                    log::warn!("metadata for {topic} not available: {why}");
-                }
                 return Err(Error::MetadataTimeout {
                     topic: topic.to_owned(),
                     partition,
                     partition_count: count,
                     waited_ms,
+                    last_error: inner.metadata.last_error(),
                 });
             }
             inner.metadata.await_update(version, deadline);
@@ -509,9 +518,14 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     ///
     /// # Errors
     ///
-    /// [`Error::MetadataTimeout`], [`Error::Closed`], or [`Error::Broker`]
-    /// for a topic metadata refuses.
+    /// [`Error::MetadataTimeout`], [`Error::Closed`] once `close` has
+    /// begun, [`Error::InvalidTopic`], or [`Error::Broker`] for a topic
+    /// metadata refuses.
     pub fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionInfo>> {
+        // As Java's: closed is closed, known topic or not.
+        if self.inner.lifecycle.is_closing() {
+            return Err(Error::Closed);
+        }
         let start = Instant::now();
         let (_, cluster) =
             self.wait_on_metadata(topic, None, true, start, later(start, self.max_block()))?;
@@ -651,6 +665,30 @@ impl<K: ?Sized, V: ?Sized> Drop for Producer<K, V> {
             let _ = self.close_timeout(t);
         }
     }
+}
+
+/// As Java's `ClientUtils.parseAndValidateAddresses`: a producer none of
+/// whose bootstrap addresses resolves can never reach a cluster, so
+/// `Producer::new` fails and says why for each.
+fn resolve_bootstrap(servers: &[String]) -> Result<()> {
+    use std::net::ToSocketAddrs;
+    let mut why = Vec::new();
+    for s in servers {
+        let (host, port) = crate::config::parse_host_port(s)?;
+        match (host.as_str(), port).to_socket_addrs() {
+            Ok(addrs) => {
+                if addrs.count() > 0 {
+                    return Ok(());
+                }
+                why.push(format!("{s}: no address"));
+            }
+            Err(e) => why.push(format!("{s}: {e}")),
+        }
+    }
+    Err(Error::config(
+        "bootstrap.servers",
+        format!("no bootstrap address resolves ({})", why.join("; ")),
+    ))
 }
 
 /// How long past its deadline `close_timeout` lets the I/O threads fail

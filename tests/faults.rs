@@ -291,6 +291,100 @@ fn zstd_on_a_broker_without_produce_v7_gives_a_typed_error() {
         .unwrap();
 }
 
+/// Names Kafka refuses are refused by `send` and `partitions_for` before
+/// any broker is asked, with an error that names the topic (the mock
+/// accepted "", "bad topic!" and "a/b"). After close, `partitions_for` is
+/// `Error::Closed` for a known topic too.
+#[test]
+fn bad_topic_names_are_refused_before_any_broker_sees_them() {
+    let mock = MockCluster::start(1, &[("fine", 1)]);
+    let p = producer(
+        ProducerConfig::new()
+            .bootstrap_servers(mock.bootstrap.clone())
+            .max_block(Duration::from_secs(5)),
+    );
+    let long = "x".repeat(250);
+    for bad in ["", "bad topic!", "a/b", ".", "..", &long] {
+        match p.send(ProducerRecord::new(bad, &b"x"[..])) {
+            Err(Error::InvalidTopic { topic, .. }) if topic == bad => {}
+            other => panic!("send to {bad:?}: {:?}", other.map(|_| ())),
+        }
+        match p.partitions_for(bad) {
+            Err(Error::InvalidTopic { topic, .. }) if topic == bad => {}
+            other => panic!("partitions_for {bad:?}: {other:?}"),
+        }
+    }
+    p.send(ProducerRecord::new("fine", &b"x"[..]))
+        .unwrap()
+        .get()
+        .unwrap();
+    // After close, partitions_for is refused even for a topic it knows.
+    p.close().unwrap();
+    assert!(matches!(p.partitions_for("fine"), Err(Error::Closed)));
+    assert!(matches!(p.partitions_for("other"), Err(Error::Closed)));
+}
+
+/// As Java: a producer none of whose bootstrap addresses resolves fails
+/// to start, naming the key and each address's error; one that resolves
+/// is enough.
+#[test]
+fn producer_new_fails_when_no_bootstrap_address_resolves() {
+    let e = Producer::new(
+        ProducerConfig::new().bootstrap_servers("nohost.invalid:9092"),
+        ByteArraySerializer,
+        ByteArraySerializer,
+    )
+    .map(|_| ())
+    .unwrap_err();
+    match &e {
+        Error::Config { key, message } => {
+            assert_eq!(key, "bootstrap.servers");
+            assert!(message.contains("nohost.invalid:9092"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    Producer::new(
+        ProducerConfig::new().bootstrap_servers("nohost.invalid:9092,127.0.0.1:9"),
+        ByteArraySerializer,
+        ByteArraySerializer,
+    )
+    .unwrap()
+    .close_timeout(Duration::ZERO)
+    .unwrap();
+}
+
+/// A bootstrap address nothing listens on: the metadata timeout says why
+/// (the connection was refused, and where), not only that it timed out.
+#[test]
+fn a_metadata_timeout_says_why_no_broker_answered() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // closed again at once: nothing listens there now
+    let p = producer(
+        ProducerConfig::new()
+            .bootstrap_servers(format!("127.0.0.1:{port}"))
+            .max_block(Duration::from_millis(1500)),
+    );
+    let e = p
+        .send(ProducerRecord::new("nowhere", &b"x"[..]))
+        .map(|_| ())
+        .unwrap_err();
+    match &e {
+        Error::MetadataTimeout {
+            last_error: Some(why),
+            ..
+        } => assert!(
+            why.contains(&format!("127.0.0.1:{port}")) && why.to_lowercase().contains("refused"),
+            "{why}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(e.to_string().contains("; last error: "), "{e}");
+    p.close_timeout(Duration::ZERO).unwrap();
+}
+
 #[test]
 fn a_dead_first_bootstrap_address_falls_through_to_the_next() {
     let mock = MockCluster::start(1, &[("boot", 1)]);
