@@ -547,3 +547,74 @@ fn console_producer_refuses_an_unknown_producer_property() {
     assert_eq!(r.code, Some(2), "{}", r.describe());
     assert!(r.stderr.contains("`acks`"), "{}", r.describe());
 }
+
+/// SIGTERM in the middle of a stream (the `basic` example, one record
+/// every 2 ms): the example stops sending, closes with `close_timeout`,
+/// exits 0, and every record it sent is in the topic. Killed by the signal
+/// instead (no shutdown hook), the lingering records would be lost.
+#[test]
+fn basic_closes_on_sigterm_and_loses_nothing() {
+    let broker = Broker::Mock;
+    let t = topic("basic-term");
+    let mut child = Command::new(example("basic"))
+        .args([broker.bootstrap(), t.as_str(), "100000", "2"])
+        .env_remove("BOOTSTRAP_SERVERS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start example basic");
+    let mut out = child.stdout.take().unwrap();
+    // The first delivered record: the producer is up and streaming.
+    let mut first = [0u8; 6];
+    out.read_exact(&mut first)
+        .expect("the example printed nothing");
+    assert_eq!(&first, b"key-0:");
+    std::thread::sleep(Duration::from_millis(300)); // the stream runs a while
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            panic!("basic did not exit after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = reader.join().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "exit {status:?}\n{stdout}\n{err}");
+    assert!(err.contains("signal received: closing"), "{err}");
+    let last = stdout.lines().last().unwrap_or_default();
+    let counts: Vec<usize> = last
+        .strip_prefix("closed; sent ")
+        .and_then(|r| r.split_once(", delivered "))
+        .map(|(a, b)| vec![a.parse().unwrap(), b.parse().unwrap()])
+        .unwrap_or_else(|| panic!("last line: {last:?}"));
+    let (sent, delivered) = (counts[0], counts[1]);
+    assert!(
+        sent > 10 && sent < 100_000,
+        "sent {sent}: the signal came mid-stream"
+    );
+    assert_eq!(delivered, sent, "every record sent was delivered");
+    let got = consume(broker.bootstrap(), &t, sent, CONSUME_TIMEOUT);
+    assert_eq!(got.len(), sent);
+}
