@@ -18,10 +18,16 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use kafka_producer::protocol::messages::api::Api;
 use kafka_producer::protocol::messages::api_versions::{
     self, ApiVersionRange, ApiVersionsResponse, FinalizedFeature,
 };
+use kafka_producer::protocol::messages::end_txn::{self, EndTxnResponse};
+use kafka_producer::protocol::messages::find_coordinator::{
+    self, Coordinator, FindCoordinatorResponse,
+};
 use kafka_producer::protocol::messages::header::{begin_frame, encode_response_header, end_frame};
+use kafka_producer::protocol::messages::init_producer_id::{self, InitProducerIdResponse};
 use kafka_producer::protocol::messages::metadata::{
     self, MetadataBroker, MetadataPartition, MetadataResponse, MetadataTopic,
 };
@@ -189,6 +195,9 @@ fn all_seeds() -> Vec<(&'static str, Seeds)> {
         ("api_versions_response", api_versions_seeds()),
         ("metadata_response", metadata_seeds()),
         ("produce_response", produce_seeds()),
+        ("init_producer_id_response", init_producer_id_seeds()),
+        ("find_coordinator_response", find_coordinator_seeds()),
+        ("end_txn_response", end_txn_seeds()),
         ("response_header", header_seeds()),
         ("record_batch", batch_seeds()),
         ("frame_reader", frame_seeds()),
@@ -490,6 +499,182 @@ fn produce_seeds() -> Seeds {
         seed("kafka-protocol", b.to_vec());
     }
     out
+}
+
+/// Seeds for `api`'s versioned target: at each version, every body that
+/// `bodies` gives for it, named `seed-v{version}-{what}`.
+fn versioned_seeds(api: &Api, bodies: impl Fn(i16) -> Vec<(&'static str, Vec<u8>)>) -> Seeds {
+    api.versions()
+        .flat_map(|v| {
+            bodies(v).into_iter().map(move |(what, body)| {
+                (
+                    format!("seed-v{v}-{what}"),
+                    versioned(v, api.min_version, &body),
+                )
+            })
+        })
+        .collect()
+}
+
+/// What `encode` appends to an empty buffer.
+fn ours(encode: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut b = Vec::new();
+    encode(&mut b);
+    b
+}
+
+/// A message encoded by `kafka-protocol` at `v`.
+fn theirs(m: &impl kafka_protocol::protocol::Encodable, v: i16) -> Vec<u8> {
+    let mut b = bytes::BytesMut::new();
+    m.encode(&mut b, v).unwrap();
+    b.to_vec()
+}
+
+/// A tag no decoder of ours knows, for `kafka-protocol` to add in flexible
+/// versions: it must be skipped by its length.
+const UNKNOWN_TAG: (i32, &[u8]) = (7, b"xyz");
+
+fn init_producer_id_seeds() -> Seeds {
+    use kafka_protocol::messages::{InitProducerIdResponse as Theirs, ProducerId};
+    versioned_seeds(&init_producer_id::API, |v| {
+        let ok = InitProducerIdResponse {
+            throttle_time_ms: 0,
+            error_code: 0,
+            producer_id: 4000,
+            producer_epoch: 0,
+        };
+        let fenced = InitProducerIdResponse {
+            throttle_time_ms: 7,
+            error_code: ErrorCode::PRODUCER_FENCED.0,
+            producer_id: -1,
+            producer_epoch: -1,
+        };
+        let mut t = Theirs::default()
+            .with_throttle_time_ms(1)
+            .with_producer_id(ProducerId(12))
+            .with_producer_epoch(5);
+        if init_producer_id::is_flexible(v) {
+            t = t.with_unknown_tagged_field(UNKNOWN_TAG.0, bytes::Bytes::from(UNKNOWN_TAG.1));
+        }
+        vec![
+            ("ours", ours(|b| ok.encode(b, v))),
+            ("fenced", ours(|b| fenced.encode(b, v))),
+            ("kafka-protocol", theirs(&t, v)),
+        ]
+    })
+}
+
+/// A FindCoordinator response as `v` carries it: up to v3 one coordinator
+/// found, from v4 one found and one not.
+fn find_coordinator_sample(v: i16) -> FindCoordinatorResponse {
+    if v < 4 {
+        return FindCoordinatorResponse {
+            throttle_time_ms: if v >= 1 { 4 } else { 0 },
+            node_id: 2,
+            host: "localhost".into(),
+            port: 9093,
+            ..Default::default()
+        };
+    }
+    FindCoordinatorResponse {
+        throttle_time_ms: 4,
+        coordinators: vec![
+            Coordinator {
+                key: "orders-tx".into(),
+                node_id: 2,
+                host: "localhost".into(),
+                port: 9093,
+                error_code: 0,
+                error_message: None,
+            },
+            Coordinator {
+                key: "logs-tx".into(),
+                node_id: -1,
+                host: String::new(),
+                port: -1,
+                error_code: ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.0,
+                error_message: Some("loading".into()),
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+fn find_coordinator_seeds() -> Seeds {
+    use kafka_protocol::messages::find_coordinator_response::Coordinator as TheirCoordinator;
+    use kafka_protocol::messages::{BrokerId, FindCoordinatorResponse as Theirs};
+    use kafka_protocol::protocol::StrBytes;
+    versioned_seeds(&find_coordinator::API, |v| {
+        let not_available = FindCoordinatorResponse {
+            error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE.0,
+            error_message: (v >= 1).then(|| "not yet".into()),
+            node_id: -1,
+            port: -1,
+            ..Default::default()
+        };
+        let mut t = Theirs::default().with_throttle_time_ms(if v >= 1 { 1 } else { 0 });
+        if v < 4 {
+            t = t
+                .with_node_id(BrokerId(3))
+                .with_host(StrBytes::from_static_str("127.0.0.1"))
+                .with_port(9094);
+        } else {
+            let mut c = TheirCoordinator::default()
+                .with_key(StrBytes::from_static_str("tx"))
+                .with_node_id(BrokerId(3))
+                .with_host(StrBytes::from_static_str("127.0.0.1"))
+                .with_port(9094)
+                .with_error_message(None);
+            c.unknown_tagged_fields
+                .insert(UNKNOWN_TAG.0, bytes::Bytes::from(UNKNOWN_TAG.1));
+            t = t.with_coordinators(vec![c]);
+        }
+        if find_coordinator::is_flexible(v) {
+            t = t.with_unknown_tagged_field(UNKNOWN_TAG.0, bytes::Bytes::from(UNKNOWN_TAG.1));
+        }
+        let mut out = vec![("ours", ours(|b| find_coordinator_sample(v).encode(b, v)))];
+        if v < 4 {
+            out.push(("not-available", ours(|b| not_available.encode(b, v))));
+        } else {
+            let none = FindCoordinatorResponse::default();
+            out.push(("empty", ours(|b| none.encode(b, v))));
+        }
+        out.push(("kafka-protocol", theirs(&t, v)));
+        out
+    })
+}
+
+fn end_txn_seeds() -> Seeds {
+    use kafka_protocol::messages::{EndTxnResponse as Theirs, ProducerId};
+    versioned_seeds(&end_txn::API, |v| {
+        let next = |id, epoch| if v >= 5 { (id, epoch) } else { (-1, -1) };
+        let (producer_id, producer_epoch) = next(4000, 3);
+        let committed = EndTxnResponse {
+            throttle_time_ms: 0,
+            error_code: 0,
+            producer_id,
+            producer_epoch,
+        };
+        let invalid = EndTxnResponse {
+            throttle_time_ms: 2,
+            error_code: ErrorCode::INVALID_TXN_STATE.0,
+            producer_id: -1,
+            producer_epoch: -1,
+        };
+        let (id, epoch) = next(12, 6);
+        let mut t = Theirs::default()
+            .with_throttle_time_ms(1)
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch);
+        if end_txn::is_flexible(v) {
+            t = t.with_unknown_tagged_field(UNKNOWN_TAG.0, bytes::Bytes::from(UNKNOWN_TAG.1));
+        }
+        vec![
+            ("ours", ours(|b| committed.encode(b, v))),
+            ("invalid-txn-state", ours(|b| invalid.encode(b, v))),
+            ("kafka-protocol", theirs(&t, v)),
+        ]
+    })
 }
 
 fn header_seeds() -> Seeds {
@@ -797,6 +982,16 @@ fn hostile_api_versions(v: i16, len: usize, div: [usize; 3], depth: usize) -> Ve
     pad(b, len)
 }
 
+/// FindCoordinator: from v4, the coordinator count (before v4 there is no
+/// array; the padding is refused where a string length or varint starts).
+fn hostile_find_coordinator(v: i16, len: usize, div: [usize; 3], _: usize) -> Vec<u8> {
+    let mut b = vec![0; 4]; // throttle time (v0: error code and node id)
+    if v >= 4 {
+        claim_share(&mut b, find_coordinator::is_flexible(v), len, div[0]);
+    }
+    pad(b, len)
+}
+
 /// A batch (with a good CRC) claiming a record count, whose one record
 /// claims a header count.
 fn hostile_batch(_: i16, len: usize, div: [usize; 3], _: usize) -> Vec<u8> {
@@ -868,9 +1063,10 @@ fn worst_peak(
 
 /// Each claimed count may reserve at most the bytes that remain, so a
 /// hostile input reserves at most its length once per nesting level of
-/// arrays (3 in Metadata and Produce, 2 in a batch), where a count was
-/// once trusted up to 27 times the input (Produce: 96-byte partition
-/// structs and 32-byte record errors claimed at 22 and 5 bytes each).
+/// arrays (3 in Metadata and Produce, 2 in a batch, 1 in FindCoordinator),
+/// where a count was once trusted up to 27 times the input (Produce:
+/// 96-byte partition structs and 32-byte record errors claimed at 22 and 5
+/// bytes each).
 #[test]
 fn hostile_counts_reserve_at_most_the_input_per_nesting_level() {
     type Case = (
@@ -880,7 +1076,7 @@ fn hostile_counts_reserve_at_most_the_input_per_nesting_level() {
         fn(&[u8], i16),
         usize,
     );
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
         (
             "ApiVersions",
             0..=3,
@@ -901,6 +1097,13 @@ fn hostile_counts_reserve_at_most_the_input_per_nesting_level() {
             hostile_produce,
             |b, v| drop(ProduceResponse::decode(b, v)),
             3,
+        ),
+        (
+            "FindCoordinator",
+            find_coordinator::API.versions(),
+            hostile_find_coordinator,
+            |b, v| drop(FindCoordinatorResponse::decode(b, v)),
+            1,
         ),
         (
             "RecordBatch",

@@ -15,8 +15,11 @@
 //! mapped onto the supported range (`MIN + byte % (MAX - MIN + 1)`), so a
 //! seed for version `v` starts with the byte `v - MIN`.
 
+use kafka_producer::protocol::messages::api::Api;
 use kafka_producer::protocol::messages::header::{decode_response_header, split_frame};
-use kafka_producer::protocol::messages::{api_versions, metadata, produce};
+use kafka_producer::protocol::messages::{
+    api_versions, end_txn, find_coordinator, init_producer_id, metadata, produce,
+};
 use kafka_producer::protocol::primitives::Decoder;
 use kafka_producer::protocol::records::{self, BatchHeader, DecodedBatch};
 use kafka_producer::protocol::{DecodeError, ErrorCode};
@@ -29,6 +32,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("api_versions_response", api_versions_response),
     ("metadata_response", metadata_response),
     ("produce_response", produce_response),
+    ("init_producer_id_response", init_producer_id_response),
+    ("find_coordinator_response", find_coordinator_response),
+    ("end_txn_response", end_txn_response),
     ("response_header", response_header),
     ("record_batch", record_batch),
     ("frame_reader", frame_reader),
@@ -74,28 +80,57 @@ pub fn api_versions_response(data: &[u8]) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// Decodes a body at the version the input's first byte picks from `api`'s
+/// range, encodes what decoded again at that version, and checks that it
+/// decodes to the same value.
+fn round_trips<T: PartialEq + std::fmt::Debug>(
+    data: &[u8],
+    api: &Api,
+    decode: fn(&[u8], i16) -> Result<T, DecodeError>,
+    encode: fn(&T, &mut Vec<u8>, i16),
+) -> Result<(), DecodeError> {
+    let (v, body) = version_and_body(data, api.min_version, api.max_version);
+    let r = decode(body, v)?;
+    let mut again = Vec::new();
+    encode(&r, &mut again, v);
+    let back = decode(&again, v);
+    assert_eq!(
+        back.as_ref(),
+        Ok(&r),
+        "{} v{v} does not round-trip",
+        api.name
+    );
+    Ok(())
+}
+
 /// A Metadata response body at a version 0-12.
 pub fn metadata_response(data: &[u8]) -> Result<(), DecodeError> {
-    use metadata::{MetadataResponse, MAX_VERSION, MIN_VERSION};
-    let (v, body) = version_and_body(data, MIN_VERSION, MAX_VERSION);
-    let r = MetadataResponse::decode(body, v)?;
-    let mut again = Vec::new();
-    r.encode(&mut again, v);
-    let back = MetadataResponse::decode(&again, v);
-    assert_eq!(back.as_ref(), Ok(&r), "Metadata v{v} does not round-trip");
-    Ok(())
+    use metadata::{MetadataResponse as R, API};
+    round_trips(data, &API, R::decode, R::encode)
 }
 
 /// A Produce response body at a version 3-11.
 pub fn produce_response(data: &[u8]) -> Result<(), DecodeError> {
-    use produce::{ProduceResponse, MAX_VERSION, MIN_VERSION};
-    let (v, body) = version_and_body(data, MIN_VERSION, MAX_VERSION);
-    let r = ProduceResponse::decode(body, v)?;
-    let mut again = Vec::new();
-    r.encode(&mut again, v);
-    let back = ProduceResponse::decode(&again, v);
-    assert_eq!(back.as_ref(), Ok(&r), "Produce v{v} does not round-trip");
-    Ok(())
+    use produce::{ProduceResponse as R, API};
+    round_trips(data, &API, R::decode, R::encode)
+}
+
+/// An InitProducerId response body at a version 0-5.
+pub fn init_producer_id_response(data: &[u8]) -> Result<(), DecodeError> {
+    use init_producer_id::{InitProducerIdResponse as R, API};
+    round_trips(data, &API, R::decode, R::encode)
+}
+
+/// A FindCoordinator response body at a version 0-6.
+pub fn find_coordinator_response(data: &[u8]) -> Result<(), DecodeError> {
+    use find_coordinator::{FindCoordinatorResponse as R, API};
+    round_trips(data, &API, R::decode, R::encode)
+}
+
+/// An EndTxn response body at a version 0-5.
+pub fn end_txn_response(data: &[u8]) -> Result<(), DecodeError> {
+    use end_txn::{EndTxnResponse as R, API};
+    round_trips(data, &API, R::decode, R::encode)
 }
 
 /// A response header, v0 or v1 by the first byte's low bit, then anything.

@@ -59,6 +59,9 @@ pub const APIS: &[Api] = &[
     super::produce::API,
     super::metadata::API,
     super::api_versions::API,
+    super::init_producer_id::API,
+    super::find_coordinator::API,
+    super::end_txn::API,
 ];
 
 /// The row of `key`, if we send that API.
@@ -112,6 +115,18 @@ mod tests {
         check::<kp::ApiVersionsRequest, kp::ApiVersionsResponse>(
             &super::super::api_versions::API,
             ApiKey::ApiVersions as i16,
+        );
+        check::<kp::InitProducerIdRequest, kp::InitProducerIdResponse>(
+            &super::super::init_producer_id::API,
+            ApiKey::InitProducerId as i16,
+        );
+        check::<kp::FindCoordinatorRequest, kp::FindCoordinatorResponse>(
+            &super::super::find_coordinator::API,
+            ApiKey::FindCoordinator as i16,
+        );
+        check::<kp::EndTxnRequest, kp::EndTxnResponse>(
+            &super::super::end_txn::API,
+            ApiKey::EndTxn as i16,
         );
         // Keys are unique, and each is found by its key.
         for a in APIS {

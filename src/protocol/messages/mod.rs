@@ -7,6 +7,11 @@
 
 pub mod api;
 pub mod api_versions;
+pub mod end_txn;
+pub mod find_coordinator;
 pub mod header;
+pub mod init_producer_id;
 pub mod metadata;
 pub mod produce;
+#[cfg(test)]
+mod testing;
