@@ -32,6 +32,12 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("response_header", response_header),
     ("record_batch", record_batch),
     ("frame_reader", frame_reader),
+    (
+        "add_partitions_to_txn_response",
+        add_partitions_to_txn_response,
+    ),
+    ("add_offsets_to_txn_response", add_offsets_to_txn_response),
+    ("txn_offset_commit_response", txn_offset_commit_response),
 ];
 
 /// The target called `name`.
@@ -266,4 +272,49 @@ fn split_all(stream: &[u8], cap: usize) -> Split {
             }
         }
     }
+}
+
+use kafka_producer::protocol::messages::api::Api;
+use kafka_producer::protocol::messages::{
+    add_offsets_to_txn, add_partitions_to_txn, txn_offset_commit,
+};
+
+/// A response body at the version of `api` that the first byte picks:
+/// whatever `decode` reads must come back the same through `encode`.
+pub fn decodes_and_round_trips<R: PartialEq + std::fmt::Debug>(
+    data: &[u8],
+    api: &Api,
+    decode: fn(&[u8], i16) -> Result<R, DecodeError>,
+    encode: fn(&R, &mut Vec<u8>, i16),
+) -> Result<(), DecodeError> {
+    let (v, body) = version_and_body(data, api.min_version, api.max_version);
+    let r = decode(body, v)?;
+    let mut again = Vec::new();
+    encode(&r, &mut again, v);
+    let back = decode(&again, v);
+    assert_eq!(
+        back.as_ref(),
+        Ok(&r),
+        "{} v{v} does not round-trip",
+        api.name
+    );
+    Ok(())
+}
+
+/// An AddPartitionsToTxn response body at a version 0-3.
+pub fn add_partitions_to_txn_response(data: &[u8]) -> Result<(), DecodeError> {
+    use add_partitions_to_txn::{AddPartitionsToTxnResponse as R, API};
+    decodes_and_round_trips(data, &API, R::decode, R::encode)
+}
+
+/// An AddOffsetsToTxn response body at a version 0-4.
+pub fn add_offsets_to_txn_response(data: &[u8]) -> Result<(), DecodeError> {
+    use add_offsets_to_txn::{AddOffsetsToTxnResponse as R, API};
+    decodes_and_round_trips(data, &API, R::decode, R::encode)
+}
+
+/// A TxnOffsetCommit response body at a version 0-4.
+pub fn txn_offset_commit_response(data: &[u8]) -> Result<(), DecodeError> {
+    use txn_offset_commit::{TxnOffsetCommitResponse as R, API};
+    decodes_and_round_trips(data, &API, R::decode, R::encode)
 }

@@ -59,6 +59,9 @@ pub const APIS: &[Api] = &[
     super::produce::API,
     super::metadata::API,
     super::api_versions::API,
+    super::add_partitions_to_txn::API,
+    super::add_offsets_to_txn::API,
+    super::txn_offset_commit::API,
 ];
 
 /// The row of `key`, if we send that API.
@@ -112,6 +115,18 @@ mod tests {
         check::<kp::ApiVersionsRequest, kp::ApiVersionsResponse>(
             &super::super::api_versions::API,
             ApiKey::ApiVersions as i16,
+        );
+        check::<kp::AddPartitionsToTxnRequest, kp::AddPartitionsToTxnResponse>(
+            &super::super::add_partitions_to_txn::API,
+            ApiKey::AddPartitionsToTxn as i16,
+        );
+        check::<kp::AddOffsetsToTxnRequest, kp::AddOffsetsToTxnResponse>(
+            &super::super::add_offsets_to_txn::API,
+            ApiKey::AddOffsetsToTxn as i16,
+        );
+        check::<kp::TxnOffsetCommitRequest, kp::TxnOffsetCommitResponse>(
+            &super::super::txn_offset_commit::API,
+            ApiKey::TxnOffsetCommit as i16,
         );
         // Keys are unique, and each is found by its key.
         for a in APIS {

@@ -5,8 +5,12 @@
 //! the first flexible one); [`api::APIS`] lists them, and header versions
 //! follow from the row.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod api;
 pub mod api_versions;
 pub mod header;
 pub mod metadata;
+pub mod partition_errors;
 pub mod produce;
+pub mod txn_offset_commit;
