@@ -201,6 +201,12 @@ fn all_seeds() -> Vec<(&'static str, Seeds)> {
         ("response_header", header_seeds()),
         ("record_batch", batch_seeds()),
         ("frame_reader", frame_seeds()),
+        (
+            "add_partitions_to_txn_response",
+            add_partitions_to_txn_seeds(),
+        ),
+        ("add_offsets_to_txn_response", add_offsets_to_txn_seeds()),
+        ("txn_offset_commit_response", txn_offset_commit_seeds()),
     ]
 }
 
@@ -499,21 +505,6 @@ fn produce_seeds() -> Seeds {
         seed("kafka-protocol", b.to_vec());
     }
     out
-}
-
-/// Seeds for `api`'s versioned target: at each version, every body that
-/// `bodies` gives for it, named `seed-v{version}-{what}`.
-fn versioned_seeds(api: &Api, bodies: impl Fn(i16) -> Vec<(&'static str, Vec<u8>)>) -> Seeds {
-    api.versions()
-        .flat_map(|v| {
-            bodies(v).into_iter().map(move |(what, body)| {
-                (
-                    format!("seed-v{v}-{what}"),
-                    versioned(v, api.min_version, &body),
-                )
-            })
-        })
-        .collect()
 }
 
 /// What `encode` appends to an empty buffer.
@@ -1200,4 +1191,145 @@ fn floods_of_minimal_elements_cost_their_decoded_size() {
         );
         assert!(2 * p <= 3 * n * size + 4096, "{what}: {p}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Seeds of the transactional APIs' responses.
+
+use kafka_producer::protocol::messages::partition_errors::{PartitionError, TopicPartitionErrors};
+use kafka_producer::protocol::messages::{
+    add_offsets_to_txn, add_partitions_to_txn, txn_offset_commit,
+};
+
+/// Seeds `seed-v{v}-{what}` for each version of `api`, from the named
+/// bodies `bodies(v)` gives.
+fn versioned_seeds(
+    api: &Api,
+    mut bodies: impl FnMut(i16) -> Vec<(&'static str, Vec<u8>)>,
+) -> Seeds {
+    let mut out = Vec::new();
+    for v in api.versions() {
+        for (what, body) in bodies(v) {
+            out.push((
+                format!("seed-v{v}-{what}"),
+                versioned(v, api.min_version, &body),
+            ));
+        }
+    }
+    out
+}
+
+/// A tag we do not know, to be skipped by its length (flexible versions).
+fn unknown_tag(v: i16, flexible_from: i16) -> BTreeMap<i32, bytes::Bytes> {
+    if v >= flexible_from {
+        BTreeMap::from([(7, bytes::Bytes::from_static(b"xyz"))])
+    } else {
+        BTreeMap::new()
+    }
+}
+
+/// Per topic, per partition errors, as AddPartitionsToTxn and
+/// TxnOffsetCommit answer them.
+fn partition_errors_sample() -> Vec<TopicPartitionErrors> {
+    let p = |partition_index, error_code| PartitionError {
+        partition_index,
+        error_code,
+    };
+    vec![
+        TopicPartitionErrors {
+            name: "orders".into(),
+            partitions: vec![
+                p(0, 0),
+                p(1, ErrorCode::CONCURRENT_TRANSACTIONS.0),
+                p(2, ErrorCode::PRODUCER_FENCED.0),
+            ],
+        },
+        TopicPartitionErrors {
+            name: "logs".into(),
+            partitions: vec![],
+        },
+    ]
+}
+
+fn add_partitions_to_txn_seeds() -> Seeds {
+    use add_partitions_to_txn::{AddPartitionsToTxnResponse, API};
+    use kafka_protocol::messages::add_partitions_to_txn_response as kr;
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::StrBytes;
+    versioned_seeds(&API, |v| {
+        let mut ours = Vec::new();
+        AddPartitionsToTxnResponse {
+            throttle_time_ms: 3,
+            results_by_topic: partition_errors_sample(),
+        }
+        .encode(&mut ours, v);
+        let mut empty = Vec::new();
+        AddPartitionsToTxnResponse::default().encode(&mut empty, v);
+        let t = kafka_protocol::messages::AddPartitionsToTxnResponse::default()
+            .with_throttle_time_ms(1)
+            .with_results_by_topic_v3_and_below(vec![kr::AddPartitionsToTxnTopicResult::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_results_by_partition(vec![kr::AddPartitionsToTxnPartitionResult::default(
+                )
+                .with_partition_index(4)
+                .with_partition_error_code(ErrorCode::INVALID_PRODUCER_EPOCH.0)
+                .with_unknown_tagged_fields(unknown_tag(v, API.flexible_from))])]);
+        vec![
+            ("ours", ours),
+            ("empty", empty),
+            ("kafka-protocol", theirs(&t, v)),
+        ]
+    })
+}
+
+fn add_offsets_to_txn_seeds() -> Seeds {
+    use add_offsets_to_txn::{AddOffsetsToTxnResponse, API};
+    versioned_seeds(&API, |v| {
+        let mut ours = Vec::new();
+        AddOffsetsToTxnResponse {
+            throttle_time_ms: 3,
+            error_code: ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.0,
+        }
+        .encode(&mut ours, v);
+        let mut empty = Vec::new();
+        AddOffsetsToTxnResponse::default().encode(&mut empty, v);
+        let t = kafka_protocol::messages::AddOffsetsToTxnResponse::default()
+            .with_throttle_time_ms(1)
+            .with_unknown_tagged_fields(unknown_tag(v, API.flexible_from));
+        vec![
+            ("ours", ours),
+            ("empty", empty),
+            ("kafka-protocol", theirs(&t, v)),
+        ]
+    })
+}
+
+fn txn_offset_commit_seeds() -> Seeds {
+    use kafka_protocol::messages::txn_offset_commit_response as kr;
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::StrBytes;
+    use txn_offset_commit::{TxnOffsetCommitResponse, API};
+    versioned_seeds(&API, |v| {
+        let mut ours = Vec::new();
+        TxnOffsetCommitResponse {
+            throttle_time_ms: 3,
+            topics: partition_errors_sample(),
+        }
+        .encode(&mut ours, v);
+        let mut empty = Vec::new();
+        TxnOffsetCommitResponse::default().encode(&mut empty, v);
+        let t = kafka_protocol::messages::TxnOffsetCommitResponse::default()
+            .with_throttle_time_ms(1)
+            .with_topics(vec![kr::TxnOffsetCommitResponseTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![kr::TxnOffsetCommitResponsePartition::default()
+                    .with_partition_index(4)
+                    .with_error_code(ErrorCode::ILLEGAL_GENERATION.0)])
+                .with_unknown_tagged_fields(unknown_tag(v, API.flexible_from))]);
+        vec![
+            ("ours", ours),
+            ("empty", empty),
+            ("kafka-protocol", theirs(&t, v)),
+        ]
+    })
 }

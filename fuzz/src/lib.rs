@@ -18,7 +18,8 @@
 use kafka_producer::protocol::messages::api::Api;
 use kafka_producer::protocol::messages::header::{decode_response_header, split_frame};
 use kafka_producer::protocol::messages::{
-    api_versions, end_txn, find_coordinator, init_producer_id, metadata, produce,
+    add_offsets_to_txn, add_partitions_to_txn, api_versions, end_txn, find_coordinator,
+    init_producer_id, metadata, produce, txn_offset_commit,
 };
 use kafka_producer::protocol::primitives::Decoder;
 use kafka_producer::protocol::records::{self, BatchHeader, DecodedBatch};
@@ -38,6 +39,12 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("response_header", response_header),
     ("record_batch", record_batch),
     ("frame_reader", frame_reader),
+    (
+        "add_partitions_to_txn_response",
+        add_partitions_to_txn_response,
+    ),
+    ("add_offsets_to_txn_response", add_offsets_to_txn_response),
+    ("txn_offset_commit_response", txn_offset_commit_response),
 ];
 
 /// The target called `name`.
@@ -301,4 +308,22 @@ fn split_all(stream: &[u8], cap: usize) -> Split {
             }
         }
     }
+}
+
+/// An AddPartitionsToTxn response body at a version 0-3.
+pub fn add_partitions_to_txn_response(data: &[u8]) -> Result<(), DecodeError> {
+    use add_partitions_to_txn::{AddPartitionsToTxnResponse as R, API};
+    round_trips(data, &API, R::decode, R::encode)
+}
+
+/// An AddOffsetsToTxn response body at a version 0-4.
+pub fn add_offsets_to_txn_response(data: &[u8]) -> Result<(), DecodeError> {
+    use add_offsets_to_txn::{AddOffsetsToTxnResponse as R, API};
+    round_trips(data, &API, R::decode, R::encode)
+}
+
+/// A TxnOffsetCommit response body at a version 0-4.
+pub fn txn_offset_commit_response(data: &[u8]) -> Result<(), DecodeError> {
+    use txn_offset_commit::{TxnOffsetCommitResponse as R, API};
+    round_trips(data, &API, R::decode, R::encode)
 }

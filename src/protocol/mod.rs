@@ -1,5 +1,6 @@
-//! The Kafka wire protocol: primitives, RecordBatch v2, error codes, and the
-//! messages a producer sends (ApiVersions, Metadata, Produce).
+//! The Kafka wire protocol: primitives, RecordBatch v2 and its compression,
+//! error codes, and the messages a producer sends (ApiVersions, Metadata,
+//! Produce, and the idempotence and transaction APIs).
 //!
 //! Knows no threads, sockets or configuration: everything here encodes into
 //! a `&mut Vec<u8>` or decodes from a `&[u8]`. The reference is Kafka's

@@ -62,6 +62,9 @@ pub const APIS: &[Api] = &[
     super::init_producer_id::API,
     super::find_coordinator::API,
     super::end_txn::API,
+    super::add_partitions_to_txn::API,
+    super::add_offsets_to_txn::API,
+    super::txn_offset_commit::API,
 ];
 
 /// The row of `key`, if we send that API.
@@ -127,6 +130,18 @@ mod tests {
         check::<kp::EndTxnRequest, kp::EndTxnResponse>(
             &super::super::end_txn::API,
             ApiKey::EndTxn as i16,
+        );
+        check::<kp::AddPartitionsToTxnRequest, kp::AddPartitionsToTxnResponse>(
+            &super::super::add_partitions_to_txn::API,
+            ApiKey::AddPartitionsToTxn as i16,
+        );
+        check::<kp::AddOffsetsToTxnRequest, kp::AddOffsetsToTxnResponse>(
+            &super::super::add_offsets_to_txn::API,
+            ApiKey::AddOffsetsToTxn as i16,
+        );
+        check::<kp::TxnOffsetCommitRequest, kp::TxnOffsetCommitResponse>(
+            &super::super::txn_offset_commit::API,
+            ApiKey::TxnOffsetCommit as i16,
         );
         // Keys are unique, and each is found by its key.
         for a in APIS {

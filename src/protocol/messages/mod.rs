@@ -5,6 +5,8 @@
 //! the first flexible one); [`api::APIS`] lists them, and header versions
 //! follow from the row.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod api;
 pub mod api_versions;
 pub mod end_txn;
@@ -12,6 +14,8 @@ pub mod find_coordinator;
 pub mod header;
 pub mod init_producer_id;
 pub mod metadata;
+pub mod partition_errors;
 pub mod produce;
 #[cfg(test)]
 mod testing;
+pub mod txn_offset_commit;

@@ -1,0 +1,5 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = kafka_producer_fuzz::add_offsets_to_txn_response(data);
+});
