@@ -157,8 +157,9 @@ pub enum Error {
         stage: &'static str,
     },
 
-    /// The broker answered with an error code for this record's partition.
-    #[error("broker error {code} for {topic}-{partition}{}", .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    /// The broker answered with an error code for this record's partition
+    /// (or, with `partition` -1, for its topic, in a metadata response).
+    #[error("{}", broker_error_message(*.code, .topic, *.partition, .message.as_deref()))]
     Broker {
         /// The Kafka error code.
         code: ErrorCode,
@@ -247,6 +248,23 @@ fn metadata_timeout_message(
     m
 }
 
+fn broker_error_message(
+    code: ErrorCode,
+    topic: &str,
+    partition: i32,
+    message: Option<&str>,
+) -> String {
+    let place = if partition < 0 {
+        format!("topic {topic}")
+    } else {
+        format!("{topic}-{partition}")
+    };
+    match message {
+        Some(m) => format!("broker error {code} for {place}: {m}"),
+        None => format!("broker error {code} for {place}"),
+    }
+}
+
 /// Why Kafka would refuse `topic` as a name (Java's `Topic.validate`), if
 /// it would.
 pub(crate) fn topic_name_problem(topic: &str) -> Option<&'static str> {
@@ -306,6 +324,20 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broker_errors_name_the_topic_readably() {
+        let e = |partition| Error::Broker {
+            code: ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+            topic: "orders".into(),
+            partition,
+            message: Some("in the metadata response".into()),
+        };
+        let topic = e(-1).to_string();
+        assert!(topic.contains("for topic orders: in the metadata response"), "{topic}");
+        assert!(!topic.contains("--1"), "{topic}");
+        assert!(e(3).to_string().contains("for orders-3: "), "{}", e(3));
+    }
 
     #[test]
     fn topic_names_follow_javas_rules() {

@@ -488,7 +488,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                         code,
                         topic: topic.to_owned(),
                         partition: partition.unwrap_or(-1),
-                        message: Some("from metadata".into()),
+                        message: Some("in the metadata response".into()),
                     });
                 }
             }
