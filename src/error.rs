@@ -334,7 +334,10 @@ mod tests {
             message: Some("in the metadata response".into()),
         };
         let topic = e(-1).to_string();
-        assert!(topic.contains("for topic orders: in the metadata response"), "{topic}");
+        assert!(
+            topic.contains("for topic orders: in the metadata response"),
+            "{topic}"
+        );
         assert!(!topic.contains("--1"), "{topic}");
         assert!(e(3).to_string().contains("for orders-3: "), "{}", e(3));
     }

@@ -234,7 +234,10 @@ impl ProducerBatch {
     /// Closes the batch to appends and writes its header and CRC. Runs
     /// once; a retried batch keeps its bytes (a retry must be
     /// byte-identical once idempotence assigns sequences at drain time).
-    pub(crate) fn seal(&mut self) {
+    /// Returns, the first time and if the batch is compressed, the bytes
+    /// of its records before and after compression.
+    pub(crate) fn seal(&mut self) -> Option<(usize, usize)> {
+        let mut sizes = None;
         if self.header.is_none() {
             let mut h = BatchHeader::new(
                 self.record_count as i32,
@@ -247,11 +250,13 @@ impl ProducerBatch {
                 // are counted against buffer.memory within it.
                 let mut out = Vec::with_capacity(self.records.len() / 2 + 64);
                 self.codec.compress(&self.records, &mut out);
+                sizes = Some((self.records.len(), out.len()));
                 self.records = out;
                 h.attributes |= self.codec.attribute();
             }
             self.header = Some(h.encode(&self.records));
         }
+        sizes
     }
 
     /// Splits a sealed batch of two or more records into two sealed halves

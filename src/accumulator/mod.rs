@@ -21,6 +21,7 @@ pub(crate) mod batch;
 mod incomplete;
 pub(crate) mod pool;
 mod queue;
+mod ratio;
 mod signal;
 mod sticky;
 mod topology;
@@ -192,7 +193,16 @@ impl RecordAccumulator {
             // 3. A new batch, with memory taken outside the lock.
             let Some((buf, reserved)) = buffer.take() else {
                 drop(g);
-                let size = self.cfg.batch_size.max(upper);
+                // Compressed batches fill toward batch.size compressed.
+                let target = if self.cfg.compression == Compression::None {
+                    self.cfg.batch_size
+                } else {
+                    // Never more than a quarter of buffer.memory: the
+                    // records sit uncompressed until the batch is sealed.
+                    let cap = (self.cfg.buffer_memory / 4).max(self.cfg.batch_size);
+                    queue.ratio.batch_bytes(self.cfg.batch_size).min(cap)
+                };
+                let size = target.max(upper);
                 let buf = self.ledger.pool.allocate(
                     size,
                     deadline,
@@ -328,7 +338,9 @@ impl RecordAccumulator {
             q.queued.store(g.batches.len(), Ordering::Relaxed);
             g.muted = self.cfg.guarantee_order;
             drop(g);
-            batch.seal();
+            if let Some((plain, compressed)) = batch.seal() {
+                q.ratio.observe(plain, compressed);
+            }
             batch.attempts += 1;
             batch.last_attempt = Some(now);
             batch.retry_at = None;
@@ -840,6 +852,61 @@ mod tests {
         );
         assert_eq!(f.get().unwrap().offset(), 7);
         assert_eq!(acc.pool().available_memory(), 10_000);
+    }
+
+    #[test]
+    fn compressed_batches_grow_toward_batch_size_compressed() {
+        let acc = RecordAccumulator::new(
+            AccumulatorConfig {
+                batch_size: 1000,
+                buffer_memory: 1 << 20,
+                compression: Compression::Gzip(-1),
+                ..cfg()
+            },
+            Arc::default(),
+        );
+        acc.update_metadata(&cluster(1));
+        let parts = acc.partitions_led_by(1);
+        let later_on = later(Instant::now(), Duration::from_secs(1));
+        let mut counts = Vec::new();
+        // Highly compressible records: each batch compresses to a fraction
+        // of its size, and the estimate follows (slowly, as Java's).
+        for round in 0..400 {
+            for _ in 0..200 {
+                send(&acc, Some(0), &[b'a'; 50]).unwrap();
+            }
+            let mut n = Vec::new();
+            // Drain takes one batch per partition a time: all of them.
+            loop {
+                let (d, _) = acc.drain(&parts, &mut 0, usize::MAX, later_on);
+                if d.is_empty() {
+                    break;
+                }
+                for x in d {
+                    n.push(x.batch.record_count());
+                    acc.complete(
+                        x.batch,
+                        Ok(Delivered {
+                            base_offset: 0,
+                            log_append_time: -1,
+                        }),
+                    );
+                }
+            }
+            if round == 0 || round == 399 {
+                counts.push(n.iter().copied().max().unwrap());
+            }
+        }
+        // batch.size 1000 holds about 14 such records uncompressed; once
+        // the estimate has learnt, a batch holds up to 8 times as many.
+        assert!(counts[0] <= 16, "first batches: {counts:?}");
+        assert!(counts[1] >= 100, "later batches: {counts:?}");
+        assert!(counts[1] <= 8 * 1000 / 50, "capped: {counts:?}");
+        assert_eq!(
+            acc.pool().available_memory(),
+            1 << 20,
+            "every byte came back"
+        );
     }
 
     #[test]

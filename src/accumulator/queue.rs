@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::ratio::RatioEstimator;
 use super::sticky::Sticky;
 use super::ProducerBatch;
 
@@ -36,6 +37,8 @@ pub(crate) struct PartitionQueue {
     /// Mirrors `inner.batches.len()` for lock-free peeks.
     pub(super) queued: AtomicUsize,
     pub(super) inner: Mutex<PartitionInner>,
+    /// The topic's compression-ratio estimate, shared by its partitions.
+    pub(super) ratio: Arc<RatioEstimator>,
 }
 
 pub(super) struct PartitionInner {
@@ -50,10 +53,16 @@ pub(super) struct PartitionInner {
 }
 
 impl PartitionQueue {
-    pub(super) fn new(topic: Arc<str>, partition: i32, leader: i32) -> Self {
+    pub(super) fn new(
+        topic: Arc<str>,
+        partition: i32,
+        leader: i32,
+        ratio: Arc<RatioEstimator>,
+    ) -> Self {
         PartitionQueue {
             topic,
             partition,
+            ratio,
             leader: AtomicI32::new(leader),
             queued: AtomicUsize::new(0),
             inner: Mutex::new(PartitionInner {
@@ -88,6 +97,8 @@ pub(crate) struct TopicQueues {
     pub(super) layout: RwLock<Arc<Layout>>,
     /// The sticky partition for records without a key.
     pub(super) sticky: Sticky,
+    /// How much this topic's batches shrink compressed.
+    pub(super) ratio: Arc<RatioEstimator>,
     /// Last `send` to this topic, ms since the accumulator's epoch.
     pub(super) last_used_ms: AtomicU64,
     /// True while metadata refreshes this topic. Cleared when the topic

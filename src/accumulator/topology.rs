@@ -36,6 +36,7 @@ impl RecordAccumulator {
                                 available: Vec::new(),
                             })),
                             sticky: Sticky::new(),
+                            ratio: Arc::default(),
                             last_used_ms: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
                             registered: AtomicBool::new(true),
                         })
@@ -48,6 +49,7 @@ impl RecordAccumulator {
                         tq.name.clone(),
                         info.partition,
                         -1,
+                        tq.ratio.clone(),
                     )));
                 }
                 for (q, info) in partitions.iter().zip(&tm.partitions) {
