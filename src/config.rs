@@ -668,7 +668,9 @@ impl ProducerConfig {
         self
     }
 
-    /// `bootstrap.servers`: comma-separated `host:port` pairs.
+    /// `bootstrap.servers`: comma-separated `host:port` pairs to ask for the
+    /// cluster's metadata first (not all brokers need be listed). Required;
+    /// there is no default.
     #[must_use]
     pub fn bootstrap_servers(mut self, servers: impl Into<String>) -> Self {
         let s = servers.into();
@@ -676,7 +678,8 @@ impl ProducerConfig {
         self.mark("bootstrap.servers", s)
     }
 
-    /// `client.id`.
+    /// `client.id`: the name brokers log and quote for this producer, and
+    /// the prefix of its threads' names. Defaults to `producer-N`, as Java.
     #[must_use]
     pub fn client_id(mut self, id: impl Into<String>) -> Self {
         self.client_id = id.into();
@@ -684,91 +687,109 @@ impl ProducerConfig {
         self.mark("client.id", v)
     }
 
-    /// `acks`.
+    /// `acks`: how many replicas must have a record before the broker
+    /// answers. Defaults to [`Acks::All`], as Java since 3.0.
     #[must_use]
     pub fn acks(mut self, acks: Acks) -> Self {
         self.acks = acks;
         self.mark("acks", acks.as_i16())
     }
 
-    /// `linger.ms`.
+    /// `linger.ms`: how long a batch waits for more records before it is
+    /// sent. Defaults to 5 ms, as Java since 4.0.
     #[must_use]
     pub fn linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self.mark("linger.ms", linger.as_millis())
     }
 
-    /// `batch.size`, in bytes.
+    /// `batch.size`: the bytes of records a batch fills before it is sent
+    /// (compressed bytes, with compression). Defaults to 16384.
     #[must_use]
     pub fn batch_size(mut self, bytes: usize) -> Self {
         self.batch_size = bytes;
         self.mark("batch.size", bytes)
     }
 
-    /// `buffer.memory`, in bytes.
+    /// `buffer.memory`: the bytes all waiting batches may take; when it is
+    /// full, `send` blocks up to `max.block.ms`. Defaults to 33554432
+    /// (32 MiB).
     #[must_use]
     pub fn buffer_memory(mut self, bytes: usize) -> Self {
         self.buffer_memory = bytes;
         self.mark("buffer.memory", bytes)
     }
 
-    /// `max.block.ms`.
+    /// `max.block.ms`: the longest `send` and `partitions_for` block, for
+    /// metadata and for memory together. Defaults to 60000 ms.
     #[must_use]
     pub fn max_block(mut self, d: Duration) -> Self {
         self.max_block = d;
         self.mark("max.block.ms", d.as_millis())
     }
 
-    /// `max.request.size`, in bytes.
+    /// `max.request.size`: the largest request, and so the largest record,
+    /// in bytes. Defaults to 1048576.
     #[must_use]
     pub fn max_request_size(mut self, bytes: usize) -> Self {
         self.max_request_size = bytes;
         self.mark("max.request.size", bytes)
     }
 
-    /// `request.timeout.ms`.
+    /// `request.timeout.ms`: how long a request may wait for its answer
+    /// before its connection is dropped and its batches retried. Defaults to
+    /// 30000 ms.
     #[must_use]
     pub fn request_timeout(mut self, d: Duration) -> Self {
         self.request_timeout = d;
         self.mark("request.timeout.ms", d.as_millis())
     }
 
-    /// `delivery.timeout.ms`.
+    /// `delivery.timeout.ms`: the most time a record may take from `send` to
+    /// its outcome, retries included; at least `linger.ms` plus
+    /// `request.timeout.ms`. Defaults to 120000 ms.
     #[must_use]
     pub fn delivery_timeout(mut self, d: Duration) -> Self {
         self.delivery_timeout = d;
         self.mark("delivery.timeout.ms", d.as_millis())
     }
 
-    /// `retries`.
+    /// `retries`: how many times a batch is sent again after a retriable
+    /// error, within `delivery.timeout.ms`. Defaults to 2147483647.
     #[must_use]
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
         self.mark("retries", n)
     }
 
-    /// `retry.backoff.ms`.
+    /// `retry.backoff.ms`: the first wait before a retry (it doubles per
+    /// attempt, with jitter, up to `retry.backoff.max.ms`). Defaults to
+    /// 100 ms.
     #[must_use]
     pub fn retry_backoff(mut self, d: Duration) -> Self {
         self.retry_backoff = d;
         self.mark("retry.backoff.ms", d.as_millis())
     }
 
-    /// `retry.backoff.max.ms`.
+    /// `retry.backoff.max.ms`: the longest wait before a retry. Defaults to
+    /// 1000 ms.
     #[must_use]
     pub fn retry_backoff_max(mut self, d: Duration) -> Self {
         self.retry_backoff_max = d;
         self.mark("retry.backoff.max.ms", d.as_millis())
     }
 
-    /// `max.in.flight.requests.per.connection`.
+    /// `max.in.flight.requests.per.connection`: requests a connection may
+    /// have unanswered; 1 keeps each partition's order across retries.
+    /// Defaults to 5.
     #[must_use]
     pub fn max_in_flight_requests_per_connection(mut self, n: usize) -> Self {
         self.max_in_flight = n;
         self.mark("max.in.flight.requests.per.connection", n)
     }
 
-    /// `metadata.max.age.ms`.
+    /// `metadata.max.age.ms`: how often metadata is refreshed even when
+    /// nothing asks for it. Defaults to 300000 ms.
     #[must_use]
     pub fn metadata_max_age(mut self, d: Duration) -> Self {
         self.metadata_max_age = d;
@@ -861,14 +882,18 @@ impl ProducerConfig {
         self.mark("metadata.recovery.rebootstrap.trigger.ms", d.as_millis())
     }
 
-    /// A custom partitioner (Java's `partitioner.class`).
+    /// A custom partitioner (Java's `partitioner.class`). Defaults to the
+    /// built-in one: murmur2 for keyed records, sticky (KIP-794) for the
+    /// others.
     #[must_use]
     pub fn partitioner(mut self, partitioner: Arc<dyn Partitioner>) -> Self {
         self.partitioner = PartitionerChoice::Custom(partitioner);
         self.mark("partitioner.class", "<custom>")
     }
 
-    /// `partitioner.class=RoundRobinPartitioner`.
+    /// `partitioner.class=RoundRobinPartitioner`: every record to the next
+    /// available partition in turn. Not the default (see
+    /// [`partitioner`](Self::partitioner)).
     #[must_use]
     pub fn round_robin_partitioner(mut self) -> Self {
         self.partitioner = PartitionerChoice::RoundRobin;
@@ -878,14 +903,16 @@ impl ProducerConfig {
         )
     }
 
-    /// `partitioner.ignore.keys`.
+    /// `partitioner.ignore.keys`: place keyed records as keyless ones
+    /// (sticky). Defaults to `false`.
     #[must_use]
     pub fn partitioner_ignore_keys(mut self, ignore: bool) -> Self {
         self.partitioner_ignore_keys = ignore;
         self.mark("partitioner.ignore.keys", ignore)
     }
 
-    /// `partitioner.adaptive.partitioning.enable`.
+    /// `partitioner.adaptive.partitioning.enable`: the sticky partitioner
+    /// favours partitions whose brokers keep up. Defaults to `true`.
     #[must_use]
     pub fn partitioner_adaptive_partitioning(mut self, enable: bool) -> Self {
         self.partitioner_adaptive = enable;
