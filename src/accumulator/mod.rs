@@ -38,7 +38,7 @@ use crate::future::{BatchResult, Callback, Delivered, RecordFuture};
 use crate::lifecycle::Lifecycle;
 use crate::protocol::compression::Compression;
 use crate::protocol::records::{record_size_upper_bound, RECORD_BATCH_OVERHEAD};
-use crate::util::later;
+use crate::util::{later, FxBuildHasher};
 
 pub(crate) use batch::{Ledger, ProducerBatch, RecordParts};
 use incomplete::Incomplete;
@@ -77,7 +77,8 @@ pub(crate) struct RecordAccumulator {
     ledger: Arc<Ledger>,
     /// Time zero for the atomics that hold instants.
     epoch: Instant,
-    topics: RwLock<HashMap<Arc<str>, Arc<TopicQueues>>>,
+    /// By name, with the Fx hash: looked up once per record.
+    topics: RwLock<HashMap<Arc<str>, Arc<TopicQueues>, FxBuildHasher>>,
     /// Partitions by leader, rebuilt on every metadata update.
     by_leader: RwLock<HashMap<i32, Arc<[Arc<PartitionQueue>]>>>,
     leaders_version: AtomicU64,
@@ -99,7 +100,7 @@ impl RecordAccumulator {
             }),
             cfg,
             epoch: Instant::now(),
-            topics: RwLock::new(HashMap::new()),
+            topics: RwLock::new(HashMap::default()),
             by_leader: RwLock::new(HashMap::new()),
             leaders_version: AtomicU64::new(0),
             signals: RwLock::new(HashMap::new()),
