@@ -7,7 +7,7 @@
 //!
 //! * implemented: it does what Java's does;
 //! * partly implemented: the values that match what this release does are
-//!   accepted (`enable.idempotence=false`, `security.protocol=PLAINTEXT`, ...),
+//!   accepted (`security.protocol=PLAINTEXT`, ...),
 //!   and any other value is refused with [`Error::NotSupportedYet`];
 //! * not yet: any value is refused with [`Error::NotSupportedYet`].
 //!
@@ -15,8 +15,10 @@
 //! names it (Java only logs a warning; a typo that silently falls back to a
 //! default is what we want to avoid).
 //!
-//! A deliberate difference from Java, until a later release implements
-//! it: `enable.idempotence` defaults to `false` (Java: `true`).
+//! A deliberate difference from Java, until the rest of Java's idempotent
+//! producer is here (several requests in flight per partition, epoch bumps):
+//! `enable.idempotence` defaults to `false` (Java: `true`); set it to
+//! `true` explicitly.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -155,7 +157,7 @@ keys! {
     ("compression.gzip.level", "-1", Impl),
     ("compression.lz4.level", "9", Impl),
     ("compression.zstd.level", "3", Impl),
-    ("enable.idempotence", "true", Partial("false (the idempotent producer is planned; this release defaults to false)")),
+    ("enable.idempotence", "true", Impl),
     ("transactional.id", "", NotYet("transactions are planned")),
     ("transaction.timeout.ms", "60000", Impl),
     ("transaction.two.phase.commit.enable", "false", Partial("false")),
@@ -287,6 +289,9 @@ pub struct ProducerConfig {
     pub(crate) transaction_timeout: Duration,
     /// `compression.type` and the levels, combined by
     /// [`compression_codec`](ProducerConfig::compression_codec).
+    /// `enable.idempotence`: `false` by default in this release (Java:
+    /// `true`), until the whole of Java's idempotent producer is here.
+    pub(crate) idempotence: bool,
     pub(crate) compression_type: &'static str,
     pub(crate) gzip_level: i32,
     pub(crate) zstd_level: i32,
@@ -340,6 +345,7 @@ impl ProducerConfig {
             send_buffer: 128 * 1024,
             receive_buffer: 32 * 1024,
             transaction_timeout: ms(60_000),
+            idempotence: false,
             compression_type: "none",
             gzip_level: -1,
             zstd_level: 3,
@@ -539,11 +545,7 @@ impl ProducerConfig {
                 }
                 self.zstd_level = l as i32;
             }
-            "enable.idempotence" => {
-                if parse_bool(name, v)? {
-                    return Err(partial(info, v));
-                }
-            }
+            "enable.idempotence" => self.idempotence = parse_bool(name, v)?,
             "transaction.timeout.ms" => {
                 self.transaction_timeout = ms(parse_int(name, v, 0, MAX_INT)?)
             }
@@ -635,9 +637,8 @@ impl ProducerConfig {
             "metadata.recovery.rebootstrap.trigger.ms" => millis(self.rebootstrap_trigger),
             "partitioner.adaptive.partitioning.enable" => self.partitioner_adaptive.to_string(),
             "partitioner.ignore.keys" => self.partitioner_ignore_keys.to_string(),
-            "enable.idempotence" | "enable.metrics.push" | "auto.include.jmx.reporter" => {
-                "false".into()
-            }
+            "enable.idempotence" => self.idempotence.to_string(),
+            "enable.metrics.push" | "auto.include.jmx.reporter" => "false".into(),
             "compression.type" => self.compression_type.into(),
             "send.buffer.bytes" => self.send_buffer.to_string(),
             "receive.buffer.bytes" => self.receive_buffer.to_string(),
@@ -794,6 +795,16 @@ impl ProducerConfig {
     pub fn metadata_max_age(mut self, d: Duration) -> Self {
         self.metadata_max_age = d;
         self.mark("metadata.max.age.ms", d.as_millis())
+    }
+
+    /// `enable.idempotence`: each batch carries a producer id, epoch and
+    /// sequence number, so the broker writes a retried batch once. Needs
+    /// `acks=all`, `retries > 0` and at most 5 requests in flight. Defaults
+    /// to `false` in this release (Java: `true`).
+    #[must_use]
+    pub fn enable_idempotence(mut self, on: bool) -> Self {
+        self.idempotence = on;
+        self.mark("enable.idempotence", on)
     }
 
     /// `compression.type`, with the level for gzip and zstd: how batches
@@ -957,6 +968,27 @@ impl ProducerConfig {
         }
         for s in &self.bootstrap_servers {
             parse_host_port(s)?;
+        }
+        // Java's rules for an explicit enable.idempotence=true.
+        if self.idempotence {
+            if self.acks != Acks::All {
+                return Err(Error::config(
+                    "acks",
+                    "must be all (or -1) for the idempotent producer (enable.idempotence=true)",
+                ));
+            }
+            if self.retries == 0 {
+                return Err(Error::config(
+                    "retries",
+                    "must be greater than 0 for the idempotent producer (enable.idempotence=true)",
+                ));
+            }
+            if self.max_in_flight > 5 {
+                return Err(Error::config(
+                    "max.in.flight.requests.per.connection",
+                    "must be at most 5 for the idempotent producer (enable.idempotence=true)",
+                ));
+            }
         }
         if self.max_in_flight == 0 {
             return Err(Error::config(
@@ -1308,7 +1340,6 @@ mod tests {
     #[test]
     fn later_features_are_refused_not_ignored() {
         for (k, v) in [
-            ("enable.idempotence", "true"),
             ("transactional.id", "tx"),
             ("security.protocol", "SSL"),
             ("ssl.truststore.location", "/tmp/x"),

@@ -184,8 +184,11 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 delivery_timeout: cfg.delivery_timeout,
                 max_block: cfg.max_block,
                 adaptive_partitioning: cfg.partitioner_adaptive,
-                guarantee_order: cfg.max_in_flight == 1,
+                // Idempotence keeps one batch per partition in flight, so
+                // sequences reach the broker in order even across retries.
+                guarantee_order: cfg.max_in_flight == 1 || cfg.idempotence,
                 compression: cfg.compression_codec(),
+                idempotent: cfg.idempotence,
             },
             lifecycle.clone(),
         ));

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::future::{BatchResult, Callback, Delivered, RecordFuture};
@@ -40,7 +40,7 @@ use crate::protocol::compression::Compression;
 use crate::protocol::records::{record_size_upper_bound, RECORD_BATCH_OVERHEAD};
 use crate::util::{later, FxBuildHasher};
 
-pub(crate) use batch::{Ledger, ProducerBatch, RecordParts};
+pub(crate) use batch::{Identity, Ledger, ProducerBatch, RecordParts};
 use incomplete::Incomplete;
 pub(crate) use pool::BufferPool;
 pub(crate) use queue::{Layout, PartitionQueue, TopicQueues};
@@ -61,6 +61,9 @@ pub(crate) struct AccumulatorConfig {
     pub(crate) guarantee_order: bool,
     /// How each batch's records are compressed when it is sealed.
     pub(crate) compression: Compression,
+    /// `enable.idempotence`: batches carry the producer id, epoch and a
+    /// per-partition sequence, and drain waits for the id.
+    pub(crate) idempotent: bool,
 }
 
 /// The result of a drain: batches to send to one broker.
@@ -86,6 +89,8 @@ pub(crate) struct RecordAccumulator {
     signals: RwLock<HashMap<i32, Arc<DrainSignal>>>,
     next_batch_id: AtomicU64,
     flushes_in_progress: AtomicUsize,
+    /// The idempotent producer's id and epoch, once InitProducerId answered.
+    producer_id: Mutex<Option<(i64, i16)>>,
     /// The producer's phase: closing refuses appends and makes every batch
     /// ready now; aborting fails retries.
     lifecycle: Arc<Lifecycle>,
@@ -94,6 +99,7 @@ pub(crate) struct RecordAccumulator {
 impl RecordAccumulator {
     pub(crate) fn new(cfg: AccumulatorConfig, lifecycle: Arc<Lifecycle>) -> Self {
         RecordAccumulator {
+            producer_id: Mutex::new(None),
             ledger: Arc::new(Ledger {
                 pool: BufferPool::new(cfg.buffer_memory, cfg.batch_size, lifecycle.clone()),
                 incomplete: Incomplete::default(),
@@ -120,6 +126,18 @@ impl RecordAccumulator {
     }
 
     /// The queues of `topic`, if metadata has described it.
+    /// The idempotent producer's id and epoch, if it has them.
+    pub(crate) fn producer_id(&self) -> Option<(i64, i16)> {
+        *self.producer_id.lock()
+    }
+
+    /// For the metadata thread: InitProducerId answered; batches may be
+    /// drained now. Wakes every I/O thread.
+    pub(crate) fn set_producer_id(&self, id: i64, epoch: i16) {
+        *self.producer_id.lock() = Some((id, epoch));
+        self.wake_all();
+    }
+
     pub(crate) fn topic(&self, topic: &str) -> Option<Arc<TopicQueues>> {
         let t = self.topics.read().get(topic).cloned()?;
         let known = !t.layout.read().partitions.is_empty();
@@ -302,6 +320,15 @@ impl RecordAccumulator {
         if n == 0 {
             return (out, None);
         }
+        // An idempotent producer sends nothing before it has its id.
+        let producer = if self.cfg.idempotent {
+            match *self.producer_id.lock() {
+                Some(p) => Some(p),
+                None => return (out, None), // `set_producer_id` wakes us
+            }
+        } else {
+            None
+        };
         let send_now = self.send_now();
         let mut bytes = 0usize;
         let start = *cursor % n;
@@ -338,8 +365,22 @@ impl RecordAccumulator {
             let mut batch = g.batches.pop_front().expect("peeked");
             q.queued.store(g.batches.len(), Ordering::Relaxed);
             g.muted = self.cfg.guarantee_order;
+            // Idempotence: the sequence is taken under the partition lock
+            // the first time the batch is drained; a retry keeps its bytes.
+            let identity = match producer {
+                Some((id, epoch)) if !batch.is_sealed() => {
+                    let seq = g.next_sequence;
+                    g.next_sequence = next_sequence(seq, batch.record_count());
+                    Some(Identity {
+                        producer_id: id,
+                        epoch,
+                        base_sequence: seq,
+                    })
+                }
+                _ => None,
+            };
             drop(g);
-            if let Some((plain, compressed)) = batch.seal() {
+            if let Some((plain, compressed)) = batch.seal(identity) {
                 q.ratio.observe(plain, compressed);
             }
             batch.attempts += 1;
@@ -516,6 +557,17 @@ impl RecordAccumulator {
     }
 }
 
+/// The sequence after a batch of `records` that starts at `seq`: sequences
+/// wrap from `i32::MAX` to 0 (Java's `DefaultRecordBatch.incrementSequence`).
+pub(crate) fn next_sequence(seq: i32, records: usize) -> i32 {
+    let records = records.min(i32::MAX as usize) as i32;
+    if seq > i32::MAX - records {
+        records - (i32::MAX - seq) - 1
+    } else {
+        seq + records
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,6 +586,7 @@ mod tests {
             adaptive_partitioning: false,
             guarantee_order: false,
             compression: Compression::None,
+            idempotent: false,
         }
     }
 
@@ -908,6 +961,67 @@ mod tests {
             1 << 20,
             "every byte came back"
         );
+    }
+
+    #[test]
+    fn idempotent_batches_wait_for_the_id_then_take_sequences_in_order() {
+        use crate::protocol::compression::decompress_batches;
+        use crate::protocol::records::decode_batches;
+        let acc = RecordAccumulator::new(
+            AccumulatorConfig {
+                idempotent: true,
+                guarantee_order: true,
+                ..cfg()
+            },
+            Arc::default(),
+        );
+        acc.update_metadata(&cluster(1));
+        let parts = acc.partitions_led_by(1);
+        let t = later(Instant::now(), Duration::from_secs(1));
+        for v in [&b"a"[..], b"bb", b"ccc"] {
+            send(&acc, Some(0), v).unwrap();
+        }
+        assert!(
+            acc.drain(&parts, &mut 0, 1 << 20, t).0.is_empty(),
+            "no id yet"
+        );
+        acc.set_producer_id(42, 3);
+        let header = |x: &Drained| {
+            let [h, r] = x.batch.wire_parts();
+            let wire = decompress_batches(&[h, r].concat(), 1 << 20).unwrap();
+            decode_batches(&wire).unwrap().remove(0).header
+        };
+        let (mut d, _) = acc.drain(&parts, &mut 0, 1 << 20, t);
+        let first = d.pop().unwrap();
+        let h = header(&first);
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (42, 3, 0)
+        );
+        assert_eq!(h.record_count, 3);
+        // A retry is byte-identical: same sequence, same CRC.
+        let bytes = first.batch.wire_parts().concat();
+        acc.reenqueue(&first.queue, first.batch, t);
+        acc.unmute([&first.queue]);
+        let (mut d, _) = acc.drain(&parts, &mut 0, 1 << 20, t);
+        let again = d.pop().unwrap();
+        assert_eq!(again.batch.wire_parts().concat(), bytes);
+        acc.complete(
+            again.batch,
+            Ok(Delivered {
+                base_offset: 0,
+                log_append_time: -1,
+            }),
+        );
+        acc.unmute([&again.queue]);
+        // The next batch starts where the last one ended.
+        send(&acc, Some(0), b"d").unwrap();
+        let (mut d, _) = acc.drain(&parts, &mut 0, 1 << 20, t);
+        assert_eq!(header(&d.pop().unwrap()).base_sequence, 3);
+        // Sequences wrap from i32::MAX to 0, as Java's.
+        assert_eq!(next_sequence(i32::MAX - 1, 2), 0);
+        assert_eq!(next_sequence(i32::MAX, 1), 0);
+        assert_eq!(next_sequence(5, 3), 8);
     }
 
     #[test]

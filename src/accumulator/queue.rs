@@ -50,6 +50,8 @@ pub(super) struct PartitionInner {
     /// connection dropped), so no other batch is drained meanwhile, by this
     /// leader's thread or a new leader's.
     pub(super) muted: bool,
+    /// Idempotence: the base sequence of the next batch drained.
+    pub(super) next_sequence: i32,
 }
 
 impl PartitionQueue {
@@ -68,6 +70,7 @@ impl PartitionQueue {
             inner: Mutex::new(PartitionInner {
                 batches: VecDeque::new(),
                 muted: false,
+                next_sequence: 0,
             }),
         }
     }

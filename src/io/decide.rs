@@ -54,7 +54,9 @@ pub(crate) fn on_answer(
     can_retry: bool,
     now: Instant,
 ) -> Verdict {
-    if code.is_ok() {
+    // DUPLICATE_SEQUENCE_NUMBER: an idempotent batch the broker already
+    // has (an earlier attempt got through); it is in the log.
+    if code.is_ok() || code == ErrorCode::DUPLICATE_SEQUENCE_NUMBER {
         return Verdict::Delivered;
     }
     if code == ErrorCode::MESSAGE_TOO_LARGE

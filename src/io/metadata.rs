@@ -32,6 +32,9 @@ struct Fetched {
     result: Result<Cluster>,
     conn: Option<Connection>,
     rotate: usize,
+    /// The idempotent producer's id and epoch, if they were asked for
+    /// (InitProducerId, sent after the metadata on the same connection).
+    producer_id: Option<Result<(i64, i16)>>,
 }
 
 /// A fetch in progress on its own thread.
@@ -102,6 +105,7 @@ pub(crate) fn run(shared: Arc<IoShared>) {
                     result: Err(Error::Protocol("the metadata fetch thread died".into())),
                     conn: None,
                     rotate,
+                    producer_id: None,
                 },
             };
             let f = fetching.take().expect("checked");
@@ -138,7 +142,20 @@ pub(crate) fn run(shared: Arc<IoShared>) {
                                     < cluster.partitions_for_topic(t).len()
                         })
                     });
-                    if incomplete {
+                    match done.producer_id {
+                        Some(Ok((id, epoch))) => {
+                            log::info!("producer id {id}, epoch {epoch}");
+                            shared.accumulator.set_producer_id(id, epoch);
+                        }
+                        Some(Err(e)) => {
+                            let (level, note) = failure_log.level(log::Level::Warn, now);
+                            log::log!(level, "InitProducerId failed: {e}{note}");
+                        }
+                        None => {}
+                    }
+                    // Idempotence: no id yet, ask again after the backoff.
+                    let no_id = cfg.idempotence && shared.accumulator.producer_id().is_none();
+                    if incomplete || no_id {
                         shared.metadata.request_update();
                     }
                 }
@@ -228,6 +245,7 @@ fn start_fetch(
     let metadata = shared.metadata.clone();
     let known = metadata.cluster();
     let asked = topics.clone();
+    let need_id = cfg.idempotence && shared.accumulator.producer_id().is_none();
     let spawned = std::thread::Builder::new()
         .name(format!("{}-meta-fetch", cfg.client_id))
         .spawn(move || {
@@ -240,10 +258,15 @@ fn start_fetch(
                 &mut rotate,
                 rebootstrap_due,
             );
+            let producer_id = match (&result, conn.as_mut()) {
+                (Ok(_), Some(c)) if need_id => Some(init_producer_id(c, &cfg)),
+                _ => None,
+            };
             let _ = tx.send(Fetched {
                 result,
                 conn,
                 rotate,
+                producer_id,
             });
             metadata.fetch_finished();
         });
@@ -341,6 +364,38 @@ fn candidates(
     } else {
         nodes.into_iter().chain(bootstrap).collect()
     })
+}
+
+/// Asks for an idempotent producer's id and epoch (InitProducerId with no
+/// transactional id; any broker answers it).
+fn init_producer_id(c: &mut Connection, cfg: &ProducerConfig) -> Result<(i64, i16)> {
+    use crate::protocol::messages::init_producer_id::{
+        InitProducerIdRequest, InitProducerIdResponse, API,
+    };
+    use crate::protocol::ErrorCode;
+    let v = c.version_for(&API)?;
+    let req = InitProducerIdRequest {
+        transactional_id: None,
+        transaction_timeout_ms: cfg.transaction_timeout.as_millis().min(i32::MAX as u128) as i32,
+        producer_id: -1,
+        producer_epoch: -1,
+    };
+    let body = c.request(
+        &API,
+        v,
+        |b| req.encode(b, v),
+        later(Instant::now(), cfg.request_timeout),
+    )?;
+    let resp = InitProducerIdResponse::decode(&body, v)
+        .map_err(|e| Error::Protocol(format!("InitProducerId v{v} from {}: {e}", c.label)))?;
+    let code = ErrorCode(resp.error_code);
+    if !code.is_ok() {
+        return Err(Error::Protocol(format!(
+            "InitProducerId v{v} to {} failed with {code}",
+            c.label
+        )));
+    }
+    Ok((resp.producer_id, resp.producer_epoch))
 }
 
 fn request(c: &mut Connection, topics: &[String], timeout: Duration) -> Result<Cluster> {

@@ -253,3 +253,55 @@ pub fn churn_leaders(bootstrap: &str, topic: &str, seconds: u32) -> usize {
     assert_eq!(lines.len(), 1, "churn-leaders prints one line");
     lines[0]["moves"].as_u64().expect("moves") as usize
 }
+
+/// The batches of `topic`-`partition` in Kafka node 1's log, as Kafka's own
+/// `DumpLogSegments` reads them from disk: (base offset, base sequence,
+/// producer id, producer epoch) per batch.
+pub fn dump_batches(topic: &str, partition: i32) -> Vec<(i64, i64, i64, i64)> {
+    let data = var("KP_KAFKA_DATA");
+    let dir = std::path::Path::new(&data)
+        .join("kafka-1")
+        .join(format!("{topic}-{partition}"));
+    let mut segments: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().display().to_string())
+        .filter(|p| p.ends_with(".log"))
+        .collect();
+    segments.sort();
+    let out = Command::new(var("KP_JAVA"))
+        .args([
+            "-cp",
+            &var("KP_KAFKA_CLASSPATH"),
+            "org.apache.kafka.tools.DumpLogSegments",
+            "--files",
+        ])
+        .arg(segments.join(","))
+        .stderr(Stdio::null())
+        .output()
+        .expect("run DumpLogSegments");
+    assert!(out.status.success(), "DumpLogSegments: {}", out.status);
+    let field = |line: &str, name: &str| -> i64 {
+        let at = line
+            .find(&format!("{name}: "))
+            .unwrap_or_else(|| panic!("{name} in {line}"));
+        line[at + name.len() + 2..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("baseOffset: "))
+        .map(|l| {
+            (
+                field(l, "baseOffset"),
+                field(l, "baseSequence"),
+                field(l, "producerId"),
+                field(l, "producerEpoch"),
+            )
+        })
+        .collect()
+}
