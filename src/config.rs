@@ -3,9 +3,11 @@
 //! validated as Java validates them.
 //!
 //! Every key of Java's `ProducerConfig` is known here. Each is in one of
-//! three states, listed in [`ProducerConfig::keys`]:
+//! four states, listed in [`ProducerConfig::keys`]:
 //!
 //! * implemented: it does what Java's does;
+//! * accepted without effect: validated as Java validates it, but it does
+//!   nothing yet (`compression.lz4.level`, `transaction.timeout.ms`);
 //! * partly implemented: the values that match what this release does are
 //!   accepted (`security.protocol=PLAINTEXT`, ...),
 //!   and any other value is refused with [`Error::NotSupportedYet`];
@@ -93,9 +95,13 @@ impl fmt::Debug for PartitionerChoice {
 
 /// How far this release implements a configuration key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Support {
     /// Implemented as in Java.
     Implemented,
+    /// Accepted and validated as Java does, but without effect in this
+    /// release (the text says why).
+    NoEffect(&'static str),
     /// Only the listed values are accepted; others are refused with
     /// [`Error::NotSupportedYet`].
     Partial(&'static str),
@@ -120,7 +126,7 @@ macro_rules! keys {
     };
 }
 
-use Support::{Implemented as Impl, NotYet, Partial};
+use Support::{Implemented as Impl, NoEffect, NotYet, Partial};
 
 const TLS: &str = "TLS is planned (rustls); use security.protocol=PLAINTEXT";
 const SASL: &str = "SASL is planned; use security.protocol=PLAINTEXT";
@@ -155,11 +161,11 @@ keys! {
     ("connections.max.idle.ms", "540000", Impl),
     ("compression.type", "none", Impl),
     ("compression.gzip.level", "-1", Impl),
-    ("compression.lz4.level", "9", Impl),
+    ("compression.lz4.level", "9", NoEffect("the lz4 encoder (lz4_flex) has one level, like Java's default")),
     ("compression.zstd.level", "3", Impl),
     ("enable.idempotence", "true", Impl),
     ("transactional.id", "", NotYet("transactions are planned")),
-    ("transaction.timeout.ms", "60000", Impl),
+    ("transaction.timeout.ms", "60000", NoEffect("transactions are planned; it is sent in InitProducerId")),
     ("transaction.two.phase.commit.enable", "false", Partial("false")),
     ("client.dns.lookup", "use_all_dns_ips", Partial("use_all_dns_ips")),
     ("metadata.recovery.strategy", "rebootstrap", Impl),
@@ -421,7 +427,7 @@ impl ProducerConfig {
         let name = info.name;
         match info.support {
             Support::NotYet(why) => return Err(not_yet(name, v, why)),
-            Support::Partial(_) | Support::Implemented => {}
+            Support::Partial(_) | Support::Implemented | Support::NoEffect(_) => {}
         }
         match name {
             "bootstrap.servers" => self.bootstrap_servers = parse_list(v),
@@ -1389,7 +1395,7 @@ mod tests {
                 continue;
             }
             let refused_at_default = match k.support {
-                Support::Implemented => None,
+                Support::Implemented | Support::NoEffect(_) => None,
                 Support::NotYet(why) => Some(why.to_owned()),
                 Support::Partial(accepted) => {
                     // "0 (...)", "PLAINTEXT (...)", "an empty list (...)"
@@ -1492,6 +1498,21 @@ mod tests {
         let far = msg("completely.unrelated.setting");
         assert!(far.ends_with("unknown configuration key"), "{far}");
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn keys_without_effect_say_so_and_are_still_validated() {
+        let no_effect: Vec<&str> = ProducerConfig::keys()
+            .iter()
+            .filter(|k| matches!(k.support, Support::NoEffect(_)))
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(
+            no_effect,
+            ["compression.lz4.level", "transaction.timeout.ms"]
+        );
+        ProducerConfig::from_pairs([("compression.lz4.level", "12")]).unwrap();
+        assert!(ProducerConfig::from_pairs([("compression.lz4.level", "18")]).is_err());
     }
 
     #[test]
