@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::partitioner::Partitioner;
+use crate::partitioner::{LibrdkafkaPartitioner, Partitioner};
 use crate::protocol::compression::Compression;
 
 /// Java's `acks`: how many replicas must have the record before the broker
@@ -446,13 +446,9 @@ impl ProducerConfig {
                 self.buffer_memory = parse_int(name, v, 0, i64::MAX as u64)? as usize
             }
             "max.block.ms" => self.max_block = ms(parse_int(name, v, 0, i64::MAX as u64)?),
-            "max.request.size" => {
-                self.max_request_size = parse_int(name, v, 0, MAX_INT)? as usize
-            }
+            "max.request.size" => self.max_request_size = parse_int(name, v, 0, MAX_INT)? as usize,
             "request.timeout.ms" => self.request_timeout = ms(parse_int(name, v, 0, MAX_INT)?),
-            "delivery.timeout.ms" => {
-                self.delivery_timeout = ms(parse_int(name, v, 0, MAX_INT)?)
-            }
+            "delivery.timeout.ms" => self.delivery_timeout = ms(parse_int(name, v, 0, MAX_INT)?),
             "retries" => self.retries = parse_int(name, v, 0, MAX_INT)? as u32,
             "retry.backoff.ms" => self.retry_backoff = ms(parse_int(name, v, 0, i64::MAX as u64)?),
             "retry.backoff.max.ms" => {
@@ -472,6 +468,12 @@ impl ProducerConfig {
                     "" => PartitionerChoice::BuiltIn,
                     "org.apache.kafka.clients.producer.RoundRobinPartitioner"
                     | "RoundRobinPartitioner" => PartitionerChoice::RoundRobin,
+                    // librdkafka's names, for services that move from it.
+                    lib if LibrdkafkaPartitioner::from_name(lib).is_some() => {
+                        PartitionerChoice::Custom(Arc::new(
+                            LibrdkafkaPartitioner::from_name(lib).expect("checked"),
+                        ))
+                    }
                     "org.apache.kafka.clients.producer.internals.DefaultPartitioner"
                     | "org.apache.kafka.clients.producer.UniformStickyPartitioner" => {
                         return Err(invalid(
@@ -484,7 +486,7 @@ impl ProducerConfig {
                         return Err(invalid(
                             name,
                             v,
-                            "a Java class cannot be loaded here: pass a Rust partitioner with ProducerConfig::partitioner, or use RoundRobinPartitioner",
+                            "a Java class cannot be loaded here: pass a Rust partitioner with ProducerConfig::partitioner, or use RoundRobinPartitioner or one of librdkafka's (consistent, consistent_random, murmur2, murmur2_random, fnv1a, fnv1a_random)",
                         ))
                     }
                 }
@@ -582,25 +584,25 @@ impl ProducerConfig {
             "metadata.recovery.rebootstrap.trigger.ms" => {
                 self.rebootstrap_trigger = ms(parse_int(name, v, 0, i64::MAX as u64)?)
             }
-            "metrics.num.samples" | "metrics.sample.window.ms" | "metrics.recording.level"
+            "metrics.num.samples"
+            | "metrics.sample.window.ms"
+            | "metrics.recording.level"
             | "client.dns.lookup" => {
                 if !v.eq_ignore_ascii_case(info.java_default) {
                     return Err(partial(info, v));
                 }
             }
-            "security.protocol" => {
-                match v.to_ascii_uppercase().as_str() {
-                    "PLAINTEXT" => {}
-                    "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => return Err(partial(info, v)),
-                    _ => {
-                        return Err(invalid(
-                            name,
-                            v,
-                            "must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
-                        ))
-                    }
+            "security.protocol" => match v.to_ascii_uppercase().as_str() {
+                "PLAINTEXT" => {}
+                "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => return Err(partial(info, v)),
+                _ => {
+                    return Err(invalid(
+                        name,
+                        v,
+                        "must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
+                    ))
                 }
-            }
+            },
             _ => unreachable!("key {name} is in KEYS but not handled"),
         }
         self.explicit.insert(name, v.to_owned());

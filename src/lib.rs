@@ -64,7 +64,9 @@ pub use config::{Acks, MetadataRecoveryStrategy, ProducerConfig};
 pub use error::{Error, RecordPart, Result};
 pub use future::RecordFuture;
 pub use metadata::{Cluster, Node};
-pub use partitioner::{murmur2, murmur2_partition, Partitioner, RoundRobinPartitioner};
+pub use partitioner::{
+    murmur2, murmur2_partition, LibrdkafkaPartitioner, Partitioner, RoundRobinPartitioner,
+};
 pub use producer::Producer;
 pub use protocol::compression::Compression;
 pub use record::{Data, Header, Null, PartitionInfo, ProducerRecord, RecordMetadata};

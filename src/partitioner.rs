@@ -138,6 +138,106 @@ impl Partitioner for RoundRobinPartitioner {
     }
 }
 
+/// librdkafka's partitioners, with its exact semantics, so that a service
+/// moving from librdkafka (or rust-rdkafka) keeps each key on the partition
+/// it had. Select one with `partitioner.class` set to its librdkafka name
+/// (`consistent_random`, ...) or [`ProducerConfig::partitioner`](crate::ProducerConfig::partitioner).
+///
+/// librdkafka sends every record without a key (`None`) to a random
+/// (sticky) partition, whatever the partitioner; the partitioners differ in
+/// how they hash a key, and `consistent_random` also treats an empty key as
+/// absent:
+///
+/// | name | a key | an empty key |
+/// |---|---|---|
+/// | `consistent` | CRC-32 | CRC-32 of nothing: partition 0 |
+/// | `consistent_random` | CRC-32 | random |
+/// | `murmur2`, `murmur2_random` | murmur2 (Java's) | murmur2 of nothing |
+/// | `fnv1a`, `fnv1a_random` | FNV-1a | FNV-1a of nothing |
+///
+/// "Random" is uniform over the partitions that have a leader (librdkafka
+/// makes such records sticky for `sticky.partitioning.linger.ms`; here each
+/// record draws).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LibrdkafkaPartitioner {
+    /// `consistent`: CRC-32 (IEEE) of the key modulo the partition count.
+    Consistent,
+    /// `consistent_random` (librdkafka's default): as `consistent`, random
+    /// for empty keys too.
+    ConsistentRandom,
+    /// `murmur2`: Java's murmur2, positive, modulo the partition count.
+    Murmur2,
+    /// `murmur2_random`: the same placement as `murmur2` (the
+    /// Java-compatible one; this crate's built-in keyed placement).
+    Murmur2Random,
+    /// `fnv1a`: 32-bit FNV-1a modulo the partition count.
+    Fnv1a,
+    /// `fnv1a_random`: the same placement as `fnv1a`.
+    Fnv1aRandom,
+}
+
+impl LibrdkafkaPartitioner {
+    /// The partitioner librdkafka names `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "consistent" => Self::Consistent,
+            "consistent_random" => Self::ConsistentRandom,
+            "murmur2" => Self::Murmur2,
+            "murmur2_random" => Self::Murmur2Random,
+            "fnv1a" => Self::Fnv1a,
+            "fnv1a_random" => Self::Fnv1aRandom,
+            _ => return None,
+        })
+    }
+
+    /// The partition for `key` among `count`, or `None` where librdkafka
+    /// picks at random.
+    pub fn hashed(self, key: Option<&[u8]>, count: usize) -> Option<i32> {
+        let n = count.max(1) as u32;
+        let k = key.unwrap_or(&[]);
+        // librdkafka's rd_kafka_msg_partitioner: no key is sticky/random for
+        // every partitioner, an empty one too for consistent_random.
+        if key.is_none() || (k.is_empty() && self == Self::ConsistentRandom) {
+            return None;
+        }
+        let h = match self {
+            Self::Consistent | Self::ConsistentRandom => crc32fast::hash(k),
+            Self::Murmur2 | Self::Murmur2Random => to_positive(murmur2(k)) as u32,
+            Self::Fnv1a | Self::Fnv1aRandom => fnv1a(k),
+        };
+        Some((h % n) as i32)
+    }
+}
+
+/// 32-bit FNV-1a as librdkafka's `rd_fnv1a`: the hash taken as a signed
+/// int and made positive (Sarama's `NewHashPartitioner` does the same).
+fn fnv1a(data: &[u8]) -> u32 {
+    let h = data.iter().fold(0x811c_9dc5_u32, |h, &b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    });
+    (h as i32).wrapping_abs() as u32
+}
+
+impl Partitioner for LibrdkafkaPartitioner {
+    fn partition(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        _: Option<&[u8]>,
+        cluster: &Cluster,
+    ) -> i32 {
+        let count = cluster.partition_count_for_topic(topic).unwrap_or(1);
+        self.hashed(key, count).unwrap_or_else(|| {
+            let available = cluster.available_partitions_for_topic(topic);
+            if available.is_empty() {
+                crate::util::random_below(count) as i32
+            } else {
+                available[crate::util::random_below(available.len())]
+            }
+        })
+    }
+}
+
 /// Picks the next sticky partition (KIP-794, Java's
 /// `BuiltInPartitioner.nextPartition`).
 ///

@@ -195,10 +195,23 @@ pub fn parse_consumed(stdout: &[u8]) -> Vec<Consumed> {
 /// The partition librdkafka's `murmur2_random` partitioner (Java's key
 /// hash) gives each key, by producing them to `topic` with librdkafka.
 pub fn librdkafka_murmur2(bootstrap: &str, topic: &str, keys: &[Vec<u8>]) -> Vec<i32> {
+    let keys: Vec<Option<Vec<u8>>> = keys.iter().cloned().map(Some).collect();
+    librdkafka_partitions(bootstrap, topic, &keys, "murmur2_random")
+}
+
+/// The partition librdkafka's `partitioner` (by its librdkafka name) gives
+/// each key (`None`: no key), by producing them with confluent-kafka.
+pub fn librdkafka_partitions(
+    bootstrap: &str,
+    topic: &str,
+    keys: &[Option<Vec<u8>>],
+    partitioner: &str,
+) -> Vec<i32> {
     let e = env();
     let mut child = Command::new(&e.python)
         .arg(&e.kcheck)
         .args(["murmur2", "--bootstrap", bootstrap, "--topic", topic])
+        .args(["--partitioner", partitioner])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -207,7 +220,10 @@ pub fn librdkafka_murmur2(bootstrap: &str, topic: &str, keys: &[Vec<u8>]) -> Vec
     {
         let mut stdin = child.stdin.take().unwrap();
         for k in keys {
-            writeln!(stdin, "{}", hex(k)).unwrap();
+            match k {
+                Some(k) => writeln!(stdin, "{}", hex(k)).unwrap(),
+                None => writeln!(stdin, "null").unwrap(),
+            }
         }
     }
     let out = child.wait_with_output().unwrap();

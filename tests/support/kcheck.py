@@ -232,7 +232,7 @@ def cmd_murmur2(a):
     conf = base_conf(a.bootstrap)
     conf.update(
         {
-            "partitioner": "murmur2_random",
+            "partitioner": a.partitioner,
             "acks": "1",
             "enable.idempotence": False,
             "linger.ms": 5,
@@ -338,6 +338,11 @@ def main(argv=None):
     m.add_argument("--bootstrap", required=True)
     m.add_argument("--topic", required=True)
     m.add_argument("--timeout", type=float, default=30.0)
+    m.add_argument(
+        "--partitioner",
+        default="murmur2_random",
+        choices=["murmur2_random", "murmur2", "consistent", "consistent_random", "fnv1a", "fnv1a_random"],
+    )
     m.set_defaults(fn=cmd_murmur2)
 
     d = sub.add_parser("metadata", help="print cluster metadata as JSON")
