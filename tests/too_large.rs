@@ -88,6 +88,33 @@ fn kafka_batches_above_max_message_bytes_are_split_until_they_fit() {
     p.close().unwrap();
 }
 
+/// The same with `enable.idempotence=true`: the halves carry their parent's
+/// sequence range (first half from its base), so Kafka accepts them and
+/// every later batch in order; Kafka's log shows one producer id and
+/// consecutive sequences.
+#[test]
+fn kafka_splits_idempotent_batches_keeping_their_sequences() {
+    let bootstrap = Broker::Kafka.bootstrap();
+    let topic = topic("too-large-idem");
+    java::create_topic(bootstrap, &topic, 1, 3, &[("max.message.bytes", "20000")]);
+    let p = producer(
+        Broker::Kafka
+            .config()
+            .batch_size(200_000)
+            .max_request_size(1_000_000)
+            .linger(Duration::from_millis(200))
+            .enable_idempotence(true),
+    );
+    send_and_check(&p, bootstrap, &topic, 400, 1000);
+    p.close().unwrap();
+    let batches = java::dump_batches(&topic, 0);
+    assert!(batches.len() > 1, "{batches:?}");
+    for &(offset, seq, pid, _) in &batches {
+        assert!(pid >= 0, "{batches:?}");
+        assert_eq!(seq, offset, "sequences follow offsets: {batches:?}");
+    }
+}
+
 /// The mock answers the next Produce with MESSAGE_TOO_LARGE: the batch is
 /// split once and both halves land.
 #[test]

@@ -296,6 +296,15 @@ impl ProducerBatch {
         let Some(header) = self.header.filter(|_| self.record_count >= 2) else {
             return Err(self);
         };
+        // An idempotent batch's sequence range passes to its halves, the
+        // first half starting where it started: the partition's later
+        // sequences stay in step with what the broker has seen.
+        let producer_id = i64::from_be_bytes(header[43..51].try_into().expect("8 bytes"));
+        let identity = (producer_id >= 0).then(|| Identity {
+            producer_id,
+            epoch: i16::from_be_bytes(header[51..53].try_into().expect("2 bytes")),
+            base_sequence: i32::from_be_bytes(header[53..57].try_into().expect("4 bytes")),
+        });
         let mut wire = Vec::with_capacity(header.len() + self.records.len());
         wire.extend_from_slice(&header);
         wire.extend_from_slice(&self.records);
@@ -405,9 +414,14 @@ impl ProducerBatch {
                     ledger: self.ledger.clone(),
                     done: false,
                 };
-                // A half of an idempotent batch goes without a sequence:
-                // its parent's was spent (a known gap, see ARCHITECTURE.md).
-                half.seal(None);
+                half.seal(identity.map(|id| Identity {
+                    base_sequence: if h == 0 {
+                        id.base_sequence
+                    } else {
+                        super::next_sequence(id.base_sequence, ranges[0].len())
+                    },
+                    ..id
+                }));
                 half
             })
             .collect();

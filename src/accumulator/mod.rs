@@ -1017,7 +1017,49 @@ mod tests {
         // The next batch starts where the last one ended.
         send(&acc, Some(0), b"d").unwrap();
         let (mut d, _) = acc.drain(&parts, &mut 0, 1 << 20, t);
-        assert_eq!(header(&d.pop().unwrap()).base_sequence, 3);
+        let x = d.pop().unwrap();
+        assert_eq!(header(&x).base_sequence, 3);
+        // A split idempotent batch's halves share its sequence range.
+        acc.complete(
+            x.batch,
+            Ok(Delivered {
+                base_offset: 0,
+                log_append_time: -1,
+            }),
+        );
+        acc.unmute([&x.queue]);
+        for v in [&b"e"[..], b"f", b"g"] {
+            send(&acc, Some(0), v).unwrap();
+        }
+        let (mut d, _) = acc.drain(&parts, &mut 0, 1 << 20, t);
+        let big = d.pop().unwrap();
+        assert_eq!(header(&big).base_sequence, 4);
+        acc.split_and_reenqueue(&big.queue, big.batch, t).unwrap();
+        acc.unmute([&big.queue]);
+        let mut seqs = Vec::new();
+        for _ in 0..2 {
+            let (mut d, _) = acc.drain(&parts, &mut 0, 1 << 20, t);
+            let half = d.pop().unwrap();
+            let h = header(&half);
+            seqs.push((
+                h.base_sequence,
+                h.record_count,
+                h.producer_id,
+                h.producer_epoch,
+            ));
+            acc.complete(
+                half.batch,
+                Ok(Delivered {
+                    base_offset: 0,
+                    log_append_time: -1,
+                }),
+            );
+            acc.unmute([&half.queue]);
+        }
+        assert_eq!(seqs, [(4, 1, 42, 3), (5, 2, 42, 3)]);
+        send(&acc, Some(0), b"h").unwrap();
+        let (mut d, _) = acc.drain(&parts, &mut 0, 1 << 20, t);
+        assert_eq!(header(&d.pop().unwrap()).base_sequence, 7);
         // Sequences wrap from i32::MAX to 0, as Java's.
         assert_eq!(next_sequence(i32::MAX - 1, 2), 0);
         assert_eq!(next_sequence(i32::MAX, 1), 0);
