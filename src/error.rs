@@ -32,6 +32,32 @@ impl std::fmt::Display for RecordPart {
 }
 
 /// Everything that can go wrong in this crate.
+///
+/// What `send` refuses comes back from `send`; what happens to an accepted
+/// record comes back from its handle or callback. Each variant names the
+/// key, topic, partition or broker at fault:
+///
+/// ```no_run
+/// use kafka_producer::{Error, Producer, ProducerConfig, ProducerRecord, StringSerializer};
+///
+/// # fn main() -> Result<(), Error> {
+/// let config = ProducerConfig::new().bootstrap_servers("localhost:9092");
+/// let producer = Producer::new(config, StringSerializer, StringSerializer)?;
+/// match producer.send(ProducerRecord::new("orders", "created")).and_then(|h| h.get()) {
+///     Ok(meta) => println!("at offset {}", meta.offset()),
+///     Err(Error::Broker { code, topic, partition, .. }) => {
+///         eprintln!("{topic}-{partition} refused it: {code}")
+///     }
+///     Err(Error::DeliveryTimeout { elapsed_ms, stage, .. }) => {
+///         eprintln!("not delivered after {elapsed_ms} ms ({stage})")
+///     }
+///     // Worth sending again (a broker error that may clear, a timeout, ...).
+///     Err(e) if e.is_retriable() => eprintln!("retriable: {e}"),
+///     Err(e) => return Err(e),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

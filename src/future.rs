@@ -192,6 +192,26 @@ impl BatchResult {
 /// [`get_timeout`](Self::get_timeout), poll it with
 /// [`is_done`](Self::is_done), or drop it to fire and forget (the record is
 /// still delivered; dropping only gives up on hearing about it).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use kafka_producer::{Error, Producer, ProducerConfig, ProducerRecord, StringSerializer};
+///
+/// # fn main() -> Result<(), Error> {
+/// let config = ProducerConfig::new().bootstrap_servers("localhost:9092");
+/// let producer = Producer::new(config, StringSerializer, StringSerializer)?;
+/// let handle = producer.send(ProducerRecord::new("events", "hello"))?;
+/// match handle.get_timeout(Duration::from_secs(5)) {
+///     Ok(meta) => println!("{}-{} @ {}", meta.topic(), meta.partition(), meta.offset()),
+///     // Still in flight: wait again rather than send it twice.
+///     Err(Error::WaitTimeout(_)) => {
+///         handle.get()?;
+///     }
+///     Err(e) => return Err(e),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct RecordFuture {
     batch: Arc<BatchResult>,

@@ -77,6 +77,24 @@ pub(crate) struct LeaderHint {
 
 /// An immutable view of the cluster: what a custom [`crate::Partitioner`]
 /// sees (Java's `Cluster`).
+///
+/// ```
+/// use kafka_producer::{Cluster, Partitioner};
+///
+/// /// Every record to the last partition that has a leader.
+/// struct Last;
+///
+/// impl Partitioner for Last {
+///     fn partition(&self, topic: &str, _: Option<&[u8]>, _: Option<&[u8]>, c: &Cluster) -> i32 {
+///         match c.available_partitions_for_topic(topic).last() {
+///             Some(&p) => p,
+///             None => c.partition_count_for_topic(topic).map_or(0, |n| n as i32 - 1),
+///         }
+///     }
+/// }
+///
+/// assert_eq!(Last.partition("t", None, None, &Cluster::default()), 0);
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Cluster {
     pub(crate) brokers: BTreeMap<i32, Node>,

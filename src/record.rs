@@ -100,6 +100,16 @@ macro_rules! null_data {
 null_data!([u8], str, Vec<u8>, String, i16, i32, i64, f32, f64);
 
 /// A record header: a string key and a nullable byte value.
+///
+/// ```
+/// use kafka_producer::{Header, ProducerRecord};
+///
+/// let record = ProducerRecord::new("orders", "created")
+///     .header(Header::new("trace-id", "4bf92f35"))
+///     .header(Header { key: "reason".into(), value: None });
+/// assert_eq!(record.headers.len(), 2);
+/// assert_eq!(record.headers[0].value.as_deref(), Some(&b"4bf92f35"[..]));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Header {
     /// The header's key.
@@ -284,6 +294,24 @@ impl<'t, K, V> ProducerRecord<'t, K, V> {
 }
 
 /// What the broker said about a delivered record (Java's `RecordMetadata`).
+///
+/// ```no_run
+/// use kafka_producer::{Producer, ProducerConfig, ProducerRecord, StringSerializer};
+///
+/// # fn main() -> Result<(), kafka_producer::Error> {
+/// let config = ProducerConfig::new().bootstrap_servers("localhost:9092");
+/// let producer = Producer::new(config, StringSerializer, StringSerializer)?;
+/// let meta = producer
+///     .send(ProducerRecord::with_key("orders", "customer-7", "created"))?
+///     .get()?;
+/// // acks=0 gives no offset: check before relying on it.
+/// if meta.has_offset() {
+///     let (t, p, o) = (meta.topic(), meta.partition(), meta.offset());
+///     println!("{t}-{p} @ {o}, timestamp {}", meta.timestamp());
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
     pub(crate) topic: Arc<str>,
