@@ -125,8 +125,9 @@ impl AddOffsetsToTxnResponse {
 mod tests {
     use super::*;
     use crate::protocol::messages::partition_errors::tests::unknown_tags;
+    use crate::protocol::messages::testing::ours_through_kafka_protocol;
     use kafka_protocol::messages::ProducerId;
-    use kafka_protocol::protocol::{Decodable, Encodable};
+    use kafka_protocol::protocol::Decodable;
     use proptest::prelude::*;
 
     #[test]
@@ -153,30 +154,20 @@ mod tests {
 
     #[test]
     fn responses_round_trip_through_kafka_protocol() {
+        use kafka_protocol::messages::AddOffsetsToTxnResponse as Theirs;
         let ours = AddOffsetsToTxnResponse {
             throttle_time_ms: 7,
             error_code: 51,
         };
         for v in MIN_VERSION..=MAX_VERSION {
-            let mut buf = Vec::new();
-            ours.encode(&mut buf, v);
-            assert_eq!(AddOffsetsToTxnResponse::decode(&buf, v).unwrap(), ours);
-            let mut b = bytes::Bytes::from(buf);
-            let theirs =
-                kafka_protocol::messages::AddOffsetsToTxnResponse::decode(&mut b, v).unwrap();
-            assert!(b.is_empty(), "v{v}");
-            assert_eq!((theirs.throttle_time_ms, theirs.error_code), (7, 51));
-            let mut out = bytes::BytesMut::new();
-            let theirs = if is_flexible(v) {
-                theirs.with_unknown_tagged_fields(unknown_tags())
-            } else {
-                theirs
-            };
-            theirs.encode(&mut out, v).unwrap();
-            assert_eq!(
-                AddOffsetsToTxnResponse::decode(&out, v).unwrap(),
-                ours,
-                "v{v}"
+            ours_through_kafka_protocol(
+                v,
+                is_flexible(v),
+                &ours,
+                AddOffsetsToTxnResponse::decode,
+                AddOffsetsToTxnResponse::encode,
+                |t: &Theirs| assert_eq!((t.throttle_time_ms, t.error_code), (7, 51)),
+                |t| t.unknown_tagged_fields = unknown_tags(),
             );
         }
     }

@@ -161,8 +161,9 @@ mod tests {
     use super::*;
     use crate::protocol::messages::partition_errors::tests::unknown_tags;
     use crate::protocol::messages::partition_errors::PartitionError;
+    use crate::protocol::messages::testing::ours_through_kafka_protocol;
     use kafka_protocol::messages::ProducerId;
-    use kafka_protocol::protocol::{Decodable, Encodable};
+    use kafka_protocol::protocol::Decodable;
     use proptest::prelude::*;
 
     // Hostile counts in the response are checked in `partition_errors`,
@@ -235,33 +236,25 @@ mod tests {
 
     #[test]
     fn responses_round_trip_through_kafka_protocol() {
+        use kafka_protocol::messages::AddPartitionsToTxnResponse as Theirs;
         for v in MIN_VERSION..=MAX_VERSION {
-            let ours = response();
-            let mut buf = Vec::new();
-            ours.encode(&mut buf, v);
-            assert_eq!(AddPartitionsToTxnResponse::decode(&buf, v).unwrap(), ours);
-            // theirs reads ours ...
-            let mut b = bytes::Bytes::from(buf);
-            let theirs =
-                kafka_protocol::messages::AddPartitionsToTxnResponse::decode(&mut b, v).unwrap();
-            assert!(b.is_empty(), "v{v}");
-            assert_eq!(theirs.throttle_time_ms, 5);
-            let r = &theirs.results_by_topic_v3_and_below[0].results_by_partition[1];
-            assert_eq!((r.partition_index, r.partition_error_code), (2, 51));
-            // ... and we read what theirs writes, with tags we do not know
-            let mut theirs = theirs;
-            if is_flexible(v) {
-                let topic = &mut theirs.results_by_topic_v3_and_below[0];
-                topic.results_by_partition[0].unknown_tagged_fields = unknown_tags();
-                topic.unknown_tagged_fields = unknown_tags();
-                theirs.unknown_tagged_fields = unknown_tags();
-            }
-            let mut out = bytes::BytesMut::new();
-            theirs.encode(&mut out, v).unwrap();
-            assert_eq!(
-                AddPartitionsToTxnResponse::decode(&out, v).unwrap(),
-                ours,
-                "v{v}"
+            ours_through_kafka_protocol(
+                v,
+                is_flexible(v),
+                &response(),
+                AddPartitionsToTxnResponse::decode,
+                AddPartitionsToTxnResponse::encode,
+                |t: &Theirs| {
+                    assert_eq!(t.throttle_time_ms, 5);
+                    let r = &t.results_by_topic_v3_and_below[0].results_by_partition[1];
+                    assert_eq!((r.partition_index, r.partition_error_code), (2, 51));
+                },
+                |t| {
+                    let topic = &mut t.results_by_topic_v3_and_below[0];
+                    topic.results_by_partition[0].unknown_tagged_fields = unknown_tags();
+                    topic.unknown_tagged_fields = unknown_tags();
+                    t.unknown_tagged_fields = unknown_tags();
+                },
             );
         }
     }

@@ -66,3 +66,39 @@ pub fn agrees_with_kafka_protocol<O, T>(
     assert!(b.is_empty(), "v{v}: bytes left over");
     assert_eq!(decode(&buf, v).as_ref(), Ok(ours), "v{v}: ours reads ours");
 }
+
+/// Checks a response of ours against `kafka-protocol`'s type `T` at `v`,
+/// starting from ours: ours reads back what it writes; `T` reads it with no
+/// bytes left over, and `check` looks at the fields `T` decoded; with tags
+/// we do not know added by `add_tags` (flexible versions only), what `T`
+/// writes decodes to ours again.
+pub fn ours_through_kafka_protocol<O, T>(
+    v: i16,
+    flexible: bool,
+    ours: &O,
+    decode: fn(&[u8], i16) -> Result<O, DecodeError>,
+    encode: fn(&O, &mut Vec<u8>, i16),
+    check: impl Fn(&T),
+    add_tags: impl Fn(&mut T),
+) where
+    O: PartialEq + std::fmt::Debug,
+    T: kafka_protocol::protocol::Encodable + kafka_protocol::protocol::Decodable,
+{
+    let mut buf = Vec::new();
+    encode(ours, &mut buf, v);
+    assert_eq!(decode(&buf, v).as_ref(), Ok(ours), "v{v}: ours reads ours");
+    let mut b = bytes::Bytes::from(buf);
+    let mut theirs = T::decode(&mut b, v).unwrap();
+    assert!(b.is_empty(), "v{v}: bytes left over");
+    check(&theirs);
+    if flexible {
+        add_tags(&mut theirs);
+    }
+    let mut out = bytes::BytesMut::new();
+    theirs.encode(&mut out, v).unwrap();
+    assert_eq!(
+        decode(&out, v).as_ref(),
+        Ok(ours),
+        "v{v}: ours reads theirs"
+    );
+}

@@ -225,7 +225,8 @@ mod tests {
     use super::*;
     use crate::protocol::messages::partition_errors::tests::unknown_tags;
     use crate::protocol::messages::partition_errors::PartitionError;
-    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    use crate::protocol::messages::testing::ours_through_kafka_protocol;
+    use kafka_protocol::protocol::{Decodable, StrBytes};
     use proptest::prelude::*;
 
     // Hostile counts in the response are checked in `partition_errors`,
@@ -351,32 +352,25 @@ mod tests {
 
     #[test]
     fn responses_round_trip_through_kafka_protocol() {
+        use kafka_protocol::messages::TxnOffsetCommitResponse as Theirs;
         for v in MIN_VERSION..=MAX_VERSION {
-            let ours = response();
-            let mut buf = Vec::new();
-            ours.encode(&mut buf, v);
-            assert_eq!(TxnOffsetCommitResponse::decode(&buf, v).unwrap(), ours);
-            let mut b = bytes::Bytes::from(buf);
-            let theirs =
-                kafka_protocol::messages::TxnOffsetCommitResponse::decode(&mut b, v).unwrap();
-            assert!(b.is_empty(), "v{v}");
-            assert_eq!(theirs.throttle_time_ms, 9);
-            let p = &theirs.topics[0].partitions[1];
-            assert_eq!((p.partition_index, p.error_code), (3, 22));
-            // ... and we read what theirs writes, with tags we do not know
-            let mut theirs = theirs;
-            if is_flexible(v) {
-                let topic = &mut theirs.topics[0];
-                topic.partitions[0].unknown_tagged_fields = unknown_tags();
-                topic.unknown_tagged_fields = unknown_tags();
-                theirs.unknown_tagged_fields = unknown_tags();
-            }
-            let mut out = bytes::BytesMut::new();
-            theirs.encode(&mut out, v).unwrap();
-            assert_eq!(
-                TxnOffsetCommitResponse::decode(&out, v).unwrap(),
-                ours,
-                "v{v}"
+            ours_through_kafka_protocol(
+                v,
+                is_flexible(v),
+                &response(),
+                TxnOffsetCommitResponse::decode,
+                TxnOffsetCommitResponse::encode,
+                |t: &Theirs| {
+                    assert_eq!(t.throttle_time_ms, 9);
+                    let p = &t.topics[0].partitions[1];
+                    assert_eq!((p.partition_index, p.error_code), (3, 22));
+                },
+                |t| {
+                    let topic = &mut t.topics[0];
+                    topic.partitions[0].unknown_tagged_fields = unknown_tags();
+                    topic.unknown_tagged_fields = unknown_tags();
+                    t.unknown_tagged_fields = unknown_tags();
+                },
             );
         }
     }
