@@ -55,6 +55,14 @@ impl TopicMetadata {
         self.epochs.get(p).copied().unwrap_or(-1)
     }
 
+    /// Records partition `p`'s leader epoch (the vector grows to hold it).
+    fn set_epoch(&mut self, p: usize, epoch: i32) {
+        if self.epochs.len() <= p {
+            self.epochs.resize(p + 1, -1);
+        }
+        self.epochs[p] = epoch;
+    }
+
     fn recompute_available(&mut self) {
         self.available = self
             .partitions
@@ -280,10 +288,7 @@ impl Cluster {
                     .clone_from(&prev.partitions[p].in_sync_replicas);
                 slot.offline_replicas
                     .clone_from(&prev.partitions[p].offline_replicas);
-                if tm.epochs.len() <= p {
-                    tm.epochs.resize(p + 1, -1);
-                }
-                tm.epochs[p] = known;
+                tm.set_epoch(p, known);
                 changed = true;
                 kept += 1;
             }
@@ -341,10 +346,7 @@ impl Cluster {
             c.brokers.insert(node.id, node);
             let tm = c.topics.get_mut(&*h.topic).expect("checked above");
             tm.partitions[p].leader = Some(h.leader);
-            if tm.epochs.len() <= p {
-                tm.epochs.resize(p + 1, -1);
-            }
-            tm.epochs[p] = h.epoch;
+            tm.set_epoch(p, h.epoch);
             tm.recompute_available();
         }
         next

@@ -530,13 +530,11 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             return Err(Error::Closed);
         }
         let start = Instant::now();
-        let (_, cluster) =
+        let (queues, cluster) =
             self.wait_on_metadata(topic, None, true, start, later(start, self.max_block()))?;
         let cluster = cluster.unwrap_or_else(|| self.inner.metadata.cluster());
         // As Java: asking for a topic's partitions keeps it from going idle.
-        if let Some(t) = self.inner.accumulator.topic(topic) {
-            self.inner.accumulator.mark_used(&t);
-        }
+        self.inner.accumulator.mark_used(&queues);
         Ok(cluster.partitions_for_topic(topic).to_vec())
     }
 
