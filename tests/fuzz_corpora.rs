@@ -241,47 +241,35 @@ fn api_versions_sample(v: i16) -> ApiVersionsResponse {
 }
 
 fn api_versions_seeds() -> Seeds {
-    use api_versions::{MAX_VERSION, MIN_VERSION};
+    use api_versions::MIN_VERSION;
     use kafka_protocol::messages::api_versions_response::{ApiVersion, SupportedFeatureKey};
-    use kafka_protocol::protocol::Encodable;
-    let mut out = Vec::new();
-    for v in MIN_VERSION..=MAX_VERSION {
-        let mut seed = |what: &str, body: Vec<u8>| {
-            out.push((
-                format!("seed-v{v}-{what}"),
-                versioned(v, MIN_VERSION, &body),
-            ));
-        };
-        let mut body = Vec::new();
-        api_versions_sample(v).encode(&mut body, v);
-        seed("ours", body);
-        let mut body = Vec::new();
-        ApiVersionsResponse {
+    let mut out = versioned_seeds(&api_versions::API, |v| {
+        let empty = ApiVersionsResponse {
             finalized_features_epoch: -1,
             ..Default::default()
-        }
-        .encode(&mut body, v);
-        seed("empty", body);
+        };
         // An independent encoder, with the tags we skip (supported
         // features, ZK migration) at v3.
-        let mut theirs = kafka_protocol::messages::ApiVersionsResponse::default()
+        let mut t = kafka_protocol::messages::ApiVersionsResponse::default()
             .with_api_keys(vec![ApiVersion::default()
                 .with_api_key(0)
                 .with_min_version(3)
                 .with_max_version(13)])
             .with_throttle_time_ms(if v >= 1 { 1 } else { 0 });
         if v >= 3 {
-            theirs = theirs
+            t = t
                 .with_supported_features(vec![SupportedFeatureKey::default()
                     .with_name("metadata.version".into())
                     .with_min_version(1)
                     .with_max_version(27)])
                 .with_zk_migration_ready(true);
         }
-        let mut b = bytes::BytesMut::new();
-        theirs.encode(&mut b, v).unwrap();
-        seed("kafka-protocol", b.to_vec());
-    }
+        vec![
+            ("ours", ours(|b| api_versions_sample(v).encode(b, v))),
+            ("empty", ours(|b| empty.encode(b, v))),
+            ("kafka-protocol", theirs(&t, v)),
+        ]
+    });
     // UNSUPPORTED_VERSION answers to a v3 request: in the v0 layout, and
     // librdkafka's mock's malformed one.
     let mut body = Vec::new();
@@ -357,51 +345,33 @@ fn metadata_seeds() -> Seeds {
         MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
     };
     use kafka_protocol::messages::{BrokerId, TopicName};
-    use kafka_protocol::protocol::{Encodable, StrBytes};
-    use metadata::{MAX_VERSION, MIN_VERSION};
-    let mut out = Vec::new();
-    for v in MIN_VERSION..=MAX_VERSION {
-        let mut seed = |what: &str, body: Vec<u8>| {
-            out.push((
-                format!("seed-v{v}-{what}"),
-                versioned(v, MIN_VERSION, &body),
-            ));
-        };
-        let mut body = Vec::new();
-        metadata_sample(v).encode(&mut body, v);
-        seed("ours", body);
-        let mut body = Vec::new();
-        MetadataResponse {
+    use kafka_protocol::protocol::StrBytes;
+    versioned_seeds(&metadata::API, |v| {
+        let empty = MetadataResponse {
             controller_id: -1,
             ..Default::default()
-        }
-        .encode(&mut body, v);
-        seed("empty", body);
-        let mut topic = MetadataResponseTopic::default()
+        };
+        // a tag we do not know, to be skipped by its length
+        let topic = MetadataResponseTopic::default()
             .with_name(Some(TopicName(StrBytes::from_static_str("t"))))
             .with_partitions(vec![MetadataResponsePartition::default()
                 .with_leader_id(BrokerId(1))
                 .with_replica_nodes(vec![BrokerId(1)])
-                .with_isr_nodes(vec![BrokerId(1)])]);
-        if v >= 9 {
-            // a tag we do not know, to be skipped by its length
-            topic = topic.with_unknown_tagged_fields(BTreeMap::from([(
-                7,
-                bytes::Bytes::from_static(b"xyz"),
-            )]));
-        }
-        let theirs = kafka_protocol::messages::MetadataResponse::default()
+                .with_isr_nodes(vec![BrokerId(1)])])
+            .with_unknown_tagged_fields(unknown_tag(v, metadata::API.flexible_from));
+        let t = kafka_protocol::messages::MetadataResponse::default()
             .with_brokers(vec![MetadataResponseBroker::default()
                 .with_node_id(BrokerId(1))
                 .with_host(StrBytes::from_static_str("127.0.0.1"))
                 .with_port(9092)])
             .with_controller_id(BrokerId(1))
             .with_topics(vec![topic]);
-        let mut b = bytes::BytesMut::new();
-        theirs.encode(&mut b, v).unwrap();
-        seed("kafka-protocol", b.to_vec());
-    }
-    out
+        vec![
+            ("ours", ours(|b| metadata_sample(v).encode(b, v))),
+            ("empty", ours(|b| empty.encode(b, v))),
+            ("kafka-protocol", theirs(&t, v)),
+        ]
+    })
 }
 
 fn produce_sample(v: i16) -> ProduceResponse {
@@ -477,34 +447,21 @@ fn produce_seeds() -> Seeds {
         PartitionProduceResponse as TheirPartition, TopicProduceResponse as TheirTopic,
     };
     use kafka_protocol::messages::TopicName;
-    use kafka_protocol::protocol::{Encodable, StrBytes};
-    use produce::{MAX_VERSION, MIN_VERSION};
-    let mut out = Vec::new();
-    for v in MIN_VERSION..=MAX_VERSION {
-        let mut seed = |what: &str, body: Vec<u8>| {
-            out.push((
-                format!("seed-v{v}-{what}"),
-                versioned(v, MIN_VERSION, &body),
-            ));
-        };
-        let mut body = Vec::new();
-        produce_sample(v).encode(&mut body, v);
-        seed("ours", body);
-        let mut body = Vec::new();
-        ProduceResponse::default().encode(&mut body, v);
-        seed("empty", body);
-        let theirs = kafka_protocol::messages::ProduceResponse::default()
+    use kafka_protocol::protocol::StrBytes;
+    versioned_seeds(&produce::API, |v| {
+        let t = kafka_protocol::messages::ProduceResponse::default()
             .with_responses(vec![TheirTopic::default()
                 .with_name(TopicName(StrBytes::from_static_str("t")))
                 .with_partition_responses(vec![TheirPartition::default()
                     .with_index(4)
                     .with_base_offset(99)])])
             .with_throttle_time_ms(1);
-        let mut b = bytes::BytesMut::new();
-        theirs.encode(&mut b, v).unwrap();
-        seed("kafka-protocol", b.to_vec());
-    }
-    out
+        vec![
+            ("ours", ours(|b| produce_sample(v).encode(b, v))),
+            ("empty", ours(|b| ProduceResponse::default().encode(b, v))),
+            ("kafka-protocol", theirs(&t, v)),
+        ]
+    })
 }
 
 /// What `encode` appends to an empty buffer.
@@ -1222,7 +1179,7 @@ fn versioned_seeds(
 /// A tag we do not know, to be skipped by its length (flexible versions).
 fn unknown_tag(v: i16, flexible_from: i16) -> BTreeMap<i32, bytes::Bytes> {
     if v >= flexible_from {
-        BTreeMap::from([(7, bytes::Bytes::from_static(b"xyz"))])
+        BTreeMap::from([(UNKNOWN_TAG.0, bytes::Bytes::from_static(UNKNOWN_TAG.1))])
     } else {
         BTreeMap::new()
     }
