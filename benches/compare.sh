@@ -57,8 +57,8 @@
 # it as a one-line --payload-file; JAVA_PAYLOAD=random uses --record-size,
 # where the Java tool draws 100 new random bytes per record, extra work the
 # other two do not do), ACKS=1, LINGER=5 (linger.ms), BATCH=1000000
-# (batch.size), enable.idempotence=false (ours has no idempotent producer
-# yet), no compression, unthrottled, one sending thread. Everything else is
+# (batch.size), enable.idempotence=false (the same for all three; with
+# ACKS=1 Java's and ours would turn it off anyway), no compression, unthrottled, one sending thread. Everything else is
 # each client's default (e.g. max.in.flight: Java and ours 5 per connection,
 # librdkafka 1000000). Extra settings: EXTRA_OURS="k=v ..." (--producer-props),
 # EXTRA_RD="--prop k=v ..." (peerbench options), EXTRA_JAVA="k=v ..."

@@ -17,10 +17,11 @@
 //! names it (Java only logs a warning; a typo that silently falls back to a
 //! default is what we want to avoid).
 //!
-//! A deliberate difference from Java, until the rest of Java's idempotent
-//! producer is here (several requests in flight per partition, epoch bumps):
-//! `enable.idempotence` defaults to `false` (Java: `true`); set it to
-//! `true` explicitly.
+//! `enable.idempotence` defaults to `true`, as Java's since 3.0, with
+//! Java's rule for conflicts: `acks` other than `all`, `retries=0` or more
+//! than 5 requests in flight are config errors when idempotence was set
+//! explicitly, and turn it off (with a log line) when it was left at its
+//! default.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -295,8 +296,8 @@ pub struct ProducerConfig {
     pub(crate) transaction_timeout: Duration,
     /// `compression.type` and the levels, combined by
     /// [`compression_codec`](ProducerConfig::compression_codec).
-    /// `enable.idempotence`: `false` by default in this release (Java:
-    /// `true`), until the whole of Java's idempotent producer is here.
+    /// `enable.idempotence`: `true` by default; once validated, false if
+    /// a conflicting setting turned the default off.
     pub(crate) idempotence: bool,
     pub(crate) compression_type: &'static str,
     pub(crate) gzip_level: i32,
@@ -351,7 +352,7 @@ impl ProducerConfig {
             send_buffer: 128 * 1024,
             receive_buffer: 32 * 1024,
             transaction_timeout: ms(60_000),
-            idempotence: false,
+            idempotence: true,
             compression_type: "none",
             gzip_level: -1,
             zstd_level: 3,
@@ -806,9 +807,11 @@ impl ProducerConfig {
     }
 
     /// `enable.idempotence`: each batch carries a producer id, epoch and
-    /// sequence number, so the broker writes a retried batch once. Needs
-    /// `acks=all`, `retries > 0` and at most 5 requests in flight. Defaults
-    /// to `false` in this release (Java: `true`).
+    /// sequence number, so the broker writes a retried batch once and in
+    /// order. Needs `acks=all`, `retries > 0` and at most 5 requests in
+    /// flight: set explicitly, a conflict is a config error; left at its
+    /// default, a conflicting setting turns it off (logged at info, as
+    /// Java). Defaults to `true`.
     #[must_use]
     pub fn enable_idempotence(mut self, on: bool) -> Self {
         self.idempotence = on;
@@ -977,7 +980,28 @@ impl ProducerConfig {
         for s in &self.bootstrap_servers {
             parse_host_port(s)?;
         }
-        // Java's rules for an explicit enable.idempotence=true.
+        // Java's rules: left at its default, idempotence gives way to a
+        // setting that conflicts with it; set explicitly, the conflict is
+        // an error.
+        if self.idempotence && !self.is_set("enable.idempotence") {
+            let conflict = if self.acks != Acks::All {
+                Some(("acks", self.acks.as_i16().to_string()))
+            } else if self.retries == 0 {
+                Some(("retries", "0".to_owned()))
+            } else if self.max_in_flight > 5 {
+                let n = self.max_in_flight.to_string();
+                Some(("max.in.flight.requests.per.connection", n))
+            } else {
+                None
+            };
+            if let Some((key, value)) = conflict {
+                log::info!(
+                    "enable.idempotence will be disabled because {key} is set to {value} \
+                     (set enable.idempotence=true to make this an error)"
+                );
+                self.idempotence = false;
+            }
+        }
         if self.idempotence {
             if self.acks != Acks::All {
                 return Err(Error::config(
@@ -1309,8 +1333,28 @@ mod tests {
         ] {
             assert_eq!(c.get(k).as_deref(), Some(v), "{k}");
         }
-        // the one documented difference from Java, until idempotence lands
-        assert_eq!(c.get("enable.idempotence").as_deref(), Some("false"));
+        assert_eq!(c.get("enable.idempotence").as_deref(), Some("true"));
+    }
+
+    /// Java's `postProcessAndValidateIdempotenceConfigs`: a conflict turns
+    /// the default off and is an error against an explicit `true`.
+    #[test]
+    fn idempotence_is_on_by_default_and_gives_way_only_when_not_set() {
+        let base = || ProducerConfig::new().bootstrap_servers("h:1");
+        assert!(base().validate().unwrap().idempotence);
+        for conflict in [
+            base().acks(Acks::Leader),
+            base().acks(Acks::None),
+            base().retries(0),
+            base().max_in_flight_requests_per_connection(6),
+        ] {
+            let c = conflict.clone().validate().unwrap();
+            assert!(!c.idempotence, "{conflict:?}");
+            let e = conflict.enable_idempotence(true).validate().unwrap_err();
+            assert!(matches!(e, Error::Config { .. }), "{e}");
+        }
+        let off = base().enable_idempotence(false).acks(Acks::Leader);
+        assert!(!off.validate().unwrap().idempotence);
     }
 
     #[test]

@@ -236,6 +236,13 @@ pub enum Error {
     #[error("the record was aborted before delivery: {0}")]
     Aborted(String),
 
+    /// The producer cannot go on (Java's fatal errors): the broker refused
+    /// it a producer id for good (no InitProducerId, or not authorized).
+    /// Every queued record fails with it, and every later `send`; close the
+    /// producer and make a new one, perhaps with `enable.idempotence=false`.
+    #[error("the producer hit a fatal error and must be closed: {0}")]
+    Fatal(String),
+
     /// The call is not allowed here (`flush` from a send callback, say).
     #[error("invalid operation: {0}")]
     InvalidOperation(String),

@@ -34,9 +34,11 @@
 //! # Ok::<(), kafka_producer::Error>(())
 //! ```
 //!
-//! Not yet implemented (refused with [`Error::NotSupportedYet`] when
-//! configured, never ignored): compression, idempotence and transactions,
-//! TLS and SASL, metrics and interceptors. See the README for the plan.
+//! The producer is idempotent by default, as Java's, and compresses with
+//! gzip, snappy, lz4 or zstd. Not yet implemented (refused with
+//! [`Error::NotSupportedYet`] when configured, never ignored):
+//! transactions, TLS and SASL, metrics and interceptors. See the README for
+//! the plan.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

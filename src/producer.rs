@@ -184,9 +184,10 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 delivery_timeout: cfg.delivery_timeout,
                 max_block: cfg.max_block,
                 adaptive_partitioning: cfg.partitioner_adaptive,
-                // Idempotence keeps one batch per partition in flight, so
-                // sequences reach the broker in order even across retries.
-                guarantee_order: cfg.max_in_flight == 1 || cfg.idempotence,
+                // Idempotence keeps order its own way, with up to
+                // max.in.flight batches per partition (`sequence.rs`).
+                guarantee_order: cfg.max_in_flight == 1 && !cfg.idempotence,
+                max_in_flight: cfg.max_in_flight,
                 compression: cfg.compression_codec(),
                 idempotent: cfg.idempotence,
             },

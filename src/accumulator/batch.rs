@@ -23,8 +23,8 @@ use crate::error::{Error, Result};
 use crate::future::{BatchResult, Callback, Delivered};
 use crate::protocol::compression::{decompress_batches, Compression};
 use crate::protocol::records::{
-    body_size_with_deltas, decode_batches, record_body_size, record_size, write_record,
-    BatchHeader, RECORD_BATCH_OVERHEAD,
+    body_size_with_deltas, decode_batches, record_body_size, record_size, restamp_header,
+    write_record, BatchHeader, RECORD_BATCH_OVERHEAD,
 };
 use crate::record::Header;
 
@@ -105,6 +105,9 @@ pub(crate) struct ProducerBatch {
     callbacks: Vec<Thunk>,
     /// Set when drained; a sealed batch takes no more appends.
     header: Option<[u8; RECORD_BATCH_OVERHEAD]>,
+    /// Idempotence: the producer id, epoch and sequences its header
+    /// carries, from its first drain on.
+    identity: Option<Identity>,
     /// The codec its records are compressed with when it is sealed.
     codec: Compression,
     /// Where its memory and id go back; `None` in unit tests of this file
@@ -156,6 +159,7 @@ impl ProducerBatch {
             sent_to: -1,
             callbacks: Vec::new(),
             header: None,
+            identity: None,
             codec,
             ledger,
             done: false,
@@ -258,6 +262,7 @@ impl ProducerBatch {
                 h.producer_epoch = id.epoch;
                 h.base_sequence = id.base_sequence;
             }
+            self.identity = identity;
             if self.codec != Compression::None {
                 // Compressed once, here, as one blob (never per record).
                 // The reservation stays as it was: the compressed bytes
@@ -273,9 +278,20 @@ impl ProducerBatch {
         sizes
     }
 
-    /// True once drained (its header and CRC are written).
-    pub(crate) fn is_sealed(&self) -> bool {
-        self.header.is_some()
+    /// Idempotence: the producer id, epoch and base sequence in its header,
+    /// once it has them.
+    pub(crate) fn identity(&self) -> Option<Identity> {
+        self.identity
+    }
+
+    /// Gives a sealed batch a new producer id, epoch and base sequence
+    /// (after an epoch bump, KIP-360), recomputing its CRC. Its records
+    /// are not touched.
+    pub(crate) fn restamp(&mut self, id: Identity) {
+        if let Some(h) = self.header.as_mut() {
+            restamp_header(h, &self.records, id.producer_id, id.epoch, id.base_sequence);
+            self.identity = Some(id);
+        }
     }
 
     /// Splits a sealed batch of two or more records into two sealed halves
@@ -299,12 +315,7 @@ impl ProducerBatch {
         // An idempotent batch's sequence range passes to its halves, the
         // first half starting where it started: the partition's later
         // sequences stay in step with what the broker has seen.
-        let producer_id = i64::from_be_bytes(header[43..51].try_into().expect("8 bytes"));
-        let identity = (producer_id >= 0).then(|| Identity {
-            producer_id,
-            epoch: i16::from_be_bytes(header[51..53].try_into().expect("2 bytes")),
-            base_sequence: i32::from_be_bytes(header[53..57].try_into().expect("4 bytes")),
-        });
+        let identity = self.identity;
         let mut wire = Vec::with_capacity(header.len() + self.records.len());
         wire.extend_from_slice(&header);
         wire.extend_from_slice(&self.records);
@@ -410,6 +421,7 @@ impl ProducerBatch {
                     sent_to: -1,
                     callbacks,
                     header: None,
+                    identity: None,
                     codec: self.codec,
                     ledger: self.ledger.clone(),
                     done: false,

@@ -110,6 +110,7 @@ mod tests {
         assert!(!flusher.is_finished());
         for x in d {
             acc.complete(
+                &x.queue,
                 x.batch,
                 Ok(Delivered {
                     base_offset: 7,

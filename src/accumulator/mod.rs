@@ -22,13 +22,14 @@ mod incomplete;
 pub(crate) mod pool;
 mod queue;
 mod ratio;
+mod sequence;
 mod signal;
 mod sticky;
 mod topology;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
@@ -43,7 +44,9 @@ use crate::util::{later, FxBuildHasher};
 pub(crate) use batch::{Identity, Ledger, ProducerBatch, RecordParts};
 use incomplete::Incomplete;
 pub(crate) use pool::BufferPool;
+use queue::PartitionInner;
 pub(crate) use queue::{Layout, PartitionQueue, TopicQueues};
+use sequence::Gate;
 pub(crate) use signal::DrainSignal;
 
 /// What the accumulator needs from the configuration.
@@ -64,6 +67,9 @@ pub(crate) struct AccumulatorConfig {
     /// `enable.idempotence`: batches carry the producer id, epoch and a
     /// per-partition sequence, and drain waits for the id.
     pub(crate) idempotent: bool,
+    /// Idempotence: at most this many batches of a partition unsettled
+    /// (`max.in.flight.requests.per.connection`, at most 5).
+    pub(crate) max_in_flight: usize,
 }
 
 /// The result of a drain: batches to send to one broker.
@@ -91,6 +97,9 @@ pub(crate) struct RecordAccumulator {
     flushes_in_progress: AtomicUsize,
     /// The idempotent producer's id and epoch, once InitProducerId answered.
     producer_id: Mutex<Option<(i64, i16)>>,
+    /// Set once by [`fail_fatally`](Self::fail_fatally): every later
+    /// append fails with it.
+    fatal: OnceLock<Error>,
     /// The producer's phase: closing refuses appends and makes every batch
     /// ready now; aborting fails retries.
     lifecycle: Arc<Lifecycle>,
@@ -100,6 +109,7 @@ impl RecordAccumulator {
     pub(crate) fn new(cfg: AccumulatorConfig, lifecycle: Arc<Lifecycle>) -> Self {
         RecordAccumulator {
             producer_id: Mutex::new(None),
+            fatal: OnceLock::new(),
             ledger: Arc::new(Ledger {
                 pool: BufferPool::new(cfg.buffer_memory, cfg.batch_size, lifecycle.clone()),
                 incomplete: Incomplete::default(),
@@ -126,6 +136,23 @@ impl RecordAccumulator {
     }
 
     /// The queues of `topic`, if metadata has described it.
+    /// The producer cannot go on: fails every queued batch with `err`, and
+    /// every later append. Set under no partition lock, then each partition
+    /// is swept under its lock (as `close` does), so no record slips in
+    /// between. Only the first error counts.
+    pub(crate) fn fail_fatally(&self, err: Error) {
+        if self.fatal.set(err).is_ok() {
+            let err = self.fatal.get().expect("just set");
+            log::error!("{err}");
+            self.abort_queued(None, err);
+        }
+    }
+
+    /// The fatal error, once there is one.
+    pub(crate) fn fatal(&self) -> Option<&Error> {
+        self.fatal.get()
+    }
+
     /// The idempotent producer's id and epoch, if it has them.
     pub(crate) fn producer_id(&self) -> Option<(i64, i16)> {
         *self.producer_id.lock()
@@ -182,6 +209,9 @@ impl RecordAccumulator {
             // before it) will find.
             if self.lifecycle.is_closing() {
                 break Err(Error::Closed);
+            }
+            if let Some(e) = self.fatal.get() {
+                break Err(e.clone()); // swept as `close` is, see below
             }
             if sticky && topic.sticky.partition.load(Ordering::Acquire) != p {
                 continue; // another thread switched partitions; follow it
@@ -342,6 +372,15 @@ impl RecordAccumulator {
             if g.muted {
                 continue; // unmute wakes the leader's thread
             }
+            // Idempotence: only the oldest retry, or a new batch while
+            // fewer than max.in.flight are unsettled (`sequence.rs`). A
+            // batch settling wakes the leader's thread.
+            if let Some(current) = producer {
+                let PartitionInner { batches, seq, .. } = &mut *g;
+                if seq.gate(batches, current, self.cfg.max_in_flight) == Gate::Wait {
+                    continue;
+                }
+            }
             let Some(first) = g.batches.front() else {
                 continue;
             };
@@ -368,14 +407,8 @@ impl RecordAccumulator {
             // Idempotence: the sequence is taken under the partition lock
             // the first time the batch is drained; a retry keeps its bytes.
             let identity = match producer {
-                Some((id, epoch)) if !batch.is_sealed() => {
-                    let seq = g.next_sequence;
-                    g.next_sequence = next_sequence(seq, batch.record_count());
-                    Some(Identity {
-                        producer_id: id,
-                        epoch,
-                        base_sequence: seq,
-                    })
+                Some(current) if batch.identity().is_none() => {
+                    Some(g.seq.assign(current, batch.record_count()))
                 }
                 _ => None,
             };
@@ -412,10 +445,24 @@ impl RecordAccumulator {
         // in the deque before that sweep or is failed here; never stranded.
         if self.lifecycle.is_aborting() {
             drop(g);
-            self.complete(batch, Err(Error::aborted()));
+            self.complete(queue, batch, Err(Error::aborted()));
             return;
         }
-        g.batches.push_front(batch);
+        // Idempotence: retries go back in sequence order, whatever order
+        // their answers came in (from two leaders, or a dropped connection).
+        let at = match batch.identity() {
+            Some(id) => {
+                let rank = |b: &ProducerBatch| {
+                    b.identity()
+                        .and_then(|i| g.seq.position(i.base_sequence))
+                        .unwrap_or(usize::MAX)
+                };
+                let mine = g.seq.position(id.base_sequence).unwrap_or(0);
+                g.batches.iter().take_while(|b| rank(b) < mine).count()
+            }
+            None => 0,
+        };
+        g.batches.insert(at, batch);
         queue.queued.store(g.batches.len(), Ordering::Relaxed);
         let leader = queue.leader();
         drop(g);
@@ -441,10 +488,82 @@ impl RecordAccumulator {
         }
     }
 
-    /// Completes a batch with `outcome`, returns its buffer to the pool and
-    /// releases `flush`/`close` waiters. The only way a batch ends.
-    pub(crate) fn complete(&self, batch: ProducerBatch, outcome: Result<Delivered>) {
+    /// Completes a batch of `queue` with `outcome`, returns its buffer to
+    /// the pool and releases `flush`/`close` waiters. The only way a batch
+    /// ends. An idempotent batch settles its sequence first, which may
+    /// bump the epoch and lets the partition drain again.
+    pub(crate) fn complete(
+        &self,
+        queue: &PartitionQueue,
+        batch: ProducerBatch,
+        outcome: Result<Delivered>,
+    ) {
+        if let Some(id) = batch.identity() {
+            let mut g = queue.inner.lock();
+            let bump = if outcome.is_ok() {
+                g.seq.acked(id.base_sequence)
+            } else {
+                g.seq.failed(id.base_sequence)
+            };
+            let waiting = !g.batches.is_empty();
+            drop(g);
+            if bump {
+                self.bump_epoch(id, &queue.topic, queue.partition);
+            }
+            if waiting {
+                self.notify_leader(queue.leader(), Instant::now());
+            }
+        }
         batch.complete(outcome);
+    }
+
+    /// The broker answered an idempotent batch of `queue` with a sequence
+    /// error (`unknown_producer`: UNKNOWN_PRODUCER_ID). The batch is to be
+    /// retried; if the error proves the broker lacks earlier sequences, the
+    /// epoch is bumped first, and the partition starts again from 0 once
+    /// its batches in requests have come back.
+    pub(crate) fn sequence_error(
+        &self,
+        queue: &PartitionQueue,
+        batch: &ProducerBatch,
+        unknown_producer: bool,
+    ) {
+        let Some(id) = batch.identity() else {
+            return;
+        };
+        let gap = queue
+            .inner
+            .lock()
+            .seq
+            .gap(id.base_sequence, unknown_producer);
+        if gap {
+            self.bump_epoch(id, &queue.topic, queue.partition);
+        }
+    }
+
+    /// KIP-360 for the idempotent producer: bumps the epoch locally if it
+    /// is still the one `from` was sent under (a later error of the same
+    /// gap finds it bumped already). Partitions move to the new epoch as
+    /// their older batches settle (`sequence.rs`). At the last epoch the
+    /// id is dropped and a new one asked for.
+    fn bump_epoch(&self, from: Identity, topic: &str, partition: i32) {
+        let mut p = self.producer_id.lock();
+        if *p != Some((from.producer_id, from.epoch)) {
+            return;
+        }
+        *p = if from.epoch < i16::MAX {
+            Some((from.producer_id, from.epoch + 1))
+        } else {
+            None // the metadata thread asks for a new id on its next fetch
+        };
+        drop(p);
+        log::info!(
+            "producer {} epoch {} -> {}: sequences of {topic}-{partition} could not be resolved \
+             (KIP-360); partitions restart their sequences under the new epoch",
+            from.producer_id,
+            from.epoch,
+            from.epoch.wrapping_add(1)
+        );
     }
 
     /// A batch the broker refused as too large (MESSAGE_TOO_LARGE) goes
@@ -463,6 +582,13 @@ impl RecordAccumulator {
         let [first, second] = batch.split_in_two()?;
         // Counted before either half can complete.
         self.ledger.incomplete.add(id);
+        if let (Some(a), Some(b)) = (first.identity(), second.identity()) {
+            queue
+                .inner
+                .lock()
+                .seq
+                .split(a.base_sequence, b.base_sequence);
+        }
         self.reenqueue(queue, second, now);
         self.reenqueue(queue, first, now);
         Ok(())
@@ -485,19 +611,19 @@ impl RecordAccumulator {
                 if now.saturating_duration_since(first.created) < self.cfg.delivery_timeout {
                     break;
                 }
-                expired.push(g.batches.pop_front().expect("peeked"));
+                expired.push((q, g.batches.pop_front().expect("peeked")));
             }
             q.queued.store(g.batches.len(), Ordering::Relaxed);
         }
         let n = expired.len();
-        for b in expired {
+        for (q, b) in expired {
             let stage = if b.attempts > 0 {
                 "waiting to be retried"
             } else {
                 "waiting in the accumulator"
             };
             let err = self.delivery_timeout_error(&b, now, stage);
-            self.complete(b, Err(err));
+            self.complete(q, b, Err(err));
         }
         n
     }
@@ -551,7 +677,7 @@ impl RecordAccumulator {
                 g.batches.drain(..).collect()
             };
             for b in drained {
-                self.complete(b, Err(err.clone()));
+                self.complete(q, b, Err(err.clone()));
             }
         }
     }
@@ -587,6 +713,7 @@ mod tests {
             guarantee_order: false,
             compression: Compression::None,
             idempotent: false,
+            max_in_flight: 5,
         }
     }
 
@@ -724,6 +851,7 @@ mod tests {
         for (k, x) in pieces.into_iter().enumerate() {
             let base_offset = 100 * (k as i64 + 1);
             acc.complete(
+                &x.queue,
                 x.batch,
                 Ok(Delivered {
                     base_offset,
@@ -747,7 +875,7 @@ mod tests {
         let back = acc
             .split_and_reenqueue(&one.queue, one.batch, now)
             .unwrap_err();
-        acc.complete(back, Err(Error::aborted()));
+        acc.complete(&one.queue, back, Err(Error::aborted()));
         assert!(h.get().is_err());
     }
 
@@ -773,7 +901,7 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert!(d[0].batch.size_in_bytes() <= 1000);
         for x in d {
-            acc.complete(x.batch, Err(Error::Closed));
+            acc.complete(&x.queue, x.batch, Err(Error::Closed));
         }
     }
 
@@ -898,6 +1026,7 @@ mod tests {
         );
         let b = d.pop().unwrap();
         acc.complete(
+            &b.queue,
             b.batch,
             Ok(Delivered {
                 base_offset: 7,
@@ -921,7 +1050,6 @@ mod tests {
         );
         acc.update_metadata(&cluster(1));
         let parts = acc.partitions_led_by(1);
-        let later_on = later(Instant::now(), Duration::from_secs(1));
         let mut counts = Vec::new();
         // Highly compressible records: each batch compresses to a fraction
         // of its size, and the estimate follows (slowly, as Java's).
@@ -929,6 +1057,8 @@ mod tests {
             for _ in 0..200 {
                 send(&acc, Some(0), &[b'a'; 50]).unwrap();
             }
+            // Past every batch's linger, however slow this machine is.
+            let later_on = later(Instant::now(), Duration::from_secs(1));
             let mut n = Vec::new();
             // Drain takes one batch per partition a time: all of them.
             loop {
@@ -939,6 +1069,7 @@ mod tests {
                 for x in d {
                     n.push(x.batch.record_count());
                     acc.complete(
+                        &x.queue,
                         x.batch,
                         Ok(Delivered {
                             base_offset: 0,
@@ -1007,6 +1138,7 @@ mod tests {
         let again = d.pop().unwrap();
         assert_eq!(again.batch.wire_parts().concat(), bytes);
         acc.complete(
+            &again.queue,
             again.batch,
             Ok(Delivered {
                 base_offset: 0,
@@ -1021,6 +1153,7 @@ mod tests {
         assert_eq!(header(&x).base_sequence, 3);
         // A split idempotent batch's halves share its sequence range.
         acc.complete(
+            &x.queue,
             x.batch,
             Ok(Delivered {
                 base_offset: 0,
@@ -1048,6 +1181,7 @@ mod tests {
                 h.producer_epoch,
             ));
             acc.complete(
+                &half.queue,
                 half.batch,
                 Ok(Delivered {
                     base_offset: 0,
@@ -1064,6 +1198,156 @@ mod tests {
         assert_eq!(next_sequence(i32::MAX - 1, 2), 0);
         assert_eq!(next_sequence(i32::MAX, 1), 0);
         assert_eq!(next_sequence(5, 3), 8);
+    }
+
+    /// An idempotent accumulator with its id, one partition, and a way to
+    /// drain one batch and read back its (id, epoch, base sequence).
+    fn idempotent(max_in_flight: usize) -> (RecordAccumulator, Arc<[Arc<PartitionQueue>]>) {
+        let acc = RecordAccumulator::new(
+            AccumulatorConfig {
+                idempotent: true,
+                max_in_flight,
+                ..cfg()
+            },
+            Arc::default(),
+        );
+        acc.update_metadata(&cluster(1));
+        acc.set_producer_id(7, 0);
+        let parts = acc.partitions_led_by(1);
+        (acc, parts)
+    }
+
+    /// As [`idempotent`], after a first batch (sequence 0) was acknowledged:
+    /// the partition pipelines from here.
+    fn idempotent_acked(max_in_flight: usize) -> (RecordAccumulator, Arc<[Arc<PartitionQueue>]>) {
+        let (acc, parts) = idempotent(max_in_flight);
+        send(&acc, Some(0), b"w").unwrap();
+        let w = drain_one(&acc, &parts).unwrap();
+        acc.complete(&w.queue, w.batch, ok());
+        (acc, parts)
+    }
+
+    fn drain_one(acc: &RecordAccumulator, parts: &[Arc<PartitionQueue>]) -> Option<Drained> {
+        let t = later(Instant::now(), Duration::from_secs(1));
+        let (mut d, _) = acc.drain(parts, &mut 0, 1 << 20, t);
+        assert!(d.len() <= 1);
+        d.pop()
+    }
+
+    /// (producer id, epoch, base sequence) as the bytes say; the decode
+    /// checks the CRC.
+    fn stamp(x: &Drained) -> (i64, i16, i32) {
+        use crate::protocol::records::decode_batches;
+        let wire = x.batch.wire_parts().concat();
+        let h = decode_batches(&wire).unwrap().remove(0).header;
+        (h.producer_id, h.producer_epoch, h.base_sequence)
+    }
+
+    fn ok() -> Result<Delivered> {
+        Ok(Delivered {
+            base_offset: 0,
+            log_append_time: -1,
+        })
+    }
+
+    #[test]
+    fn idempotent_batches_pipeline_up_to_max_in_flight_and_retry_in_sequence_order() {
+        let (acc, parts) = idempotent(3);
+        // One at a time until the broker has acknowledged one.
+        send(&acc, Some(0), b"first").unwrap();
+        let first = drain_one(&acc, &parts).unwrap();
+        send(&acc, Some(0), b"x").unwrap();
+        assert!(
+            drain_one(&acc, &parts).is_none(),
+            "not before the first ack"
+        );
+        acc.complete(&first.queue, first.batch, ok());
+        let x = drain_one(&acc, &parts).unwrap();
+        acc.complete(&x.queue, x.batch, ok());
+        let mut out = Vec::new();
+        for v in [&b"a"[..], b"b", b"c"] {
+            send(&acc, Some(0), v).unwrap();
+            out.push(drain_one(&acc, &parts).expect("room in the window"));
+        }
+        let seqs: Vec<_> = out.iter().map(stamp).collect();
+        assert_eq!(seqs, [(7, 0, 2), (7, 0, 3), (7, 0, 4)]);
+        send(&acc, Some(0), b"d").unwrap();
+        assert!(
+            drain_one(&acc, &parts).is_none(),
+            "3 unsettled: window full"
+        );
+        // b and c come back for a retry in the wrong order; a is still out.
+        let c = out.pop().unwrap();
+        let b = out.pop().unwrap();
+        let a = out.pop().unwrap();
+        let now = Instant::now();
+        acc.reenqueue(&c.queue, c.batch, now);
+        acc.reenqueue(&b.queue, b.batch, now);
+        assert!(drain_one(&acc, &parts).is_none(), "b must wait for a");
+        acc.complete(&a.queue, a.batch, ok());
+        let b = drain_one(&acc, &parts).expect("b, the oldest retry");
+        assert_eq!(stamp(&b).2, 3);
+        assert!(drain_one(&acc, &parts).is_none(), "c must wait for b");
+        acc.complete(&b.queue, b.batch, ok());
+        let c = drain_one(&acc, &parts).expect("c");
+        assert_eq!(stamp(&c).2, 4);
+        let d = drain_one(&acc, &parts).expect("d, new, behind c");
+        assert_eq!(stamp(&d), (7, 0, 5));
+    }
+
+    #[test]
+    fn a_gap_bumps_the_epoch_and_restamps_the_retries_from_zero() {
+        let (acc, parts) = idempotent_acked(5);
+        send(&acc, Some(0), b"a").unwrap();
+        let a = drain_one(&acc, &parts).unwrap();
+        send(&acc, Some(0), b"b").unwrap();
+        let b = drain_one(&acc, &parts).unwrap();
+        // a fails for good: the broker may lack it, so nothing new goes
+        // until that is known.
+        acc.complete(&a.queue, a.batch, Err(Error::aborted()));
+        send(&acc, Some(0), b"e").unwrap();
+        assert!(drain_one(&acc, &parts).is_none(), "unresolved: e waits");
+        // b, the oldest pending batch, is refused as out of order: a gap.
+        acc.sequence_error(&b.queue, &b.batch, false);
+        assert_eq!(acc.producer_id(), Some((7, 1)), "epoch bumped");
+        acc.reenqueue(&b.queue, b.batch, Instant::now());
+        let b = drain_one(&acc, &parts).expect("b restamped");
+        assert_eq!(stamp(&b), (7, 1, 0));
+        acc.complete(&b.queue, b.batch, ok());
+        let e = drain_one(&acc, &parts).expect("e");
+        assert_eq!(stamp(&e), (7, 1, 1));
+        // A gap bumps once: a second error sent under the old epoch finds
+        // it bumped already.
+        acc.sequence_error(&e.queue, &e.batch, false);
+        acc.sequence_error(&e.queue, &e.batch, false);
+        assert_eq!(acc.producer_id(), Some((7, 2)));
+    }
+
+    #[test]
+    fn a_failed_batch_is_resolved_by_a_later_ack_without_a_bump() {
+        let (acc, parts) = idempotent_acked(5);
+        send(&acc, Some(0), b"a").unwrap();
+        let a = drain_one(&acc, &parts).unwrap();
+        send(&acc, Some(0), b"b").unwrap();
+        let b = drain_one(&acc, &parts).unwrap();
+        let err = acc.delivery_timeout_error(&a.batch, Instant::now(), "in flight");
+        acc.complete(&a.queue, a.batch, Err(err));
+        // b is in the log, so a is too: the broker appends in order.
+        acc.complete(&b.queue, b.batch, ok());
+        send(&acc, Some(0), b"c").unwrap();
+        assert_eq!(stamp(&drain_one(&acc, &parts).unwrap()), (7, 0, 3));
+        assert_eq!(acc.producer_id(), Some((7, 0)));
+    }
+
+    #[test]
+    fn a_failed_batch_with_nothing_after_it_bumps_the_epoch() {
+        let (acc, parts) = idempotent(5);
+        send(&acc, Some(0), b"a").unwrap();
+        let a = drain_one(&acc, &parts).unwrap();
+        acc.complete(&a.queue, a.batch, Err(Error::aborted()));
+        assert_eq!(acc.producer_id(), Some((7, 1)));
+        send(&acc, Some(0), b"b").unwrap();
+        assert_eq!(stamp(&drain_one(&acc, &parts).unwrap()), (7, 1, 0));
     }
 
     #[test]

@@ -25,10 +25,11 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::ratio::RatioEstimator;
+use super::sequence::Sequences;
 use super::sticky::Sticky;
 use super::ProducerBatch;
 
-/// One partition's queue of batches, and (later) its sequence state.
+/// One partition's queue of batches, and its sequence state.
 pub(crate) struct PartitionQueue {
     pub(crate) topic: Arc<str>,
     pub(crate) partition: i32,
@@ -45,13 +46,14 @@ pub(super) struct PartitionInner {
     /// Oldest first. Only the last batch takes appends; a batch handed back
     /// for a retry goes to the front, sealed.
     pub(super) batches: VecDeque<ProducerBatch>,
-    /// Only with `AccumulatorConfig::guarantee_order`: a batch of this
+    /// Only with `AccumulatorConfig::guarantee_order` (which idempotence
+    /// replaces with `seq`'s rules): a batch of this
     /// partition is in a request that has not come back (answered, or its
     /// connection dropped), so no other batch is drained meanwhile, by this
     /// leader's thread or a new leader's.
     pub(super) muted: bool,
-    /// Idempotence: the base sequence of the next batch drained.
-    pub(super) next_sequence: i32,
+    /// Idempotence: sequences taken and not yet settled (`sequence.rs`).
+    pub(super) seq: Sequences,
 }
 
 impl PartitionQueue {
@@ -70,7 +72,7 @@ impl PartitionQueue {
             inner: Mutex::new(PartitionInner {
                 batches: VecDeque::new(),
                 muted: false,
-                next_sequence: 0,
+                seq: Sequences::default(),
             }),
         }
     }

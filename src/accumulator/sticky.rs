@@ -125,7 +125,7 @@ mod tests {
                     base_offset: 1000 * batches,
                     log_append_time: -1,
                 };
-                acc.complete(x.batch, Ok(delivered));
+                acc.complete(&x.queue, x.batch, Ok(delivered));
             }
         }
         assert_eq!(batches as usize, total);

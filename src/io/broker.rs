@@ -558,6 +558,7 @@ impl BrokerThread {
             let mut f = self.in_flight.remove(i).expect("found");
             for d in f.batches.iter_mut().filter_map(Slot::take) {
                 self.shared.accumulator.complete(
+                    &d.queue,
                     d.batch,
                     Ok(Delivered {
                         base_offset: -1,
@@ -732,11 +733,15 @@ impl BrokerThread {
         if code.is_invalid_metadata() && d.queue.leader() == self.node {
             self.shared.metadata.request_update();
         }
-        let verdict = decide::on_answer(&self.shared.cfg, code, facts(&d), self.can_retry(), now);
         let acc = &self.shared.accumulator;
+        if decide::is_sequence_error(code) {
+            acc.sequence_error(&d.queue, &d.batch, code == ErrorCode::UNKNOWN_PRODUCER_ID);
+        }
+        let verdict = decide::on_answer(&self.shared.cfg, code, facts(&d), self.can_retry(), now);
         let d = match verdict {
             Verdict::Delivered => {
                 acc.complete(
+                    &d.queue,
                     d.batch,
                     Ok(Delivered {
                         base_offset: p.base_offset,
@@ -823,10 +828,10 @@ impl BrokerThread {
             }
             Verdict::Expired => {
                 let e = acc.delivery_timeout_error(&d.batch, now, "retrying");
-                acc.complete(d.batch, Err(e));
+                acc.complete(&d.queue, d.batch, Err(e));
             }
             Verdict::Fail | Verdict::Split | Verdict::Delivered => {
-                acc.complete(d.batch, Err(err));
+                acc.complete(&d.queue, d.batch, Err(err));
             }
         }
     }
@@ -844,7 +849,7 @@ impl BrokerThread {
                 {
                     let b = slot.batch.take().expect("checked");
                     let e = acc.delivery_timeout_error(&b, now, "in flight");
-                    acc.complete(b, Err(e));
+                    acc.complete(&slot.queue, b, Err(e));
                 }
             }
         }
@@ -937,7 +942,7 @@ impl BrokerThread {
         let acc = self.shared.accumulator.clone();
         for mut f in self.in_flight.drain(..) {
             for d in f.batches.iter_mut().filter_map(Slot::take) {
-                acc.complete(d.batch, Err(err.clone()));
+                acc.complete(&d.queue, d.batch, Err(err.clone()));
             }
             f.done(&acc);
         }
@@ -951,6 +956,7 @@ fn facts(d: &Drained) -> decide::Batch {
         attempts: d.batch.attempts,
         created: d.batch.created,
         records: d.batch.record_count(),
+        sequenced: d.batch.identity().is_some(),
     }
 }
 

@@ -42,6 +42,16 @@ pub(crate) struct Batch {
     pub(crate) created: Instant,
     /// How many records it holds.
     pub(crate) records: usize,
+    /// It carries an idempotent producer's sequence.
+    pub(crate) sequenced: bool,
+}
+
+/// The answers to an idempotent batch that a retry can mend (Java's
+/// `TransactionManager.canRetry`): the broker lacks an earlier batch that
+/// is still on its way, or the producer must bump its epoch and start its
+/// sequences again (KIP-360); either way this batch goes again.
+pub(crate) fn is_sequence_error(code: ErrorCode) -> bool {
+    code == ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER || code == ErrorCode::UNKNOWN_PRODUCER_ID
 }
 
 /// The verdict on a batch whose partition the broker answered with `code`.
@@ -66,7 +76,8 @@ pub(crate) fn on_answer(
     {
         return Verdict::Split;
     }
-    on_failure(cfg, code.is_retriable(), batch, can_retry, now)
+    let retriable = code.is_retriable() || (batch.sequenced && is_sequence_error(code));
+    on_failure(cfg, retriable, batch, can_retry, now)
 }
 
 /// The verdict on a batch that failed (an error code, an answer without
@@ -137,6 +148,28 @@ mod tests {
             attempts,
             created: t0,
             records,
+            sequenced: false,
+        }
+    }
+
+    #[test]
+    fn sequence_errors_are_retried_only_for_idempotent_batches() {
+        let (c, t0) = (cfg(), Instant::now());
+        let soon = t0 + Duration::from_secs(1);
+        for code in [
+            ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
+            ErrorCode::UNKNOWN_PRODUCER_ID,
+        ] {
+            let plain = batch(1, 5, t0);
+            let sequenced = Batch {
+                sequenced: true,
+                ..plain
+            };
+            assert_eq!(on_answer(&c, code, plain, true, soon), Verdict::Fail);
+            assert!(matches!(
+                on_answer(&c, code, sequenced, true, soon),
+                Verdict::Retry(_)
+            ));
         }
     }
 

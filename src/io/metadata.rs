@@ -147,6 +147,7 @@ pub(crate) fn run(shared: Arc<IoShared>) {
                             log::info!("producer id {id}, epoch {epoch}");
                             shared.accumulator.set_producer_id(id, epoch);
                         }
+                        Some(Err(e @ Error::Fatal(_))) => shared.accumulator.fail_fatally(e),
                         Some(Err(e)) => {
                             let (level, note) = failure_log.level(log::Level::Warn, now);
                             log::log!(level, "InitProducerId failed: {e}{note}");
@@ -154,7 +155,9 @@ pub(crate) fn run(shared: Arc<IoShared>) {
                         None => {}
                     }
                     // Idempotence: no id yet, ask again after the backoff.
-                    let no_id = cfg.idempotence && shared.accumulator.producer_id().is_none();
+                    let no_id = cfg.idempotence
+                        && shared.accumulator.producer_id().is_none()
+                        && shared.accumulator.fatal().is_none();
                     if incomplete || no_id {
                         shared.metadata.request_update();
                     }
@@ -245,7 +248,9 @@ fn start_fetch(
     let metadata = shared.metadata.clone();
     let known = metadata.cluster();
     let asked = topics.clone();
-    let need_id = cfg.idempotence && shared.accumulator.producer_id().is_none();
+    let need_id = cfg.idempotence
+        && shared.accumulator.producer_id().is_none()
+        && shared.accumulator.fatal().is_none();
     let spawned = std::thread::Builder::new()
         .name(format!("{}-meta-fetch", cfg.client_id))
         .spawn(move || {
@@ -367,13 +372,21 @@ fn candidates(
 }
 
 /// Asks for an idempotent producer's id and epoch (InitProducerId with no
-/// transactional id; any broker answers it).
+/// transactional id; any broker answers it). A broker without the API, or
+/// a refusal that no retry mends (not authorized, say), is
+/// [`Error::Fatal`]: the producer cannot be idempotent.
 fn init_producer_id(c: &mut Connection, cfg: &ProducerConfig) -> Result<(i64, i16)> {
     use crate::protocol::messages::init_producer_id::{
         InitProducerIdRequest, InitProducerIdResponse, API,
     };
     use crate::protocol::ErrorCode;
-    let v = c.version_for(&API)?;
+    let v = c.version_for(&API).map_err(|e| match e {
+        Error::UnsupportedVersion { .. } => Error::Fatal(format!(
+            "the idempotent producer needs InitProducerId: {e} (set enable.idempotence=false \
+             for this broker)"
+        )),
+        e => e,
+    })?;
     let req = InitProducerIdRequest {
         transactional_id: None,
         transaction_timeout_ms: cfg.transaction_timeout.as_millis().min(i32::MAX as u128) as i32,
@@ -390,10 +403,12 @@ fn init_producer_id(c: &mut Connection, cfg: &ProducerConfig) -> Result<(i64, i1
         .map_err(|e| Error::Protocol(format!("InitProducerId v{v} from {}: {e}", c.label)))?;
     let code = ErrorCode(resp.error_code);
     if !code.is_ok() {
-        return Err(Error::Protocol(format!(
-            "InitProducerId v{v} to {} failed with {code}",
-            c.label
-        )));
+        let why = format!("InitProducerId v{v} to {} failed with {code}", c.label);
+        return Err(if code.is_retriable() {
+            Error::Protocol(why)
+        } else {
+            Error::Fatal(why)
+        });
     }
     Ok((resp.producer_id, resp.producer_epoch))
 }

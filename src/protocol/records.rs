@@ -121,6 +121,22 @@ impl BatchHeader {
     }
 }
 
+/// Rewrites the producer id, epoch and base sequence of an encoded header
+/// (from [`BatchHeader::encode`]) over `records`, and its CRC-32C.
+pub fn restamp_header(
+    h: &mut [u8; RECORD_BATCH_OVERHEAD],
+    records: &[u8],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) {
+    h[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    h[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+    h[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&h[21..]), records);
+    h[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Bytes of a record after its length prefix.
 #[inline]
 pub fn record_body_size<'h>(
