@@ -52,7 +52,16 @@ mod lifecycle;
 mod metadata;
 pub mod partitioner;
 mod producer;
+/// The wire protocol: internal. Tests, benches and the fuzz targets reach
+/// it through the `internals` feature; it is not part of the public API.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod protocol;
+// Without the feature, what only the tests use (response encoders, the
+// codecs of APIs the producer does not send yet) is dead code here.
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+mod protocol;
 mod record;
 pub mod serialize;
 mod util;
@@ -71,6 +80,7 @@ pub use partitioner::{
 };
 pub use producer::Producer;
 pub use protocol::compression::Compression;
+pub use protocol::ErrorCode;
 pub use record::{Data, Header, Null, PartitionInfo, ProducerRecord, RecordMetadata};
 pub use serialize::{
     ByteArraySerializer, DoubleSerializer, FloatSerializer, IntegerSerializer, LongSerializer,

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use common::{consume, consume_at_least, Consumed, MockCluster};
-use kafka_producer::protocol::ErrorCode;
+use kafka_producer::ErrorCode;
 use kafka_producer::{
     ByteArraySerializer, Error, Producer, ProducerConfig, ProducerRecord, RecordFuture,
     RecordMetadata,

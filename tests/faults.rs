@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{consume, MockCluster};
-use kafka_producer::protocol::ErrorCode;
+use kafka_producer::ErrorCode;
 use kafka_producer::{ByteArraySerializer, Error, Producer, ProducerConfig, ProducerRecord};
 
 fn producer(cfg: ProducerConfig) -> Producer<[u8], [u8]> {

@@ -40,7 +40,7 @@ use kafka_producer::protocol::records::{
     decode_batches, record_body_size, write_record, BatchHeader, ATTR_LOG_APPEND_TIME,
     ATTR_TRANSACTIONAL,
 };
-use kafka_producer::protocol::ErrorCode;
+use kafka_producer::ErrorCode;
 
 #[path = "../fuzz/src/lib.rs"]
 #[allow(dead_code)]

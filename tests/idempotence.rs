@@ -163,7 +163,7 @@ fn a_batch_failed_for_good_does_not_wedge_its_partition() {
         .unwrap_err();
     assert_eq!(
         e.code(),
-        Some(kafka_producer::protocol::ErrorCode::INVALID_RECORD),
+        Some(kafka_producer::ErrorCode::INVALID_RECORD),
         "{e}"
     );
     let rest: Vec<_> = (0..10)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{consume, java, topic, Broker, MockCluster};
-use kafka_producer::protocol::ErrorCode;
+use kafka_producer::ErrorCode;
 use kafka_producer::{ByteArraySerializer, Error, Producer, ProducerConfig, ProducerRecord};
 
 fn producer(cfg: ProducerConfig) -> Producer<[u8], [u8]> {

@@ -14,6 +14,8 @@
 
 use std::io::{Read, Write};
 
+use byteorder::{BigEndian, ByteOrder};
+
 use super::DecodeError;
 
 /// `compression.type` and its level: how a batch's records are compressed.
@@ -96,7 +98,7 @@ impl Compression {
                         .compress(chunk, &mut out[at + 4..])
                         .expect("the buffer has max_compress_len");
                     out.truncate(at + 4 + n);
-                    out[at..at + 4].copy_from_slice(&(n as u32).to_be_bytes());
+                    BigEndian::write_u32(&mut out[at..at + 4], n as u32);
                 }
             }
             Compression::Lz4 => {
@@ -148,7 +150,7 @@ pub fn decompress(codec: i16, input: &[u8], limit: usize) -> Result<Vec<u8>, Dec
             while !rest.is_empty() {
                 let len = rest
                     .get(..4)
-                    .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize)
+                    .map(|b| BigEndian::read_u32(b) as usize)
                     .ok_or(corrupt("short xerial block length"))?;
                 let block = rest.get(4..4 + len).ok_or(corrupt("short xerial block"))?;
                 let n = snap::raw::decompress_len(block)
@@ -192,35 +194,38 @@ pub fn decompress(codec: i16, input: &[u8], limit: usize) -> Result<Vec<u8>, Dec
 ///
 /// [`DecodeError`] for truncated, corrupt or oversized input.
 pub fn decompress_batches(mut wire: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
-    use super::records::{ATTR_COMPRESSION_MASK, RECORD_BATCH_OVERHEAD};
+    use super::records::{
+        write_crc, ATTRIBUTES, ATTR_COMPRESSION_MASK, CRC, LENGTH, RECORD_BATCH_OVERHEAD,
+    };
     let bad = |what: &'static str| DecodeError::Invalid { what, offset: 0 };
     let mut out = Vec::with_capacity(wire.len());
     while !wire.is_empty() {
         let header = wire
             .get(..RECORD_BATCH_OVERHEAD)
             .ok_or(bad("batch shorter than its header"))?;
-        let length = i32::from_be_bytes(header[8..12].try_into().expect("4 bytes"));
+        let length = BigEndian::read_i32(&header[LENGTH]);
         let total = usize::try_from(length)
             .ok()
             .and_then(|l| l.checked_add(12))
             .filter(|&t| t >= RECORD_BATCH_OVERHEAD && t <= wire.len())
             .ok_or(bad("batch length out of range"))?;
-        let crc = u32::from_be_bytes(header[17..21].try_into().expect("4 bytes"));
-        if crc32c::crc32c(&wire[21..total]) != crc {
+        let crc = BigEndian::read_u32(&header[CRC]);
+        if crc32c::crc32c(&wire[ATTRIBUTES.start..total]) != crc {
             return Err(bad("CRC-32C mismatch"));
         }
-        let attributes = i16::from_be_bytes(header[21..23].try_into().expect("2 bytes"));
+        let attributes = BigEndian::read_i16(&header[ATTRIBUTES]);
         let plain = decompress(
             attributes & ATTR_COMPRESSION_MASK,
             &wire[RECORD_BATCH_OVERHEAD..total],
             limit,
         )?;
         let mut h: [u8; RECORD_BATCH_OVERHEAD] = header.try_into().expect("61 bytes");
-        h[8..12]
-            .copy_from_slice(&((RECORD_BATCH_OVERHEAD - 12 + plain.len()) as i32).to_be_bytes());
-        h[21..23].copy_from_slice(&(attributes & !ATTR_COMPRESSION_MASK).to_be_bytes());
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&h[21..]), &plain);
-        h[17..21].copy_from_slice(&crc.to_be_bytes());
+        BigEndian::write_i32(
+            &mut h[LENGTH],
+            (RECORD_BATCH_OVERHEAD - 12 + plain.len()) as i32,
+        );
+        BigEndian::write_i16(&mut h[ATTRIBUTES], attributes & !ATTR_COMPRESSION_MASK);
+        write_crc(&mut h, &plain);
         out.extend_from_slice(&h);
         out.extend_from_slice(&plain);
         wire = &wire[total..];

@@ -14,7 +14,12 @@
 //! large the decoded element type is. Strings and bytes borrow the input and
 //! are copied only after they have been read whole.
 
+use byteorder::{BigEndian, ByteOrder, WriteBytesExt};
+
 use super::DecodeError;
+
+/// Writing to a `Vec` cannot fail (it grows, or aborts on OOM).
+pub(crate) const VEC_WRITE: &str = "writing to a Vec cannot fail";
 
 /// Appends primitives to a buffer, in the classic or the flexible
 /// (KIP-482, compact) form depending on `flexible`.
@@ -44,15 +49,15 @@ impl<'a> Writer<'a> {
     }
     /// INT16, big-endian.
     pub fn i16(&mut self, v: i16) {
-        self.buf.extend_from_slice(&v.to_be_bytes());
+        self.buf.write_i16::<BigEndian>(v).expect(VEC_WRITE);
     }
     /// INT32, big-endian.
     pub fn i32(&mut self, v: i32) {
-        self.buf.extend_from_slice(&v.to_be_bytes());
+        self.buf.write_i32::<BigEndian>(v).expect(VEC_WRITE);
     }
     /// INT64, big-endian.
     pub fn i64(&mut self, v: i64) {
-        self.buf.extend_from_slice(&v.to_be_bytes());
+        self.buf.write_i64::<BigEndian>(v).expect(VEC_WRITE);
     }
     /// UUID: 16 raw bytes.
     pub fn uuid(&mut self, v: &[u8; 16]) {
@@ -253,19 +258,19 @@ impl<'a> Decoder<'a> {
     }
     /// INT16.
     pub fn i16(&mut self) -> Result<i16, DecodeError> {
-        Ok(i16::from_be_bytes(self.array()?))
+        Ok(BigEndian::read_i16(self.take(2)?))
     }
     /// INT32.
     pub fn i32(&mut self) -> Result<i32, DecodeError> {
-        Ok(i32::from_be_bytes(self.array()?))
+        Ok(BigEndian::read_i32(self.take(4)?))
     }
     /// UINT32.
     pub fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(u32::from_be_bytes(self.array()?))
+        Ok(BigEndian::read_u32(self.take(4)?))
     }
     /// INT64.
     pub fn i64(&mut self) -> Result<i64, DecodeError> {
-        Ok(i64::from_be_bytes(self.array()?))
+        Ok(BigEndian::read_i64(self.take(8)?))
     }
     /// UUID.
     pub fn uuid(&mut self) -> Result<[u8; 16], DecodeError> {

@@ -36,6 +36,8 @@
 //! compress the records section in one pass at drain time and the header is
 //! written afterwards (see ROADMAP "leave room").
 
+use byteorder::{BigEndian, ByteOrder};
+
 use super::primitives::{put_varint, put_varlong, varint_len, varlong_len, Decoder};
 use super::DecodeError;
 
@@ -102,21 +104,23 @@ impl BatchHeader {
     pub fn encode(&self, records: &[u8]) -> [u8; RECORD_BATCH_OVERHEAD] {
         let mut h = [0u8; RECORD_BATCH_OVERHEAD];
         let batch_length = (RECORD_BATCH_OVERHEAD - 12 + records.len()) as i32;
-        h[0..8].copy_from_slice(&self.base_offset.to_be_bytes());
-        h[8..12].copy_from_slice(&batch_length.to_be_bytes());
-        h[12..16].copy_from_slice(&self.partition_leader_epoch.to_be_bytes());
+        BigEndian::write_i64(&mut h[0..8], self.base_offset);
+        BigEndian::write_i32(&mut h[LENGTH], batch_length);
+        BigEndian::write_i32(&mut h[12..16], self.partition_leader_epoch);
         h[16] = MAGIC_V2 as u8;
         // h[17..21] is the CRC, filled in last.
-        h[21..23].copy_from_slice(&self.attributes.to_be_bytes());
-        h[23..27].copy_from_slice(&self.last_offset_delta.to_be_bytes());
-        h[27..35].copy_from_slice(&self.base_timestamp.to_be_bytes());
-        h[35..43].copy_from_slice(&self.max_timestamp.to_be_bytes());
-        h[43..51].copy_from_slice(&self.producer_id.to_be_bytes());
-        h[51..53].copy_from_slice(&self.producer_epoch.to_be_bytes());
-        h[53..57].copy_from_slice(&self.base_sequence.to_be_bytes());
-        h[57..61].copy_from_slice(&self.record_count.to_be_bytes());
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&h[21..]), records);
-        h[17..21].copy_from_slice(&crc.to_be_bytes());
+        BigEndian::write_i16(&mut h[ATTRIBUTES], self.attributes);
+        BigEndian::write_i32(&mut h[23..27], self.last_offset_delta);
+        BigEndian::write_i64(&mut h[27..35], self.base_timestamp);
+        BigEndian::write_i64(&mut h[35..43], self.max_timestamp);
+        write_identity(
+            &mut h,
+            self.producer_id,
+            self.producer_epoch,
+            self.base_sequence,
+        );
+        BigEndian::write_i32(&mut h[57..61], self.record_count);
+        write_crc(&mut h, records);
         h
     }
 }
@@ -130,11 +134,29 @@ pub fn restamp_header(
     producer_epoch: i16,
     base_sequence: i32,
 ) {
-    h[43..51].copy_from_slice(&producer_id.to_be_bytes());
-    h[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
-    h[53..57].copy_from_slice(&base_sequence.to_be_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&h[21..]), records);
-    h[17..21].copy_from_slice(&crc.to_be_bytes());
+    write_identity(h, producer_id, producer_epoch, base_sequence);
+    write_crc(h, records);
+}
+
+/// Byte ranges of the header fields that are read or patched after
+/// encoding: BatchLength, the CRC, and the attributes (where the CRC's
+/// coverage starts).
+pub const LENGTH: std::ops::Range<usize> = 8..12;
+/// See [`LENGTH`].
+pub const CRC: std::ops::Range<usize> = 17..21;
+/// See [`LENGTH`].
+pub const ATTRIBUTES: std::ops::Range<usize> = 21..23;
+
+fn write_identity(h: &mut [u8], producer_id: i64, producer_epoch: i16, base_sequence: i32) {
+    BigEndian::write_i64(&mut h[43..51], producer_id);
+    BigEndian::write_i16(&mut h[51..53], producer_epoch);
+    BigEndian::write_i32(&mut h[53..57], base_sequence);
+}
+
+/// Writes the CRC-32C of a header (from its attributes on) and `records`.
+pub fn write_crc(h: &mut [u8; RECORD_BATCH_OVERHEAD], records: &[u8]) {
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&h[ATTRIBUTES.start..]), records);
+    BigEndian::write_u32(&mut h[CRC], crc);
 }
 
 /// Bytes of a record after its length prefix.

@@ -379,7 +379,7 @@ pub const MURMUR2_TEST_KEYS: [&str; 8] = [
 pub fn assert_broker_error(
     what: &str,
     e: &kafka_producer::Error,
-    code: kafka_producer::protocol::ErrorCode,
+    code: kafka_producer::ErrorCode,
     topic: &str,
     partition: i32,
 ) {

@@ -9,6 +9,8 @@
 //! response header:  correlation_id int32, v1: TAG_BUFFER
 //! ```
 
+use byteorder::{BigEndian, ByteOrder};
+
 use crate::protocol::primitives::{Decoder, Writer};
 use crate::protocol::DecodeError;
 
@@ -89,7 +91,7 @@ pub fn begin_frame(buf: &mut Vec<u8>) -> usize {
 /// Patches the size of the frame begun at `at` in place.
 pub fn end_frame(buf: &mut [u8], at: usize) {
     let size = (buf.len() - at - 4) as i32;
-    buf[at..at + 4].copy_from_slice(&size.to_be_bytes());
+    BigEndian::write_i32(&mut buf[at..at + 4], size);
 }
 
 /// The size of the response frame at the start of `buf` (the bytes after
@@ -107,7 +109,7 @@ pub fn frame_size(buf: &[u8], max: usize) -> Result<Option<usize>, DecodeError> 
     let Some(prefix) = buf.first_chunk::<4>() else {
         return Ok(None);
     };
-    match i32::from_be_bytes(*prefix) {
+    match BigEndian::read_i32(prefix) {
         n if n < 4 || n as usize > max => Err(DecodeError::Invalid {
             what: "response frame size out of range",
             offset: 0,
@@ -145,7 +147,7 @@ pub fn split_frame(buf: &[u8], max: usize) -> Result<Option<Frame<'_>>, DecodeEr
     let Some(bytes) = buf.get(4..4 + n) else {
         return Ok(None);
     };
-    let correlation_id = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let correlation_id = BigEndian::read_i32(&bytes[..4]);
     Ok(Some(Frame {
         correlation_id,
         bytes,
