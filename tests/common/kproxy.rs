@@ -18,7 +18,7 @@
 //! Everything runs on blocking threads that end when their sockets close;
 //! dropping the proxy closes every socket and joins every thread.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -28,7 +28,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FindCoordinatorResponse, MetadataResponse, ProduceResponse, ResponseHeader,
+    ApiKey, BrokerId, FindCoordinatorResponse, MetadataResponse, ProduceRequest, ProduceResponse,
+    RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -47,6 +48,24 @@ struct Fault {
     counter: usize,
 }
 
+/// One record batch of a Produce request, as the client sent it (the
+/// RecordBatch v2 header fields that idempotence is about).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentBatch {
+    /// The proxy's connection number and the request's correlation id.
+    pub conn: u64,
+    pub correlation_id: i32,
+    pub topic: String,
+    pub partition: i32,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records: i32,
+    pub crc: u32,
+    /// Whether the proxy swallowed the answer to this batch's request.
+    pub swallowed: bool,
+}
+
 #[derive(Default)]
 struct Shared {
     stop: AtomicBool,
@@ -61,6 +80,10 @@ struct Shared {
     swallowed: AtomicUsize,
     rewritten: AtomicUsize,
     connections: AtomicUsize,
+    /// every batch of every Produce request, in the order they were sent
+    sent: Mutex<Vec<SentBatch>>,
+    /// per-partition error codes of the Produce responses (swallowed or not)
+    produce_errors: Mutex<BTreeMap<i16, usize>>,
     /// what went wrong inside the proxy (a response it could not rewrite,
     /// an upstream it could not reach): tests assert this is empty
     errors: Mutex<Vec<String>>,
@@ -145,6 +168,17 @@ impl KProxy {
             .collect();
         v.sort();
         v
+    }
+
+    /// Every record batch the client sent in a Produce request, in order.
+    pub fn sent_batches(&self) -> Vec<SentBatch> {
+        self.shared.sent.lock().unwrap().clone()
+    }
+
+    /// How often each error code came back for a partition in a Produce
+    /// response (0 included).
+    pub fn produce_errors(&self) -> BTreeMap<i16, usize> {
+        self.shared.produce_errors.lock().unwrap().clone()
     }
 
     /// What went wrong inside the proxy.
@@ -293,6 +327,9 @@ impl Conn {
             let corr = i32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
             // noted before it is forwarded, so before any answer can come
             self.pending.lock().unwrap().insert(corr, (key, version));
+            if key == ApiKey::Produce as i16 {
+                self.note_produce(version, corr, &frame);
+            }
             if server.write_all(&frame).is_err() {
                 break;
             }
@@ -310,7 +347,7 @@ impl Conn {
             let corr = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
             let request = self.pending.lock().unwrap().remove(&corr);
             let out = match request {
-                Some((key, version)) => match self.answer(key, version, frame) {
+                Some((key, version)) => match self.answer(key, version, corr, frame) {
                     Some(out) => out,
                     None => {
                         // swallowed: the connection goes with it
@@ -328,33 +365,41 @@ impl Conn {
 
     /// What to send the client for the answer `frame` to a request of
     /// `key` at `version`; `None` to swallow it.
-    fn answer(&self, key: i16, version: i16, frame: Vec<u8>) -> Option<Vec<u8>> {
+    fn answer(&self, key: i16, version: i16, corr: i32, frame: Vec<u8>) -> Option<Vec<u8>> {
         let Ok(api) = ApiKey::try_from(key) else {
             return Some(frame);
         };
         match api {
             ApiKey::Produce => {
                 self.shared.produce_responses.fetch_add(1, Ordering::SeqCst);
+                let decoded = self.decode::<ProduceResponse>(api, version, &frame);
+                if let Some((_, m)) = &decoded {
+                    let mut errors = self.shared.produce_errors.lock().unwrap();
+                    for t in &m.responses {
+                        for p in &t.partition_responses {
+                            *errors.entry(p.error_code).or_default() += 1;
+                        }
+                    }
+                }
                 if self.select() {
                     self.shared.swallowed.fetch_add(1, Ordering::SeqCst);
+                    for b in self.shared.sent.lock().unwrap().iter_mut().rev() {
+                        if b.conn == self.id && b.correlation_id == corr {
+                            b.swallowed = true;
+                        }
+                    }
                     close(&self.shared, self.id);
                     return None;
                 }
-                if version >= 10 {
-                    return Some(
-                        self.rewrite::<ProduceResponse>(api, version, frame, |m, p| {
-                            let mut changed = false;
-                            for e in &mut m.node_endpoints {
-                                let (host, port) = p(e.host.as_str(), e.port);
-                                e.host = host;
-                                e.port = port;
-                                changed = true;
-                            }
-                            changed
-                        }),
-                    );
+                match decoded {
+                    Some((header_len, mut m)) if !m.node_endpoints.is_empty() => {
+                        for e in &mut m.node_endpoints {
+                            (e.host, e.port) = self.point(e.host.as_str(), e.port);
+                        }
+                        Some(self.encode(api, version, frame, header_len, &m))
+                    }
+                    _ => Some(frame),
                 }
-                Some(frame)
             }
             ApiKey::Metadata => {
                 Some(
@@ -401,7 +446,7 @@ impl Conn {
             return false;
         }
         f.counter += 1;
-        if f.counter % f.every != 0 {
+        if !f.counter.is_multiple_of(f.every) {
             return false;
         }
         if let Some(r) = &mut f.remaining {
@@ -421,19 +466,38 @@ impl Conn {
         frame: Vec<u8>,
         edit: impl FnOnce(&mut M, &mut dyn FnMut(&str, i32) -> (StrBytes, i32)) -> bool,
     ) -> Vec<u8> {
+        let Some((header_len, mut msg)) = self.decode::<M>(api, version, &frame) else {
+            return frame;
+        };
+        if !edit(&mut msg, &mut |host, port| self.point(host, port)) {
+            return frame;
+        }
+        self.encode(api, version, frame, header_len, &msg)
+    }
+
+    /// The proxy's address for the broker at `host`:`port`.
+    fn point(&self, host: &str, port: i32) -> (StrBytes, i32) {
+        let port = listener_for(&self.shared, &format!("{host}:{port}"));
+        (StrBytes::from_static_str("127.0.0.1"), i32::from(port))
+    }
+
+    /// The response header's length and the body of `frame` decoded as `M`
+    /// at `version`; `None` (noted in `errors`) if it does not decode
+    /// exactly.
+    fn decode<M: Decodable>(&self, api: ApiKey, version: i16, frame: &[u8]) -> Option<(usize, M)> {
         let mut buf = Bytes::copy_from_slice(&frame[4..]);
         let total = buf.len();
         let header_version = api.response_header_version(version);
         if let Err(e) = ResponseHeader::decode(&mut buf, header_version) {
             error(&self.shared, format!("{api:?} v{version} header: {e}"));
-            return frame;
+            return None;
         }
         let header_len = total - buf.len();
-        let mut msg = match M::decode(&mut buf, version) {
+        let msg = match M::decode(&mut buf, version) {
             Ok(m) => m,
             Err(e) => {
                 error(&self.shared, format!("{api:?} v{version} decode: {e}"));
-                return frame;
+                return None;
             }
         };
         if !buf.is_empty() {
@@ -444,16 +508,20 @@ impl Conn {
                     buf.len()
                 ),
             );
-            return frame;
+            return None;
         }
-        let shared = self.shared.clone();
-        let mut point = |host: &str, port: i32| {
-            let port = listener_for(&shared, &format!("{host}:{port}"));
-            (StrBytes::from_static_str("127.0.0.1"), i32::from(port))
-        };
-        if !edit(&mut msg, &mut point) {
-            return frame;
-        }
+        Some((header_len, msg))
+    }
+
+    /// `frame` with its body replaced by `msg` encoded at `version`.
+    fn encode<M: Encodable>(
+        &self,
+        api: ApiKey,
+        version: i16,
+        frame: Vec<u8>,
+        header_len: usize,
+        msg: &M,
+    ) -> Vec<u8> {
         let mut body = BytesMut::new();
         if let Err(e) = msg.encode(&mut body, version) {
             error(&self.shared, format!("{api:?} v{version} encode: {e}"));
@@ -466,5 +534,55 @@ impl Conn {
         out.extend_from_slice(&body);
         self.shared.rewritten.fetch_add(1, Ordering::SeqCst);
         out
+    }
+
+    /// Notes the record batches of a Produce request (`frame`).
+    fn note_produce(&self, version: i16, corr: i32, frame: &[u8]) {
+        let mut buf = Bytes::copy_from_slice(&frame[4..]);
+        let header_version = ApiKey::Produce.request_header_version(version);
+        let request = RequestHeader::decode(&mut buf, header_version)
+            .and_then(|_| ProduceRequest::decode(&mut buf, version));
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => {
+                error(&self.shared, format!("Produce v{version} request: {e}"));
+                return;
+            }
+        };
+        let mut sent = self.shared.sent.lock().unwrap();
+        for t in &request.topic_data {
+            for p in &t.partition_data {
+                let mut records: &[u8] = p.records.as_deref().unwrap_or_default();
+                // RecordBatch v2: baseOffset(8) length(4) leaderEpoch(4)
+                // magic(1) crc(4) attributes(2) lastOffsetDelta(4)
+                // baseTimestamp(8) maxTimestamp(8) producerId(8)
+                // producerEpoch(2) baseSequence(4) records(4)
+                while records.len() >= 61 {
+                    let be = |at: usize, n: usize| -> i64 {
+                        records[at..at + n]
+                            .iter()
+                            .fold(0i64, |a, &b| (a << 8) | i64::from(b))
+                    };
+                    let len = be(8, 4) as usize;
+                    if records[16] != 2 || records.len() < 12 + len {
+                        error(&self.shared, format!("Produce v{version}: not a v2 batch"));
+                        break;
+                    }
+                    sent.push(SentBatch {
+                        conn: self.id,
+                        correlation_id: corr,
+                        topic: t.name.0.as_str().to_owned(),
+                        partition: p.index,
+                        producer_id: be(43, 8),
+                        producer_epoch: be(51, 2) as i16,
+                        base_sequence: be(53, 4) as i32,
+                        records: be(57, 4) as i32,
+                        crc: be(17, 4) as u32,
+                        swallowed: false,
+                    });
+                    records = &records[12 + len..];
+                }
+            }
+        }
     }
 }
