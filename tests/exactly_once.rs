@@ -245,11 +245,17 @@ impl Run {
         retries
     }
 
-    fn summary(&self, what: &str, duplicates: usize) -> String {
+    /// One line on the run; `duplicates`: how many were read back, if
+    /// known yet.
+    fn summary(&self, what: &str, duplicates: Option<usize>) -> String {
+        let duplicates = match duplicates {
+            Some(d) => format!("{d} duplicates read back"),
+            None => "not read back yet".to_owned(),
+        };
         format!(
             "{what} on {:?}: {N} records in {} batches sent, {} of {} Produce responses \
              swallowed, {} swallowed batches sent again; partition error codes {:?}; \
-             {duplicates} duplicates read back; {:.1} s",
+             {duplicates}; {:.1} s",
             self.broker,
             self.sent.len(),
             self.swallowed,
@@ -311,7 +317,7 @@ fn exactly_once(broker: Broker, idempotence: Option<bool>) {
     run.assert_all_ok();
     eprintln!(
         "{}",
-        run.summary(&format!("idempotence {idempotence:?}"), 0)
+        run.summary(&format!("idempotence {idempotence:?}"), None)
     );
     assert!(
         run.resent() > 0,
@@ -331,6 +337,7 @@ fn exactly_once(broker: Broker, idempotence: Option<bool>) {
         );
         assert_exactly_once_in_order(&format!("{broker:?} (Java consumer)"), &got);
     }
+    eprintln!("{broker:?}: every record read back exactly once, per key in send order");
 }
 
 /// The idempotent case on librdkafka's mock, where the wire is the oracle.
@@ -367,7 +374,7 @@ fn idempotent_on_mock(idempotence: Option<bool>) {
     }
     eprintln!(
         "{}",
-        run.summary(&format!("idempotence {idempotence:?}"), duplicates)
+        run.summary(&format!("idempotence {idempotence:?}"), Some(duplicates))
     );
     eprintln!("{broker:?}: {retries} batch retries on the wire, sequences contiguous");
 }
@@ -393,7 +400,10 @@ fn control(broker: Broker) -> usize {
         distinct += s.len();
     }
     let duplicates = got.len() - distinct;
-    eprintln!("{}", run.summary("idempotence Some(false)", duplicates));
+    eprintln!(
+        "{}",
+        run.summary("idempotence Some(false)", Some(duplicates))
+    );
     assert!(
         duplicates > 0,
         "{broker:?}: {} Produce responses swallowed, yet no record was written twice without \
