@@ -23,7 +23,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use common::kproxy::{KProxy, SentBatch};
+use common::kproxy::{self, KProxy, SentBatch};
 use common::{consume, consume_at_least, java, topic, Broker, Consumed};
 use kafka_producer::{Acks, Producer, ProducerRecord, StringSerializer};
 
@@ -37,10 +37,6 @@ const FAULTY: usize = N * 3 / 4;
 /// Fewer swallowed responses than this means the fault did not really
 /// fire, and the test says so.
 const MIN_SWALLOWED: usize = 5;
-
-/// One partition's batches in one producer epoch: base sequence ->
-/// (records, CRC, copies sent).
-type Batches = BTreeMap<i32, (i32, u32, usize)>;
 
 /// What one run through the proxy did.
 struct Run {
@@ -180,69 +176,33 @@ impl Run {
             .count()
     }
 
-    /// From the wire: one producer id, and per partition the batches'
-    /// sequences run on from 0 without a gap or an overlap within each
-    /// epoch; every copy of a batch (a retry) is byte-identical (same
-    /// sequence, count and CRC); each partition's batches hold as many
-    /// records as were read back from it (`read_back`, if given; the
-    /// distinct batches hold `N` records in any case). Returns the number
-    /// of retries seen (copies beyond the first).
+    /// From the wire (see [`kproxy::check_sequences`]): one producer id,
+    /// contiguous sequences, byte-identical retries, `N` records in the
+    /// distinct batches, and as many per partition as were read back from
+    /// it (`read_back`, if given). Returns the number of retries seen.
     fn assert_sequences(&self, read_back: Option<&[Consumed]>) -> usize {
         let b = self.broker;
-        assert!(!self.sent.is_empty(), "{b:?}: no batch seen by the proxy");
-        let pid = self.sent[0].producer_id;
-        assert!(pid >= 0, "{b:?}: idempotent batches without a producer id");
-        let mut per_read: BTreeMap<i32, usize> = BTreeMap::new();
-        for c in read_back.unwrap_or_default() {
-            *per_read.entry(c.partition).or_default() += 1;
-        }
-        // partition -> epoch -> base sequence -> (records, crc, copies)
-        let mut seqs: BTreeMap<i32, BTreeMap<i16, Batches>> = BTreeMap::new();
-        for s in &self.sent {
-            assert_eq!(s.producer_id, pid, "{b:?}: a second producer id: {s:?}");
-            let e = seqs
-                .entry(s.partition)
-                .or_default()
-                .entry(s.producer_epoch)
-                .or_default()
-                .entry(s.base_sequence)
-                .or_insert((s.records, s.crc, 0));
+        let wire = kproxy::check_sequences(&self.sent).unwrap_or_else(|e| panic!("{b:?}: {e}"));
+        assert!(
+            wire.producer_id >= 0,
+            "{b:?}: batches without a producer id"
+        );
+        assert_eq!(
+            wire.per_partition.values().sum::<usize>(),
+            N,
+            "{b:?}: records in distinct batches"
+        );
+        if let Some(read_back) = read_back {
+            let mut per_read: BTreeMap<i32, usize> = BTreeMap::new();
+            for c in read_back {
+                *per_read.entry(c.partition).or_default() += 1;
+            }
             assert_eq!(
-                (e.0, e.1),
-                (s.records, s.crc),
-                "{b:?}: sequence {} of partition {} sent with different records",
-                s.base_sequence,
-                s.partition
+                wire.per_partition, per_read,
+                "{b:?}: records per partition, in distinct batches vs read back"
             );
-            e.2 += 1;
         }
-        let mut retries = 0;
-        let mut distinct = 0;
-        for (p, epochs) in &seqs {
-            let mut total = 0;
-            for (epoch, batches) in epochs {
-                let mut next = 0;
-                for (&base, &(records, _, copies)) in batches {
-                    assert_eq!(
-                        base, next,
-                        "{b:?}: partition {p} epoch {epoch}: sequence {base} follows {next}"
-                    );
-                    next = base + records;
-                    retries += copies - 1;
-                }
-                total += next as usize;
-            }
-            if read_back.is_some() {
-                assert_eq!(
-                    Some(&total),
-                    per_read.get(p).or(Some(&0)),
-                    "{b:?}: partition {p}: records in distinct batches vs read back"
-                );
-            }
-            distinct += total;
-        }
-        assert_eq!(distinct, N, "{b:?}: records in distinct batches");
-        retries
+        wire.retries
     }
 
     /// One line on the run; `duplicates`: how many were read back, if

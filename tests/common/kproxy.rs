@@ -586,3 +586,77 @@ impl Conn {
         }
     }
 }
+
+/// What [`check_sequences`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sequences {
+    /// The one producer id of every batch.
+    pub producer_id: i64,
+    /// Copies of a batch sent beyond its first.
+    pub retries: usize,
+    /// Records in the distinct batches, per partition.
+    pub per_partition: BTreeMap<i32, usize>,
+    /// The producer epochs seen, per partition.
+    pub epochs: BTreeMap<i32, Vec<i16>>,
+}
+
+/// One partition's batches in one producer epoch: base sequence ->
+/// (records, CRC, copies sent).
+type Batches = BTreeMap<i32, (i32, u32, usize)>;
+
+/// Checks the idempotence of the batches a client sent (one topic): they
+/// carry one producer id; every copy of a batch (a retry) is byte-identical
+/// (same sequence, record count and CRC); and per partition, within each
+/// producer epoch, the distinct batches' sequences run on from 0 with no
+/// gap and no overlap.
+pub fn check_sequences(sent: &[SentBatch]) -> Result<Sequences, String> {
+    let first = sent.first().ok_or("no batch was sent")?;
+    let producer_id = first.producer_id;
+    // partition -> epoch -> batches
+    let mut seqs: BTreeMap<i32, BTreeMap<i16, Batches>> = BTreeMap::new();
+    for s in sent {
+        if s.producer_id != producer_id {
+            return Err(format!("a second producer id: {s:?} after {first:?}"));
+        }
+        let e = seqs
+            .entry(s.partition)
+            .or_default()
+            .entry(s.producer_epoch)
+            .or_default()
+            .entry(s.base_sequence)
+            .or_insert((s.records, s.crc, 0));
+        if (e.0, e.1) != (s.records, s.crc) {
+            return Err(format!(
+                "sequence {} of partition {} sent with different records: {} records CRC {:#x}, \
+                 then {s:?}",
+                s.base_sequence, s.partition, e.0, e.1
+            ));
+        }
+        e.2 += 1;
+    }
+    let mut out = Sequences {
+        producer_id,
+        retries: 0,
+        per_partition: BTreeMap::new(),
+        epochs: BTreeMap::new(),
+    };
+    for (p, epochs) in &seqs {
+        let mut total = 0;
+        for (epoch, batches) in epochs {
+            let mut next = 0;
+            for (&base, &(records, _, copies)) in batches {
+                if base != next {
+                    return Err(format!(
+                        "partition {p} epoch {epoch}: sequence {base} where {next} was next"
+                    ));
+                }
+                next = base + records;
+                out.retries += copies - 1;
+            }
+            total += next as usize;
+        }
+        out.per_partition.insert(*p, total);
+        out.epochs.insert(*p, epochs.keys().copied().collect());
+    }
+    Ok(out)
+}
