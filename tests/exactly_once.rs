@@ -23,9 +23,12 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use common::kproxy::{self, KProxy, SentBatch};
 use common::{consume, consume_at_least, java, topic, Broker, Consumed};
 use kafka_producer::{Acks, Producer, ProducerRecord, StringSerializer};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 /// Records per run, spread round-robin over `KEYS` keys.
 const N: usize = 20_000;
@@ -440,4 +443,137 @@ fn default_settings_write_each_record_once_through_lost_answers_on_tansu() {
 #[ignore]
 fn default_settings_resend_the_same_sequences_through_lost_answers_on_mock() {
     idempotent_on_mock(None);
+}
+
+/// One request through `addr` with a raw socket, its answer decoded.
+fn roundtrip<Req, Resp>(addr: &str, key: ApiKey, version: i16, request: &Req) -> Resp
+where
+    Req: Encodable,
+    Resp: Decodable,
+{
+    use std::io::{Read, Write};
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("kproxy-test")))
+        .encode(&mut body, key.request_header_version(version))
+        .unwrap();
+    request.encode(&mut body, version).unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&(body.len() as i32).to_be_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).unwrap();
+    let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut frame).unwrap();
+    let mut buf = bytes::Bytes::from(frame);
+    let header = ResponseHeader::decode(&mut buf, key.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, 7);
+    let answer = Resp::decode(&mut buf, version).unwrap();
+    assert!(buf.is_empty(), "{key:?} v{version}: bytes left over");
+    answer
+}
+
+/// The proxy itself: a client that asks any listener for the cluster's
+/// brokers (Metadata, old and flexible versions) or a coordinator
+/// (FindCoordinator, both layouts) is given only the proxy's listeners, one
+/// per broker, each of which leads to the broker it stands for.
+#[test]
+fn the_proxy_names_only_its_own_listeners() {
+    use kafka_protocol::messages::{
+        FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse,
+    };
+    for broker in [Broker::Kafka, Broker::Tansu, Broker::Mock] {
+        let proxy = KProxy::start(broker.bootstrap());
+        // each broker's range: Kafka 4 dropped v0-3, the mock has v0-2
+        let versions: &[i16] = match broker {
+            Broker::Kafka => &[4, 9, 12],
+            Broker::Tansu => &[1, 9, 12],
+            Broker::Mock => &[0, 2],
+        };
+        for &version in versions {
+            let mut ids = Vec::new();
+            for addr in proxy.bootstrap.split(',') {
+                let m: MetadataResponse = roundtrip(
+                    addr,
+                    ApiKey::Metadata,
+                    version,
+                    &MetadataRequest::default().with_topics(Some(vec![])),
+                );
+                let listeners: Vec<String> = proxy.brokers().into_iter().map(|b| b.1).collect();
+                assert!(!m.brokers.is_empty(), "{broker:?} v{version}: no broker");
+                for b in &m.brokers {
+                    let named = format!("{}:{}", b.host.as_str(), b.port);
+                    assert!(
+                        listeners.contains(&named),
+                        "{broker:?} Metadata v{version} names {named}, not one of the proxy's \
+                         listeners {listeners:?}"
+                    );
+                    // each listener leads to the broker it stands for
+                    let again: MetadataResponse = roundtrip(
+                        &named,
+                        ApiKey::Metadata,
+                        version,
+                        &MetadataRequest::default().with_topics(Some(vec![])),
+                    );
+                    assert_eq!(again.brokers.len(), m.brokers.len());
+                    ids.push(b.node_id);
+                }
+            }
+            ids.sort();
+            ids.dedup();
+            let want = if broker == Broker::Tansu { 1 } else { 3 };
+            assert_eq!(ids.len(), want, "{broker:?}: brokers named");
+            assert_eq!(
+                proxy.brokers().len(),
+                proxy.bootstrap.split(',').count().max(want),
+                "{broker:?}: one listener per broker: {:?}",
+                proxy.brokers()
+            );
+        }
+        if broker == Broker::Kafka {
+            let addr = proxy.bootstrap.split(',').next().unwrap().to_owned();
+            let group = StrBytes::from_static_str("kproxy-test-group");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            // v1: one coordinator in the top-level fields (the group
+            // coordinator may need a moment to exist)
+            let v1 = loop {
+                let r: FindCoordinatorResponse = roundtrip(
+                    &addr,
+                    ApiKey::FindCoordinator,
+                    1,
+                    &FindCoordinatorRequest::default().with_key(group.clone()),
+                );
+                if r.error_code == 0 || Instant::now() > deadline {
+                    break r;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            };
+            assert_eq!(v1.error_code, 0, "FindCoordinator v1: {v1:?}");
+            let listeners: Vec<String> = proxy.brokers().into_iter().map(|b| b.1).collect();
+            let named = format!("{}:{}", v1.host.as_str(), v1.port);
+            assert!(
+                listeners.contains(&named),
+                "FindCoordinator v1 names {named}"
+            );
+            // v4: a list of coordinators
+            let v4: FindCoordinatorResponse = roundtrip(
+                &addr,
+                ApiKey::FindCoordinator,
+                4,
+                &FindCoordinatorRequest::default().with_coordinator_keys(vec![group.clone()]),
+            );
+            assert_eq!(v4.coordinators.len(), 1, "{v4:?}");
+            let c = &v4.coordinators[0];
+            assert_eq!(c.error_code, 0, "FindCoordinator v4: {c:?}");
+            let named4 = format!("{}:{}", c.host.as_str(), c.port);
+            assert_eq!(named4, named, "FindCoordinator v1 and v4 disagree");
+        }
+        let errors = proxy.errors();
+        assert!(errors.is_empty(), "{broker:?}: {errors:?}");
+        assert!(proxy.rewritten() > 0);
+    }
 }
