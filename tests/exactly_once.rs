@@ -4,8 +4,11 @@
 //! and cuts that connection, so the producer retries batches the log
 //! already holds. An independent consumer (librdkafka, and Java's on Kafka)
 //! then reads the topic straight from the brokers:
-//! - with `enable.idempotence=true` every record is there exactly once and
-//!   each key's records are in send order;
+//! - with `enable.idempotence=true` every record is there exactly once,
+//!   each key's records are in send order, and each record's
+//!   acknowledgement names the offset it was read back from (or, where the
+//!   broker answered the retry DUPLICATE_SEQUENCE_NUMBER, as Tansu does, no
+//!   offset at all);
 //! - the control, `enable.idempotence=false`, shows the fault is real: the
 //!   retried batches are written twice;
 //! - the default settings (no `enable_idempotence` call) will behave as the
@@ -53,7 +56,7 @@ struct Run {
     /// Per-partition error codes in the Produce responses.
     produce_errors: BTreeMap<i16, usize>,
     /// Per-record outcome of `send`'s future (`Err` as text).
-    results: Vec<Result<(), String>>,
+    results: Vec<Result<(i32, i64), String>>,
     elapsed: Duration,
 }
 
@@ -108,11 +111,13 @@ fn run(broker: Broker, idempotence: Option<bool>) -> Run {
     }
     proxy.heal();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let results: Vec<Result<(), String>> = handles
+    let results: Vec<Result<(i32, i64), String>> = handles
         .into_iter()
         .map(|h| {
             let left = deadline.saturating_duration_since(Instant::now());
-            h.get_timeout(left).map(|_| ()).map_err(|e| e.to_string())
+            h.get_timeout(left)
+                .map(|m| (m.partition(), m.offset()))
+                .map_err(|e| e.to_string())
         })
         .collect();
     producer.close_timeout(Duration::from_secs(10)).unwrap();
@@ -160,6 +165,36 @@ impl Run {
             failed.len(),
             &failed[..failed.len().min(5)]
         );
+    }
+
+    /// Checks each acknowledgement (partition, offset) against where the
+    /// record was read back from: none may name another place. Returns how
+    /// many name its partition but no offset (-1: the broker answered the
+    /// retry DUPLICATE_SEQUENCE_NUMBER, which carries no offset; Java's
+    /// producer reports -1 then too).
+    fn assert_acks_match(&self, read_back: &[Consumed]) -> usize {
+        let at: HashMap<(usize, usize), (i32, i64)> = read_back
+            .iter()
+            .map(|c| (parse(c), (c.partition, c.offset)))
+            .collect();
+        let mut without_offset = 0;
+        for (i, r) in self.results.iter().enumerate() {
+            let ack = *r.as_ref().expect("assert_all_ok first");
+            let read = at[&(i % KEYS, i / KEYS)];
+            if ack.0 == read.0 && ack.1 == -1 {
+                without_offset += 1;
+            } else {
+                assert_eq!(
+                    ack,
+                    read,
+                    "{:?}: record {i} ({}) acknowledged at (partition, offset) {ack:?}, read \
+                     back at {read:?}",
+                    self.broker,
+                    value(i)
+                );
+            }
+        }
+        without_offset
     }
 
     /// Batches whose request's answer was swallowed and that were then
@@ -290,6 +325,18 @@ fn exactly_once(broker: Broker, idempotence: Option<bool>) {
     assert_exactly_once_in_order(&format!("{broker:?} (librdkafka)"), &got);
     let retries = run.assert_sequences(Some(&got));
     eprintln!("{broker:?}: {retries} batch retries on the wire, sequences contiguous");
+    let without_offset = run.assert_acks_match(&got);
+    eprintln!(
+        "{broker:?}: every acknowledgement names the record's place, {without_offset} without \
+         an offset (answered DUPLICATE_SEQUENCE_NUMBER)"
+    );
+    if broker == Broker::Kafka {
+        // Kafka answers a duplicate with the first copy's offset
+        assert_eq!(
+            without_offset, 0,
+            "{broker:?}: acknowledgements without an offset"
+        );
+    }
     if broker == Broker::Kafka {
         let got = java::java_consume(
             broker.bootstrap(),
