@@ -258,17 +258,61 @@ pub fn churn_leaders(bootstrap: &str, topic: &str, seconds: u32) -> usize {
 /// `DumpLogSegments` reads them from disk: (base offset, base sequence,
 /// producer id, producer epoch) per batch.
 pub fn dump_batches(topic: &str, partition: i32) -> Vec<(i64, i64, i64, i64)> {
+    dump_log(1, topic, partition)
+        .into_iter()
+        .map(|b| {
+            (
+                b.base_offset,
+                b.base_sequence,
+                b.producer_id,
+                b.producer_epoch,
+            )
+        })
+        .collect()
+}
+
+/// One record batch in a Kafka node's log, as `DumpLogSegments` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogBatch {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub count: i64,
+    pub base_sequence: i64,
+    pub last_sequence: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i64,
+}
+
+/// The batches of `topic`-`partition` in Kafka node `node`'s log (1, 2 or
+/// 3), in log order, as Kafka's own `DumpLogSegments` reads them from disk.
+pub fn dump_log(node: i32, topic: &str, partition: i32) -> Vec<LogBatch> {
+    dump_logs(topic, &[(node, partition)]).remove(0)
+}
+
+/// [`dump_log`] for each (node, partition) of `topic`, with one run of
+/// `DumpLogSegments` (one JVM start) for them all.
+pub fn dump_logs(topic: &str, logs: &[(i32, i32)]) -> Vec<Vec<LogBatch>> {
     let data = var("KP_KAFKA_DATA");
-    let dir = std::path::Path::new(&data)
-        .join("kafka-1")
-        .join(format!("{topic}-{partition}"));
-    let mut segments: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().display().to_string())
-        .filter(|p| p.ends_with(".log"))
-        .collect();
-    segments.sort();
+    // every segment file, and which of `logs` it belongs to
+    let mut files: Vec<(String, usize)> = Vec::new();
+    for (i, (node, partition)) in logs.iter().enumerate() {
+        let dir = std::path::Path::new(&data)
+            .join(format!("kafka-{node}"))
+            .join(format!("{topic}-{partition}"));
+        let mut segments: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().display().to_string())
+            .filter(|p| p.ends_with(".log"))
+            .collect();
+        segments.sort();
+        files.extend(segments.into_iter().map(|s| (s, i)));
+    }
+    let mut out_logs = vec![Vec::new(); logs.len()];
+    if files.is_empty() {
+        return out_logs;
+    }
+    let list: Vec<&str> = files.iter().map(|(f, _)| f.as_str()).collect();
     let out = Command::new(var("KP_JAVA"))
         .args([
             "-cp",
@@ -276,7 +320,7 @@ pub fn dump_batches(topic: &str, partition: i32) -> Vec<(i64, i64, i64, i64)> {
             "org.apache.kafka.tools.DumpLogSegments",
             "--files",
         ])
-        .arg(segments.join(","))
+        .arg(list.join(","))
         .stderr(Stdio::null())
         .output()
         .expect("run DumpLogSegments");
@@ -292,16 +336,27 @@ pub fn dump_batches(topic: &str, partition: i32) -> Vec<(i64, i64, i64, i64)> {
             .parse()
             .unwrap()
     };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with("baseOffset: "))
-        .map(|l| {
-            (
-                field(l, "baseOffset"),
-                field(l, "baseSequence"),
-                field(l, "producerId"),
-                field(l, "producerEpoch"),
-            )
-        })
-        .collect()
+    // "Dumping <file>" starts each file's batches
+    let mut current: Option<usize> = None;
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(f) = l.strip_prefix("Dumping ") {
+            current = files.iter().find(|(name, _)| name == f).map(|(_, i)| *i);
+            assert!(
+                current.is_some(),
+                "DumpLogSegments dumped {f}, not asked for"
+            );
+        } else if l.starts_with("baseOffset: ") {
+            let i = current.expect("a batch before any \"Dumping\" line");
+            out_logs[i].push(LogBatch {
+                base_offset: field(l, "baseOffset"),
+                last_offset: field(l, "lastOffset"),
+                count: field(l, "count"),
+                base_sequence: field(l, "baseSequence"),
+                last_sequence: field(l, "lastSequence"),
+                producer_id: field(l, "producerId"),
+                producer_epoch: field(l, "producerEpoch"),
+            });
+        }
+    }
+    out_logs
 }

@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 pub mod java;
+pub mod kproxy;
 
 use std::io::Write;
 use std::path::PathBuf;
