@@ -16,9 +16,6 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::{Error, Result};
 use crate::record::RecordMetadata;
 
-/// A user callback, run once with the record's outcome.
-pub(crate) type Callback = Box<dyn FnOnce(Result<RecordMetadata>) + Send>;
-
 /// What the broker said about a whole batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Delivered {

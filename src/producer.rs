@@ -6,6 +6,7 @@
 //! metadata, serialize, choose the partition, and encode the record into
 //! its partition's batch. Everything after that happens on the I/O threads.
 
+use crate::accumulator::callbacks::{Pending, Register};
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -266,13 +267,16 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         VB: Data<V>,
         F: FnOnce(Result<RecordMetadata>) + Send + 'static,
     {
-        self.do_send(record, Some(Box::new(callback)))
+        // Kept unboxed: the batch stores closures by type (no allocation
+        // per record, see `accumulator/callbacks.rs`).
+        let mut pending = Pending(Some(callback));
+        self.do_send(record, Some(&mut pending))
     }
 
     fn do_send<KB, VB>(
         &self,
         mut record: ProducerRecord<'_, KB, VB>,
-        callback: Option<crate::future::Callback>,
+        callback: Option<&mut dyn Register>,
     ) -> Result<RecordFuture>
     where
         KB: Data<K>,

@@ -13,29 +13,20 @@
 //! go back through its [`Ledger`], so `flush` and `close` never wait for
 //! it.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::callbacks::{Callbacks, Meta, Register};
 use super::incomplete::Incomplete;
 use super::pool::BufferPool;
 use crate::error::{Error, Result};
-use crate::future::{BatchResult, Callback, Delivered};
+use crate::future::{BatchResult, Delivered};
 use crate::protocol::compression::{decompress_batches, Compression};
 use crate::protocol::records::{
     body_size_with_deltas, decode_batches, record_body_size, record_size, restamp_header,
     write_record, BatchHeader, RECORD_BATCH_OVERHEAD,
 };
 use crate::record::Header;
-
-/// A record's callback and what it needs to build its metadata.
-struct Thunk {
-    callback: Callback,
-    relative_offset: u32,
-    timestamp: i64,
-    key_size: i32,
-    value_size: i32,
-}
 
 /// The serialized parts of one record, ready to append.
 #[derive(Debug, Clone, Copy)]
@@ -102,7 +93,7 @@ pub(crate) struct ProducerBatch {
     pub(crate) retry_at: Option<Instant>,
     /// The leader it was last sent to (node id), -1 before its first send.
     pub(crate) sent_to: i32,
-    callbacks: Vec<Thunk>,
+    callbacks: Callbacks,
     /// Set when drained; a sealed batch takes no more appends.
     header: Option<[u8; RECORD_BATCH_OVERHEAD]>,
     /// Idempotence: the producer id, epoch and sequences its header
@@ -157,7 +148,7 @@ impl ProducerBatch {
             last_attempt: None,
             retry_at: None,
             sent_to: -1,
-            callbacks: Vec::new(),
+            callbacks: Callbacks::default(),
             header: None,
             identity: None,
             codec,
@@ -212,19 +203,19 @@ impl ProducerBatch {
     /// Registers a callback for the record at `relative_offset`.
     pub(crate) fn add_callback(
         &mut self,
-        callback: Callback,
+        callback: &mut dyn Register,
         relative_offset: u32,
         timestamp: i64,
         key_size: i32,
         value_size: i32,
     ) {
-        self.callbacks.push(Thunk {
-            callback,
+        let meta = Meta {
             relative_offset,
             timestamp,
             key_size,
             value_size,
-        });
+        };
+        callback.register(&mut self.callbacks, meta);
     }
 
     /// True if no further record can be appended.
@@ -368,12 +359,10 @@ impl ProducerBatch {
         let total: usize = sizes.iter().sum::<usize>().max(1);
         let first_reserved = (self.reserved as u128 * sizes[0] as u128 / total as u128) as usize;
         let reserved = [first_reserved, self.reserved - first_reserved];
-        let mut callbacks = std::mem::take(&mut self.callbacks);
-        let second_callbacks: Vec<Thunk> = {
-            let at = callbacks.partition_point(|t| t.relative_offset < mid);
-            callbacks.split_off(at)
-        };
-        let mut thunks = [callbacks, second_callbacks];
+        // The second half's callbacks, their offsets shifted down by `mid`
+        // (where the second half starts).
+        let second_callbacks = self.callbacks.split_off(mid);
+        let mut thunks = [std::mem::take(&mut self.callbacks), second_callbacks];
         let halves: Vec<ProducerBatch> = (0..2)
             .map(|h| {
                 let recs = &decoded.records[ranges[h].clone()];
@@ -400,11 +389,7 @@ impl ProducerBatch {
                         rec.headers.iter().copied(),
                     );
                 }
-                let shift = ranges[h].start as u32;
-                let mut callbacks = std::mem::take(&mut thunks[h]);
-                for t in &mut callbacks {
-                    t.relative_offset -= shift;
-                }
+                let callbacks = std::mem::take(&mut thunks[h]);
                 let mut half = ProducerBatch {
                     id: self.id,
                     result: BatchResult::new(self.result.topic.clone(), self.result.partition),
@@ -472,25 +457,18 @@ impl ProducerBatch {
     fn finish(&mut self, outcome: Result<Delivered>) {
         self.done = true;
         let result = &self.result;
-        for t in std::mem::take(&mut self.callbacks) {
-            let r = match &outcome {
-                Ok(d) => Ok(result.metadata(
-                    *d,
-                    t.relative_offset,
-                    t.timestamp,
-                    t.key_size,
-                    t.value_size,
-                )),
-                Err(e) => Err(e.clone()),
-            };
-            let cb = t.callback;
-            if catch_unwind(AssertUnwindSafe(move || cb(r))).is_err() {
-                log::error!(
-                    "a send callback for {}-{} panicked; the panic was caught",
-                    result.topic,
-                    result.partition
-                );
+        let panics = self.callbacks.run(&|m: Meta| match &outcome {
+            Ok(d) => {
+                Ok(result.metadata(*d, m.relative_offset, m.timestamp, m.key_size, m.value_size))
             }
+            Err(e) => Err(e.clone()),
+        });
+        if panics > 0 {
+            log::error!(
+                "{panics} send callback(s) for {}-{} panicked; the panics were caught",
+                result.topic,
+                result.partition
+            );
         }
         if !result.set(outcome) {
             log::warn!(
@@ -596,13 +574,13 @@ mod tests {
             let seen = seen.clone();
             let result = b.result.clone();
             b.add_callback(
-                Box::new(move |r: Result<RecordMetadata>| {
+                &mut super::super::callbacks::Pending(Some(move |r: Result<RecordMetadata>| {
                     assert!(!result.is_done(), "callbacks run before the result is set");
                     seen.lock().push(r.unwrap().offset());
                     if i == 1 {
                         panic!("user callback panics");
                     }
-                }),
+                })),
                 off,
                 5,
                 1,

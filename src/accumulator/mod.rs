@@ -18,6 +18,7 @@
 //! expire and abort.
 
 pub(crate) mod batch;
+pub(crate) mod callbacks;
 mod incomplete;
 pub(crate) mod pool;
 mod queue;
@@ -35,11 +36,12 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::future::{BatchResult, Callback, Delivered, RecordFuture};
+use crate::future::{BatchResult, Delivered, RecordFuture};
 use crate::lifecycle::Lifecycle;
 use crate::protocol::compression::Compression;
 use crate::protocol::records::{record_size_upper_bound, RECORD_BATCH_OVERHEAD};
 use crate::util::{later, FxBuildHasher};
+use callbacks::Register;
 
 pub(crate) use batch::{Identity, Ledger, ProducerBatch, RecordParts};
 use incomplete::Incomplete;
@@ -190,7 +192,7 @@ impl RecordAccumulator {
         rec: &RecordParts<'_>,
         key_size: i32,
         value_size: i32,
-        mut callback: Option<Callback>,
+        mut callback: Option<&mut dyn Register>,
         deadline: Instant,
     ) -> Result<RecordFuture> {
         let upper = RECORD_BATCH_OVERHEAD + record_size_upper_bound(rec.fixed_size);
@@ -308,7 +310,7 @@ impl RecordAccumulator {
         rec: &RecordParts<'_>,
         key_size: i32,
         value_size: i32,
-        callback: &mut Option<Callback>,
+        callback: &mut Option<&mut dyn Register>,
     ) -> RecordFuture {
         let offset = batch.append(rec);
         if let Some(cb) = callback.take() {
