@@ -34,9 +34,14 @@
 //! # Ok::<(), kafka_producer::Error>(())
 //! ```
 //!
+//! * Transactions (`transactional.id`): [`Producer::init_transactions`],
+//!   `begin_transaction`, `send_offsets_to_transaction`,
+//!   `commit_transaction`, `abort_transaction`, with Java's semantics (the
+//!   transactions v1 protocol flow).
+//!
 //! Not yet implemented (refused with [`Error::NotSupportedYet`] when
-//! configured, never ignored): compression, idempotence and transactions,
-//! TLS and SASL, metrics and interceptors. See the README for the plan.
+//! configured, never ignored): TLS and SASL, metrics and interceptors. See
+//! the README for the plan.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -53,6 +58,7 @@ mod producer;
 pub mod protocol;
 mod record;
 pub mod serialize;
+mod transaction;
 mod util;
 
 /// The README's examples are compiled as doctests.
@@ -74,3 +80,4 @@ pub use serialize::{
     ByteArraySerializer, DoubleSerializer, FloatSerializer, IntegerSerializer, LongSerializer,
     SerializeError, Serializer, ShortSerializer, StringSerializer,
 };
+pub use transaction::{ConsumerGroupMetadata, OffsetToCommit};

@@ -24,7 +24,7 @@ use crate::future::{BatchResult, Callback, Delivered};
 use crate::protocol::compression::{decompress_batches, Compression};
 use crate::protocol::records::{
     body_size_with_deltas, decode_batches, record_body_size, record_size, write_record,
-    BatchHeader, RECORD_BATCH_OVERHEAD,
+    BatchHeader, ATTR_TRANSACTIONAL, RECORD_BATCH_OVERHEAD,
 };
 use crate::record::Header;
 
@@ -63,6 +63,8 @@ pub(crate) struct Identity {
     pub(crate) producer_id: i64,
     pub(crate) epoch: i16,
     pub(crate) base_sequence: i32,
+    /// Part of a transaction: the header's isTransactional bit (0x10).
+    pub(crate) transactional: bool,
 }
 
 /// Where a batch gives back what it holds when it ends: its buffer to the
@@ -257,6 +259,9 @@ impl ProducerBatch {
                 h.producer_id = id.producer_id;
                 h.producer_epoch = id.epoch;
                 h.base_sequence = id.base_sequence;
+                if id.transactional {
+                    h.attributes |= ATTR_TRANSACTIONAL;
+                }
             }
             if self.codec != Compression::None {
                 // Compressed once, here, as one blob (never per record).
@@ -304,6 +309,7 @@ impl ProducerBatch {
             producer_id,
             epoch: i16::from_be_bytes(header[51..53].try_into().expect("2 bytes")),
             base_sequence: i32::from_be_bytes(header[53..57].try_into().expect("4 bytes")),
+            transactional: i16::from_be_bytes([header[21], header[22]]) & ATTR_TRANSACTIONAL != 0,
         });
         let mut wire = Vec::with_capacity(header.len() + self.records.len());
         wire.extend_from_slice(&header);

@@ -66,6 +66,21 @@ pub(crate) struct AccumulatorConfig {
     pub(crate) idempotent: bool,
 }
 
+/// What a transactional producer's accumulator asks its transaction
+/// manager (`transaction/`), through [`RecordAccumulator::set_txn_hooks`].
+/// The accumulator knows nothing else of transactions; a producer without
+/// `transactional.id` has no hooks, and pays one branch on an `Option`.
+pub(crate) trait TxnHooks: Send + Sync {
+    /// Called by `drain`, under `q`'s lock, for a partition whose first
+    /// batch is ready: may it be drained now? False until the partition is
+    /// in the open transaction (AddPartitionsToTxn answered); the call
+    /// registers it for adding. Must not lock a partition.
+    fn may_drain(&self, q: &PartitionQueue) -> bool;
+    /// Called by `complete` before a batch fails with `err` (no partition
+    /// lock held); `sequenced`: it had taken a sequence number.
+    fn on_failed(&self, err: &Error, sequenced: bool);
+}
+
 /// The result of a drain: batches to send to one broker.
 pub(crate) struct Drained {
     pub(crate) queue: Arc<PartitionQueue>,
@@ -94,6 +109,8 @@ pub(crate) struct RecordAccumulator {
     /// The producer's phase: closing refuses appends and makes every batch
     /// ready now; aborting fails retries.
     lifecycle: Arc<Lifecycle>,
+    /// Set once, before any record, for a transactional producer.
+    txn: std::sync::OnceLock<Arc<dyn TxnHooks>>,
 }
 
 impl RecordAccumulator {
@@ -113,6 +130,22 @@ impl RecordAccumulator {
             next_batch_id: AtomicU64::new(1),
             flushes_in_progress: AtomicUsize::new(0),
             lifecycle,
+            txn: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Makes this a transactional producer's accumulator (once, before any
+    /// record): drain asks `hooks` before it takes a partition's batches,
+    /// and failed batches are reported to it.
+    pub(crate) fn set_txn_hooks(&self, hooks: Arc<dyn TxnHooks>) {
+        let _ = self.txn.set(hooks);
+    }
+
+    /// For the transaction manager, after an epoch bump: every partition's
+    /// sequence starts again from 0.
+    pub(crate) fn reset_sequences(&self) {
+        for q in self.all_partitions() {
+            q.inner.lock().next_sequence = 0;
         }
     }
 
@@ -358,6 +391,12 @@ impl RecordAccumulator {
                 next = Some(next.map_or(ready_at, |t: Instant| t.min(ready_at)));
                 continue;
             }
+            // Transactions: not before the partition is in the transaction.
+            if let Some(txn) = self.txn.get() {
+                if !txn.may_drain(q) {
+                    continue; // the manager wakes us once it is added
+                }
+            }
             if !out.is_empty() && bytes + first.size_in_bytes() > max_bytes {
                 *cursor = idx; // start here next time
                 return (out, Some(now));
@@ -375,6 +414,7 @@ impl RecordAccumulator {
                         producer_id: id,
                         epoch,
                         base_sequence: seq,
+                        transactional: self.txn.get().is_some(),
                     })
                 }
                 _ => None,
@@ -444,6 +484,9 @@ impl RecordAccumulator {
     /// Completes a batch with `outcome`, returns its buffer to the pool and
     /// releases `flush`/`close` waiters. The only way a batch ends.
     pub(crate) fn complete(&self, batch: ProducerBatch, outcome: Result<Delivered>) {
+        if let (Err(e), Some(txn)) = (&outcome, self.txn.get()) {
+            txn.on_failed(e, batch.is_sealed());
+        }
         batch.complete(outcome);
     }
 

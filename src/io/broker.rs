@@ -496,7 +496,8 @@ impl BrokerThread {
                 .windows(2)
                 .filter(|w| w[0].queue.topic != w[1].queue.topic)
                 .count();
-            produce::write_request_prefix(buf, version, None, acks.as_i16(), timeout_ms, topics);
+            let txn_id = cfg.transactional_id.as_deref();
+            produce::write_request_prefix(buf, version, txn_id, acks.as_i16(), timeout_ms, topics);
             let mut i = 0;
             while i < drained.len() {
                 let topic = &drained[i].queue.topic;

@@ -154,7 +154,11 @@ pub(crate) fn run(shared: Arc<IoShared>) {
                         None => {}
                     }
                     // Idempotence: no id yet, ask again after the backoff.
-                    let no_id = cfg.idempotence && shared.accumulator.producer_id().is_none();
+                    // (A transactional producer's id comes from its
+                    // transaction coordinator, `transaction/`.)
+                    let no_id = cfg.idempotence
+                        && cfg.transactional_id.is_none()
+                        && shared.accumulator.producer_id().is_none();
                     if incomplete || no_id {
                         shared.metadata.request_update();
                     }
@@ -245,7 +249,9 @@ fn start_fetch(
     let metadata = shared.metadata.clone();
     let known = metadata.cluster();
     let asked = topics.clone();
-    let need_id = cfg.idempotence && shared.accumulator.producer_id().is_none();
+    let need_id = cfg.idempotence
+        && cfg.transactional_id.is_none()
+        && shared.accumulator.producer_id().is_none();
     let spawned = std::thread::Builder::new()
         .name(format!("{}-meta-fetch", cfg.client_id))
         .spawn(move || {
