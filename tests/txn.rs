@@ -1,0 +1,436 @@
+//! Transactions (`transactional.id`) against Apache Kafka 4: what
+//! `read_committed` consumers (Java's `KafkaConsumer` and librdkafka) see
+//! after commits and aborts, fencing by a second producer with the same
+//! id, the coordinator's abort of a transaction left open past
+//! `transaction.timeout.ms`, offsets committed with a transaction (read
+//! back with Java's Admin), resuming a timed-out call, and the misuse
+//! errors. Tansu's answer is recorded in `tansu_*`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{consume_isolation, java, topic, Broker};
+use kafka_producer::protocol::ErrorCode;
+use kafka_producer::{
+    ConsumerGroupMetadata, Error, Producer, ProducerConfig, ProducerRecord, RecordFuture,
+    StringSerializer,
+};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A fresh transactional id.
+fn txn_id(prefix: &str) -> String {
+    topic(&format!("txid-{prefix}"))
+}
+
+fn producer(cfg: ProducerConfig) -> Producer<str, str> {
+    Producer::new(cfg, StringSerializer, StringSerializer).unwrap()
+}
+
+fn kafka(id: &str) -> ProducerConfig {
+    Broker::Kafka.config().transactional_id(id)
+}
+
+fn values(records: &[common::Consumed]) -> Vec<String> {
+    let mut v: Vec<String> = records
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+fn send_all(p: &Producer<str, str>, t: &str, vals: &[String]) -> Vec<RecordFuture> {
+    vals.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            p.send(ProducerRecord::new(t, v.as_str()).partition((i % 2) as i32))
+                .unwrap()
+        })
+        .collect()
+}
+
+fn strings(prefix: &str, n: usize) -> Vec<String> {
+    let mut v: Vec<String> = (0..n).map(|i| format!("{prefix}-{i:04}")).collect();
+    v.sort();
+    v
+}
+
+/// Committed records are visible to `read_committed` readers, whole: Java's
+/// consumer and librdkafka both read exactly the transaction's records,
+/// across partitions and topics.
+#[test]
+fn commit_makes_records_visible_to_read_committed_consumers() {
+    let (t1, t2) = (topic("txc"), topic("txc2"));
+    let p = producer(kafka(&txn_id("commit")));
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    let a = strings("a", 200);
+    let b = strings("b", 50);
+    let mut handles = send_all(&p, &t1, &a);
+    handles.extend(send_all(&p, &t2, &b));
+    p.commit_transaction().unwrap();
+    // Commit flushed: every record is delivered by now.
+    for h in &handles {
+        assert!(h.is_done(), "commit returned before a record completed");
+        assert!(h.get().unwrap().has_offset());
+    }
+    let bs = Broker::Kafka.bootstrap();
+    assert_eq!(values(&java::java_consume(bs, &t1, a.len(), WAIT, true)), a);
+    assert_eq!(values(&java::java_consume(bs, &t2, b.len(), WAIT, true)), b);
+    assert_eq!(values(&consume_isolation(bs, &t1, a.len(), WAIT, true)), a);
+    // A second transaction on the same producer.
+    p.begin_transaction().unwrap();
+    let c = strings("c", 10);
+    send_all(&p, &t2, &c);
+    p.commit_transaction().unwrap();
+    let mut bc = [b.clone(), c].concat();
+    bc.sort();
+    assert_eq!(
+        values(&consume_isolation(bs, &t2, bc.len(), WAIT, true)),
+        bc
+    );
+    p.close().unwrap();
+}
+
+/// An aborted transaction's records are in the log (`read_uncommitted`
+/// reads them) but never visible at `read_committed`; records still
+/// buffered when the abort comes fail with `Error::Aborted` and are never
+/// written. The next transaction commits normally.
+#[test]
+fn abort_hides_records_from_read_committed_readers() {
+    let t = topic("txa");
+    let p = producer(kafka(&txn_id("abort")).linger(Duration::from_secs(3)));
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    let sent = strings("aborted", 20);
+    let written = send_all(&p, &t, &sent);
+    p.flush().unwrap();
+    for h in &written {
+        h.get().expect("written to the log before the abort");
+    }
+    // Lingering (3 s) when the abort comes: failed, never sent.
+    let unsent: Vec<RecordFuture> = send_all(&p, &t, &strings("never", 5));
+    p.abort_transaction().unwrap();
+    for h in &unsent {
+        match h.get() {
+            Err(Error::Aborted(m)) => assert!(m.contains("abort"), "{m}"),
+            other => panic!("a buffered record of an aborted transaction: {other:?}"),
+        }
+    }
+    p.begin_transaction().unwrap();
+    let committed = strings("committed", 10);
+    send_all(&p, &t, &committed);
+    p.commit_transaction().unwrap();
+    let bs = Broker::Kafka.bootstrap();
+    let mut all = [sent, committed.clone()].concat();
+    all.sort();
+    assert_eq!(
+        values(&java::java_consume(bs, &t, committed.len(), WAIT, true)),
+        committed
+    );
+    assert_eq!(
+        values(&consume_isolation(bs, &t, committed.len(), WAIT, true)),
+        committed
+    );
+    assert_eq!(
+        values(&java::java_consume(bs, &t, all.len(), WAIT, false)),
+        all
+    );
+    assert_eq!(
+        values(&consume_isolation(bs, &t, all.len(), WAIT, false)),
+        all
+    );
+    p.close().unwrap();
+}
+
+fn assert_fenced(e: &Error, id: &str) {
+    assert!(e.is_fatal(), "expected a fatal error, got {e:?}");
+    assert!(
+        matches!(
+            e.code(),
+            Some(ErrorCode::PRODUCER_FENCED | ErrorCode::INVALID_PRODUCER_EPOCH)
+        ),
+        "expected fencing, got {e:?}"
+    );
+    assert!(e.to_string().contains(id), "{e}");
+}
+
+/// A second producer with the same transactional id fences the first:
+/// its open transaction is aborted, its next send to a new partition and
+/// every later call fail with a fatal, fenced error naming the id.
+#[test]
+fn a_second_producer_with_the_same_id_fences_the_first() {
+    let t = topic("txf");
+    let id = txn_id("fence");
+    let p1 = producer(kafka(&id));
+    p1.init_transactions().unwrap();
+    p1.begin_transaction().unwrap();
+    p1.send(ProducerRecord::new(t.as_str(), "zombie").partition(0))
+        .unwrap()
+        .get()
+        .unwrap();
+    let p2 = producer(kafka(&id));
+    p2.init_transactions().unwrap();
+    // p1 does not know yet: the send is accepted, and fails once its
+    // partition cannot join p1's transaction.
+    let h = p1
+        .send(ProducerRecord::new(t.as_str(), "zombie-2").partition(1))
+        .unwrap();
+    let e = h.get().unwrap_err();
+    assert_fenced(&e, &id);
+    let e = p1
+        .send(ProducerRecord::new(t.as_str(), "zombie-3"))
+        .unwrap_err();
+    assert_fenced(&e, &id);
+    assert_fenced(&p1.commit_transaction().unwrap_err(), &id);
+    assert_fenced(&p1.abort_transaction().unwrap_err(), &id);
+    assert_fenced(&p1.begin_transaction().unwrap_err(), &id);
+    // The new producer carries on.
+    p2.begin_transaction().unwrap();
+    p2.send(ProducerRecord::new(t.as_str(), "current").partition(0))
+        .unwrap();
+    p2.commit_transaction().unwrap();
+    let got = java::java_consume(Broker::Kafka.bootstrap(), &t, 1, WAIT, true);
+    assert_eq!(values(&got), ["current"]);
+    p1.close().unwrap();
+    p2.close().unwrap();
+}
+
+/// A commit of a transaction fenced between its last send and its commit
+/// fails with the fatal error too (EndTxn refused).
+#[test]
+fn a_fenced_commit_is_fatal() {
+    let t = topic("txfc");
+    let id = txn_id("fence-commit");
+    let p1 = producer(kafka(&id));
+    p1.init_transactions().unwrap();
+    p1.begin_transaction().unwrap();
+    p1.send(ProducerRecord::new(t.as_str(), "zombie"))
+        .unwrap()
+        .get()
+        .unwrap();
+    let p2 = producer(kafka(&id));
+    p2.init_transactions().unwrap();
+    assert_fenced(&p1.commit_transaction().unwrap_err(), &id);
+    assert_fenced(
+        &p1.send(ProducerRecord::new(t.as_str(), "x")).unwrap_err(),
+        &id,
+    );
+    p2.close().unwrap();
+    p1.close().unwrap();
+}
+
+/// A transaction open past `transaction.timeout.ms` is aborted by the
+/// coordinator (which checks every
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms`, 10 s by
+/// default); the producer learns it at commit, which fails, and the
+/// records stay invisible at read_committed.
+#[test]
+fn a_transaction_left_open_past_its_timeout_is_aborted_by_the_coordinator() {
+    let t = topic("txt");
+    let id = txn_id("timeout");
+    let p = producer(kafka(&id).transaction_timeout(Duration::from_millis(2000)));
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    p.send(ProducerRecord::new(t.as_str(), "expired").partition(0))
+        .unwrap()
+        .get()
+        .unwrap();
+    // Timeout plus one cleanup interval, and a margin.
+    std::thread::sleep(Duration::from_secs(15));
+    let e = p.commit_transaction().unwrap_err();
+    eprintln!("commit after the coordinator's abort: {e}");
+    assert!(e.is_fatal(), "{e:?}");
+    assert!(
+        matches!(
+            e.code(),
+            Some(ErrorCode::PRODUCER_FENCED | ErrorCode::INVALID_PRODUCER_EPOCH)
+        ),
+        "{e:?}"
+    );
+    p.close().unwrap();
+    // A record committed after it gives the reader something to wait for:
+    // exactly that one is visible.
+    let p = producer(kafka(&id));
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    p.send(ProducerRecord::new(t.as_str(), "after").partition(0))
+        .unwrap();
+    p.commit_transaction().unwrap();
+    let bs = Broker::Kafka.bootstrap();
+    assert_eq!(
+        values(&java::java_consume(bs, &t, 1, WAIT, true)),
+        ["after"]
+    );
+    assert_eq!(
+        values(&java::java_consume(bs, &t, 2, WAIT, false)),
+        ["after", "expired"]
+    );
+    p.close().unwrap();
+}
+
+/// Offsets sent with a transaction become the group's committed offsets
+/// when it commits (read back with Java's Admin), and not when it aborts.
+#[test]
+fn send_offsets_to_transaction_commits_offsets_with_the_transaction() {
+    let t = topic("txo");
+    let group = ConsumerGroupMetadata::new(topic("group"));
+    let bs = Broker::Kafka.bootstrap();
+    let p = producer(kafka(&txn_id("offsets")));
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    p.send(ProducerRecord::new(t.as_str(), "out").partition(0))
+        .unwrap();
+    p.send_offsets_to_transaction(
+        [
+            (t.clone(), 0, 5, "m0".to_string()),
+            (t.clone(), 1, 7, "m1".to_string()),
+        ],
+        &group,
+    )
+    .unwrap();
+    p.commit_transaction().unwrap();
+    let want = vec![
+        (t.clone(), 0, 5, Some("m0".to_string())),
+        (t.clone(), 1, 7, Some("m1".to_string())),
+    ];
+    assert_eq!(java::group_offsets(bs, &group.group_id), want);
+    // Offsets only (no records), aborted: the group keeps its offsets.
+    p.begin_transaction().unwrap();
+    p.send_offsets_to_transaction(&[(t.as_str(), 0, 100)], &group)
+        .unwrap();
+    p.abort_transaction().unwrap();
+    assert_eq!(java::group_offsets(bs, &group.group_id), want);
+    // Offsets only, committed.
+    p.begin_transaction().unwrap();
+    p.send_offsets_to_transaction(&[(t.as_str(), 0, 100)], &group)
+        .unwrap();
+    p.commit_transaction().unwrap();
+    assert_eq!(
+        java::group_offsets(bs, &group.group_id),
+        [(t.clone(), 0, 100, Some(String::new())), want[1].clone()]
+    );
+    p.close().unwrap();
+}
+
+/// Java's IllegalStateExceptions: every call out of order is refused with
+/// a reason, and nothing is sent.
+#[test]
+fn calls_out_of_order_are_refused_with_a_reason() {
+    let t = topic("txm");
+    let invalid = |r: kafka_producer::Result<()>, what: &str| match r {
+        Err(Error::InvalidOperation(m)) => {
+            assert!(m.contains(what), "expected {what:?} in {m:?}")
+        }
+        other => panic!("expected InvalidOperation({what:?}), got {other:?}"),
+    };
+    // Not transactional.
+    let plain = producer(Broker::Kafka.config());
+    for r in [
+        plain.init_transactions(),
+        plain.begin_transaction(),
+        plain.commit_transaction(),
+        plain.abort_transaction(),
+        plain.send_offsets_to_transaction(&[("t", 0, 1)], &ConsumerGroupMetadata::new("g")),
+    ] {
+        invalid(r, "non-transactional producer");
+    }
+    plain.close().unwrap();
+    // Java: a transactional.id with enable.idempotence=false.
+    let e = Producer::new(
+        kafka("x").enable_idempotence(false),
+        StringSerializer,
+        StringSerializer,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, Error::Config { key, .. } if key == "enable.idempotence"),
+        "{e}"
+    );
+    let p = producer(kafka(&txn_id("misuse")));
+    let send = |v: &str| p.send(ProducerRecord::new(t.as_str(), v)).map(|_| ());
+    invalid(
+        send("early"),
+        "before completing a call to init_transactions",
+    );
+    invalid(p.begin_transaction(), "init_transactions");
+    invalid(p.commit_transaction(), "UNINITIALIZED");
+    p.init_transactions().unwrap();
+    invalid(p.init_transactions(), "already called");
+    invalid(send("outside"), "not in a transaction");
+    invalid(p.commit_transaction(), "no transaction is open");
+    invalid(p.abort_transaction(), "no transaction is open");
+    invalid(
+        p.send_offsets_to_transaction(&[("t", 0, 1)], &ConsumerGroupMetadata::new("g")),
+        "READY",
+    );
+    p.begin_transaction().unwrap();
+    invalid(p.begin_transaction(), "called twice");
+    invalid(
+        p.send_offsets_to_transaction(&[("t", 0, 1)], &ConsumerGroupMetadata::new("")),
+        "group id is empty",
+    );
+    send("inside").unwrap();
+    // A commit of an empty transaction, and of one with records, work.
+    p.commit_transaction().unwrap();
+    p.begin_transaction().unwrap();
+    p.commit_transaction().unwrap();
+    p.begin_transaction().unwrap();
+    p.abort_transaction().unwrap();
+    invalid(send("after"), "not in a transaction");
+    p.close().unwrap();
+    assert!(matches!(p.begin_transaction(), Err(Error::Closed)));
+    let got = java::java_consume(Broker::Kafka.bootstrap(), &t, 1, WAIT, true);
+    assert_eq!(values(&got), ["inside"]);
+}
+
+/// `init_transactions` with `max.block.ms` of 1 ms times out (finding the
+/// coordinator takes longer), goes on in the background, and is resumed by
+/// calling it again; meanwhile other calls are refused. Then a
+/// transaction works.
+#[test]
+fn a_timed_out_call_is_resumed_by_calling_it_again() {
+    let t = topic("txr");
+    let p = producer(kafka(&txn_id("resume")).max_block(Duration::from_millis(1)));
+    match p.init_transactions() {
+        Err(Error::TransactionTimeout { operation, .. }) => {
+            assert_eq!(operation, "init_transactions")
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    match p.begin_transaction() {
+        Err(Error::InvalidOperation(m)) => {
+            assert!(
+                m.contains("previous call to init_transactions timed out"),
+                "{m}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    let until = Instant::now() + WAIT;
+    let mut timeouts = 1;
+    loop {
+        match p.init_transactions() {
+            Ok(()) => break,
+            Err(Error::TransactionTimeout { .. }) if Instant::now() < until => timeouts += 1,
+            Err(e) => panic!("after {timeouts} timeouts: {e:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Done: init is not started twice.
+    assert!(matches!(
+        p.init_transactions(),
+        Err(Error::InvalidOperation(_))
+    ));
+    p.close().unwrap();
+    let p = producer(kafka(&txn_id("resume2")));
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    p.send(ProducerRecord::new(t.as_str(), "v")).unwrap();
+    p.commit_transaction().unwrap();
+    let got = java::java_consume(Broker::Kafka.bootstrap(), &t, 1, WAIT, true);
+    assert_eq!(values(&got), ["v"]);
+    p.close().unwrap();
+}
