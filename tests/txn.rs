@@ -299,13 +299,13 @@ fn send_offsets_to_transaction_commits_offsets_with_the_transaction() {
     assert_eq!(java::group_offsets(bs, &group.group_id), want);
     // Offsets only (no records), aborted: the group keeps its offsets.
     p.begin_transaction().unwrap();
-    p.send_offsets_to_transaction(&[(t.as_str(), 0, 100)], &group)
+    p.send_offsets_to_transaction([(t.as_str(), 0, 100)], &group)
         .unwrap();
     p.abort_transaction().unwrap();
     assert_eq!(java::group_offsets(bs, &group.group_id), want);
     // Offsets only, committed.
     p.begin_transaction().unwrap();
-    p.send_offsets_to_transaction(&[(t.as_str(), 0, 100)], &group)
+    p.send_offsets_to_transaction([(t.as_str(), 0, 100)], &group)
         .unwrap();
     p.commit_transaction().unwrap();
     assert_eq!(
@@ -333,7 +333,7 @@ fn calls_out_of_order_are_refused_with_a_reason() {
         plain.begin_transaction(),
         plain.commit_transaction(),
         plain.abort_transaction(),
-        plain.send_offsets_to_transaction(&[("t", 0, 1)], &ConsumerGroupMetadata::new("g")),
+        plain.send_offsets_to_transaction([("t", 0, 1)], &ConsumerGroupMetadata::new("g")),
     ] {
         invalid(r, "non-transactional producer");
     }
@@ -363,13 +363,13 @@ fn calls_out_of_order_are_refused_with_a_reason() {
     invalid(p.commit_transaction(), "no transaction is open");
     invalid(p.abort_transaction(), "no transaction is open");
     invalid(
-        p.send_offsets_to_transaction(&[("t", 0, 1)], &ConsumerGroupMetadata::new("g")),
+        p.send_offsets_to_transaction([("t", 0, 1)], &ConsumerGroupMetadata::new("g")),
         "READY",
     );
     p.begin_transaction().unwrap();
     invalid(p.begin_transaction(), "called twice");
     invalid(
-        p.send_offsets_to_transaction(&[("t", 0, 1)], &ConsumerGroupMetadata::new("")),
+        p.send_offsets_to_transaction([("t", 0, 1)], &ConsumerGroupMetadata::new("")),
         "group id is empty",
     );
     send("inside").unwrap();
