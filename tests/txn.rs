@@ -434,3 +434,84 @@ fn a_timed_out_call_is_resumed_by_calling_it_again() {
     assert_eq!(values(&got), ["v"]);
     p.close().unwrap();
 }
+
+/// A record of the transaction that the broker refuses (larger than the
+/// topic's `max.message.bytes`) makes the transaction abortable: commit
+/// fails naming the cause, `abort_transaction` works, and the next
+/// transaction commits (its batches after the failed one's sequence:
+/// the epoch is bumped after the abort, KIP-360).
+#[test]
+fn a_refused_record_makes_the_transaction_abortable() {
+    let t = topic("txe");
+    let bs = Broker::Kafka.bootstrap();
+    java::create_topic(bs, &t, 2, 3, &[("max.message.bytes", "2000")]);
+    let p = producer(kafka(&txn_id("abortable")));
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    p.send(ProducerRecord::new(t.as_str(), "ok-1"))
+        .unwrap()
+        .get()
+        .unwrap();
+    let big = "x".repeat(5000);
+    let h = p.send(ProducerRecord::new(t.as_str(), big.as_str())).unwrap();
+    let e = h.get().unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::MESSAGE_TOO_LARGE), "{e:?}");
+    // The transaction cannot commit now; sends are refused too.
+    let e = p.send(ProducerRecord::new(t.as_str(), "late")).unwrap_err();
+    assert!(e.is_abortable(), "{e:?}");
+    let e = p.commit_transaction().unwrap_err();
+    assert!(e.is_abortable(), "{e:?}");
+    assert_eq!(e.code(), Some(ErrorCode::MESSAGE_TOO_LARGE), "{e:?}");
+    p.abort_transaction().unwrap();
+    for round in 0..2 {
+        p.begin_transaction().unwrap();
+        let vals = strings(&format!("after{round}"), 5);
+        for h in send_all(&p, &t, &vals) {
+            h.get().unwrap();
+        }
+        p.commit_transaction().unwrap();
+    }
+    let got = java::java_consume(bs, &t, 10, WAIT, true);
+    let mut want = [strings("after0", 5), strings("after1", 5)].concat();
+    want.sort();
+    assert_eq!(values(&got), want);
+    p.close().unwrap();
+}
+
+/// Tansu (one broker, its own transaction coordinator) takes the whole
+/// flow: InitProducerId, AddPartitionsToTxn, transactional Produce, EndTxn
+/// commit and abort all succeed, and every record is in the log. But Tansu
+/// (0.6) does not hide aborted transactions from read_committed readers:
+/// librdkafka reads the aborted records there too (the same records are
+/// hidden by Kafka, see `abort_hides_records_from_read_committed_readers`).
+/// This test pins that down; if Tansu starts filtering, expect
+/// `committed.len()` at read_committed and update the README.
+#[test]
+fn tansu_commits_and_aborts() {
+    let t = topic("txtansu");
+    let bs = Broker::Tansu.bootstrap();
+    let p = producer(Broker::Tansu.config().transactional_id(txn_id("tansu")));
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    let aborted = strings("aborted", 4);
+    for h in send_all(&p, &t, &aborted) {
+        h.get().unwrap();
+    }
+    p.abort_transaction().unwrap();
+    p.begin_transaction().unwrap();
+    let committed = strings("committed", 6);
+    send_all(&p, &t, &committed);
+    p.commit_transaction().unwrap();
+    p.close().unwrap();
+    let mut all = [aborted, committed.clone()].concat();
+    all.sort();
+    assert_eq!(
+        values(&consume_isolation(bs, &t, all.len(), WAIT, false)),
+        all
+    );
+    assert_eq!(
+        values(&consume_isolation(bs, &t, all.len(), WAIT, true)),
+        all,
+        "Tansu at read_committed"
+    );
+}
