@@ -732,3 +732,192 @@ fn run_job(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accumulator::{AccumulatorConfig, RecordParts};
+    use crate::future::Delivered;
+    use crate::metadata::{Cluster, Node, TopicMetadata};
+    use crate::protocol::compression::Compression;
+    use crate::protocol::records::{decode_batches, record_fixed_size, ATTR_TRANSACTIONAL};
+    use crate::record::PartitionInfo;
+    use state::State;
+
+    fn shared(state: State) -> Arc<TxnShared> {
+        let mut st = TxnState::new("tx");
+        st.state = state;
+        Arc::new(TxnShared {
+            inner: Mutex::new(Inner {
+                st,
+                producer: Some((7, 1)),
+                added: HashSet::new(),
+                to_add: HashSet::new(),
+                started: false,
+                job: None,
+                pending: None,
+                sweep: None,
+                sequence_gap: false,
+                stop: false,
+            }),
+            cond: Condvar::new(),
+        })
+    }
+
+    fn accumulator(hooks: Arc<TxnShared>) -> (RecordAccumulator, Arc<[Arc<PartitionQueue>]>) {
+        let acc = RecordAccumulator::new(
+            AccumulatorConfig {
+                batch_size: 1000,
+                buffer_memory: 100_000,
+                linger: Duration::ZERO,
+                delivery_timeout: Duration::from_secs(10),
+                max_block: Duration::ZERO,
+                adaptive_partitioning: false,
+                guarantee_order: true,
+                compression: Compression::None,
+                idempotent: true,
+            },
+            Arc::default(),
+        );
+        acc.set_txn_hooks(hooks);
+        let mut c = Cluster::default();
+        c.brokers.insert(
+            1,
+            Node {
+                id: 1,
+                host: "h".into(),
+                port: 1,
+                rack: None,
+            },
+        );
+        c.topics.insert(
+            "t".into(),
+            TopicMetadata {
+                error: ErrorCode::NONE,
+                partitions: (0..2)
+                    .map(|p| PartitionInfo {
+                        topic: "t".into(),
+                        partition: p,
+                        leader: Some(1),
+                        replicas: vec![1],
+                        in_sync_replicas: vec![1],
+                        offline_replicas: vec![],
+                    })
+                    .collect(),
+                available: vec![0, 1],
+                epochs: vec![],
+            },
+        );
+        acc.update_metadata(&c);
+        acc.set_producer_id(7, 1);
+        let parts = acc.partitions_led_by(1);
+        (acc, parts)
+    }
+
+    fn send(acc: &RecordAccumulator, p: i32) -> crate::future::RecordFuture {
+        let t = acc.topic("t").unwrap();
+        let l = t.layout();
+        let v = b"v";
+        let rec = RecordParts {
+            key: None,
+            value: Some(v),
+            headers: &[],
+            timestamp: 1,
+            fixed_size: record_fixed_size(None, Some(v), std::iter::empty()),
+        };
+        acc.append(&t, &l, Some(p), &rec, -1, 1, None, Instant::now())
+            .unwrap()
+    }
+
+    /// Drain takes nothing of a partition until it is in the transaction
+    /// (and registers it for AddPartitionsToTxn once); what it takes
+    /// carries the transactional bit.
+    #[test]
+    fn drain_waits_for_add_partitions_and_marks_batches_transactional() {
+        let s = shared(State::InTransaction);
+        let (acc, parts) = accumulator(s.clone());
+        let later = Instant::now() + Duration::from_secs(1);
+        send(&acc, 0);
+        send(&acc, 1);
+        for _ in 0..2 {
+            let (d, _) = acc.drain(&parts, &mut 0, 1 << 20, later);
+            assert!(d.is_empty(), "no partition is in the transaction yet");
+        }
+        let mut pending: Vec<i32> = s.inner.lock().to_add.iter().map(|k| k.1).collect();
+        pending.sort();
+        assert_eq!(pending, [0, 1], "each registered once");
+        s.inner.lock().added.insert((Arc::from("t"), 1));
+        let (mut d, _) = acc.drain(&parts, &mut 0, 1 << 20, later);
+        assert_eq!(d.len(), 1);
+        let x = d.pop().unwrap();
+        assert_eq!(x.queue.partition, 1);
+        let wire = x.batch.wire_parts().concat();
+        let h = decode_batches(&wire).unwrap().remove(0).header;
+        assert_ne!(h.attributes & ATTR_TRANSACTIONAL, 0, "isTransactional");
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (7, 1, 0)
+        );
+        acc.complete(
+            x.batch,
+            Ok(Delivered {
+                base_offset: 0,
+                log_append_time: -1,
+            }),
+        );
+        acc.unmute([&x.queue]);
+        // An abort drains nothing more, added or not.
+        s.inner.lock().st.state = State::Aborting;
+        s.inner.lock().added.insert((Arc::from("t"), 0));
+        assert!(acc.drain(&parts, &mut 0, 1 << 20, later).0.is_empty());
+        acc.abort_queued(None, &Error::aborted());
+        assert!(
+            !s.inner.lock().sequence_gap,
+            "the aborted batch had no sequence"
+        );
+    }
+
+    /// A failed batch of the open transaction makes it abortable and asks
+    /// for the sweep of what is queued; a fenced one makes the producer
+    /// fatal. A failed batch that had a sequence number calls for an
+    /// epoch bump.
+    #[test]
+    fn failed_batches_move_the_state() {
+        let s = shared(State::InTransaction);
+        let (acc, parts) = accumulator(s.clone());
+        s.inner.lock().added.insert((Arc::from("t"), 0));
+        let later = Instant::now() + Duration::from_secs(1);
+        let f = send(&acc, 0);
+        let (mut d, _) = acc.drain(&parts, &mut 0, 1 << 20, later);
+        let x = d.pop().unwrap();
+        let refused = Error::Broker {
+            code: ErrorCode::MESSAGE_TOO_LARGE,
+            topic: "t".into(),
+            partition: 0,
+            message: None,
+        };
+        acc.complete(x.batch, Err(refused));
+        assert!(f.get().is_err());
+        {
+            let g = s.inner.lock();
+            assert!(g.sequence_gap, "it had taken sequence 0");
+            assert!(g.st.abortable_cause().is_some());
+            assert!(g.sweep.as_ref().is_some_and(Error::is_abortable));
+        }
+        // Fenced: fatal, from any state.
+        let s = shared(State::AbortableError(Arc::new(Error::Closed)));
+        s.on_failed(
+            &Error::Broker {
+                code: ErrorCode::PRODUCER_FENCED,
+                topic: "t".into(),
+                partition: 0,
+                message: None,
+            },
+            false,
+        );
+        let g = s.inner.lock();
+        let e = g.st.fatal_cause().expect("fatal");
+        assert_eq!(e.code(), Some(ErrorCode::PRODUCER_FENCED));
+        assert!(g.sweep.as_ref().is_some_and(Error::is_fatal));
+    }
+}
