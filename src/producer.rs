@@ -754,6 +754,10 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     /// From a send callback, it behaves like `close_timeout(0)` and does not
     /// wait for the I/O threads (Java does the same).
     ///
+    /// A transactional producer with a transaction open aborts it first (as
+    /// Java's does): its buffered records fail with [`Error::Aborted`], and
+    /// the EndTxn(abort) waits at most `timeout` and `max.block.ms`.
+    ///
     /// # Errors
     ///
     /// None today; the `Result` leaves room for close-time failures.
@@ -772,6 +776,11 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         }
         // Records failed below run their callbacks on this thread.
         let _closing = ClosingGuard::enter();
+        // As Java's: a transaction left open is aborted, not left to the
+        // coordinator's timeout (read_committed readers wait for it).
+        if let Some(txn) = &inner.txn {
+            txn.abort_on_close(deadline.min(later(Instant::now(), inner.cfg.max_block)));
+        }
         // No lock is held while waiting: a later, shorter close on another
         // thread can still abort what this one is waiting for.
         // Past the deadline, threads get this long to fail what they hold
@@ -785,10 +794,10 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             self.abort_all(Some(grace));
         }
         // Nothing needs the coordinators any more (every batch is done or
-        // failed): the transaction thread may go. An open transaction is
-        // left to the coordinator, which aborts it after
-        // `transaction.timeout.ms`, or to the next producer with the same
-        // id, whose `init_transactions` aborts it.
+        // failed): the transaction thread may go. A transaction the abort
+        // above could not end is left to the coordinator, which aborts it
+        // after `transaction.timeout.ms`, or to the next producer with the
+        // same id, whose `init_transactions` aborts it.
         if let Some(txn) = &inner.txn {
             txn.shutdown();
         }

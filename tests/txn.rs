@@ -453,7 +453,9 @@ fn a_refused_record_makes_the_transaction_abortable() {
         .get()
         .unwrap();
     let big = "x".repeat(5000);
-    let h = p.send(ProducerRecord::new(t.as_str(), big.as_str())).unwrap();
+    let h = p
+        .send(ProducerRecord::new(t.as_str(), big.as_str()))
+        .unwrap();
     let e = h.get().unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::MESSAGE_TOO_LARGE), "{e:?}");
     // The transaction cannot commit now; sends are refused too.
@@ -513,5 +515,38 @@ fn tansu_commits_and_aborts() {
         values(&consume_isolation(bs, &t, all.len(), WAIT, true)),
         all,
         "Tansu at read_committed"
+    );
+}
+
+/// Closing with a transaction open aborts it (as Java's `close` does)
+/// instead of leaving it to `transaction.timeout.ms` (60 s here): a
+/// read_committed reader is not held back at the open transaction, so
+/// another producer's later commit to the same partition is visible at
+/// once.
+#[test]
+fn close_aborts_an_open_transaction() {
+    let t = topic("txcl");
+    let bs = Broker::Kafka.bootstrap();
+    let p1 = producer(kafka(&txn_id("close")));
+    p1.init_transactions().unwrap();
+    p1.begin_transaction().unwrap();
+    p1.send(ProducerRecord::new(t.as_str(), "open").partition(0))
+        .unwrap()
+        .get()
+        .unwrap();
+    p1.close().unwrap();
+    let p2 = producer(kafka(&txn_id("close-other")));
+    p2.init_transactions().unwrap();
+    p2.begin_transaction().unwrap();
+    p2.send(ProducerRecord::new(t.as_str(), "after").partition(0))
+        .unwrap();
+    p2.commit_transaction().unwrap();
+    p2.close().unwrap();
+    // Well inside the 60 s an open transaction would hold the LSO.
+    let got = java::java_consume(bs, &t, 1, Duration::from_secs(20), true);
+    assert_eq!(values(&got), ["after"]);
+    assert_eq!(
+        values(&java::java_consume(bs, &t, 2, WAIT, false)),
+        ["after", "open"]
     );
 }

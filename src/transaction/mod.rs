@@ -450,6 +450,28 @@ impl TransactionManager {
         self.wait(Op::Abort, &c, deadline)
     }
 
+    /// For a graceful `close`: aborts a transaction left open (as Java's
+    /// producer does when it closes), waiting until `deadline` at most, so
+    /// that it does not hold back `read_committed` readers until
+    /// `transaction.timeout.ms`. Nothing happens outside a transaction, or
+    /// while a timed-out call awaits its retry.
+    pub(crate) fn abort_on_close(&self, deadline: Instant) {
+        let open = {
+            let g = self.shared.inner.lock();
+            g.pending.is_none()
+                && matches!(
+                    g.st.state,
+                    state::State::InTransaction | state::State::AbortableError(_)
+                )
+        };
+        if open {
+            log::info!("aborting the open transaction: the producer is closing");
+            if let Err(e) = self.abort(deadline) {
+                log::warn!("could not abort the open transaction while closing: {e}");
+            }
+        }
+    }
+
     /// Stops the transaction thread (at its next step; a request under
     /// way is given up). A job nobody will run fails with
     /// [`Error::Closed`].
