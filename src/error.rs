@@ -369,10 +369,13 @@ impl Error {
     /// broker code, a network error, a metadata or delivery timeout, or
     /// buffer exhaustion. [`Error::WaitTimeout`] is not: that record is
     /// still in flight, and sending it again could duplicate it.
+    /// [`Error::TransactionTimeout`] is: calling the same transactional
+    /// method again resumes it (Java's retriable `TimeoutException`).
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Broker { code, .. } => code.is_retriable(),
-            Error::Network { .. }
+            Error::TransactionTimeout { .. }
+            | Error::Network { .. }
             | Error::BufferExhausted { .. }
             | Error::MetadataTimeout { .. }
             | Error::DeliveryTimeout { .. } => true,

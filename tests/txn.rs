@@ -550,3 +550,32 @@ fn close_aborts_an_open_transaction() {
         ["after", "open"]
     );
 }
+
+/// `examples/transactions.rs` commits what it says it committed.
+#[test]
+fn the_transactions_example_commits_what_it_prints() {
+    let t = topic("txex");
+    let bs = Broker::Kafka.bootstrap();
+    let out = std::process::Command::new(common::example("transactions"))
+        .args([bs, t.as_str(), "25", "10"])
+        .output()
+        .expect("run the transactions example");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "committed 10 records (transaction 0)",
+            "committed 10 records (transaction 1)",
+            "committed 5 records (transaction 2)"
+        ]
+    );
+    let got = consume_isolation(bs, &t, 25, WAIT, true);
+    let mut want: Vec<String> = (0..25).map(|i| format!("record-{i}")).collect();
+    want.sort();
+    assert_eq!(values(&got), want);
+}

@@ -363,6 +363,9 @@ impl RecordAccumulator {
             None
         };
         let send_now = self.send_now();
+        // Transactions: a partition is drained only once it is in the
+        // transaction (`TxnHooks::may_drain`); `None` for other producers.
+        let txn = self.txn.get();
         let mut bytes = 0usize;
         let start = *cursor % n;
         for i in 0..n {
@@ -391,8 +394,7 @@ impl RecordAccumulator {
                 next = Some(next.map_or(ready_at, |t: Instant| t.min(ready_at)));
                 continue;
             }
-            // Transactions: not before the partition is in the transaction.
-            if let Some(txn) = self.txn.get() {
+            if let Some(txn) = txn {
                 if !txn.may_drain(q) {
                     continue; // the manager wakes us once it is added
                 }
@@ -414,7 +416,7 @@ impl RecordAccumulator {
                         producer_id: id,
                         epoch,
                         base_sequence: seq,
-                        transactional: self.txn.get().is_some(),
+                        transactional: txn.is_some(),
                     })
                 }
                 _ => None,
