@@ -579,3 +579,61 @@ fn the_transactions_example_commits_what_it_prints() {
     want.sort();
     assert_eq!(values(&got), want);
 }
+
+/// On a private librdkafka mock cluster, with errors injected into the
+/// coordinator requests: a coordinator that is not available, loading or
+/// busy is retried (found again where it says so), the coordinator moving
+/// to another broker is followed, and the transaction commits with every
+/// record delivered. Then an authorization error on AddPartitionsToTxn is
+/// fatal: the record waiting for it fails, and so does everything after.
+#[test]
+fn coordinator_errors_are_retried_or_fatal_as_java_does() {
+    let t = topic("txmock");
+    let id = txn_id("mock");
+    let mut mock = common::MockCluster::start(3, &[(t.as_str(), 2)]);
+    let p = producer(
+        ProducerConfig::new()
+            .bootstrap_servers(mock.bootstrap.clone())
+            .transactional_id(id.as_str())
+            .retry_backoff(Duration::from_millis(20))
+            .max_block(Duration::from_secs(30)),
+    );
+    // FindCoordinator (10): not available, twice; InitProducerId (22):
+    // loading, busy, not the coordinator.
+    mock.command("errors 10 15 15");
+    mock.command("errors 22 14 51 16");
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    // AddPartitionsToTxn (24): busy three times (the 20 ms backoff).
+    mock.command("errors 24 51 51 51");
+    let vals = strings("m", 10);
+    let handles = send_all(&p, &t, &vals);
+    for h in &handles {
+        h.get_timeout(WAIT).unwrap();
+    }
+    // EndTxn (26): not the coordinator; and the coordinator moves.
+    mock.command("errors 26 16 15");
+    mock.command(&format!("coordinator transaction {id} 3"));
+    p.commit_transaction().unwrap();
+    let got = consume_isolation(&mock.bootstrap, &t, vals.len(), WAIT, false);
+    assert_eq!(values(&got), vals);
+    // TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53): fatal.
+    p.begin_transaction().unwrap();
+    mock.command("errors 24 53");
+    let h = p
+        .send(ProducerRecord::new(t.as_str(), "refused").partition(0))
+        .unwrap();
+    let e = h.get_timeout(WAIT).unwrap_err();
+    assert!(e.is_fatal(), "{e:?}");
+    assert_eq!(
+        e.code(),
+        Some(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+        "{e:?}"
+    );
+    assert!(p
+        .send(ProducerRecord::new(t.as_str(), "x"))
+        .unwrap_err()
+        .is_fatal());
+    assert!(p.commit_transaction().unwrap_err().is_fatal());
+    p.close_timeout(Duration::from_secs(5)).unwrap();
+}
