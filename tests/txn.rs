@@ -637,3 +637,87 @@ fn coordinator_errors_are_retried_or_fatal_as_java_does() {
     assert!(p.commit_transaction().unwrap_err().is_fatal());
     p.close_timeout(Duration::from_secs(5)).unwrap();
 }
+
+/// A commit and an abort that run out of `max.block.ms` (the coordinator's
+/// broker answers after 1.5 s, `max.block.ms` is 500 ms) report
+/// `TransactionTimeout`, refuse other calls and sends meanwhile, and are
+/// finished by calling them again; the records are committed once.
+#[test]
+fn a_timed_out_commit_or_abort_is_resumed_by_calling_it_again() {
+    let t = topic("txslow");
+    let id = txn_id("slow");
+    let mut mock = common::MockCluster::start(3, &[(t.as_str(), 2)]);
+    let p = producer(
+        ProducerConfig::new()
+            .bootstrap_servers(mock.bootstrap.clone())
+            .transactional_id(id.as_str())
+            .max_block(Duration::from_millis(500)),
+    );
+    mock.command(&format!("coordinator transaction {id} 1"));
+    let retry = |what: &str, call: &dyn Fn() -> kafka_producer::Result<()>| {
+        let until = Instant::now() + WAIT;
+        let mut timeouts = 0;
+        loop {
+            match call() {
+                Ok(()) => return timeouts,
+                Err(Error::TransactionTimeout { operation, .. }) if Instant::now() < until => {
+                    assert_eq!(operation, what);
+                    timeouts += 1;
+                }
+                Err(e) => panic!("{what} after {timeouts} timeouts: {e:?}"),
+            }
+        }
+    };
+    retry("init_transactions", &|| p.init_transactions());
+    p.begin_transaction().unwrap();
+    let vals = strings("slow", 6);
+    let handles = send_all(&p, &t, &vals);
+    for h in &handles {
+        h.get_timeout(WAIT).unwrap();
+    }
+    mock.command("rtt 1 1500");
+    match p.commit_transaction() {
+        Err(Error::TransactionTimeout { operation, .. }) => {
+            assert_eq!(operation, "commit_transaction")
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    match p.abort_transaction() {
+        Err(Error::InvalidOperation(m)) => {
+            assert!(
+                m.contains("previous call to commit_transaction timed out"),
+                "{m}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        p.send(ProducerRecord::new(t.as_str(), "during")),
+        Err(Error::InvalidOperation(_))
+    ));
+    retry("commit_transaction", &|| p.commit_transaction());
+    // An abort, likewise.
+    p.begin_transaction().unwrap();
+    mock.command("rtt 1 0");
+    let aborted = send_all(&p, &t, &strings("gone", 2));
+    for h in &aborted {
+        h.get_timeout(WAIT).unwrap();
+    }
+    mock.command("rtt 1 1500");
+    let timeouts = retry("abort_transaction", &|| p.abort_transaction());
+    assert!(
+        timeouts >= 1,
+        "the abort should have timed out at least once"
+    );
+    mock.command("rtt 1 0");
+    p.begin_transaction().unwrap();
+    p.commit_transaction().unwrap();
+    p.close_timeout(Duration::from_secs(5)).unwrap();
+    // Every record once at read_uncommitted, the aborted ones too (what
+    // read_committed hides is tested on Kafka above): resuming sent nothing
+    // twice.
+    let mut all = [vals, strings("gone", 2)].concat();
+    all.sort();
+    let got = consume_isolation(&mock.bootstrap, &t, all.len(), WAIT, false);
+    assert_eq!(values(&got), all);
+}
