@@ -52,18 +52,23 @@ pub(crate) const CONCURRENT_TXN_BACKOFF: Duration = Duration::from_millis(20);
 /// The request an error code answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TxnApi {
+    /// FindCoordinator for the transactional id.
     FindCoordinator,
+    /// FindCoordinator for a consumer group (send_offsets_to_transaction).
+    FindGroupCoordinator,
     InitProducerId,
     AddPartitions,
     AddOffsets,
     TxnOffsetCommit,
-    EndTxn { commit: bool },
+    EndTxn {
+        commit: bool,
+    },
 }
 
 impl TxnApi {
     pub(crate) fn name(self) -> &'static str {
         match self {
-            TxnApi::FindCoordinator => find_coordinator::API.name,
+            TxnApi::FindCoordinator | TxnApi::FindGroupCoordinator => find_coordinator::API.name,
             TxnApi::InitProducerId => init_producer_id::API.name,
             TxnApi::AddPartitions => add_partitions_to_txn::API.name,
             TxnApi::AddOffsets => add_offsets_to_txn::API.name,
@@ -124,8 +129,12 @@ pub(crate) fn classify(api: TxnApi, code: ErrorCode) -> Reaction {
             Reaction::Fatal
         }
         // TRANSACTION_ABORTABLE, INVALID_TXN_STATE, group or topic
-        // authorization, a consumer fenced from its group
-        // (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID), ...
+        // authorization (also when finding the group's coordinator), a
+        // consumer fenced from its group (ILLEGAL_GENERATION,
+        // UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID), ... Java is stricter
+        // with INVALID_TXN_STATE from AddPartitionsToTxn and EndTxn(commit)
+        // (fatal); here the application may still try an abort, and an
+        // abort refused with it is fatal.
         _ => Reaction::Abortable,
     }
 }
@@ -287,7 +296,11 @@ impl Coordinators {
     /// FindCoordinator for `key` (a transactional id or a group), then a
     /// connection to the coordinator it names.
     fn find(&mut self, key_type: i8, key: &str) -> Result<Connection, Step> {
-        let api = TxnApi::FindCoordinator;
+        let api = if key_type == KEY_TYPE_GROUP {
+            TxnApi::FindGroupCoordinator
+        } else {
+            TxnApi::FindCoordinator
+        };
         let mut any = self.any_broker()?;
         let v = any.version_for(&find_coordinator::API).map_err(Step::net)?;
         if key_type == KEY_TYPE_TRANSACTION && v < 1 {
@@ -667,8 +680,9 @@ mod tests {
     use crate::protocol::messages::partition_errors::PartitionError;
     use ErrorCode as E;
 
-    const ALL: [TxnApi; 7] = [
+    const ALL: [TxnApi; 8] = [
         TxnApi::FindCoordinator,
+        TxnApi::FindGroupCoordinator,
         TxnApi::InitProducerId,
         TxnApi::AddPartitions,
         TxnApi::AddOffsets,
@@ -766,6 +780,15 @@ mod tests {
         ] {
             assert_eq!(classify(TxnApi::TxnOffsetCommit, code), Reaction::Abortable);
         }
+        // Not allowed to use the group: the transaction, not the producer.
+        assert_eq!(
+            classify(TxnApi::FindGroupCoordinator, E::GROUP_AUTHORIZATION_FAILED),
+            Reaction::Abortable
+        );
+        assert_eq!(
+            classify(TxnApi::FindCoordinator, E::GROUP_AUTHORIZATION_FAILED),
+            Reaction::Fatal
+        );
     }
 
     #[test]
