@@ -721,3 +721,44 @@ fn a_timed_out_commit_or_abort_is_resumed_by_calling_it_again() {
     let got = consume_isolation(&mock.bootstrap, &t, all.len(), WAIT, false);
     assert_eq!(values(&got), all);
 }
+
+/// Several threads send into one transaction (keyed, over every
+/// partition) while partitions join it; the commit waits for all of them
+/// and the read_committed reader gets every record once, three
+/// transactions in a row.
+#[test]
+fn threads_share_a_transaction() {
+    let t = topic("txthreads");
+    let p = producer(kafka(&txn_id("threads")).linger(Duration::from_millis(1)));
+    p.init_transactions().unwrap();
+    let mut want = Vec::new();
+    for round in 0..3 {
+        p.begin_transaction().unwrap();
+        std::thread::scope(|s| {
+            for th in 0..4 {
+                let (p, t) = (&p, t.as_str());
+                s.spawn(move || {
+                    for i in 0..300 {
+                        let v = format!("r{round}-t{th}-{i:03}");
+                        p.send(ProducerRecord::with_key(t, v.as_str(), v.as_str()))
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        p.commit_transaction().unwrap();
+        for th in 0..4 {
+            want.extend((0..300).map(|i| format!("r{round}-t{th}-{i:03}")));
+        }
+    }
+    want.sort();
+    let got = consume_isolation(Broker::Kafka.bootstrap(), &t, want.len(), WAIT, true);
+    assert_eq!(values(&got), want);
+    let partitions: std::collections::BTreeSet<i32> = got.iter().map(|c| c.partition).collect();
+    assert_eq!(
+        partitions.len(),
+        4,
+        "every partition joined: {partitions:?}"
+    );
+    p.close().unwrap();
+}
