@@ -7,7 +7,7 @@
 //!
 //! * implemented: it does what Java's does;
 //! * accepted without effect: validated as Java validates it, but it does
-//!   nothing yet (`compression.lz4.level`, `transaction.timeout.ms`);
+//!   nothing yet (`compression.lz4.level`);
 //! * partly implemented: the values that match what this release does are
 //!   accepted (`security.protocol=PLAINTEXT`, ...),
 //!   and any other value is refused with [`Error::NotSupportedYet`];
@@ -165,8 +165,8 @@ keys! {
     ("compression.lz4.level", "9", NoEffect("the lz4 encoder (lz4_flex) has one level, like Java's default")),
     ("compression.zstd.level", "3", Impl),
     ("enable.idempotence", "true", Impl),
-    ("transactional.id", "", NotYet("transactions are planned")),
-    ("transaction.timeout.ms", "60000", NoEffect("transactions are planned; it is sent in InitProducerId")),
+    ("transactional.id", "", Impl),
+    ("transaction.timeout.ms", "60000", Impl),
     ("transaction.two.phase.commit.enable", "false", Partial("false")),
     ("client.dns.lookup", "use_all_dns_ips", Partial("use_all_dns_ips")),
     ("metadata.recovery.strategy", "rebootstrap", Impl),
@@ -294,6 +294,9 @@ pub struct ProducerConfig {
     pub(crate) send_buffer: i32,
     pub(crate) receive_buffer: i32,
     pub(crate) transaction_timeout: Duration,
+    /// `transactional.id`: `Some` makes the producer transactional (and
+    /// idempotent); empty is Java's null.
+    pub(crate) transactional_id: Option<String>,
     /// `compression.type` and the levels, combined by
     /// [`compression_codec`](ProducerConfig::compression_codec).
     /// `enable.idempotence`: `true` by default; once validated, false if
@@ -352,6 +355,7 @@ impl ProducerConfig {
             send_buffer: 128 * 1024,
             receive_buffer: 32 * 1024,
             transaction_timeout: ms(60_000),
+            transactional_id: None,
             idempotence: true,
             compression_type: "none",
             gzip_level: -1,
@@ -558,6 +562,9 @@ impl ProducerConfig {
             "transaction.timeout.ms" => {
                 self.transaction_timeout = ms(parse_int(name, v, 0, MAX_INT)?)
             }
+            "transactional.id" => {
+                self.transactional_id = (!v.is_empty()).then(|| v.to_owned());
+            }
             "transaction.two.phase.commit.enable" | "auto.include.jmx.reporter" => {
                 if parse_bool(name, v)? {
                     return Err(partial(info, v));
@@ -647,6 +654,8 @@ impl ProducerConfig {
             "partitioner.adaptive.partitioning.enable" => self.partitioner_adaptive.to_string(),
             "partitioner.ignore.keys" => self.partitioner_ignore_keys.to_string(),
             "enable.idempotence" => self.idempotence.to_string(),
+            "transactional.id" => self.transactional_id.clone().unwrap_or_default(),
+            "transaction.timeout.ms" => millis(self.transaction_timeout),
             "enable.metrics.push" | "auto.include.jmx.reporter" => "false".into(),
             "compression.type" => self.compression_type.into(),
             "send.buffer.bytes" => self.send_buffer.to_string(),
@@ -818,6 +827,34 @@ impl ProducerConfig {
         self.mark("enable.idempotence", on)
     }
 
+    /// `transactional.id`: makes the producer transactional (Java's
+    /// `transactional.id`): call [`Producer::init_transactions`] once, then
+    /// send inside `begin_transaction` / `commit_transaction` (or
+    /// `abort_transaction`). The id must be stable across restarts of the
+    /// same logical producer: `init_transactions` fences any older producer
+    /// with the same id. Implies `enable.idempotence=true` (an explicit
+    /// `false` is a configuration error). Defaults to none (not
+    /// transactional).
+    ///
+    /// [`Producer::init_transactions`]: crate::Producer::init_transactions
+    #[must_use]
+    pub fn transactional_id(mut self, id: impl Into<String>) -> Self {
+        let id = id.into();
+        self.transactional_id = (!id.is_empty()).then(|| id.clone());
+        self.mark("transactional.id", id)
+    }
+
+    /// `transaction.timeout.ms`: how long the transaction coordinator lets
+    /// a transaction stay open before it aborts it (sent in
+    /// InitProducerId; the broker refuses values above its
+    /// `transaction.max.timeout.ms`, 15 minutes by default). Defaults to
+    /// 60000 ms.
+    #[must_use]
+    pub fn transaction_timeout(mut self, d: Duration) -> Self {
+        self.transaction_timeout = d;
+        self.mark("transaction.timeout.ms", d.as_millis())
+    }
+
     /// `compression.type`, with the level for gzip and zstd: how batches
     /// are compressed (each once, when it is sealed for sending).
     /// Defaults to [`Compression::None`].
@@ -971,6 +1008,7 @@ impl ProducerConfig {
     ///
     /// [`Error::Config`] naming the first key that is wrong.
     pub(crate) fn validate(mut self) -> Result<Self> {
+        let ms_i32 = |d: Duration| d.as_millis() <= MAX_INT as u128;
         if self.bootstrap_servers.is_empty() {
             return Err(Error::config(
                 "bootstrap.servers",
@@ -980,10 +1018,30 @@ impl ProducerConfig {
         for s in &self.bootstrap_servers {
             parse_host_port(s)?;
         }
+        // Java: a transactional producer is idempotent; an explicit
+        // enable.idempotence=false with a transactional.id is an error.
+        if self.transactional_id.is_some() {
+            if self.is_set("enable.idempotence") && !self.idempotence {
+                return Err(Error::config(
+                    "enable.idempotence",
+                    "cannot set a transactional.id without also enabling idempotence \
+                     (enable.idempotence=false was set explicitly)",
+                ));
+            }
+            self.idempotence = true;
+            if self.transaction_timeout.is_zero() || !ms_i32(self.transaction_timeout) {
+                return Err(Error::config(
+                    "transaction.timeout.ms",
+                    "must be between 1 and 2147483647 ms",
+                ));
+            }
+        }
         // Java's rules: left at its default, idempotence gives way to a
         // setting that conflicts with it; set explicitly, the conflict is
-        // an error.
-        if self.idempotence && !self.is_set("enable.idempotence") {
+        // an error. A transactional producer must be idempotent: for it
+        // every conflict is an error.
+        if self.idempotence && !self.is_set("enable.idempotence") && self.transactional_id.is_none()
+        {
             let conflict = if self.acks != Acks::All {
                 Some(("acks", self.acks.as_i16().to_string()))
             } else if self.retries == 0 {
@@ -1039,7 +1097,6 @@ impl ProducerConfig {
                 ));
             }
         }
-        let ms_i32 = |d: Duration| d.as_millis() <= MAX_INT as u128;
         for (key, d) in [
             ("linger.ms", self.linger),
             ("request.timeout.ms", self.request_timeout),
@@ -1392,7 +1449,6 @@ mod tests {
     #[test]
     fn later_features_are_refused_not_ignored() {
         for (k, v) in [
-            ("transactional.id", "tx"),
             ("security.protocol", "SSL"),
             ("ssl.truststore.location", "/tmp/x"),
             ("sasl.mechanism", "PLAIN"),
@@ -1412,6 +1468,62 @@ mod tests {
             ("security.protocol", "PLAINTEXT"),
         ])
         .unwrap();
+    }
+
+    #[test]
+    fn a_transactional_id_implies_idempotence_and_refuses_it_off() {
+        let c = base().transactional_id("tx-1").validate().unwrap();
+        assert_eq!(c.transactional_id.as_deref(), Some("tx-1"));
+        assert!(c.idempotence, "implied, as Java's");
+        assert_eq!(c.transaction_timeout, ms(60_000));
+        let c = ProducerConfig::from_pairs([
+            ("bootstrap.servers", "h:1"),
+            ("transactional.id", "tx-2"),
+            ("transaction.timeout.ms", "2000"),
+            ("enable.idempotence", "true"),
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(c.transaction_timeout, ms(2000));
+        assert_eq!(c.get("transactional.id").as_deref(), Some("tx-2"));
+        // An explicit false conflicts (Java's ConfigException).
+        let e = base()
+            .transactional_id("tx")
+            .enable_idempotence(false)
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Config { key, .. } if key == "enable.idempotence"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("transactional.id"), "{e}");
+        // Idempotence's own rules then apply.
+        let e = base()
+            .transactional_id("tx")
+            .acks(Acks::Leader)
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Config { key, .. } if key == "acks"),
+            "{e}"
+        );
+        let e = base()
+            .transactional_id("tx")
+            .transaction_timeout(Duration::ZERO)
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Config { key, .. } if key == "transaction.timeout.ms"),
+            "{e}"
+        );
+        // Empty is Java's null: not transactional.
+        let c =
+            ProducerConfig::from_pairs([("bootstrap.servers", "h:1"), ("transactional.id", "")])
+                .unwrap()
+                .validate()
+                .unwrap();
+        assert!(c.transactional_id.is_none());
     }
 
     #[test]
@@ -1553,10 +1665,7 @@ mod tests {
             .filter(|k| matches!(k.support, Support::NoEffect(_)))
             .map(|k| k.name)
             .collect();
-        assert_eq!(
-            no_effect,
-            ["compression.lz4.level", "transaction.timeout.ms"]
-        );
+        assert_eq!(no_effect, ["compression.lz4.level"]);
         ProducerConfig::from_pairs([("compression.lz4.level", "12")]).unwrap();
         assert!(ProducerConfig::from_pairs([("compression.lz4.level", "18")]).is_err());
     }

@@ -253,6 +253,60 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
 
+    /// A transaction or group coordinator answered a transactional request
+    /// (FindCoordinator, InitProducerId, AddPartitionsToTxn,
+    /// AddOffsetsToTxn, TxnOffsetCommit, EndTxn) with an error code. Comes
+    /// wrapped in [`Error::TransactionFatal`] or
+    /// [`Error::TransactionAbortable`]; [`Error::code`] sees through both.
+    #[error("{api} failed with {code}")]
+    Coordinator {
+        /// Kafka's name of the API.
+        api: &'static str,
+        /// The error code.
+        code: ErrorCode,
+    },
+
+    /// A transactional call (`init_transactions`, `commit_transaction`,
+    /// `abort_transaction`, `send_offsets_to_transaction`) did not complete
+    /// within `max.block.ms` (Java's `TimeoutException`). The operation goes
+    /// on in the background: call the same method again to wait for it
+    /// (it resumes, it does not start over); any other transactional call
+    /// is refused until then.
+    #[error("{operation} did not complete within max.block.ms ({waited_ms} ms); call it again to resume it")]
+    TransactionTimeout {
+        /// The method, e.g. `"commit_transaction"`.
+        operation: &'static str,
+        /// How long this call waited.
+        waited_ms: u64,
+    },
+
+    /// The transactional producer cannot go on (Java's fatal errors:
+    /// `ProducerFencedException` when a newer producer with the same
+    /// `transactional.id` has called `init_transactions`, authorization
+    /// failures, an unsupported broker). Every later transactional call and
+    /// every `send` fails with this error; close the producer.
+    #[error("transactional producer {transactional_id:?} has failed fatally: {cause}")]
+    TransactionFatal {
+        /// The producer's `transactional.id`.
+        transactional_id: String,
+        /// What happened.
+        #[source]
+        cause: Arc<Error>,
+    },
+
+    /// The open transaction cannot be committed (Java's abortable errors: a
+    /// record of it was not delivered, or a coordinator refused a step):
+    /// `commit_transaction` and `send` fail with this until
+    /// `abort_transaction` is called; then a new transaction may begin.
+    #[error("the transaction of {transactional_id:?} must be aborted: {cause}")]
+    TransactionAbortable {
+        /// The producer's `transactional.id`.
+        transactional_id: String,
+        /// What happened.
+        #[source]
+        cause: Arc<Error>,
+    },
+
     /// `RecordFuture::get_timeout` gave up waiting; the record is still in
     /// flight and the future can be waited on again. Not retriable: the
     /// record may still be delivered, and sending it again could write it
@@ -322,10 +376,13 @@ impl Error {
     /// broker code, a network error, a metadata or delivery timeout, or
     /// buffer exhaustion. [`Error::WaitTimeout`] is not: that record is
     /// still in flight, and sending it again could duplicate it.
+    /// [`Error::TransactionTimeout`] is: calling the same transactional
+    /// method again resumes it (Java's retriable `TimeoutException`).
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Broker { code, .. } => code.is_retriable(),
-            Error::Network { .. }
+            Error::TransactionTimeout { .. }
+            | Error::Network { .. }
             | Error::BufferExhausted { .. }
             | Error::MetadataTimeout { .. }
             | Error::DeliveryTimeout { .. } => true,
@@ -333,12 +390,28 @@ impl Error {
         }
     }
 
-    /// The Kafka error code, for broker errors.
+    /// The Kafka error code, for broker and coordinator errors (also when
+    /// wrapped in a transaction error).
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Error::Broker { code, .. } => Some(*code),
+            Error::Broker { code, .. } | Error::Coordinator { code, .. } => Some(*code),
+            Error::TransactionFatal { cause, .. } | Error::TransactionAbortable { cause, .. } => {
+                cause.code()
+            }
             _ => None,
         }
+    }
+
+    /// True for [`Error::TransactionFatal`] and [`Error::Fatal`]: the
+    /// producer is unusable and must be closed.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Error::TransactionFatal { .. } | Error::Fatal(_))
+    }
+
+    /// True for [`Error::TransactionAbortable`]: call `abort_transaction`,
+    /// then begin a new transaction.
+    pub fn is_abortable(&self) -> bool {
+        matches!(self, Error::TransactionAbortable { .. })
     }
 
     /// The error of a record the producer was closed before delivering.

@@ -35,10 +35,16 @@
 //! ```
 //!
 //! The producer is idempotent by default, as Java's, and compresses with
-//! gzip, snappy, lz4 or zstd. Not yet implemented (refused with
-//! [`Error::NotSupportedYet`] when configured, never ignored):
-//! transactions, TLS and SASL, metrics and interceptors. See the README for
-//! the plan.
+//! gzip, snappy, lz4 or zstd.
+//!
+//! * Transactions (`transactional.id`): [`Producer::init_transactions`],
+//!   `begin_transaction`, `send_offsets_to_transaction`,
+//!   `commit_transaction`, `abort_transaction`, with Java's semantics (the
+//!   transactions v1 protocol flow).
+//!
+//! Not yet implemented (refused with [`Error::NotSupportedYet`] when
+//! configured, never ignored): TLS and SASL, metrics and interceptors. See
+//! the README for the plan.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -64,6 +70,7 @@ pub mod protocol;
 mod protocol;
 mod record;
 pub mod serialize;
+mod transaction;
 mod util;
 
 /// The README's examples are compiled as doctests.
@@ -86,3 +93,4 @@ pub use serialize::{
     ByteArraySerializer, DoubleSerializer, FloatSerializer, IntegerSerializer, LongSerializer,
     SerializeError, Serializer, ShortSerializer, StringSerializer,
 };
+pub use transaction::{ConsumerGroupMetadata, OffsetToCommit};

@@ -26,6 +26,7 @@ use crate::protocol::records::{record_fixed_size, record_size_upper_bound, RECOR
 use crate::protocol::ErrorCode;
 use crate::record::{Data, PartitionInfo, ProducerRecord, RecordMetadata};
 use crate::serialize::Serializer;
+use crate::transaction::{ConsumerGroupMetadata, OffsetToCommit, TransactionManager};
 use crate::util::later;
 
 thread_local! {
@@ -74,6 +75,8 @@ struct Inner {
     /// Serializes `close` calls; holds true once the threads are joined.
     /// Not a phase: only `close` and `drop` read it.
     joined: Mutex<bool>,
+    /// With `transactional.id`: the transaction state and thread.
+    txn: Option<Arc<TransactionManager>>,
 }
 
 /// A Kafka producer, typed by what its key and value serializers take.
@@ -195,6 +198,15 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             lifecycle.clone(),
         ));
         let metadata = Arc::new(Metadata::new(lifecycle.clone()));
+        // Before any I/O thread can drain: the accumulator gets its hooks.
+        let txn = match cfg.transactional_id {
+            Some(_) => Some(TransactionManager::start(
+                cfg.clone(),
+                accumulator.clone(),
+                metadata.clone(),
+            )?),
+            None => None,
+        };
         let io = Io::start(
             cfg.clone(),
             accumulator.clone(),
@@ -210,6 +222,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 round_robin: RoundRobinPartitioner::new(),
                 lifecycle,
                 joined: Mutex::new(false),
+                txn,
             }),
             key_serializer: Box::new(key_serializer),
             value_serializer: Box::new(value_serializer),
@@ -293,6 +306,9 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         }
         if inner.lifecycle.is_closing() {
             return Err(Error::Closed);
+        }
+        if let Some(txn) = &inner.txn {
+            txn.check_send()?;
         }
         let start = Instant::now();
         let deadline = later(start, self.max_block());
@@ -543,6 +559,164 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         Ok(cluster.partitions_for_topic(topic).to_vec())
     }
 
+    /// The transaction manager, for a transactional call named `op`.
+    fn txn(&self, op: &str) -> Result<&TransactionManager> {
+        let inner = &*self.inner;
+        let Some(txn) = inner.txn.as_deref() else {
+            return Err(Error::InvalidOperation(format!(
+                "{op}: transactional method invoked on a non-transactional producer (set \
+                 transactional.id)"
+            )));
+        };
+        if inner.lifecycle.is_closing() {
+            return Err(Error::Closed);
+        }
+        if in_callback_context() {
+            return Err(Error::InvalidOperation(format!(
+                "{op}() inside a send callback would deadlock"
+            )));
+        }
+        Ok(txn)
+    }
+
+    /// Java's `initTransactions`: finds the transaction coordinator of
+    /// `transactional.id` and gets a producer id and epoch from it, which
+    /// fences any older producer with the same id (its later calls and
+    /// sends fail with [`Error::TransactionFatal`]) and aborts a
+    /// transaction it left open. Call it once, before any other
+    /// transactional call or `send`.
+    ///
+    /// Blocks at most `max.block.ms`. If that runs out, the call returns
+    /// [`Error::TransactionTimeout`] and the initialization goes on: call
+    /// `init_transactions` again to wait for it.
+    ///
+    /// ```no_run
+    /// use kafka_producer::{Producer, ProducerConfig, ProducerRecord, StringSerializer};
+    ///
+    /// let config = ProducerConfig::new()
+    ///     .bootstrap_servers("localhost:9092")
+    ///     .transactional_id("orders-writer-1");
+    /// let producer = Producer::new(config, StringSerializer, StringSerializer)?;
+    /// producer.init_transactions()?;
+    /// producer.begin_transaction()?;
+    /// producer.send(ProducerRecord::new("orders", "created"))?;
+    /// producer.send(ProducerRecord::new("audit", "order created"))?;
+    /// producer.commit_transaction()?; // both or neither, for read_committed consumers
+    /// # Ok::<(), kafka_producer::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOperation`] on a producer without `transactional.id`,
+    /// when called twice, or from a send callback;
+    /// [`Error::TransactionTimeout`]; [`Error::TransactionFatal`] (not
+    /// authorized for the id, an unsupported broker, an invalid
+    /// `transaction.timeout.ms`); [`Error::Closed`].
+    pub fn init_transactions(&self) -> Result<()> {
+        let txn = self.txn("init_transactions")?;
+        txn.init(later(Instant::now(), self.inner.cfg.max_block))
+    }
+
+    /// Java's `beginTransaction`: opens a transaction; records sent from
+    /// now until `commit_transaction` or `abort_transaction` belong to it.
+    /// Local: no broker is asked (partitions join the transaction as their
+    /// first batch is about to be sent).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOperation`] before `init_transactions` completed,
+    /// while a transaction is open, on a non-transactional producer, or
+    /// while a timed-out call must be retried; [`Error::TransactionFatal`];
+    /// [`Error::Closed`].
+    pub fn begin_transaction(&self) -> Result<()> {
+        self.txn("begin_transaction")?.begin()
+    }
+
+    /// Java's `sendOffsetsToTransaction`: commits consumed offsets of
+    /// `group` as part of the open transaction, so that they become visible
+    /// exactly when (and if) its records do: AddOffsetsToTxn to the
+    /// transaction coordinator, then TxnOffsetCommit to the group
+    /// coordinator. Each offset is that of the next record to consume.
+    ///
+    /// ```no_run
+    /// # use kafka_producer::{ConsumerGroupMetadata, Producer};
+    /// # fn f(producer: &Producer) -> kafka_producer::Result<()> {
+    /// let group = ConsumerGroupMetadata::new("billing");
+    /// producer.send_offsets_to_transaction(&[("payments", 0, 1042), ("payments", 1, 977)], &group)?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Blocks at most `max.block.ms`; a [`Error::TransactionTimeout`] is
+    /// resumed by calling it again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOperation`] outside a transaction (or with an empty
+    /// group id); [`Error::TransactionAbortable`] (the group coordinator
+    /// refused it: a consumer fenced from its group, not authorized, ...):
+    /// abort the transaction; [`Error::TransactionFatal`];
+    /// [`Error::TransactionTimeout`]; [`Error::Closed`].
+    pub fn send_offsets_to_transaction<I, O>(
+        &self,
+        offsets: I,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<()>
+    where
+        I: IntoIterator<Item = O>,
+        O: Into<OffsetToCommit>,
+    {
+        let txn = self.txn("send_offsets_to_transaction")?;
+        let offsets = offsets.into_iter().map(Into::into).collect();
+        txn.send_offsets(
+            offsets,
+            group,
+            later(Instant::now(), self.inner.cfg.max_block),
+        )
+    }
+
+    /// Java's `commitTransaction`: sends every buffered record of the
+    /// transaction and waits for all of them (as `flush`); if each was
+    /// delivered, ends the transaction with a commit (EndTxn), which makes
+    /// its records and offsets visible to `read_committed` consumers.
+    ///
+    /// Blocks at most `max.block.ms`. On [`Error::TransactionTimeout`] call
+    /// it again: it resumes the commit (or its flush) where it stands.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TransactionAbortable`] if a record of the transaction was
+    /// not delivered or the coordinator refused the commit: call
+    /// `abort_transaction`, then begin a new transaction;
+    /// [`Error::TransactionFatal`] (fenced by a newer producer with the same
+    /// `transactional.id`, or the coordinator aborted the transaction
+    /// after `transaction.timeout.ms` and bumped the epoch);
+    /// [`Error::InvalidOperation`] with no open transaction;
+    /// [`Error::TransactionTimeout`]; [`Error::Closed`].
+    pub fn commit_transaction(&self) -> Result<()> {
+        let txn = self.txn("commit_transaction")?;
+        txn.commit(later(Instant::now(), self.inner.cfg.max_block))
+    }
+
+    /// Java's `abortTransaction`: fails the transaction's records still
+    /// buffered (their handles and callbacks get [`Error::Aborted`]), waits
+    /// for those already sent, then ends the transaction with an abort
+    /// (EndTxn): `read_committed` consumers never see its records. Then a
+    /// new transaction may begin. Call it after a
+    /// [`Error::TransactionAbortable`].
+    ///
+    /// Blocks at most `max.block.ms`; a [`Error::TransactionTimeout`] is
+    /// resumed by calling it again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOperation`] with no open transaction;
+    /// [`Error::TransactionFatal`]; [`Error::TransactionTimeout`];
+    /// [`Error::Closed`].
+    pub fn abort_transaction(&self) -> Result<()> {
+        let txn = self.txn("abort_transaction")?;
+        txn.abort(later(Instant::now(), self.inner.cfg.max_block))
+    }
+
     /// Makes every buffered record sendable at once (ignoring `linger.ms`)
     /// and blocks until all records sent before this call have completed,
     /// successfully or not. Records sent meanwhile by other threads are not
@@ -585,6 +759,10 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     /// From a send callback, it behaves like `close_timeout(0)` and does not
     /// wait for the I/O threads (Java does the same).
     ///
+    /// A transactional producer with a transaction open aborts it first (as
+    /// Java's does): its buffered records fail with [`Error::Aborted`], and
+    /// the EndTxn(abort) waits at most `timeout` and `max.block.ms`.
+    ///
     /// # Errors
     ///
     /// None today; the `Result` leaves room for close-time failures.
@@ -603,6 +781,11 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         }
         // Records failed below run their callbacks on this thread.
         let _closing = ClosingGuard::enter();
+        // As Java's: a transaction left open is aborted, not left to the
+        // coordinator's timeout (read_committed readers wait for it).
+        if let Some(txn) = &inner.txn {
+            txn.abort_on_close(deadline.min(later(Instant::now(), inner.cfg.max_block)));
+        }
         // No lock is held while waiting: a later, shorter close on another
         // thread can still abort what this one is waiting for.
         // Past the deadline, threads get this long to fail what they hold
@@ -614,6 +797,14 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 inner.accumulator.incomplete_count()
             );
             self.abort_all(Some(grace));
+        }
+        // Nothing needs the coordinators any more (every batch is done or
+        // failed): the transaction thread may go. A transaction the abort
+        // above could not end is left to the coordinator, which aborts it
+        // after `transaction.timeout.ms`, or to the next producer with the
+        // same id, whose `init_transactions` aborts it.
+        if let Some(txn) = &inner.txn {
+            txn.shutdown();
         }
         let mut joined = inner.joined.lock();
         if *joined {

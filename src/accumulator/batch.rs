@@ -24,7 +24,7 @@ use crate::future::{BatchResult, Delivered};
 use crate::protocol::compression::{decompress_batches, Compression};
 use crate::protocol::records::{
     body_size_with_deltas, decode_batches, record_body_size, record_size, restamp_header,
-    write_record, BatchHeader, RECORD_BATCH_OVERHEAD,
+    write_record, BatchHeader, ATTR_TRANSACTIONAL, RECORD_BATCH_OVERHEAD,
 };
 use crate::record::Header;
 
@@ -54,6 +54,8 @@ pub(crate) struct Identity {
     pub(crate) producer_id: i64,
     pub(crate) epoch: i16,
     pub(crate) base_sequence: i32,
+    /// Part of a transaction: the header's isTransactional bit (0x10).
+    pub(crate) transactional: bool,
 }
 
 /// Where a batch gives back what it holds when it ends: its buffer to the
@@ -252,6 +254,9 @@ impl ProducerBatch {
                 h.producer_id = id.producer_id;
                 h.producer_epoch = id.epoch;
                 h.base_sequence = id.base_sequence;
+                if id.transactional {
+                    h.attributes |= ATTR_TRANSACTIONAL;
+                }
             }
             self.identity = identity;
             if self.codec != Compression::None {

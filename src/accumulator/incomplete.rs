@@ -63,6 +63,30 @@ impl RecordAccumulator {
         self.flushes_in_progress.fetch_sub(1, Ordering::AcqRel);
     }
 
+    /// As [`await_flush`](Self::await_flush), but gives up at `deadline`
+    /// (the flush ends either way). True if every batch created before
+    /// `mark` is complete. For `commit_transaction`, which blocks at most
+    /// `max.block.ms`.
+    pub(crate) fn await_flush_until(&self, mark: u64, deadline: Instant) -> bool {
+        let mut ids = self.ledger.incomplete.ids.lock();
+        let mut done = true;
+        while ids.first_key_value().is_some_and(|(&id, _)| id < mark) {
+            if self
+                .ledger
+                .incomplete
+                .cond
+                .wait_until(&mut ids, deadline)
+                .timed_out()
+            {
+                done = ids.first_key_value().is_none_or(|(&id, _)| id >= mark);
+                break;
+            }
+        }
+        drop(ids);
+        self.flushes_in_progress.fetch_sub(1, Ordering::AcqRel);
+        done
+    }
+
     /// Waits until no batch is incomplete or `deadline` passes; true if
     /// none is.
     pub(crate) fn await_all_complete(&self, deadline: Instant) -> bool {

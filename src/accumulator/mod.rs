@@ -74,6 +74,21 @@ pub(crate) struct AccumulatorConfig {
     pub(crate) max_in_flight: usize,
 }
 
+/// What a transactional producer's accumulator asks its transaction
+/// manager (`transaction/`), through [`RecordAccumulator::set_txn_hooks`].
+/// The accumulator knows nothing else of transactions; a producer without
+/// `transactional.id` has no hooks, and pays one branch on an `Option`.
+pub(crate) trait TxnHooks: Send + Sync {
+    /// Called by `drain`, under `q`'s lock, for a partition whose first
+    /// batch is ready: may it be drained now? False until the partition is
+    /// in the open transaction (AddPartitionsToTxn answered); the call
+    /// registers it for adding. Must not lock a partition.
+    fn may_drain(&self, q: &PartitionQueue) -> bool;
+    /// Called by `complete` before a batch fails with `err` (no partition
+    /// lock held); `sequenced`: it had taken a sequence number.
+    fn on_failed(&self, err: &Error, sequenced: bool);
+}
+
 /// The result of a drain: batches to send to one broker.
 pub(crate) struct Drained {
     pub(crate) queue: Arc<PartitionQueue>,
@@ -105,6 +120,8 @@ pub(crate) struct RecordAccumulator {
     /// The producer's phase: closing refuses appends and makes every batch
     /// ready now; aborting fails retries.
     lifecycle: Arc<Lifecycle>,
+    /// Set once, before any record, for a transactional producer.
+    txn: std::sync::OnceLock<Arc<dyn TxnHooks>>,
 }
 
 impl RecordAccumulator {
@@ -125,6 +142,22 @@ impl RecordAccumulator {
             next_batch_id: AtomicU64::new(1),
             flushes_in_progress: AtomicUsize::new(0),
             lifecycle,
+            txn: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Makes this a transactional producer's accumulator (once, before any
+    /// record): drain asks `hooks` before it takes a partition's batches,
+    /// and failed batches are reported to it.
+    pub(crate) fn set_txn_hooks(&self, hooks: Arc<dyn TxnHooks>) {
+        let _ = self.txn.set(hooks);
+    }
+
+    /// For the transaction manager, after an epoch bump: every partition's
+    /// sequence starts again from 0.
+    pub(crate) fn reset_sequences(&self) {
+        for q in self.all_partitions() {
+            q.inner.lock().seq.restart();
         }
     }
 
@@ -362,6 +395,9 @@ impl RecordAccumulator {
             None
         };
         let send_now = self.send_now();
+        // Transactions: a partition is drained only once it is in the
+        // transaction (`TxnHooks::may_drain`); `None` for other producers.
+        let txn = self.txn.get();
         let mut bytes = 0usize;
         let start = *cursor % n;
         for i in 0..n {
@@ -399,6 +435,11 @@ impl RecordAccumulator {
                 next = Some(next.map_or(ready_at, |t: Instant| t.min(ready_at)));
                 continue;
             }
+            if let Some(txn) = txn {
+                if !txn.may_drain(q) {
+                    continue; // the manager wakes us once it is added
+                }
+            }
             if !out.is_empty() && bytes + first.size_in_bytes() > max_bytes {
                 *cursor = idx; // start here next time
                 return (out, Some(now));
@@ -410,7 +451,7 @@ impl RecordAccumulator {
             // the first time the batch is drained; a retry keeps its bytes.
             let identity = match producer {
                 Some(current) if batch.identity().is_none() => {
-                    Some(g.seq.assign(current, batch.record_count()))
+                    Some(g.seq.assign(current, batch.record_count(), txn.is_some()))
                 }
                 _ => None,
             };
@@ -516,22 +557,28 @@ impl RecordAccumulator {
                 self.notify_leader(queue.leader(), Instant::now());
             }
         }
+        if let (Err(e), Some(txn)) = (&outcome, self.txn.get()) {
+            txn.on_failed(e, batch.identity().is_some());
+        }
         batch.complete(outcome);
     }
 
     /// The broker answered an idempotent batch of `queue` with a sequence
-    /// error (`unknown_producer`: UNKNOWN_PRODUCER_ID). The batch is to be
-    /// retried; if the error proves the broker lacks earlier sequences, the
-    /// epoch is bumped first, and the partition starts again from 0 once
-    /// its batches in requests have come back.
+    /// error (`unknown_producer`: UNKNOWN_PRODUCER_ID). Returns whether a
+    /// retry can mend it. If the error proves the broker lacks earlier
+    /// sequences, the epoch is bumped first and the partition starts again
+    /// from 0 once its batches in requests have come back; a transactional
+    /// batch then fails instead (Java: the transaction must abort, and the
+    /// manager bumps the epoch with its coordinator). Otherwise an earlier
+    /// batch is still on its way, and the batch is retried behind it.
     pub(crate) fn sequence_error(
         &self,
         queue: &PartitionQueue,
         batch: &ProducerBatch,
         unknown_producer: bool,
-    ) {
+    ) -> bool {
         let Some(id) = batch.identity() else {
-            return;
+            return false;
         };
         let gap = queue
             .inner
@@ -541,6 +588,7 @@ impl RecordAccumulator {
         if gap {
             self.bump_epoch(id, &queue.topic, queue.partition);
         }
+        !(gap && self.txn.get().is_some())
     }
 
     /// KIP-360 for the idempotent producer: bumps the epoch locally if it
@@ -549,6 +597,11 @@ impl RecordAccumulator {
     /// their older batches settle (`sequence.rs`). At the last epoch the
     /// id is dropped and a new one asked for.
     fn bump_epoch(&self, from: Identity, topic: &str, partition: i32) {
+        if self.txn.get().is_some() {
+            // Only the transaction coordinator may bump a transactional
+            // producer's epoch (after the abort this failure forces).
+            return;
+        }
         let mut p = self.producer_id.lock();
         if *p != Some((from.producer_id, from.epoch)) {
             return;

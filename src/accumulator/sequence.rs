@@ -122,7 +122,8 @@ impl Sequences {
             self.acked_once = false;
             for b in batches.iter_mut().take(queued) {
                 let seq = self.take(b.record_count());
-                b.restamp(identity(current, seq));
+                let transactional = b.identity().is_some_and(|i| i.transactional);
+                b.restamp(identity(current, seq, transactional));
             }
         }
         let Some(first) = batches.front() else {
@@ -142,10 +143,23 @@ impl Sequences {
         }
     }
 
+    /// Starts the partition's sequences again from 0 under whatever
+    /// identity the producer has next (the transaction manager's epoch
+    /// bump), once none of its batches is in a request.
+    pub(super) fn restart(&mut self) {
+        self.owner = None;
+        self.rewrite = true;
+    }
+
     /// The identity of a new batch of `records` that [`gate`](Self::gate)
     /// let through, as it leaves the deque.
-    pub(super) fn assign(&mut self, current: (i64, i16), records: usize) -> Identity {
-        identity(current, self.take(records))
+    pub(super) fn assign(
+        &mut self,
+        current: (i64, i16),
+        records: usize,
+        transactional: bool,
+    ) -> Identity {
+        identity(current, self.take(records), transactional)
     }
 
     /// The batch starting at `seq` is in the log: so is every failed one
@@ -214,10 +228,11 @@ pub(super) enum Gate {
     New,
 }
 
-fn identity((producer_id, epoch): (i64, i16), base_sequence: i32) -> Identity {
+fn identity((producer_id, epoch): (i64, i16), base_sequence: i32, transactional: bool) -> Identity {
     Identity {
         producer_id,
         epoch,
         base_sequence,
+        transactional,
     }
 }

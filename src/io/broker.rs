@@ -496,7 +496,8 @@ impl BrokerThread {
                 .windows(2)
                 .filter(|w| w[0].queue.topic != w[1].queue.topic)
                 .count();
-            produce::write_request_prefix(buf, version, None, acks.as_i16(), timeout_ms, topics);
+            let txn_id = cfg.transactional_id.as_deref();
+            produce::write_request_prefix(buf, version, txn_id, acks.as_i16(), timeout_ms, topics);
             let mut i = 0;
             while i < drained.len() {
                 let topic = &drained[i].queue.topic;
@@ -734,10 +735,12 @@ impl BrokerThread {
             self.shared.metadata.request_update();
         }
         let acc = &self.shared.accumulator;
-        if decide::is_sequence_error(code) {
-            acc.sequence_error(&d.queue, &d.batch, code == ErrorCode::UNKNOWN_PRODUCER_ID);
-        }
-        let verdict = decide::on_answer(&self.shared.cfg, code, facts(&d), self.can_retry(), now);
+        let mut batch = facts(&d);
+        // A sequence error is retried only if the accumulator says a retry
+        // can mend it (it may bump the epoch first).
+        batch.sequenced = decide::is_sequence_error(code)
+            && acc.sequence_error(&d.queue, &d.batch, code == ErrorCode::UNKNOWN_PRODUCER_ID);
+        let verdict = decide::on_answer(&self.shared.cfg, code, batch, self.can_retry(), now);
         let d = match verdict {
             Verdict::Delivered => {
                 acc.complete(

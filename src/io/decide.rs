@@ -42,7 +42,8 @@ pub(crate) struct Batch {
     pub(crate) created: Instant,
     /// How many records it holds.
     pub(crate) records: usize,
-    /// It carries an idempotent producer's sequence.
+    /// It carries an idempotent producer's sequence, and a sequence error
+    /// for it is one a retry can mend (`RecordAccumulator::sequence_error`).
     pub(crate) sequenced: bool,
 }
 

@@ -155,7 +155,10 @@ pub(crate) fn run(shared: Arc<IoShared>) {
                         None => {}
                     }
                     // Idempotence: no id yet, ask again after the backoff.
+                    // (A transactional producer's id comes from its
+                    // transaction coordinator, `transaction/`.)
                     let no_id = cfg.idempotence
+                        && cfg.transactional_id.is_none()
                         && shared.accumulator.producer_id().is_none()
                         && shared.accumulator.fatal().is_none();
                     if incomplete || no_id {
@@ -249,6 +252,7 @@ fn start_fetch(
     let known = metadata.cluster();
     let asked = topics.clone();
     let need_id = cfg.idempotence
+        && cfg.transactional_id.is_none()
         && shared.accumulator.producer_id().is_none()
         && shared.accumulator.fatal().is_none();
     let spawned = std::thread::Builder::new()

@@ -40,6 +40,13 @@ thread_local! {
     static IO_THREAD: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Marks the calling thread as one that runs send callbacks (the
+/// transaction thread), so that `flush` and blocking calls in a callback
+/// it runs are refused as on an I/O thread.
+pub(crate) fn mark_io_thread() {
+    IO_THREAD.with(|t| t.set(true));
+}
+
 /// True on one of this crate's I/O threads, i.e. inside a send callback.
 pub(crate) fn in_io_thread() -> bool {
     IO_THREAD.with(Cell::get)

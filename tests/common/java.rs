@@ -360,3 +360,29 @@ pub fn dump_logs(topic: &str, logs: &[(i32, i32)]) -> Vec<Vec<LogBatch>> {
     }
     out_logs
 }
+
+/// The committed offsets of consumer `group` (JavaOracle group-offsets:
+/// Admin's listConsumerGroupOffsets with requireStable), sorted:
+/// (topic, partition, offset, metadata).
+pub fn group_offsets(bootstrap: &str, group: &str) -> Vec<(String, i32, i64, Option<String>)> {
+    let args = ["group-offsets", "--bootstrap", bootstrap, "--group", group];
+    let out = oracle(&args)
+        .output()
+        .expect("run JavaOracle group-offsets");
+    assert!(
+        out.status.success(),
+        "JavaOracle group-offsets {group} failed: {}",
+        out.status
+    );
+    json_lines(&out)
+        .into_iter()
+        .map(|v| {
+            (
+                v["topic"].as_str().unwrap().to_owned(),
+                v["partition"].as_i64().unwrap() as i32,
+                v["offset"].as_i64().unwrap(),
+                v["metadata"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}

@@ -139,6 +139,46 @@ pub fn consume(bootstrap: &str, topic: &str, expect: usize, timeout: Duration) -
     records
 }
 
+/// Like [`consume`], at `read_committed` (kcheck's default, which is
+/// librdkafka's) or `read_uncommitted`: librdkafka's view of transactions.
+pub fn consume_isolation(
+    bootstrap: &str,
+    topic: &str,
+    expect: usize,
+    timeout: Duration,
+    read_committed: bool,
+) -> Vec<Consumed> {
+    let e = env();
+    let isolation = if read_committed {
+        "read_committed"
+    } else {
+        "read_uncommitted"
+    };
+    let out = Command::new(&e.python)
+        .arg(&e.kcheck)
+        .args(["consume", "--bootstrap", bootstrap, "--topic", topic])
+        .args(["--expect", &expect.to_string(), "--linger", "1"])
+        .args(["--timeout", &timeout.as_secs().max(1).to_string()])
+        .args(["--isolation-level", isolation])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run kcheck.py consume");
+    let records = parse_consumed(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kcheck consume ({isolation}) of {topic} read {} of {expect} records ({})",
+        records.len(),
+        out.status
+    );
+    assert_eq!(
+        records.len(),
+        expect,
+        "librdkafka ({isolation}) read {} records of {topic}, expected exactly {expect}",
+        records.len()
+    );
+    records
+}
+
 /// Like [`consume`], but duplicates are allowed (a retry without
 /// idempotence may write a batch twice): panics unless at least `expect`
 /// records arrive within `timeout`, and returns everything read.

@@ -50,6 +50,13 @@
  *     and runs a preferred election (as move-leader, without waiting for
  *     the new leader to show in metadata).  Prints {"moves": int}.
  *
+ * group-offsets --bootstrap B --group G [--timeout S]
+ *     The committed offsets of consumer group G (Admin.listConsumerGroupOffsets
+ *     with requireStable, KIP-447: offsets of a transaction still open are
+ *     waited for, not shown as they were), one JSON line per partition,
+ *     sorted: {"topic": T, "partition": int, "offset": int, "metadata": str|null}.
+ *     A group with no offsets prints nothing.
+ *
  * stdout carries only the JSON lines: System.out is redirected to stderr for
  * everything else, and Kafka's logging goes to stderr at WARN.
  * Set KP_JAVA_ORACLE_LOG=DEBUG (or INFO, TRACE) to see the clients' logs.
@@ -183,9 +190,11 @@ public final class JavaOracle {
                 return moveLeader(a);
             case "churn-leaders":
                 return churnLeaders(a);
+            case "group-offsets":
+                return groupOffsets(a);
             default:
                 throw new Exit(EXIT_USAGE,
-                        "unknown subcommand '" + argv[0] + "' (partition, consume, create-topic, move-leader, churn-leaders)");
+                        "unknown subcommand '" + argv[0] + "' (partition, consume, create-topic, move-leader, churn-leaders, group-offsets)");
         }
     }
 
@@ -713,6 +722,33 @@ public final class JavaOracle {
         }
         out.println("{\"moves\": " + moves + "}");
         out.flush();
+        return EXIT_OK;
+    }
+
+    static int groupOffsets(Args a) throws Exception {
+        a.only("bootstrap", "group", "timeout");
+        String group = a.str("group");
+        long timeoutMs = (long) (a.seconds("timeout", 30) * 1000);
+        Properties p = common(a.str("bootstrap"));
+        try (Admin admin = Admin.create(p)) {
+            Map<TopicPartition, org.apache.kafka.clients.consumer.OffsetAndMetadata> offsets = admin
+                    .listConsumerGroupOffsets(
+                            Collections.singletonMap(group, new org.apache.kafka.clients.admin.ListConsumerGroupOffsetsSpec()),
+                            new org.apache.kafka.clients.admin.ListConsumerGroupOffsetsOptions().requireStable(true))
+                    .partitionsToOffsetAndMetadata(group)
+                    .get(timeoutMs, TimeUnit.MILLISECONDS);
+            List<TopicPartition> tps = new ArrayList<>(offsets.keySet());
+            tps.sort(Comparator.comparing(TopicPartition::topic).thenComparingInt(TopicPartition::partition));
+            for (TopicPartition tp : tps) {
+                org.apache.kafka.clients.consumer.OffsetAndMetadata om = offsets.get(tp);
+                if (om == null) {
+                    continue;
+                }
+                out.println("{\"topic\": " + str(tp.topic()) + ", \"partition\": " + tp.partition()
+                        + ", \"offset\": " + om.offset() + ", \"metadata\": " + str(om.metadata()) + "}");
+            }
+            out.flush();
+        }
         return EXIT_OK;
     }
 
