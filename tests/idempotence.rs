@@ -143,6 +143,15 @@ fn an_unknown_producer_id_bumps_the_epoch_and_loses_nothing() {
     survives("errors 0 59", 20); // UNKNOWN_PRODUCER_ID
 }
 
+/// Retriable errors (NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT) on
+/// sequence-numbered batches: retried byte-identical, read back once each
+/// in order. (Lost answers with several batches in flight, on Kafka and
+/// Tansu, are in `tests/exactly_once.rs`.)
+#[test]
+fn retriable_errors_keep_sequences_in_order() {
+    survives("errors 0 6 7 6 7", 20);
+}
+
 /// A batch that fails for good (INVALID_RECORD) leaves a gap in the
 /// sequences; the producer bumps its epoch, and the records after it go
 /// through.

@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{consume_isolation, java, topic, Broker};
-use kafka_producer::protocol::ErrorCode;
+use kafka_producer::ErrorCode;
 use kafka_producer::{
     ConsumerGroupMetadata, Error, Producer, ProducerConfig, ProducerRecord, RecordFuture,
     StringSerializer,
@@ -578,6 +578,42 @@ fn the_transactions_example_commits_what_it_prints() {
     let mut want: Vec<String> = (0..25).map(|i| format!("record-{i}")).collect();
     want.sort();
     assert_eq!(values(&got), want);
+}
+
+/// The issue's `transactional` example: `commit-0` … `commit-99` committed,
+/// `abort-0` … `abort-99` aborted. Java's `read_committed` consumer reads
+/// exactly the first hundred; `read_uncommitted` reads all two hundred.
+#[test]
+fn the_transactional_example_commits_one_hundred_and_aborts_one_hundred() {
+    let t = topic("txall");
+    let bs = Broker::Kafka.bootstrap();
+    let out = std::process::Command::new(common::example("transactional"))
+        .args([bs, t.as_str()])
+        .output()
+        .expect("run the transactional example");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "committed commit-0 … commit-99",
+            "aborted abort-0 … abort-99"
+        ]
+    );
+    let committed = java::java_consume(bs, &t, 100, WAIT, true);
+    let mut want: Vec<String> = (0..100).map(|i| format!("commit-{i}")).collect();
+    want.sort();
+    assert_eq!(values(&committed), want);
+    let all = java::java_consume(bs, &t, 200, WAIT, false);
+    let aborted = values(&all)
+        .iter()
+        .filter(|v| v.starts_with("abort-"))
+        .count();
+    assert_eq!(aborted, 100, "the aborted records are in the log");
 }
 
 /// On a private librdkafka mock cluster, with errors injected into the
