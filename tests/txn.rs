@@ -616,6 +616,61 @@ fn the_transactional_example_commits_one_hundred_and_aborts_one_hundred() {
     assert_eq!(aborted, 100, "the aborted records are in the log");
 }
 
+/// The `exactly_once` example (input from a file, as it says): 45 lines
+/// in chunks of 20 give three transactions; at read_committed the output
+/// holds every line once, upper-cased and keyed by its input offset, and
+/// the group's committed offset for the input topic is 45.
+#[test]
+fn the_exactly_once_example_commits_output_and_offsets_together() {
+    let bs = Broker::Kafka.bootstrap();
+    let (input, output, group) = (topic("eosin"), topic("eosout"), topic("eosgroup"));
+    java::create_topic(bs, &input, 1, 3, &[]);
+    let dir = std::env::temp_dir().join(format!("kp-eos-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("input.txt");
+    let lines: Vec<String> = (0..45).map(|i| format!("line {i}")).collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = std::process::Command::new(common::example("exactly_once"))
+        .arg(bs)
+        .arg(&file)
+        .args([input.as_str(), output.as_str(), group.as_str(), "20"])
+        .output()
+        .expect("run the exactly_once example");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            format!("committed lines 0..20, {group} at 20"),
+            format!("committed lines 20..40, {group} at 40"),
+            format!("committed lines 40..45, {group} at 45"),
+        ]
+    );
+    let got = java::java_consume(bs, &output, 45, WAIT, true);
+    let mut pairs: Vec<(String, String)> = got
+        .iter()
+        .map(|r| {
+            let k = String::from_utf8(r.key.clone().unwrap()).unwrap();
+            let v = String::from_utf8(r.value.clone().unwrap()).unwrap();
+            (k, v)
+        })
+        .collect();
+    pairs.sort_by_key(|(k, _)| k.parse::<usize>().unwrap());
+    let want: Vec<(String, String)> = (0..45)
+        .map(|i| (i.to_string(), format!("LINE {i}")))
+        .collect();
+    assert_eq!(pairs, want);
+    assert_eq!(
+        java::group_offsets(bs, &group),
+        vec![(input.clone(), 0, 45, Some(String::new()))]
+    );
+}
+
 /// On a private librdkafka mock cluster, with errors injected into the
 /// coordinator requests: a coordinator that is not available, loading or
 /// busy is retried (found again where it says so), the coordinator moving
