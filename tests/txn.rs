@@ -32,6 +32,22 @@ fn kafka(id: &str) -> ProducerConfig {
     Broker::Kafka.config().transactional_id(id)
 }
 
+/// `r` is the timeout of `operation` (`Error::TransactionTimeout`).
+fn assert_timed_out(r: kafka_producer::Result<()>, operation: &str) {
+    match r {
+        Err(Error::TransactionTimeout { operation: op, .. }) => assert_eq!(op, operation),
+        other => panic!("expected a timeout of {operation}, got {other:?}"),
+    }
+}
+
+/// `r` is a refusal (`Error::InvalidOperation`) that says `why`.
+fn assert_refused(r: kafka_producer::Result<()>, why: &str) {
+    match r {
+        Err(Error::InvalidOperation(m)) => assert!(m.contains(why), "{m}"),
+        other => panic!("expected a refusal saying {why:?}, got {other:?}"),
+    }
+}
+
 fn values(records: &[common::Consumed]) -> Vec<String> {
     let mut v: Vec<String> = records
         .iter()
@@ -410,21 +426,11 @@ fn calls_out_of_order_are_refused_with_a_reason() {
 fn a_timed_out_call_is_resumed_by_calling_it_again() {
     let t = topic("txr");
     let p = producer(kafka(&txn_id("resume")).max_block(Duration::from_millis(1)));
-    match p.init_transactions() {
-        Err(Error::TransactionTimeout { operation, .. }) => {
-            assert_eq!(operation, "init_transactions")
-        }
-        other => panic!("expected a timeout, got {other:?}"),
-    }
-    match p.begin_transaction() {
-        Err(Error::InvalidOperation(m)) => {
-            assert!(
-                m.contains("previous call to init_transactions timed out"),
-                "{m}"
-            )
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_timed_out(p.init_transactions(), "init_transactions");
+    assert_refused(
+        p.begin_transaction(),
+        "previous call to init_transactions timed out",
+    );
     let until = Instant::now() + WAIT;
     let mut timeouts = 1;
     loop {
@@ -783,21 +789,11 @@ fn a_timed_out_commit_or_abort_is_resumed_by_calling_it_again() {
         h.get_timeout(WAIT).unwrap();
     }
     mock.command("rtt 1 1500");
-    match p.commit_transaction() {
-        Err(Error::TransactionTimeout { operation, .. }) => {
-            assert_eq!(operation, "commit_transaction")
-        }
-        other => panic!("expected a timeout, got {other:?}"),
-    }
-    match p.abort_transaction() {
-        Err(Error::InvalidOperation(m)) => {
-            assert!(
-                m.contains("previous call to commit_transaction timed out"),
-                "{m}"
-            )
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_timed_out(p.commit_transaction(), "commit_transaction");
+    assert_refused(
+        p.abort_transaction(),
+        "previous call to commit_transaction timed out",
+    );
     assert!(matches!(
         p.send(ProducerRecord::new(t.as_str(), "during")),
         Err(Error::InvalidOperation(_))

@@ -750,7 +750,7 @@ pub(crate) fn next_sequence(seq: i32, records: usize) -> i32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::metadata::{Cluster, Node, TopicMetadata};
     use crate::protocol::records::record_fixed_size;
@@ -772,7 +772,7 @@ mod tests {
         }
     }
 
-    pub(super) fn cluster(partitions: i32) -> Cluster {
+    pub(crate) fn cluster(partitions: i32) -> Cluster {
         let mut c = Cluster::default();
         c.brokers.insert(
             1,

@@ -760,10 +760,8 @@ mod tests {
     use super::*;
     use crate::accumulator::{AccumulatorConfig, RecordParts};
     use crate::future::Delivered;
-    use crate::metadata::{Cluster, Node, TopicMetadata};
     use crate::protocol::compression::Compression;
     use crate::protocol::records::{decode_batches, record_fixed_size, ATTR_TRANSACTIONAL};
-    use crate::record::PartitionInfo;
     use state::State;
 
     fn shared(state: State) -> Arc<TxnShared> {
@@ -803,34 +801,7 @@ mod tests {
             Arc::default(),
         );
         acc.set_txn_hooks(hooks);
-        let mut c = Cluster::default();
-        c.brokers.insert(
-            1,
-            Node {
-                id: 1,
-                host: "h".into(),
-                port: 1,
-                rack: None,
-            },
-        );
-        c.topics.insert(
-            "t".into(),
-            TopicMetadata {
-                error: ErrorCode::NONE,
-                partitions: (0..2)
-                    .map(|p| PartitionInfo {
-                        topic: "t".into(),
-                        partition: p,
-                        leader: Some(1),
-                        replicas: vec![1],
-                        in_sync_replicas: vec![1],
-                        offline_replicas: vec![],
-                    })
-                    .collect(),
-                available: vec![0, 1],
-                epochs: vec![],
-            },
-        );
+        let c = crate::accumulator::tests::cluster(2);
         acc.update_metadata(&c);
         acc.set_producer_id(7, 1);
         let parts = acc.partitions_led_by(1);
