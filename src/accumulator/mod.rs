@@ -609,7 +609,9 @@ impl RecordAccumulator {
         *p = if from.epoch < i16::MAX {
             Some((from.producer_id, from.epoch + 1))
         } else {
-            None // the metadata thread asks for a new id on its next fetch
+            // No higher epoch: a new id, asked for by the metadata thread
+            // (the I/O thread that sees it gone requests a fetch).
+            None
         };
         drop(p);
         log::info!(
@@ -1392,6 +1394,20 @@ pub(crate) mod tests {
         send(&acc, Some(0), b"c").unwrap();
         assert_eq!(stamp(&drain_one(&acc, &parts).unwrap()), (7, 0, 3));
         assert_eq!(acc.producer_id(), Some((7, 0)));
+    }
+
+    #[test]
+    fn a_bump_past_the_last_epoch_drops_the_id_and_nothing_drains_until_a_new_one() {
+        let (acc, parts) = idempotent(5);
+        acc.set_producer_id(7, i16::MAX);
+        send(&acc, Some(0), b"a").unwrap();
+        let a = drain_one(&acc, &parts).unwrap();
+        acc.complete(&a.queue, a.batch, Err(Error::aborted()));
+        assert_eq!(acc.producer_id(), None);
+        send(&acc, Some(0), b"b").unwrap();
+        assert!(drain_one(&acc, &parts).is_none(), "no id: nothing goes");
+        acc.set_producer_id(8, 0);
+        assert_eq!(stamp(&drain_one(&acc, &parts).unwrap()), (8, 0, 0));
     }
 
     #[test]

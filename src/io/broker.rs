@@ -638,6 +638,16 @@ impl BrokerThread {
         let batches: Vec<Drained> = entry.batches.iter_mut().filter_map(Slot::take).collect();
         self.on_produce_response(batches, entry.version, frame, now);
         entry.done(&self.shared.accumulator);
+        // An epoch bump past i16::MAX dropped the idempotent producer's id
+        // (`RecordAccumulator::bump_epoch`): the metadata thread asks for a
+        // new one with its next fetch, which this requests.
+        let cfg = &self.shared.cfg;
+        if cfg.idempotence
+            && cfg.transactional_id.is_none()
+            && self.shared.accumulator.producer_id().is_none()
+        {
+            self.shared.metadata.request_update();
+        }
     }
 
     /// Completes or retries each batch of one answered Produce request.
