@@ -6,7 +6,6 @@
 //! metadata, serialize, choose the partition, and encode the record into
 //! its partition's batch. Everything after that happens on the I/O threads.
 
-use crate::accumulator::callbacks::{Pending, Register};
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::accumulator::callbacks::{Pending, Register};
 use crate::accumulator::{AccumulatorConfig, RecordAccumulator, RecordParts, TopicQueues};
 use crate::config::{PartitionerChoice, ProducerConfig};
 use crate::error::{Error, RecordPart, Result};

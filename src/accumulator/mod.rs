@@ -183,12 +183,18 @@ impl RecordAccumulator {
         }
     }
 
-    /// The fatal error, once there is one.
-    pub(crate) fn fatal(&self) -> Option<&Error> {
-        self.fatal.get()
+    /// True while the idempotent producer has no id and may ask for one:
+    /// not transactional (its coordinator gives the id), not fatal. The
+    /// metadata thread asks with its next fetch.
+    pub(crate) fn wants_producer_id(&self) -> bool {
+        self.cfg.idempotent
+            && self.txn.get().is_none()
+            && self.fatal.get().is_none()
+            && self.producer_id.lock().is_none()
     }
 
     /// The idempotent producer's id and epoch, if it has them.
+    #[cfg(test)]
     pub(crate) fn producer_id(&self) -> Option<(i64, i16)> {
         *self.producer_id.lock()
     }
@@ -1125,14 +1131,7 @@ pub(crate) mod tests {
                 }
                 for x in d {
                     n.push(x.batch.record_count());
-                    acc.complete(
-                        &x.queue,
-                        x.batch,
-                        Ok(Delivered {
-                            base_offset: 0,
-                            log_append_time: -1,
-                        }),
-                    );
+                    acc.complete(&x.queue, x.batch, ok());
                 }
             }
             if round == 0 || round == 399 {
@@ -1194,14 +1193,7 @@ pub(crate) mod tests {
         let (mut d, _) = acc.drain(&parts, &mut 0, 1 << 20, t);
         let again = d.pop().unwrap();
         assert_eq!(again.batch.wire_parts().concat(), bytes);
-        acc.complete(
-            &again.queue,
-            again.batch,
-            Ok(Delivered {
-                base_offset: 0,
-                log_append_time: -1,
-            }),
-        );
+        acc.complete(&again.queue, again.batch, ok());
         acc.unmute([&again.queue]);
         // The next batch starts where the last one ended.
         send(&acc, Some(0), b"d").unwrap();
@@ -1209,14 +1201,7 @@ pub(crate) mod tests {
         let x = d.pop().unwrap();
         assert_eq!(header(&x).base_sequence, 3);
         // A split idempotent batch's halves share its sequence range.
-        acc.complete(
-            &x.queue,
-            x.batch,
-            Ok(Delivered {
-                base_offset: 0,
-                log_append_time: -1,
-            }),
-        );
+        acc.complete(&x.queue, x.batch, ok());
         acc.unmute([&x.queue]);
         for v in [&b"e"[..], b"f", b"g"] {
             send(&acc, Some(0), v).unwrap();
@@ -1237,14 +1222,7 @@ pub(crate) mod tests {
                 h.producer_id,
                 h.producer_epoch,
             ));
-            acc.complete(
-                &half.queue,
-                half.batch,
-                Ok(Delivered {
-                    base_offset: 0,
-                    log_append_time: -1,
-                }),
-            );
+            acc.complete(&half.queue, half.batch, ok());
             acc.unmute([&half.queue]);
         }
         assert_eq!(seqs, [(4, 1, 42, 3), (5, 2, 42, 3)]);
@@ -1300,7 +1278,8 @@ pub(crate) mod tests {
         (h.producer_id, h.producer_epoch, h.base_sequence)
     }
 
-    fn ok() -> Result<Delivered> {
+    /// A successful outcome at offset 0.
+    pub(crate) fn ok() -> Result<Delivered> {
         Ok(Delivered {
             base_offset: 0,
             log_append_time: -1,

@@ -641,11 +641,7 @@ impl BrokerThread {
         // An epoch bump past i16::MAX dropped the idempotent producer's id
         // (`RecordAccumulator::bump_epoch`): the metadata thread asks for a
         // new one with its next fetch, which this requests.
-        let cfg = &self.shared.cfg;
-        if cfg.idempotence
-            && cfg.transactional_id.is_none()
-            && self.shared.accumulator.producer_id().is_none()
-        {
+        if self.shared.accumulator.wants_producer_id() {
             self.shared.metadata.request_update();
         }
     }

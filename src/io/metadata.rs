@@ -155,13 +155,7 @@ pub(crate) fn run(shared: Arc<IoShared>) {
                         None => {}
                     }
                     // Idempotence: no id yet, ask again after the backoff.
-                    // (A transactional producer's id comes from its
-                    // transaction coordinator, `transaction/`.)
-                    let no_id = cfg.idempotence
-                        && cfg.transactional_id.is_none()
-                        && shared.accumulator.producer_id().is_none()
-                        && shared.accumulator.fatal().is_none();
-                    if incomplete || no_id {
+                    if incomplete || shared.accumulator.wants_producer_id() {
                         shared.metadata.request_update();
                     }
                 }
@@ -251,10 +245,7 @@ fn start_fetch(
     let metadata = shared.metadata.clone();
     let known = metadata.cluster();
     let asked = topics.clone();
-    let need_id = cfg.idempotence
-        && cfg.transactional_id.is_none()
-        && shared.accumulator.producer_id().is_none()
-        && shared.accumulator.fatal().is_none();
+    let need_id = shared.accumulator.wants_producer_id();
     let spawned = std::thread::Builder::new()
         .name(format!("{}-meta-fetch", cfg.client_id))
         .spawn(move || {

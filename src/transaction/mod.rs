@@ -240,6 +240,24 @@ struct Inner {
     stop: bool,
 }
 
+impl Inner {
+    /// Before `init_transactions`: no producer id, nothing added or due.
+    fn new(st: TxnState) -> Self {
+        Inner {
+            st,
+            producer: None,
+            added: HashSet::new(),
+            to_add: HashSet::new(),
+            started: false,
+            job: None,
+            pending: None,
+            sweep: None,
+            sequence_gap: false,
+            stop: false,
+        }
+    }
+}
+
 /// What the transaction thread, the I/O threads (as [`TxnHooks`]) and the
 /// caller share.
 pub(crate) struct TxnShared {
@@ -341,18 +359,7 @@ impl TransactionManager {
     ) -> Result<Arc<TransactionManager>> {
         let txn_id = cfg.transactional_id.clone().unwrap_or_default();
         let shared = Arc::new(TxnShared {
-            inner: Mutex::new(Inner {
-                st: TxnState::new(&txn_id),
-                producer: None,
-                added: HashSet::new(),
-                to_add: HashSet::new(),
-                started: false,
-                job: None,
-                pending: None,
-                sweep: None,
-                sequence_gap: false,
-                stop: false,
-            }),
+            inner: Mutex::new(Inner::new(TxnState::new(&txn_id))),
             cond: Condvar::new(),
         });
         accumulator.set_txn_hooks(shared.clone());
@@ -759,7 +766,6 @@ fn run_job(
 mod tests {
     use super::*;
     use crate::accumulator::{AccumulatorConfig, RecordParts};
-    use crate::future::Delivered;
     use crate::protocol::compression::Compression;
     use crate::protocol::records::{decode_batches, record_fixed_size, ATTR_TRANSACTIONAL};
     use state::State;
@@ -769,16 +775,8 @@ mod tests {
         st.state = state;
         Arc::new(TxnShared {
             inner: Mutex::new(Inner {
-                st,
                 producer: Some((7, 1)),
-                added: HashSet::new(),
-                to_add: HashSet::new(),
-                started: false,
-                job: None,
-                pending: None,
-                sweep: None,
-                sequence_gap: false,
-                stop: false,
+                ..Inner::new(st)
             }),
             cond: Condvar::new(),
         })
@@ -852,14 +850,7 @@ mod tests {
             (h.producer_id, h.producer_epoch, h.base_sequence),
             (7, 1, 0)
         );
-        acc.complete(
-            &x.queue,
-            x.batch,
-            Ok(Delivered {
-                base_offset: 0,
-                log_append_time: -1,
-            }),
-        );
+        acc.complete(&x.queue, x.batch, crate::accumulator::tests::ok());
         acc.unmute([&x.queue]);
         // An abort drains nothing more, added or not.
         s.inner.lock().st.state = State::Aborting;
