@@ -10,79 +10,17 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{consume, example, topic, Broker, Consumed, BROKERS};
+use common::{consume, example, run_example as run, topic, Broker, Consumed, BROKERS, RUN_TIMEOUT};
 use kafka_producer::murmur2_partition;
 
-const RUN_TIMEOUT: Duration = Duration::from_secs(90);
 const CONSUME_TIMEOUT: Duration = Duration::from_secs(30);
 /// Both test brokers create topics with 4 partitions (see `common::Broker`).
 const PARTITIONS: usize = 4;
-
-/// What an example process did.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn describe(&self) -> String {
-        format!(
-            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs example `name` with `args`, feeding it `stdin`, and waits at most
-/// `RUN_TIMEOUT` (then kills it and panics).
-fn run(name: &str, args: &[&str], stdin: &str) -> Run {
-    let mut child = Command::new(example(name))
-        .args(args)
-        .env_remove("BOOTSTRAP_SERVERS")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start example {name}: {e}"));
-    let input = stdin.to_owned();
-    let mut pipe_in = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        let _ = pipe_in.write_all(input.as_bytes()); // closes stdin when done
-    });
-    let reader = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            r.read_to_string(&mut s).expect("utf-8 output");
-            s
-        })
-    };
-    let out = reader(Box::new(child.stdout.take().unwrap()));
-    let err = reader(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("example {name} {args:?} still running after {RUN_TIMEOUT:?}: killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    writer.join().unwrap();
-    Run {
-        code: status.code(),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
 
 fn text(b: &Option<Vec<u8>>) -> Option<String> {
     b.as_ref()

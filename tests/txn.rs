@@ -578,18 +578,10 @@ fn close_aborts_an_open_transaction() {
 fn the_transactions_example_commits_what_it_prints() {
     let t = topic("txex");
     let bs = Broker::Kafka.bootstrap();
-    let out = std::process::Command::new(common::example("transactions"))
-        .args([bs, t.as_str(), "25", "10"])
-        .output()
-        .expect("run the transactions example");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let r = common::run_example("transactions", &[bs, &t, "25", "10"], "");
+    assert_eq!(r.code, Some(0), "{}", r.describe());
     assert_eq!(
-        stdout.lines().collect::<Vec<_>>(),
+        r.stdout.lines().collect::<Vec<_>>(),
         [
             "committed 10 records (transaction 0)",
             "committed 10 records (transaction 1)",
@@ -609,18 +601,10 @@ fn the_transactions_example_commits_what_it_prints() {
 fn the_transactional_example_commits_one_hundred_and_aborts_one_hundred() {
     let t = topic("txall");
     let bs = Broker::Kafka.bootstrap();
-    let out = std::process::Command::new(common::example("transactional"))
-        .args([bs, t.as_str()])
-        .output()
-        .expect("run the transactional example");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let r = common::run_example("transactional", &[bs, &t], "");
+    assert_eq!(r.code, Some(0), "{}", r.describe());
     assert_eq!(
-        stdout.lines().collect::<Vec<_>>(),
+        r.stdout.lines().collect::<Vec<_>>(),
         [
             "committed commit-0 … commit-99",
             "aborted abort-0 … abort-99"
@@ -652,21 +636,16 @@ fn the_exactly_once_example_commits_output_and_offsets_together() {
     let file = dir.join("input.txt");
     let lines: Vec<String> = (0..45).map(|i| format!("line {i}")).collect();
     std::fs::write(&file, lines.join("\n")).unwrap();
-    let out = std::process::Command::new(common::example("exactly_once"))
-        .arg(bs)
-        .arg(&file)
-        .args([input.as_str(), output.as_str(), group.as_str(), "20"])
-        .output()
-        .expect("run the exactly_once example");
-    let _ = std::fs::remove_dir_all(&dir);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let file = file.to_str().expect("a UTF-8 temporary path");
+    let r = common::run_example(
+        "exactly_once",
+        &[bs, file, &input, &output, &group, "20"],
+        "",
     );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(r.code, Some(0), "{}", r.describe());
     assert_eq!(
-        stdout.lines().collect::<Vec<_>>(),
+        r.stdout.lines().collect::<Vec<_>>(),
         [
             format!("committed lines 0..20, {group} at 20"),
             format!("committed lines 20..40, {group} at 40"),

@@ -11,7 +11,7 @@
 pub mod java;
 pub mod kproxy;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -148,28 +148,12 @@ pub fn consume_isolation(
     timeout: Duration,
     read_committed: bool,
 ) -> Vec<Consumed> {
-    let e = env();
     let isolation = if read_committed {
         "read_committed"
     } else {
         "read_uncommitted"
     };
-    let out = Command::new(&e.python)
-        .arg(&e.kcheck)
-        .args(["consume", "--bootstrap", bootstrap, "--topic", topic])
-        .args(["--expect", &expect.to_string(), "--linger", "1"])
-        .args(["--timeout", &timeout.as_secs().max(1).to_string()])
-        .args(["--isolation-level", isolation])
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run kcheck.py consume");
-    let records = parse_consumed(&out.stdout);
-    assert!(
-        out.status.success(),
-        "kcheck consume ({isolation}) of {topic} read {} of {expect} records ({})",
-        records.len(),
-        out.status
-    );
+    let records = kcheck_consume(bootstrap, topic, expect, timeout, Some(isolation));
     assert_eq!(
         records.len(),
         expect,
@@ -188,19 +172,36 @@ pub fn consume_at_least(
     expect: usize,
     timeout: Duration,
 ) -> Vec<Consumed> {
+    kcheck_consume(bootstrap, topic, expect, timeout, None)
+}
+
+/// kcheck's `consume` (at `isolation`, or its default): panics unless at
+/// least `expect` records arrive within `timeout`; returns all it read.
+fn kcheck_consume(
+    bootstrap: &str,
+    topic: &str,
+    expect: usize,
+    timeout: Duration,
+    isolation: Option<&str>,
+) -> Vec<Consumed> {
     let e = env();
-    let out = Command::new(&e.python)
-        .arg(&e.kcheck)
+    let mut c = Command::new(&e.python);
+    c.arg(&e.kcheck)
         .args(["consume", "--bootstrap", bootstrap, "--topic", topic])
         .args(["--expect", &expect.to_string(), "--linger", "1"])
-        .args(["--timeout", &timeout.as_secs().max(1).to_string()])
+        .args(["--timeout", &timeout.as_secs().max(1).to_string()]);
+    if let Some(level) = isolation {
+        c.args(["--isolation-level", level]);
+    }
+    let out = c
         .stderr(Stdio::inherit())
         .output()
         .expect("run kcheck.py consume");
     let records = parse_consumed(&out.stdout);
+    let how = isolation.map_or(String::new(), |l| format!(" ({l})"));
     assert!(
         out.status.success(),
-        "kcheck consume of {topic} read {} of {expect} records ({})",
+        "kcheck consume{how} of {topic} read {} of {expect} records ({})",
         records.len(),
         out.status
     );
@@ -476,6 +477,71 @@ pub fn example(name: &str) -> PathBuf {
         built.push(name.to_owned());
     }
     profile_dir.join("examples").join(name)
+}
+
+/// How long an example process may run before it is killed.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// What an example process did.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Its exit code and output, for assertion messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs example `name` with `args`, feeding it `stdin`, and waits at most
+/// `RUN_TIMEOUT` (then kills it and panics).
+pub fn run_example(name: &str, args: &[&str], stdin: &str) -> Run {
+    let mut child = Command::new(example(name))
+        .args(args)
+        .env_remove("BOOTSTRAP_SERVERS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start example {name}: {e}"));
+    let input = stdin.to_owned();
+    let mut pipe_in = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = pipe_in.write_all(input.as_bytes()); // closes stdin when done
+    });
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            r.read_to_string(&mut s).expect("utf-8 output");
+            s
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().unwrap()));
+    let err = reader(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("example {name} {args:?} still running after {RUN_TIMEOUT:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    writer.join().unwrap();
+    Run {
+        code: status.code(),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
 }
 
 /// A TCP forwarder on 127.0.0.1 whose target can change: a bootstrap
