@@ -619,7 +619,14 @@ start_kafka() {
   done
   if [ ${#running[@]} -eq 0 ]; then
     # a fresh cluster: new cluster id, storage formatted from scratch
-    id=$("$SYS_PYTHON" -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="))')
+    # (never starting with '-', which kafka-storage would read as an
+    # option; Kafka's own Uuid.randomUuid avoids it the same way)
+    id=$("$SYS_PYTHON" -c 'import base64, os
+while True:
+    i = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    if not i.startswith("-"):
+        print(i)
+        break')
     log "formatting a fresh 3-node KRaft cluster (cluster id $id)"
     local pids=()
     for n in "${KAFKA_NODES[@]}"; do
