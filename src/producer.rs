@@ -27,7 +27,7 @@ use crate::protocol::ErrorCode;
 use crate::record::{Data, PartitionInfo, ProducerRecord, RecordMetadata};
 use crate::serialize::Serializer;
 use crate::transaction::{ConsumerGroupMetadata, OffsetToCommit, TransactionManager};
-use crate::util::later;
+use crate::util::{later, Budget};
 
 thread_local! {
     /// Serializer scratch buffers (key, value), reused by every `send` on
@@ -186,7 +186,6 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 buffer_memory: cfg.buffer_memory,
                 linger: cfg.linger,
                 delivery_timeout: cfg.delivery_timeout,
-                max_block: cfg.max_block,
                 adaptive_partitioning: cfg.partitioner_adaptive,
                 // Idempotence keeps order its own way, with up to
                 // max.in.flight batches per partition (`sequence.rs`).
@@ -310,8 +309,10 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         if let Some(txn) = &inner.txn {
             txn.check_send()?;
         }
-        let start = Instant::now();
-        let deadline = later(start, self.max_block());
+        // The clock is read once per record, for its timestamp and the
+        // topic's last use; max.block.ms reads it only if send must wait.
+        let now_ms = crate::util::now_ms();
+        let budget = Budget::new(self.max_block());
         let partitioner: Option<&dyn Partitioner> = match &inner.cfg.partitioner {
             _ if record.partition.is_some() => None,
             PartitionerChoice::Custom(p) => Some(&**p),
@@ -326,9 +327,9 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             &record.topic,
             record.partition,
             partitioner.is_some(),
-            start,
-            deadline,
+            &budget,
         )?;
+        inner.accumulator.mark_used(&topic_queues, now_ms);
         let layout = topic_queues.layout();
         let topic: &str = &topic_queues.name;
 
@@ -396,7 +397,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 key,
                 value,
                 headers,
-                timestamp: record.timestamp.unwrap_or_else(crate::util::now_ms),
+                timestamp: record.timestamp.unwrap_or(now_ms),
                 fixed_size,
             };
             let key_size = key.map_or(-1, |k| k.len() as i32);
@@ -409,7 +410,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 key_size,
                 value_size,
                 callback,
-                deadline,
+                &budget,
             );
             if key_buf.capacity() > SCRATCH_KEEP {
                 *key_buf = Vec::new();
@@ -446,8 +447,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         topic: &str,
         partition: Option<i32>,
         need_cluster: bool,
-        start: Instant,
-        deadline: Instant,
+        budget: &Budget,
     ) -> Result<(Arc<TopicQueues>, Option<Arc<Cluster>>)> {
         let inner = &*self.inner;
         if let Some(p) = partition.filter(|p| *p < 0) {
@@ -523,8 +523,9 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             if count.is_some() {
                 inner.metadata.request_update(); // the partition is missing
             }
+            let deadline = budget.deadline();
             if Instant::now() >= deadline {
-                let waited_ms = start.elapsed().as_millis() as u64;
+                let waited_ms = budget.start().elapsed().as_millis() as u64;
                 return Err(Error::MetadataTimeout {
                     topic: topic.to_owned(),
                     partition,
@@ -550,12 +551,13 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         if self.inner.lifecycle.is_closing() {
             return Err(Error::Closed);
         }
-        let start = Instant::now();
         let (queues, cluster) =
-            self.wait_on_metadata(topic, None, true, start, later(start, self.max_block()))?;
+            self.wait_on_metadata(topic, None, true, &Budget::new(self.max_block()))?;
         let cluster = cluster.unwrap_or_else(|| self.inner.metadata.cluster());
         // As Java: asking for a topic's partitions keeps it from going idle.
-        self.inner.accumulator.mark_used(&queues);
+        self.inner
+            .accumulator
+            .mark_used(&queues, crate::util::now_ms());
         Ok(cluster.partitions_for_topic(topic).to_vec())
     }
 

@@ -1,6 +1,7 @@
 //! Small helpers with no better home: a fast non-cryptographic random
 //! number source (sticky partition choice, backoff jitter), wall-clock
-//! milliseconds, saturating `Instant` arithmetic, and [`LogLimiter`], which
+//! milliseconds, saturating `Instant` arithmetic, [`Budget`] (a call's
+//! `max.block.ms`, its clock read only if it waits), and [`LogLimiter`], which
 //! keeps a fault that repeats (a broker down, reconnecting every backoff)
 //! from flooding the log.
 
@@ -42,10 +43,53 @@ pub(crate) fn random_below(n: usize) -> usize {
 
 /// Milliseconds since the Unix epoch, as Kafka timestamps count them.
 pub(crate) fn now_ms() -> i64 {
+    // Seconds and milliseconds apart: `as_millis` divides a u128, and this
+    // runs once per record.
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(|d| d.as_secs() as i64 * 1000 + i64::from(d.subsec_millis()))
         .unwrap_or(0)
+}
+
+/// How long one call may block (`max.block.ms`), counted from the first
+/// moment it has to wait, as Java counts it (the time spent waiting for
+/// metadata, then for memory, out of one budget). A call that never waits
+/// never reads the clock: `send` on the fast path takes none of its time.
+pub(crate) struct Budget {
+    limit: Duration,
+    start: Cell<Option<Instant>>,
+}
+
+impl Budget {
+    /// A budget of `limit`, not started.
+    pub(crate) fn new(limit: Duration) -> Self {
+        Budget {
+            limit,
+            start: Cell::new(None),
+        }
+    }
+
+    /// The budget as given.
+    pub(crate) fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// When the first wait began (now, the first time this is asked).
+    pub(crate) fn start(&self) -> Instant {
+        match self.start.get() {
+            Some(t) => t,
+            None => {
+                let t = Instant::now();
+                self.start.set(Some(t));
+                t
+            }
+        }
+    }
+
+    /// When the budget runs out (starting it if it has not started).
+    pub(crate) fn deadline(&self) -> Instant {
+        later(self.start(), self.limit)
+    }
 }
 
 /// `t + d`, saturating: a duration too large for `Instant` (a user's

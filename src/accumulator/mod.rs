@@ -40,7 +40,7 @@ use crate::future::{BatchResult, Delivered, RecordFuture};
 use crate::lifecycle::Lifecycle;
 use crate::protocol::compression::Compression;
 use crate::protocol::records::{record_size_upper_bound, RECORD_BATCH_OVERHEAD};
-use crate::util::{later, FxBuildHasher};
+use crate::util::{later, Budget, FxBuildHasher};
 use callbacks::Register;
 
 pub(crate) use batch::{Identity, Ledger, ProducerBatch, RecordParts};
@@ -58,7 +58,6 @@ pub(crate) struct AccumulatorConfig {
     pub(crate) buffer_memory: usize,
     pub(crate) linger: Duration,
     pub(crate) delivery_timeout: Duration,
-    pub(crate) max_block: Duration,
     pub(crate) adaptive_partitioning: bool,
     /// One batch per partition in flight at a time, so a retry can never
     /// be overtaken (Java's `guaranteeMessageOrder`:
@@ -216,7 +215,7 @@ impl RecordAccumulator {
 
     /// Appends a record to `partition` of `topic` (or to the topic's sticky
     /// partition when `partition` is `None`), creating a batch if needed.
-    /// May block up to `deadline` for buffer memory.
+    /// May block within `budget` (`max.block.ms`) for buffer memory.
     ///
     /// # Errors
     ///
@@ -232,11 +231,10 @@ impl RecordAccumulator {
         key_size: i32,
         value_size: i32,
         mut callback: Option<&mut dyn Register>,
-        deadline: Instant,
+        budget: &Budget,
     ) -> Result<RecordFuture> {
         let upper = RECORD_BATCH_OVERHEAD + record_size_upper_bound(rec.fixed_size);
         let mut buffer: Option<(Vec<u8>, usize)> = None;
-        self.mark_used(topic);
         let outcome = loop {
             let (p, sticky) = match partition {
                 Some(p) => (p, false),
@@ -293,12 +291,10 @@ impl RecordAccumulator {
                     queue.ratio.batch_bytes(self.cfg.batch_size).min(cap)
                 };
                 let size = target.max(upper);
-                let buf = self.ledger.pool.allocate(
-                    size,
-                    deadline,
-                    self.cfg.max_block.as_millis() as u64,
-                    || self.wake_all(),
-                )?;
+                let buf = self
+                    .ledger
+                    .pool
+                    .allocate(size, budget, || self.wake_all())?;
                 buffer = Some((buf, size));
                 continue; // re-check: someone may have made a batch meanwhile
             };
@@ -771,7 +767,6 @@ pub(crate) mod tests {
             buffer_memory: 10_000,
             linger: Duration::from_millis(5),
             delivery_timeout: Duration::from_secs(10),
-            max_block: Duration::from_millis(0),
             adaptive_partitioning: false,
             guarantee_order: false,
             compression: Compression::None,
@@ -837,7 +832,7 @@ pub(crate) mod tests {
             -1,
             value.len() as i32,
             None,
-            Instant::now(),
+            &Budget::new(Duration::ZERO),
         )
     }
 

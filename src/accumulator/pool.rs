@@ -15,10 +15,10 @@
 //! pool refuses every allocation, fails its waiters (`Io::stop` wakes them
 //! with [`BufferPool::wake_waiters`]) and recycles no more buffers.
 
+use crate::util::Budget;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -77,8 +77,8 @@ impl BufferPool {
         self.waiting.load(Ordering::Relaxed) > 0
     }
 
-    /// Takes a buffer with room for `size` bytes, waiting until `deadline`
-    /// for memory. `on_block` runs once, before the first wait, outside the
+    /// Takes a buffer with room for `size` bytes, waiting within `budget`
+    /// (`max.block.ms`) for memory. `on_block` runs once, before the first wait, outside the
     /// lock (the producer wakes the I/O threads so full batches drain).
     ///
     /// # Errors
@@ -89,8 +89,7 @@ impl BufferPool {
     pub(crate) fn allocate(
         &self,
         size: usize,
-        deadline: Instant,
-        max_block_ms: u64,
+        budget: &Budget,
         on_block: impl FnOnce(),
     ) -> Result<Vec<u8>> {
         if size > self.total {
@@ -124,6 +123,7 @@ impl BufferPool {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         drop(g);
         on_block();
+        let deadline = budget.deadline();
         let mut g = self.inner.lock();
         let mut accumulated = 0usize;
         let mut reused: Option<Vec<u8>> = None;
@@ -152,7 +152,7 @@ impl BufferPool {
             if me.wait_until(&mut g, deadline).timed_out() {
                 break Err(Error::BufferExhausted {
                     requested: size,
-                    max_block_ms,
+                    max_block_ms: budget.limit().as_millis() as u64,
                 });
             }
         };
@@ -213,21 +213,21 @@ impl BufferPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
-    fn soon(ms: u64) -> Instant {
-        Instant::now() + Duration::from_millis(ms)
+    fn soon(ms: u64) -> Budget {
+        Budget::new(Duration::from_millis(ms))
     }
 
     #[test]
     fn budget_is_never_exceeded_and_buffers_are_recycled() {
         let pool = BufferPool::new(1000, 100, Arc::default());
-        let a = pool.allocate(100, soon(0), 0, || {}).unwrap();
-        let b = pool.allocate(500, soon(0), 0, || {}).unwrap();
+        let a = pool.allocate(100, &soon(0), || {}).unwrap();
+        let b = pool.allocate(500, &soon(0), || {}).unwrap();
         assert_eq!(pool.available_memory(), 400);
         let ptr = a.as_ptr();
         pool.deallocate(a, 100);
-        let again = pool.allocate(100, soon(0), 0, || {}).unwrap();
+        let again = pool.allocate(100, &soon(0), || {}).unwrap();
         assert_eq!(again.as_ptr(), ptr, "the poolable buffer is reused");
         pool.deallocate(b, 500);
         pool.deallocate(again, 100);
@@ -239,11 +239,11 @@ mod tests {
         let pool = BufferPool::new(300, 100, Arc::default());
         // 50 bytes stay free: the blocked request gathers them while it
         // waits for the rest, and must give them back when it times out.
-        let held = pool.allocate(250, soon(0), 0, || {}).unwrap();
+        let held = pool.allocate(250, &soon(0), || {}).unwrap();
         let mut blocked = false;
         let t0 = Instant::now();
         let e = pool
-            .allocate(100, soon(50), 50, || blocked = true)
+            .allocate(100, &soon(50), || blocked = true)
             .unwrap_err();
         assert!(blocked, "on_block ran");
         assert!(t0.elapsed() >= Duration::from_millis(50));
@@ -282,7 +282,7 @@ mod tests {
                     for i in 0..150 {
                         // poolable, odd-sized and large requests, short waits
                         let size = [100, 150, 400, 100, 700][(t + i) % 5];
-                        match pool.allocate(size, soon(2), 2, || {}) {
+                        match pool.allocate(size, &soon(2), || {}) {
                             Ok(b) => {
                                 served.fetch_add(1, Ordering::Relaxed);
                                 // hold it for a while, so others wait
@@ -306,10 +306,10 @@ mod tests {
         assert_eq!(pool.available_memory(), TOTAL, "after contention");
 
         // Waiters holding part of their request when the pool closes.
-        let held = pool.allocate(900, soon(0), 0, || {}).unwrap();
+        let held = pool.allocate(900, &soon(0), || {}).unwrap();
         let waiter = {
             let p = pool.clone();
-            std::thread::spawn(move || p.allocate(300, soon(10_000), 10_000, || {}))
+            std::thread::spawn(move || p.allocate(300, &soon(10_000), || {}))
         };
         while !pool.has_waiters() {
             std::thread::yield_now();
@@ -329,9 +329,9 @@ mod tests {
     #[test]
     fn a_waiter_is_served_when_memory_returns() {
         let pool = Arc::new(BufferPool::new(200, 100, Arc::default()));
-        let held = pool.allocate(200, soon(0), 0, || {}).unwrap();
+        let held = pool.allocate(200, &soon(0), || {}).unwrap();
         let p = pool.clone();
-        let t = std::thread::spawn(move || p.allocate(150, soon(10_000), 10_000, || {}));
+        let t = std::thread::spawn(move || p.allocate(150, &soon(10_000), || {}));
         while !pool.has_waiters() {
             std::thread::yield_now();
         }
@@ -345,7 +345,7 @@ mod tests {
     fn requests_larger_than_the_budget_fail_at_once() {
         let pool = BufferPool::new(100, 10, Arc::default());
         assert!(matches!(
-            pool.allocate(101, soon(1000), 1000, || {}),
+            pool.allocate(101, &soon(1000), || {}),
             Err(Error::RecordTooLarge {
                 setting: "buffer.memory",
                 ..
@@ -357,9 +357,9 @@ mod tests {
     fn close_releases_waiters() {
         let lifecycle = Arc::new(Lifecycle::default());
         let pool = Arc::new(BufferPool::new(10, 10, lifecycle.clone()));
-        let _held = pool.allocate(10, soon(0), 0, || {}).unwrap();
+        let _held = pool.allocate(10, &soon(0), || {}).unwrap();
         let p = pool.clone();
-        let t = std::thread::spawn(move || p.allocate(10, soon(10_000), 10_000, || {}));
+        let t = std::thread::spawn(move || p.allocate(10, &soon(10_000), || {}));
         while !pool.has_waiters() {
             std::thread::yield_now();
         }

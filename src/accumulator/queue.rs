@@ -19,7 +19,7 @@
 //! I/O thread.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -104,8 +104,8 @@ pub(crate) struct TopicQueues {
     pub(super) sticky: Sticky,
     /// How much this topic's batches shrink compressed.
     pub(super) ratio: Arc<RatioEstimator>,
-    /// Last `send` to this topic, ms since the accumulator's epoch.
-    pub(super) last_used_ms: AtomicU64,
+    /// Last `send` to this topic, wall-clock ms.
+    pub(super) last_used_ms: AtomicI64,
     /// True while metadata refreshes this topic. Cleared when the topic
     /// goes idle (`metadata.max.idle.ms`); the next `send` sets it and
     /// registers the topic with metadata again (Java's `metadata.add`).

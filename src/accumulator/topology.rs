@@ -3,13 +3,14 @@
 //! I/O threads drain from, and the topics that have gone idle.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
 
 use crate::metadata::Cluster;
+use crate::util::now_ms;
 
 use super::sticky::Sticky;
 use super::{Layout, PartitionQueue, RecordAccumulator, TopicQueues};
@@ -37,7 +38,7 @@ impl RecordAccumulator {
                             })),
                             sticky: Sticky::new(),
                             ratio: Arc::default(),
-                            last_used_ms: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
+                            last_used_ms: AtomicI64::new(now_ms()),
                             registered: AtomicBool::new(true),
                         })
                     })
@@ -81,14 +82,14 @@ impl RecordAccumulator {
     /// Topics not sent to for `idle` and with nothing queued: metadata may
     /// stop asking for them. Marks them unregistered.
     pub(crate) fn idle_topics(&self, idle: Duration) -> Vec<String> {
-        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        let now_ms = now_ms();
         self.topics
             .read()
             .values()
             .filter(|t| {
                 t.registered.load(Ordering::Acquire)
                     && now_ms.saturating_sub(t.last_used_ms.load(Ordering::Relaxed))
-                        > idle.as_millis() as u64
+                        > idle.as_millis() as i64
                     && t.layout().partitions.iter().all(|q| q.queued() == 0)
             })
             .map(|t| {
@@ -100,11 +101,14 @@ impl RecordAccumulator {
 
     /// Notes that `topic` is in use now (a `send`, or Java's
     /// `partitionsFor`, which also keeps a topic in the metadata requests):
-    /// it is not idle for another `metadata.max.idle.ms`.
-    pub(crate) fn mark_used(&self, topic: &TopicQueues) {
-        topic
-            .last_used_ms
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    /// it is not idle for another `metadata.max.idle.ms`. `now_ms` is the
+    /// wall clock the caller read (Java's idle expiry counts in it too).
+    pub(crate) fn mark_used(&self, topic: &TopicQueues, now_ms: i64) {
+        // Stored only when it changes: every send of every thread passes
+        // here, and a store would pull the cache line from the others.
+        if topic.last_used_ms.load(Ordering::Relaxed) != now_ms {
+            topic.last_used_ms.store(now_ms, Ordering::Relaxed);
+        }
     }
 
     /// Version of the partitions-by-leader map; changes on metadata updates.
@@ -150,13 +154,12 @@ mod tests {
         let acc = RecordAccumulator::new(cfg(), Arc::default());
         acc.update_metadata(&cluster(1));
         let t = acc.topic("t").unwrap();
-        // The idle clock has milliseconds: let one pass (the scenario is
-        // time passing).
-        std::thread::sleep(Duration::from_millis(3));
-        acc.mark_used(&t);
-        assert!(acc.idle_topics(Duration::from_millis(2)).is_empty());
-        std::thread::sleep(Duration::from_millis(3));
-        assert_eq!(acc.idle_topics(Duration::from_millis(2)), ["t"]);
+        // A minute ago is past a 5 s idle time; now is not.
+        acc.mark_used(&t, now_ms() - 60_000);
+        acc.mark_used(&t, now_ms());
+        assert!(acc.idle_topics(Duration::from_secs(5)).is_empty());
+        acc.mark_used(&t, now_ms() - 60_000);
+        assert_eq!(acc.idle_topics(Duration::from_secs(5)), ["t"]);
         assert!(!t.registered.load(Ordering::Acquire));
     }
 }

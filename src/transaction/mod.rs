@@ -768,6 +768,7 @@ mod tests {
     use crate::accumulator::{AccumulatorConfig, RecordParts};
     use crate::protocol::compression::Compression;
     use crate::protocol::records::{decode_batches, record_fixed_size, ATTR_TRANSACTIONAL};
+    use crate::util::Budget;
     use state::State;
 
     fn shared(state: State) -> Arc<TxnShared> {
@@ -789,7 +790,6 @@ mod tests {
                 buffer_memory: 100_000,
                 linger: Duration::ZERO,
                 delivery_timeout: Duration::from_secs(10),
-                max_block: Duration::ZERO,
                 adaptive_partitioning: false,
                 guarantee_order: true,
                 compression: Compression::None,
@@ -817,8 +817,17 @@ mod tests {
             timestamp: 1,
             fixed_size: record_fixed_size(None, Some(v), std::iter::empty()),
         };
-        acc.append(&t, &l, Some(p), &rec, -1, 1, None, Instant::now())
-            .unwrap()
+        acc.append(
+            &t,
+            &l,
+            Some(p),
+            &rec,
+            -1,
+            1,
+            None,
+            &Budget::new(Duration::ZERO),
+        )
+        .unwrap()
     }
 
     /// Drain takes nothing of a partition until it is in the transaction
