@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::accumulator::callbacks::{Pending, Register};
-use crate::accumulator::{AccumulatorConfig, RecordAccumulator, RecordParts, TopicQueues};
+use crate::accumulator::{AccumulatorConfig, Layout, RecordAccumulator, RecordParts, TopicQueues};
 use crate::config::{PartitionerChoice, ProducerConfig};
 use crate::error::{Error, RecordPart, Result};
 use crate::future::RecordFuture;
@@ -320,17 +320,15 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             PartitionerChoice::BuiltIn => None,
         };
         // A partitioner sees a cluster snapshot that describes the topic,
-        // taken before the layout (the metadata thread updates layouts
-        // before it publishes), so any partition it can see exists in the
-        // layout we index.
-        let (topic_queues, cluster) = self.wait_on_metadata(
+        // taken before the layout (see `wait_on_metadata`), so any
+        // partition it can see exists in the layout we index.
+        let (topic_queues, layout, cluster) = self.wait_on_metadata(
             &record.topic,
             record.partition,
             partitioner.is_some(),
             &budget,
         )?;
         inner.accumulator.mark_used(&topic_queues, now_ms);
-        let layout = topic_queues.layout();
         let topic: &str = &topic_queues.name;
 
         SCRATCH.with(|cell| {
@@ -448,7 +446,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         partition: Option<i32>,
         need_cluster: bool,
         budget: &Budget,
-    ) -> Result<(Arc<TopicQueues>, Option<Arc<Cluster>>)> {
+    ) -> Result<Found> {
         let inner = &*self.inner;
         if let Some(p) = partition.filter(|p| *p < 0) {
             return Err(Error::InvalidPartition {
@@ -461,7 +459,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             // queues before it bumps the version, so a topic that appears
             // after this read also wakes the wait below.
             let version = inner.metadata.version();
-            let known = inner.accumulator.topic(topic);
+            let known = inner.accumulator.topic_and_layout(topic);
             // A name Kafka refuses never reaches a broker. Only names not
             // yet known are checked: a known one passed already.
             if known.is_none() {
@@ -472,10 +470,10 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                     });
                 }
             }
-            let count = known.as_ref().map(|t| t.layout().partitions.len());
+            let count = known.as_ref().map(|(_, l)| l.partitions.len());
             let mut cluster = None;
             let mut described = true;
-            if let Some(t) = &known {
+            if let Some((t, _)) = &known {
                 let registered = t.registered.load(Ordering::Acquire);
                 if need_cluster || !registered {
                     let c = inner.metadata.cluster();
@@ -496,12 +494,20 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 }
             }
             let ready = described || !need_cluster;
-            match (known, partition) {
-                (Some(t), None) if ready => return Ok((t, cluster.filter(|_| need_cluster))),
-                (Some(t), Some(p)) if ready && (p as usize) < count.unwrap_or(0) => {
-                    return Ok((t, cluster.filter(|_| need_cluster)))
-                }
-                _ => {}
+            let found = match (known, partition) {
+                (Some(k), None) if ready => Some(k),
+                (Some(k), Some(p)) if ready && (p as usize) < count.unwrap_or(0) => Some(k),
+                _ => None,
+            };
+            if let Some((t, layout)) = found {
+                return Ok(match cluster.filter(|_| need_cluster) {
+                    // The layout read again after the snapshot (the
+                    // metadata thread updates layouts before it publishes
+                    // a view), so every partition the snapshot shows a
+                    // partitioner exists in the layout `send` indexes.
+                    Some(c) => (t.clone(), t.layout(), Some(c)),
+                    None => (t, layout, None),
+                });
             }
             if let Some(code) = inner.metadata.cluster().topic_error(topic) {
                 if matches!(
@@ -551,7 +557,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         if self.inner.lifecycle.is_closing() {
             return Err(Error::Closed);
         }
-        let (queues, cluster) =
+        let (queues, _, cluster) =
             self.wait_on_metadata(topic, None, true, &Budget::new(self.max_block()))?;
         let cluster = cluster.unwrap_or_else(|| self.inner.metadata.cluster());
         // As Java: asking for a topic's partitions keeps it from going idle.
@@ -896,6 +902,10 @@ const CLOSE_GRACE: Duration = Duration::from_millis(20);
 
 /// Asks a partitioner, and checks its answer against the `count`
 /// partitions the layout has.
+/// What `wait_on_metadata` found: the topic's queues, their layout, and the
+/// cluster snapshot when a partitioner needs one.
+type Found = (Arc<TopicQueues>, Arc<Layout>, Option<Arc<Cluster>>);
+
 fn custom_partition(
     partitioner: &dyn Partitioner,
     cluster: &Cluster,

@@ -205,10 +205,18 @@ impl RecordAccumulator {
         self.wake_all();
     }
 
+    /// A topic's queues, once metadata has described it.
+    #[cfg(test)]
     pub(crate) fn topic(&self, topic: &str) -> Option<Arc<TopicQueues>> {
+        self.topic_and_layout(topic).map(|(t, _)| t)
+    }
+
+    /// A topic's queues and the layout they were found with, once metadata
+    /// has described it (the layout has partitions): read once per `send`.
+    pub(crate) fn topic_and_layout(&self, topic: &str) -> Option<(Arc<TopicQueues>, Arc<Layout>)> {
         let t = self.topics.read().get(topic).cloned()?;
-        let known = !t.layout.read().partitions.is_empty();
-        known.then_some(t)
+        let layout = t.layout();
+        (!layout.partitions.is_empty()).then_some((t, layout))
     }
 
     // ---------------------------------------------------------------- send

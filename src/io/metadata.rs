@@ -193,8 +193,8 @@ pub(crate) fn run(shared: Arc<IoShared>) {
             for t in &idle {
                 if shared
                     .accumulator
-                    .topic(t)
-                    .is_some_and(|q| q.registered.load(std::sync::atomic::Ordering::Acquire))
+                    .topic_and_layout(t)
+                    .is_some_and(|(q, _)| q.registered.load(std::sync::atomic::Ordering::Acquire))
                 {
                     shared.metadata.add_topic(t);
                 }
