@@ -56,6 +56,8 @@ mod future;
 mod io;
 mod lifecycle;
 mod metadata;
+#[cfg(feature = "mock")]
+pub mod mock;
 pub mod partitioner;
 mod producer;
 /// The wire protocol: internal. Tests, benches and the fuzz targets reach

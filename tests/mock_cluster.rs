@@ -1,0 +1,826 @@
+//! `kafka_producer::mock`: the broker model and `MockCluster`, against our
+//! producer (round trip, dropped responses, injected errors, leader moves,
+//! a broker lost and back, held requests, transactions, fencing), against
+//! the model's own checks on hand-built requests (corrupt batches,
+//! sequence gaps), and against two producers that are not ours:
+//! librdkafka (kcheck.py) and Java's `KafkaProducer` (JavaOracle), whose
+//! records are read back through the model.
+//!
+//! The foreign-producer tests need `KP_PYTHON`/`KP_KCHECK` and
+//! `KP_KAFKA_CLASSPATH` (`scripts/brokers.sh env`); the others need nothing
+//! but 127.0.0.1.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_producer::mock::{
+    Action, Api, ControlType, DuplicateAnswer, Fault, MockCluster, MockConfig, MockRecord, Model,
+    Visibility,
+};
+use kafka_producer::{
+    ConsumerGroupMetadata, Error, ErrorCode, Header, Producer, ProducerConfig, ProducerRecord,
+    RecordMetadata, StringSerializer,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+type P = Producer<str, str>;
+
+fn config(cluster: &MockCluster) -> ProducerConfig {
+    ProducerConfig::new()
+        .bootstrap_servers(cluster.bootstrap())
+        .retry_backoff(Duration::from_millis(10))
+        .retry_backoff_max(Duration::from_millis(100))
+        .max_block(Duration::from_secs(20))
+        .delivery_timeout(Duration::from_secs(30))
+        .request_timeout(Duration::from_secs(10))
+}
+
+fn producer(config: ProducerConfig) -> P {
+    Producer::new(config, StringSerializer, StringSerializer).expect("producer")
+}
+
+/// Sends `n` keyed records `k{i}` -> `v{i}` to `topic`, waits for all.
+fn send_all(p: &P, topic: &str, n: usize) -> Vec<RecordMetadata> {
+    let futures: Vec<_> = (0..n)
+        .map(|i| {
+            let (k, v) = (format!("k{i}"), format!("v{i}"));
+            p.send(ProducerRecord::with_key(topic, k.as_str(), v.as_str()))
+                .expect("send")
+        })
+        .collect();
+    futures
+        .into_iter()
+        .map(|f| f.get().expect("delivered"))
+        .collect()
+}
+
+/// Every data record of `topic`, by partition.
+fn all_records(cluster: &MockCluster, topic: &str) -> BTreeMap<i32, Vec<MockRecord>> {
+    let n = cluster.partition_count(topic).expect("topic exists");
+    (0..n)
+        .map(|p| (p, cluster.records(topic, p).expect("partition")))
+        .collect()
+}
+
+/// Asserts that the log holds each `k{i}`/`v{i}` (i < n) exactly once, at
+/// the partition and offset its send reported, and returns the values
+/// per partition in log order.
+fn assert_exactly_once(cluster: &MockCluster, topic: &str, metas: &[RecordMetadata]) {
+    let logs = all_records(cluster, topic);
+    let total: usize = logs.values().map(Vec::len).sum();
+    assert_eq!(
+        total,
+        metas.len(),
+        "the log has {total} records, {} were sent",
+        metas.len()
+    );
+    let mut seen = BTreeSet::new();
+    for (i, m) in metas.iter().enumerate() {
+        let log = &logs[&m.partition()];
+        let r = log
+            .iter()
+            .find(|r| r.offset == m.offset())
+            .unwrap_or_else(|| panic!("no record at {}-{}", m.partition(), m.offset()));
+        assert_eq!(r.key.as_deref(), Some(format!("k{i}").as_bytes()));
+        assert_eq!(r.value.as_deref(), Some(format!("v{i}").as_bytes()));
+        assert!(seen.insert(r.value.clone()), "record {i} twice");
+    }
+}
+
+/// Per partition, the records' values follow send order, and an
+/// idempotent producer's sequences run 0, 1, 2, ... without gaps.
+fn assert_send_order(cluster: &MockCluster, topic: &str, idempotent: bool) {
+    for (p, log) in all_records(cluster, topic) {
+        let idx: Vec<usize> = log
+            .iter()
+            .map(|r| {
+                let v = String::from_utf8(r.value.clone().unwrap()).unwrap();
+                v[1..].parse().unwrap()
+            })
+            .collect();
+        let mut sorted = idx.clone();
+        sorted.sort_unstable();
+        assert_eq!(idx, sorted, "partition {p} is out of send order");
+    }
+    if idempotent {
+        assert_sequences(cluster, topic);
+    }
+}
+
+#[test]
+fn round_trip_keys_values_headers_offsets() {
+    let cluster = MockCluster::new(3).unwrap();
+    let topic = "round-trip";
+    let p = producer(config(&cluster).linger(Duration::from_millis(5)));
+    let futures: Vec<_> = (0..200)
+        .map(|i| {
+            let (k, v) = (format!("k{i}"), format!("v{i}"));
+            let rec = ProducerRecord::with_key(topic, k.as_str(), v.as_str())
+                .header(Header::new("h", format!("x{i}").into_bytes()))
+                .header(Header::null("n"));
+            p.send(rec).unwrap()
+        })
+        .collect();
+    let metas: Vec<_> = futures.into_iter().map(|f| f.get().unwrap()).collect();
+    p.close().unwrap();
+    // The topic was created by the producer's Metadata request, with the
+    // default 4 partitions, and keys spread over them.
+    assert_eq!(cluster.partition_count(topic), Some(4));
+    assert!(
+        metas
+            .iter()
+            .map(|m| m.partition())
+            .collect::<BTreeSet<_>>()
+            .len()
+            > 1
+    );
+    assert_exactly_once(&cluster, topic, &metas);
+    assert_send_order(&cluster, topic, true);
+    for (p, log) in all_records(&cluster, topic) {
+        for r in &log {
+            let i = &String::from_utf8(r.value.clone().unwrap()).unwrap()[1..];
+            assert_eq!(
+                r.headers,
+                vec![
+                    ("h".to_string(), Some(format!("x{i}").into_bytes())),
+                    ("n".to_string(), None)
+                ],
+                "partition {p} offset {}",
+                r.offset
+            );
+            assert_eq!(r.visibility, Visibility::Plain);
+            assert!(!r.transactional);
+        }
+        // Offsets are dense from 0.
+        let offsets: Vec<i64> = log.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, (0..log.len() as i64).collect::<Vec<_>>());
+    }
+    // Each key sits where Java's partitioner puts it.
+    for (i, m) in metas.iter().enumerate() {
+        let key = format!("k{i}");
+        assert_eq!(
+            m.partition(),
+            kafka_producer::murmur2_partition(key.as_bytes(), 4)
+        );
+    }
+}
+
+fn dropped_response(answer: DuplicateAnswer) {
+    let cluster = MockCluster::start(MockConfig {
+        duplicate_answer: answer,
+        ..MockConfig::default()
+    })
+    .unwrap();
+    let topic = "dropped";
+    cluster.create_topic(topic, 2).unwrap();
+    // The first three Produce requests are appended, but their answers are
+    // lost with the connection: the producer must resend those batches.
+    cluster
+        .inject(Fault::drop_response(Api::Produce).times(3))
+        .unwrap();
+    let p = producer(config(&cluster));
+    let metas = send_all(&p, topic, 50);
+    p.close().unwrap();
+    let stats = cluster.stats();
+    assert_eq!(stats.faults_fired, 3);
+    assert!(
+        stats.duplicates >= 1,
+        "no resend reached the model as a duplicate: {stats:?}"
+    );
+    if answer == DuplicateAnswer::DuplicateSequenceNumber {
+        assert_eq!(
+            stats
+                .errors
+                .get(&(Api::Produce, ErrorCode::DUPLICATE_SEQUENCE_NUMBER.0)),
+            Some(&stats.duplicates)
+        );
+    }
+    // No duplicates in the log, every record where its send said.
+    if answer == DuplicateAnswer::OriginalOffset {
+        assert_exactly_once(&cluster, topic, &metas);
+    } else {
+        // DUPLICATE_SEQUENCE_NUMBER carries no offset (the send reports -1).
+        let total: usize = all_records(&cluster, topic).values().map(Vec::len).sum();
+        assert_eq!(total, 50);
+    }
+    assert_send_order(&cluster, topic, true);
+}
+
+#[test]
+fn dropped_responses_resent_without_duplicates() {
+    dropped_response(DuplicateAnswer::OriginalOffset);
+}
+
+#[test]
+fn duplicate_sequence_number_is_a_success() {
+    dropped_response(DuplicateAnswer::DuplicateSequenceNumber);
+}
+
+#[test]
+fn injected_errors_are_retried() {
+    let cluster = MockCluster::new(3).unwrap();
+    let topic = "retried";
+    cluster.create_topic(topic, 1).unwrap();
+    let leader = cluster.leader(topic, 0).unwrap();
+    cluster
+        .inject(Fault::error(Api::Produce, ErrorCode::NOT_LEADER_OR_FOLLOWER).times(2))
+        .unwrap();
+    cluster
+        .inject(Fault::error(Api::Produce, ErrorCode::NOT_ENOUGH_REPLICAS).on_broker(leader))
+        .unwrap();
+    let p = producer(config(&cluster));
+    let metas = send_all(&p, topic, 10);
+    p.close().unwrap();
+    let stats = cluster.stats();
+    assert_eq!(stats.faults_fired, 3);
+    assert!(stats.requests[&Api::Produce] >= 4, "{stats:?}");
+    assert_exactly_once(&cluster, topic, &metas);
+    assert_send_order(&cluster, topic, true);
+}
+
+#[test]
+fn a_non_retriable_error_fails_the_batch() {
+    let cluster = MockCluster::new(1).unwrap();
+    let topic = "refused";
+    cluster.create_topic(topic, 1).unwrap();
+    cluster
+        .inject(Fault::error(
+            Api::Produce,
+            ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+        ))
+        .unwrap();
+    let p = producer(config(&cluster));
+    let err = p
+        .send(ProducerRecord::with_key(topic, "a", "b"))
+        .unwrap()
+        .get()
+        .unwrap_err();
+    assert!(
+        format!("{err}").contains("TOPIC_AUTHORIZATION_FAILED"),
+        "{err}"
+    );
+    p.close().unwrap();
+    assert!(cluster.records(topic, 0).unwrap().is_empty());
+}
+
+#[test]
+fn leader_move_reroutes() {
+    let cluster = MockCluster::new(3).unwrap();
+    let topic = "moved";
+    cluster.create_topic(topic, 1).unwrap();
+    let p = producer(config(&cluster));
+    let first = send_all(&p, topic, 5);
+    let old = cluster.leader(topic, 0).unwrap();
+    let new = cluster
+        .broker_ids()
+        .into_iter()
+        .find(|b| *b != old)
+        .unwrap();
+    cluster.move_leader(topic, 0, new).unwrap();
+    let futures: Vec<_> = (5..10)
+        .map(|i| {
+            let (k, v) = (format!("k{i}"), format!("v{i}"));
+            p.send(ProducerRecord::with_key(topic, k.as_str(), v.as_str()))
+                .unwrap()
+        })
+        .collect();
+    let mut metas = first;
+    metas.extend(futures.into_iter().map(|f| f.get().unwrap()));
+    p.close().unwrap();
+    // The old leader refused the first request after the move.
+    let stats = cluster.stats();
+    assert!(
+        stats
+            .errors
+            .get(&(Api::Produce, ErrorCode::NOT_LEADER_OR_FOLLOWER.0))
+            >= Some(&1),
+        "{stats:?}"
+    );
+    assert_exactly_once(&cluster, topic, &metas);
+    assert_send_order(&cluster, topic, true);
+}
+
+#[test]
+fn broker_down_then_up() {
+    let cluster = MockCluster::new(1).unwrap();
+    let topic = "down-up";
+    cluster.create_topic(topic, 1).unwrap();
+    let p = producer(config(&cluster));
+    let mut metas = send_all(&p, topic, 3);
+    cluster.broker_down(1).unwrap();
+    assert_eq!(cluster.leader(topic, 0).unwrap(), -1);
+    // Sent while the only broker is down: delivered once it is back.
+    let futures: Vec<_> = (3..6)
+        .map(|i| {
+            let (k, v) = (format!("k{i}"), format!("v{i}"));
+            p.send(ProducerRecord::with_key(topic, k.as_str(), v.as_str()))
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(cluster.records(topic, 0).unwrap().len() == 3);
+    cluster.broker_up(1).unwrap();
+    assert_eq!(cluster.leader(topic, 0).unwrap(), 1);
+    metas.extend(futures.into_iter().map(|f| f.get().unwrap()));
+    p.close().unwrap();
+    assert_exactly_once(&cluster, topic, &metas);
+    assert_send_order(&cluster, topic, true);
+}
+
+#[test]
+fn a_lost_leader_fails_over_to_a_replica() {
+    let cluster = MockCluster::new(3).unwrap();
+    let topic = "failover";
+    cluster.create_topic(topic, 3).unwrap();
+    let p = producer(config(&cluster));
+    let mut metas = send_all(&p, topic, 30);
+    cluster.broker_down(2).unwrap();
+    for part in 0..3 {
+        assert_ne!(cluster.leader(topic, part).unwrap(), 2);
+    }
+    let futures: Vec<_> = (30..60)
+        .map(|i| {
+            let (k, v) = (format!("k{i}"), format!("v{i}"));
+            p.send(ProducerRecord::with_key(topic, k.as_str(), v.as_str()))
+                .unwrap()
+        })
+        .collect();
+    metas.extend(futures.into_iter().map(|f| f.get().unwrap()));
+    p.close().unwrap();
+    assert_exactly_once(&cluster, topic, &metas);
+    assert_send_order(&cluster, topic, true);
+}
+
+#[test]
+fn held_request_answers_when_released() {
+    let cluster = MockCluster::new(1).unwrap();
+    let topic = "held";
+    cluster.create_topic(topic, 1).unwrap();
+    let p = producer(config(&cluster));
+    send_all(&p, topic, 1);
+    cluster.inject(Fault::hold(Api::Produce)).unwrap();
+    let f = p.send(ProducerRecord::with_key(topic, "k1", "v1")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cluster.held() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the Produce request never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Held: not appended, so not acknowledged.
+    assert_eq!(cluster.records(topic, 0).unwrap().len(), 1);
+    assert!(!f.is_done());
+    cluster.release();
+    let m = f.get().unwrap();
+    assert_eq!(m.offset(), 1);
+    p.close().unwrap();
+    assert_eq!(cluster.held(), 0);
+}
+
+#[test]
+fn latency_and_cut_connections_are_survived() {
+    let cluster = MockCluster::new(2).unwrap();
+    let topic = "slow";
+    cluster.create_topic(topic, 2).unwrap();
+    cluster.set_latency(1, Duration::from_millis(30)).unwrap();
+    cluster.inject(Fault::cut(Api::Produce).times(2)).unwrap();
+    let p = producer(config(&cluster));
+    let mut metas = send_all(&p, topic, 20);
+    cluster.cut_connections(1);
+    cluster.cut_connections(2);
+    let futures: Vec<_> = (20..40)
+        .map(|i| {
+            let (k, v) = (format!("k{i}"), format!("v{i}"));
+            p.send(ProducerRecord::with_key(topic, k.as_str(), v.as_str()))
+                .unwrap()
+        })
+        .collect();
+    metas.extend(futures.into_iter().map(|f| f.get().unwrap()));
+    p.close().unwrap();
+    assert_eq!(cluster.stats().faults_fired, 2);
+    assert_exactly_once(&cluster, topic, &metas);
+    assert_send_order(&cluster, topic, true);
+}
+
+fn txn_producer(cluster: &MockCluster, id: &str) -> P {
+    producer(config(cluster).transactional_id(id))
+}
+
+#[test]
+fn transaction_commit_and_abort() {
+    let cluster = MockCluster::new(3).unwrap();
+    let topic = "txn";
+    cluster.create_topic(topic, 2).unwrap();
+    let p = txn_producer(&cluster, "txn-commit-abort");
+    p.init_transactions().unwrap();
+
+    p.begin_transaction().unwrap();
+    for i in 0..6 {
+        let (k, v) = (format!("k{i}"), format!("committed{i}"));
+        p.send(ProducerRecord::with_key(topic, k.as_str(), v.as_str()))
+            .unwrap();
+    }
+    let group = ConsumerGroupMetadata::new("txn-group");
+    p.send_offsets_to_transaction([("source", 0, 42)], &group)
+        .unwrap();
+    p.commit_transaction().unwrap();
+
+    p.begin_transaction().unwrap();
+    let futures: Vec<_> = (0..4)
+        .map(|i| {
+            let (k, v) = (format!("k{i}"), format!("aborted{i}"));
+            p.send(ProducerRecord::with_key(topic, k.as_str(), v.as_str()))
+                .unwrap()
+        })
+        .collect();
+    // The records are in the log (the transaction is open) before the abort.
+    p.flush().unwrap();
+    let open: usize = (0..2)
+        .map(|part| {
+            cluster
+                .records(topic, part)
+                .unwrap()
+                .iter()
+                .filter(|r| r.visibility == Visibility::Open)
+                .count()
+        })
+        .sum();
+    assert_eq!(open, 4);
+    assert!(
+        (0..2).any(|part| cluster.read_committed(topic, part).unwrap().len()
+            < cluster.records(topic, part).unwrap().len())
+    );
+    p.abort_transaction().unwrap();
+    for f in futures {
+        f.get().unwrap();
+    }
+    p.close().unwrap();
+
+    let mut committed = 0;
+    let mut aborted = 0;
+    for part in 0..2 {
+        let batches = cluster.batches(topic, part).unwrap();
+        let markers: Vec<ControlType> = batches.iter().filter_map(|b| b.control).collect();
+        let data: Vec<&MockRecord> = batches.iter().flat_map(|b| b.records.iter()).collect();
+        if data.is_empty() {
+            continue;
+        }
+        // One marker per transaction that wrote here, commit before abort.
+        let mut want = vec![];
+        if data
+            .iter()
+            .any(|r| r.value.as_deref().unwrap().starts_with(b"committed"))
+        {
+            want.push(ControlType::Commit);
+        }
+        if data
+            .iter()
+            .any(|r| r.value.as_deref().unwrap().starts_with(b"aborted"))
+        {
+            want.push(ControlType::Abort);
+        }
+        assert_eq!(markers, want, "partition {part}");
+        for r in &data {
+            assert!(r.transactional);
+            let v = r.value.as_deref().unwrap();
+            if v.starts_with(b"committed") {
+                assert_eq!(r.visibility, Visibility::Committed);
+                committed += 1;
+            } else {
+                assert_eq!(r.visibility, Visibility::Aborted);
+                aborted += 1;
+            }
+        }
+        // read_committed sees exactly the committed records.
+        let visible = cluster.read_committed(topic, part).unwrap();
+        assert!(visible
+            .iter()
+            .all(|r| r.value.as_deref().unwrap().starts_with(b"committed")));
+        assert_eq!(
+            visible.len(),
+            data.iter()
+                .filter(|r| r.visibility == Visibility::Committed)
+                .count()
+        );
+    }
+    assert_eq!((committed, aborted), (6, 4));
+    assert_eq!(
+        cluster.committed_offsets("txn-group"),
+        vec![("source".to_string(), 0, 42, None)]
+    );
+}
+
+#[test]
+fn a_second_transactional_producer_fences_the_first() {
+    let cluster = MockCluster::new(3).unwrap();
+    let topic = "fenced";
+    cluster.create_topic(topic, 1).unwrap();
+    let a = txn_producer(&cluster, "fence-me");
+    a.init_transactions().unwrap();
+    a.begin_transaction().unwrap();
+    a.send(ProducerRecord::with_key(topic, "a", "from-a"))
+        .unwrap()
+        .get()
+        .unwrap();
+
+    // B takes over the transactional id: A's open transaction is aborted.
+    let b = txn_producer(&cluster, "fence-me");
+    b.init_transactions().unwrap();
+    let err = a.commit_transaction().unwrap_err();
+    assert!(
+        matches!(err, Error::TransactionFatal { .. }),
+        "A's commit after B's init: {err:?}"
+    );
+    assert!(format!("{err:?}").contains("FENCED"), "{err:?}");
+
+    b.begin_transaction().unwrap();
+    b.send(ProducerRecord::with_key(topic, "b", "from-b"))
+        .unwrap();
+    b.commit_transaction().unwrap();
+    b.close().unwrap();
+    drop(a);
+
+    let visible = cluster.read_committed(topic, 0).unwrap();
+    assert_eq!(visible.len(), 1);
+    assert_eq!(visible[0].value.as_deref(), Some(&b"from-b"[..]));
+    let records = cluster.records(topic, 0).unwrap();
+    assert_eq!(records[0].visibility, Visibility::Aborted);
+    assert!(records[0].producer_epoch < visible[0].producer_epoch);
+    let stats = cluster.stats();
+    assert!(
+        stats.errors.keys().any(|(api, code)| *api == Api::EndTxn
+            && (*code == ErrorCode::PRODUCER_FENCED.0
+                || *code == ErrorCode::INVALID_PRODUCER_EPOCH.0)),
+        "{stats:?}"
+    );
+}
+
+// --- The model's checks, on requests built by kafka-protocol ---
+
+/// A Produce v9 request frame (no size prefix) with `batch` for `topic`-0.
+fn produce_frame(topic: &str, records: Bytes) -> Vec<u8> {
+    let mut header = RequestHeader::default();
+    header.request_api_key = 0;
+    header.request_api_version = 9;
+    header.correlation_id = 7;
+    let mut pd = PartitionProduceData::default();
+    pd.index = 0;
+    pd.records = Some(records);
+    let mut td = TopicProduceData::default();
+    td.name = TopicName(StrBytes::from_string(topic.to_string()));
+    td.partition_data = vec![pd];
+    let mut req = ProduceRequest::default();
+    req.acks = -1;
+    req.timeout_ms = 1000;
+    req.topic_data = vec![td];
+    let mut buf = BytesMut::new();
+    header.encode(&mut buf, 2).unwrap();
+    req.encode(&mut buf, 9).unwrap();
+    buf.to_vec()
+}
+
+fn batch(pid: i64, seq: i32, n: i32) -> Bytes {
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: pid,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: i64::from(i),
+            sequence: seq + i,
+            timestamp: 1,
+            key: None,
+            value: Some(Bytes::from_static(b"v")),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+/// The one partition error code and base offset of a Produce v9 answer.
+fn produce_answer(model: &mut Model, broker: i32, frame: &[u8]) -> (ErrorCode, i64) {
+    let out = model.handle(broker, frame, 0);
+    let Action::Reply(bytes) = out.action else {
+        panic!("no answer: {:?}", out.action)
+    };
+    let mut buf = Bytes::from(bytes[4..].to_vec());
+    let h = ResponseHeader::decode(&mut buf, 1).unwrap();
+    assert_eq!(h.correlation_id, 7);
+    let r = ProduceResponse::decode(&mut buf, 9).unwrap();
+    let p = &r.responses[0].partition_responses[0];
+    (ErrorCode(p.error_code), p.base_offset)
+}
+
+#[test]
+fn model_checks_crc_sequences_and_leadership() {
+    let addrs: Vec<(String, u16)> = (0..3)
+        .map(|i| ("127.0.0.1".to_string(), 9000 + i))
+        .collect();
+    let mut model = Model::new(MockConfig::default(), &addrs);
+    model.create_topic("t", 1).unwrap();
+    let (leader, _) = model.leader("t", 0).unwrap();
+    let other = model
+        .broker_ids()
+        .into_iter()
+        .find(|b| *b != leader)
+        .unwrap();
+
+    let ok = produce_frame("t", batch(5, 0, 2));
+    assert_eq!(
+        produce_answer(&mut model, other, &ok),
+        (ErrorCode::NOT_LEADER_OR_FOLLOWER, -1)
+    );
+    assert_eq!(
+        produce_answer(&mut model, leader, &ok),
+        (ErrorCode::NONE, 0)
+    );
+    // The same batch again: a duplicate, answered with its first offset.
+    assert_eq!(
+        produce_answer(&mut model, leader, &ok),
+        (ErrorCode::NONE, 0)
+    );
+    // A gap in the sequence.
+    let gap = produce_frame("t", batch(5, 5, 1));
+    assert_eq!(
+        produce_answer(&mut model, leader, &gap),
+        (ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
+    );
+    // One flipped bit in the records: the CRC-32C no longer matches.
+    let mut corrupt = batch(5, 2, 1).to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    let corrupt = produce_frame("t", Bytes::from(corrupt));
+    assert_eq!(
+        produce_answer(&mut model, leader, &corrupt),
+        (ErrorCode::CORRUPT_MESSAGE, -1)
+    );
+    let next = produce_frame("t", batch(5, 2, 1));
+    assert_eq!(
+        produce_answer(&mut model, leader, &next),
+        (ErrorCode::NONE, 2)
+    );
+    assert_eq!(model.end_offset("t", 0).unwrap(), 3);
+    assert_eq!(model.stats().duplicates, 1);
+    // An unknown API closes the connection, as Kafka does.
+    let mut unknown = ok.clone();
+    unknown[0..2].copy_from_slice(&1i16.to_be_bytes());
+    assert_eq!(model.handle(leader, &unknown, 0).action, Action::Cut);
+}
+
+// --- Producers that are not ours, read back through the model ---
+
+fn keys(n: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|i| format!("key-{i}").into_bytes()).collect()
+}
+
+/// Each key once in the model's log, in the partition the foreign
+/// producer reported and Java's partitioner picks.
+fn assert_foreign_records(cluster: &MockCluster, topic: &str, keys: &[Vec<u8>], parts: &[i32]) {
+    let n = cluster.partition_count(topic).unwrap();
+    let logs = all_records(cluster, topic);
+    let total: usize = logs.values().map(Vec::len).sum();
+    assert_eq!(total, keys.len());
+    for (k, p) in keys.iter().zip(parts) {
+        assert_eq!(*p, kafka_producer::murmur2_partition(k, n as usize));
+        let hits = logs[p].iter().filter(|r| r.key.as_ref() == Some(k)).count();
+        assert_eq!(
+            hits,
+            1,
+            "key {:?} in partition {p}",
+            String::from_utf8_lossy(k)
+        );
+    }
+}
+
+/// Produces `keys` (value `x`) to `topic` with an idempotent librdkafka
+/// producer (this tree's kcheck.py `murmur2 --idempotence`); the partition
+/// each key went to.
+fn librdkafka_idempotent(bootstrap: &str, topic: &str, keys: &[Vec<u8>]) -> Vec<i32> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let kcheck = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/kcheck.py");
+    let mut child = Command::new(&common::env().python)
+        .arg(kcheck)
+        .args([
+            "murmur2",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--idempotence",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run kcheck.py murmur2");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for k in keys {
+            writeln!(stdin, "{}", common::hex(k)).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kcheck murmur2 failed: {}",
+        out.status
+    );
+    let parts: Vec<i32> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["partition"].as_i64().unwrap() as i32
+        })
+        .collect();
+    assert_eq!(parts.len(), keys.len());
+    parts
+}
+
+/// Per partition, an idempotent producer's records carry one producer id
+/// and sequences 0, 1, 2, ...
+fn assert_sequences(cluster: &MockCluster, topic: &str) {
+    for (p, log) in all_records(cluster, topic) {
+        let seqs: Vec<i32> = log.iter().map(|r| r.sequence).collect();
+        assert_eq!(
+            seqs,
+            (0..log.len() as i32).collect::<Vec<_>>(),
+            "partition {p}"
+        );
+        assert!(log
+            .iter()
+            .all(|r| r.producer_id >= 0 && r.producer_id == log[0].producer_id));
+    }
+}
+
+#[test]
+fn librdkafka_produces_into_the_mock() {
+    let cluster = MockCluster::new(3).unwrap();
+    let topic = "from-librdkafka";
+    cluster.create_topic(topic, 4).unwrap();
+    let keys = keys(100);
+    let parts = common::librdkafka_murmur2(&cluster.bootstrap(), topic, &keys);
+    assert_foreign_records(&cluster, topic, &keys, &parts);
+    let stats = cluster.stats();
+    assert!(stats.requests[&Api::ApiVersions] >= 1, "{stats:?}");
+    assert!(all_records(&cluster, topic)
+        .values()
+        .flatten()
+        .all(|r| r.producer_id == -1 && r.sequence == -1));
+}
+
+#[test]
+fn idempotent_librdkafka_survives_a_dropped_response() {
+    let cluster = MockCluster::new(3).unwrap();
+    let topic = "from-librdkafka-idempotent";
+    cluster.create_topic(topic, 4).unwrap();
+    cluster
+        .inject(Fault::drop_response(Api::Produce).times(2))
+        .unwrap();
+    let keys = keys(100);
+    let parts = librdkafka_idempotent(&cluster.bootstrap(), topic, &keys);
+    assert_foreign_records(&cluster, topic, &keys, &parts);
+    assert_sequences(&cluster, topic);
+    let stats = cluster.stats();
+    assert!(stats.requests[&Api::InitProducerId] >= 1, "{stats:?}");
+    assert_eq!(stats.faults_fired, 2);
+    assert!(stats.duplicates >= 1, "{stats:?}");
+}
+
+#[test]
+fn java_produces_into_the_mock() {
+    let cluster = MockCluster::new(3).unwrap();
+    let topic = "from-java";
+    cluster.create_topic(topic, 4).unwrap();
+    let keys = keys(100);
+    // JavaOracle's producer: acks=1, no idempotence.
+    let parts = common::java::java_partitions(&cluster.bootstrap(), topic, &keys);
+    assert_foreign_records(&cluster, topic, &keys, &parts);
+    let stats = cluster.stats();
+    assert!(stats.requests[&Api::Produce] >= 1, "{stats:?}");
+}
