@@ -22,7 +22,7 @@ use kafka_producer::mock::{
 };
 use kafka_producer::{
     ConsumerGroupMetadata, Error, ErrorCode, Header, Producer, ProducerConfig, ProducerRecord,
-    RecordMetadata, StringSerializer,
+    RecordFuture, RecordMetadata, StringSerializer,
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
@@ -49,19 +49,34 @@ fn producer(config: ProducerConfig) -> P {
     Producer::new(config, StringSerializer, StringSerializer).expect("producer")
 }
 
-/// Sends `n` keyed records `k{i}` -> `v{i}` to `topic`, waits for all.
-fn send_all(p: &P, topic: &str, n: usize) -> Vec<RecordMetadata> {
-    let futures: Vec<_> = (0..n)
+/// Sends keyed records `k{i}` -> `v{i}` for each i in `range` to `topic`.
+fn send_range(p: &P, topic: &str, range: std::ops::Range<usize>) -> Vec<RecordFuture> {
+    range
         .map(|i| {
             let (k, v) = (format!("k{i}"), format!("v{i}"));
             p.send(ProducerRecord::with_key(topic, k.as_str(), v.as_str()))
                 .expect("send")
         })
-        .collect();
+        .collect()
+}
+
+/// Waits for every future; panics on a failed delivery.
+fn wait_all(futures: Vec<RecordFuture>) -> Vec<RecordMetadata> {
     futures
         .into_iter()
         .map(|f| f.get().expect("delivered"))
         .collect()
+}
+
+/// Sends `k{i}` -> `v{i}` for i < n to `topic`, waits for all.
+fn send_all(p: &P, topic: &str, n: usize) -> Vec<RecordMetadata> {
+    wait_all(send_range(p, topic, 0..n))
+}
+
+/// [`assert_exactly_once`] and [`assert_send_order`] for an idempotent producer.
+fn assert_delivered_once_in_order(cluster: &MockCluster, topic: &str, metas: &[RecordMetadata]) {
+    assert_exactly_once(cluster, topic, metas);
+    assert_send_order(cluster, topic, true);
 }
 
 /// Every data record of `topic`, by partition.
@@ -244,8 +259,7 @@ fn injected_errors_are_retried() {
     let stats = cluster.stats();
     assert_eq!(stats.faults_fired, 3);
     assert!(stats.requests[&Api::Produce] >= 4, "{stats:?}");
-    assert_exactly_once(&cluster, topic, &metas);
-    assert_send_order(&cluster, topic, true);
+    assert_delivered_once_in_order(&cluster, topic, &metas);
 }
 
 #[test]
@@ -287,15 +301,9 @@ fn leader_move_reroutes() {
         .find(|b| *b != old)
         .unwrap();
     cluster.move_leader(topic, 0, new).unwrap();
-    let futures: Vec<_> = (5..10)
-        .map(|i| {
-            let (k, v) = (format!("k{i}"), format!("v{i}"));
-            p.send(ProducerRecord::with_key(topic, k.as_str(), v.as_str()))
-                .unwrap()
-        })
-        .collect();
+    let futures = send_range(&p, topic, 5..10);
     let mut metas = first;
-    metas.extend(futures.into_iter().map(|f| f.get().unwrap()));
+    metas.extend(wait_all(futures));
     p.close().unwrap();
     // The old leader refused the first request after the move.
     let stats = cluster.stats();
@@ -306,8 +314,7 @@ fn leader_move_reroutes() {
             >= Some(&1),
         "{stats:?}"
     );
-    assert_exactly_once(&cluster, topic, &metas);
-    assert_send_order(&cluster, topic, true);
+    assert_delivered_once_in_order(&cluster, topic, &metas);
 }
 
 #[test]
@@ -320,21 +327,14 @@ fn broker_down_then_up() {
     cluster.broker_down(1).unwrap();
     assert_eq!(cluster.leader(topic, 0).unwrap(), -1);
     // Sent while the only broker is down: delivered once it is back.
-    let futures: Vec<_> = (3..6)
-        .map(|i| {
-            let (k, v) = (format!("k{i}"), format!("v{i}"));
-            p.send(ProducerRecord::with_key(topic, k.as_str(), v.as_str()))
-                .unwrap()
-        })
-        .collect();
+    let futures = send_range(&p, topic, 3..6);
     std::thread::sleep(Duration::from_millis(300));
     assert!(cluster.records(topic, 0).unwrap().len() == 3);
     cluster.broker_up(1).unwrap();
     assert_eq!(cluster.leader(topic, 0).unwrap(), 1);
-    metas.extend(futures.into_iter().map(|f| f.get().unwrap()));
+    metas.extend(wait_all(futures));
     p.close().unwrap();
-    assert_exactly_once(&cluster, topic, &metas);
-    assert_send_order(&cluster, topic, true);
+    assert_delivered_once_in_order(&cluster, topic, &metas);
 }
 
 #[test]
@@ -348,17 +348,10 @@ fn a_lost_leader_fails_over_to_a_replica() {
     for part in 0..3 {
         assert_ne!(cluster.leader(topic, part).unwrap(), 2);
     }
-    let futures: Vec<_> = (30..60)
-        .map(|i| {
-            let (k, v) = (format!("k{i}"), format!("v{i}"));
-            p.send(ProducerRecord::with_key(topic, k.as_str(), v.as_str()))
-                .unwrap()
-        })
-        .collect();
-    metas.extend(futures.into_iter().map(|f| f.get().unwrap()));
+    let futures = send_range(&p, topic, 30..60);
+    metas.extend(wait_all(futures));
     p.close().unwrap();
-    assert_exactly_once(&cluster, topic, &metas);
-    assert_send_order(&cluster, topic, true);
+    assert_delivered_once_in_order(&cluster, topic, &metas);
 }
 
 #[test]
@@ -399,18 +392,11 @@ fn latency_and_cut_connections_are_survived() {
     let mut metas = send_all(&p, topic, 20);
     cluster.cut_connections(1);
     cluster.cut_connections(2);
-    let futures: Vec<_> = (20..40)
-        .map(|i| {
-            let (k, v) = (format!("k{i}"), format!("v{i}"));
-            p.send(ProducerRecord::with_key(topic, k.as_str(), v.as_str()))
-                .unwrap()
-        })
-        .collect();
-    metas.extend(futures.into_iter().map(|f| f.get().unwrap()));
+    let futures = send_range(&p, topic, 20..40);
+    metas.extend(wait_all(futures));
     p.close().unwrap();
     assert_eq!(cluster.stats().faults_fired, 2);
-    assert_exactly_once(&cluster, topic, &metas);
-    assert_send_order(&cluster, topic, true);
+    assert_delivered_once_in_order(&cluster, topic, &metas);
 }
 
 fn txn_producer(cluster: &MockCluster, id: &str) -> P {
@@ -716,52 +702,6 @@ fn assert_foreign_records(cluster: &MockCluster, topic: &str, keys: &[Vec<u8>], 
     }
 }
 
-/// Produces `keys` (value `x`) to `topic` with an idempotent librdkafka
-/// producer (this tree's kcheck.py `murmur2 --idempotence`); the partition
-/// each key went to.
-fn librdkafka_idempotent(bootstrap: &str, topic: &str, keys: &[Vec<u8>]) -> Vec<i32> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let kcheck = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/kcheck.py");
-    let mut child = Command::new(&common::env().python)
-        .arg(kcheck)
-        .args([
-            "murmur2",
-            "--bootstrap",
-            bootstrap,
-            "--topic",
-            topic,
-            "--idempotence",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run kcheck.py murmur2");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for k in keys {
-            writeln!(stdin, "{}", common::hex(k)).unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kcheck murmur2 failed: {}",
-        out.status
-    );
-    let parts: Vec<i32> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["partition"].as_i64().unwrap() as i32
-        })
-        .collect();
-    assert_eq!(parts.len(), keys.len());
-    parts
-}
-
 /// Per partition, an idempotent producer's records carry one producer id
 /// and sequences 0, 1, 2, ...
 fn assert_sequences(cluster: &MockCluster, topic: &str) {
@@ -803,7 +743,8 @@ fn idempotent_librdkafka_survives_a_dropped_response() {
         .inject(Fault::drop_response(Api::Produce).times(2))
         .unwrap();
     let keys = keys(100);
-    let parts = librdkafka_idempotent(&cluster.bootstrap(), topic, &keys);
+    let some: Vec<Option<Vec<u8>>> = keys.iter().cloned().map(Some).collect();
+    let parts = common::librdkafka_produce(&cluster.bootstrap(), topic, &some, &["--idempotence"]);
     assert_foreign_records(&cluster, topic, &keys, &parts);
     assert_sequences(&cluster, topic);
     let stats = cluster.stats();
@@ -823,4 +764,52 @@ fn java_produces_into_the_mock() {
     assert_foreign_records(&cluster, topic, &keys, &parts);
     let stats = cluster.stats();
     assert!(stats.requests[&Api::Produce] >= 1, "{stats:?}");
+}
+
+/// The documented example (a user's service tested against MockCluster)
+/// runs and passes its own assertions.
+#[test]
+fn the_mock_cluster_example_passes() {
+    use std::process::{Command, Stdio};
+    let build = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--example",
+            "mock_cluster",
+            "--features",
+            "mock",
+        ])
+        .status()
+        .expect("cargo build --example mock_cluster");
+    assert!(build.success());
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/mock_cluster");
+    let mut child = Command::new(bin)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the example");
+    let deadline = Instant::now() + common::RUN_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "the mock_cluster example did not finish in {:?}",
+                common::RUN_TIMEOUT
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{status}: {out}");
+    assert!(out.starts_with("ok: 3 orders, each once"), "{out}");
 }

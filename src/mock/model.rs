@@ -397,7 +397,7 @@ impl Model {
         Some(kind)
     }
 
-    fn count_error(&mut self, api: Api, code: ErrorCode) {
+    pub(super) fn count_error(&mut self, api: Api, code: ErrorCode) {
         if !code.is_ok() {
             *self.stats.errors.entry((api, code.0)).or_default() += 1;
         }
@@ -458,6 +458,12 @@ impl Model {
             None => {}
         }
         let mut silent = false;
+        // Each handler builds its response struct; this encodes it.
+        macro_rules! answer {
+            ($response:expr) => {
+                wire::encode(api, version, correlation_id, &$response)
+            };
+        }
         let encoded = match body {
             Body::ApiVersions(req) => {
                 // KIP-511: v3+ names the client; Kafka refuses names
@@ -471,42 +477,23 @@ impl Model {
                     self.count_error(api, ErrorCode::INVALID_REQUEST);
                     Some(ErrorCode::INVALID_REQUEST)
                 };
-                let r = self.api_versions(code);
-                wire::encode(api, version, correlation_id, &r)
+                answer!(self.api_versions(code))
             }
-            Body::Metadata(req) => {
-                let r = self.metadata(version, req, forced);
-                wire::encode(api, version, correlation_id, &r)
-            }
+            Body::Metadata(req) => answer!(self.metadata(version, req, forced)),
             Body::Produce(req) => {
                 silent = req.acks == 0;
-                let r = self.produce(broker, version, req, forced);
-                wire::encode(api, version, correlation_id, &r)
+                answer!(self.produce(broker, version, req, forced))
             }
-            Body::InitProducerId(req) => {
-                let r = self.init_producer_id(broker, req, forced);
-                wire::encode(api, version, correlation_id, &r)
-            }
-            Body::FindCoordinator(req) => {
-                let r = self.find_coordinator(version, req, forced);
-                wire::encode(api, version, correlation_id, &r)
-            }
+            Body::InitProducerId(req) => answer!(self.init_producer_id(broker, req, forced)),
+            Body::FindCoordinator(req) => answer!(self.find_coordinator(version, req, forced)),
             Body::AddPartitionsToTxn(req) => {
-                let r = self.add_partitions_to_txn(broker, req, forced, now_ms);
-                wire::encode(api, version, correlation_id, &r)
+                answer!(self.add_partitions_to_txn(broker, req, forced, now_ms))
             }
             Body::AddOffsetsToTxn(req) => {
-                let r = self.add_offsets_to_txn(broker, req, forced, now_ms);
-                wire::encode(api, version, correlation_id, &r)
+                answer!(self.add_offsets_to_txn(broker, req, forced, now_ms))
             }
-            Body::TxnOffsetCommit(req) => {
-                let r = self.txn_offset_commit(broker, req, forced);
-                wire::encode(api, version, correlation_id, &r)
-            }
-            Body::EndTxn(req) => {
-                let r = self.end_txn(broker, req, forced);
-                wire::encode(api, version, correlation_id, &r)
-            }
+            Body::TxnOffsetCommit(req) => answer!(self.txn_offset_commit(broker, req, forced)),
+            Body::EndTxn(req) => answer!(self.end_txn(broker, req, forced)),
         };
         if drop_response {
             Action::DropAndCut

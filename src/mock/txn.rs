@@ -227,15 +227,11 @@ impl Model {
                 r.producer_id = ProducerId(-1);
                 r.producer_epoch = -1;
                 if forced.is_none() {
-                    self.count_txn_error(Api::InitProducerId, code);
+                    self.count_error(Api::InitProducerId, code);
                 }
             }
         }
         r
-    }
-
-    fn count_txn_error(&mut self, api: Api, code: ErrorCode) {
-        *self.stats.errors.entry((api, code.0)).or_default() += 1;
     }
 
     fn init_pid(
@@ -404,11 +400,11 @@ impl Model {
                 s.partitions
                     .extend(wanted.into_iter().map(|(t, p)| (t.to_string(), p)));
             }
-            Ok(()) => self.count_txn_error(
+            Ok(()) => self.count_error(
                 Api::AddPartitionsToTxn,
                 ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
             ),
-            Err(code) if forced.is_none() => self.count_txn_error(Api::AddPartitionsToTxn, code),
+            Err(code) if forced.is_none() => self.count_error(Api::AddPartitionsToTxn, code),
             Err(_) => {}
         }
         r
@@ -436,7 +432,7 @@ impl Model {
             Err(code) => {
                 r.error_code = code.0;
                 if forced.is_none() {
-                    self.count_txn_error(Api::AddOffsetsToTxn, code);
+                    self.count_error(Api::AddOffsetsToTxn, code);
                 }
             }
         }
@@ -498,7 +494,7 @@ impl Model {
                     }
                 }
             }
-            Err(code) if forced.is_none() => self.count_txn_error(Api::TxnOffsetCommit, code),
+            Err(code) if forced.is_none() => self.count_error(Api::TxnOffsetCommit, code),
             Err(_) => {}
         }
         r
@@ -532,7 +528,7 @@ impl Model {
         if let Err(code) = result {
             r.error_code = code.0;
             if forced.is_none() {
-                self.count_txn_error(Api::EndTxn, code);
+                self.count_error(Api::EndTxn, code);
             }
         }
         r
