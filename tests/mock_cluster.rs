@@ -24,7 +24,13 @@ use kafka_producer::{
     ConsumerGroupMetadata, Error, ErrorCode, Header, Producer, ProducerConfig, ProducerRecord,
     RecordFuture, RecordMetadata, StringSerializer,
 };
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, EndTxnRequest, EndTxnResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ProducerId, TransactionalId,
+};
 use kafka_protocol::messages::{
     ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
@@ -554,12 +560,46 @@ fn a_second_transactional_producer_fences_the_first() {
 
 // --- The model's checks, on requests built by kafka-protocol ---
 
-/// A Produce v9 request frame (no size prefix) with `batch` for `topic`-0.
-fn produce_frame(topic: &str, records: Bytes) -> Vec<u8> {
+/// A request frame (no size prefix) of API `key` at `version`:
+/// kafka-protocol's header, then `body`.
+fn frame<R: Encodable>(key: i16, version: i16, body: &R) -> Vec<u8> {
+    let api = ApiKey::try_from(key).unwrap();
     let mut header = RequestHeader::default();
-    header.request_api_key = 0;
-    header.request_api_version = 9;
+    header.request_api_key = key;
+    header.request_api_version = version;
     header.correlation_id = 7;
+    header.client_id = Some(StrBytes::from_static_str("model-test"));
+    let mut buf = BytesMut::new();
+    header
+        .encode(&mut buf, api.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    buf.to_vec()
+}
+
+/// The model's answer to `frame` (API `key` at `version`) on `broker` at
+/// `now_ms`, decoded as `R`.
+fn ask<R: Decodable>(
+    model: &mut Model,
+    broker: i32,
+    now_ms: i64,
+    key: i16,
+    version: i16,
+    frame: &[u8],
+) -> R {
+    let out = model.handle(broker, frame, now_ms);
+    let Action::Reply(bytes) = out.action else {
+        panic!("no answer: {:?}", out.action)
+    };
+    let api = ApiKey::try_from(key).unwrap();
+    let mut buf = Bytes::from(bytes[4..].to_vec());
+    let h = ResponseHeader::decode(&mut buf, api.response_header_version(version)).unwrap();
+    assert_eq!(h.correlation_id, 7);
+    R::decode(&mut buf, version).unwrap()
+}
+
+/// A Produce v9 request frame with `records` for `topic`-0.
+fn produce_frame(topic: &str, records: Bytes) -> Vec<u8> {
     let mut pd = PartitionProduceData::default();
     pd.index = 0;
     pd.records = Some(records);
@@ -570,21 +610,19 @@ fn produce_frame(topic: &str, records: Bytes) -> Vec<u8> {
     req.acks = -1;
     req.timeout_ms = 1000;
     req.topic_data = vec![td];
-    let mut buf = BytesMut::new();
-    header.encode(&mut buf, 2).unwrap();
-    req.encode(&mut buf, 9).unwrap();
-    buf.to_vec()
+    frame(0, 9, &req)
 }
 
-fn batch(pid: i64, seq: i32, n: i32) -> Bytes {
+/// A record batch of `n` records from producer `pid` at `epoch`, `seq`.
+fn txn_batch(pid: i64, epoch: i16, seq: i32, n: i32, transactional: bool) -> Bytes {
     let records: Vec<Record> = (0..n)
         .map(|i| Record {
-            transactional: false,
+            transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
             producer_id: pid,
-            producer_epoch: 0,
+            producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i64::from(i),
             sequence: seq + i,
@@ -607,26 +645,221 @@ fn batch(pid: i64, seq: i32, n: i32) -> Bytes {
     buf.freeze()
 }
 
+fn batch(pid: i64, seq: i32, n: i32) -> Bytes {
+    txn_batch(pid, 0, seq, n, false)
+}
+
 /// The one partition error code and base offset of a Produce v9 answer.
 fn produce_answer(model: &mut Model, broker: i32, frame: &[u8]) -> (ErrorCode, i64) {
-    let out = model.handle(broker, frame, 0);
-    let Action::Reply(bytes) = out.action else {
-        panic!("no answer: {:?}", out.action)
-    };
-    let mut buf = Bytes::from(bytes[4..].to_vec());
-    let h = ResponseHeader::decode(&mut buf, 1).unwrap();
-    assert_eq!(h.correlation_id, 7);
-    let r = ProduceResponse::decode(&mut buf, 9).unwrap();
+    produce_answer_at(model, broker, 0, frame)
+}
+
+fn produce_answer_at(
+    model: &mut Model,
+    broker: i32,
+    now_ms: i64,
+    frame: &[u8],
+) -> (ErrorCode, i64) {
+    let r: ProduceResponse = ask(model, broker, now_ms, 0, 9, frame);
     let p = &r.responses[0].partition_responses[0];
     (ErrorCode(p.error_code), p.base_offset)
 }
 
-#[test]
-fn model_checks_crc_sequences_and_leadership() {
-    let addrs: Vec<(String, u16)> = (0..3)
+fn new_model(brokers: u16) -> Model {
+    let addrs: Vec<(String, u16)> = (0..brokers)
         .map(|i| ("127.0.0.1".to_string(), 9000 + i))
         .collect();
-    let mut model = Model::new(MockConfig::default(), &addrs);
+    Model::new(MockConfig::default(), &addrs)
+}
+
+/// The coordinator of transactional id `id`, by FindCoordinator v3.
+fn txn_coordinator(model: &mut Model, id: &str) -> i32 {
+    let mut req = FindCoordinatorRequest::default();
+    req.key = StrBytes::from_string(id.to_string());
+    req.key_type = 1;
+    let r: FindCoordinatorResponse = ask(model, 1, 0, 10, 3, &frame(10, 3, &req));
+    assert_eq!(r.error_code, 0);
+    r.node_id.0
+}
+
+/// InitProducerId v3 for `id`: (error, producer id, epoch).
+fn init_pid(
+    model: &mut Model,
+    broker: i32,
+    now_ms: i64,
+    id: &str,
+    timeout_ms: i32,
+) -> (ErrorCode, i64, i16) {
+    let mut req = InitProducerIdRequest::default();
+    req.transactional_id = Some(TransactionalId(StrBytes::from_string(id.to_string())));
+    req.transaction_timeout_ms = timeout_ms;
+    let r: InitProducerIdResponse = ask(model, broker, now_ms, 22, 3, &frame(22, 3, &req));
+    (ErrorCode(r.error_code), r.producer_id.0, r.producer_epoch)
+}
+
+/// AddPartitionsToTxn v3: the error code per (topic, partition) asked for.
+fn add_partitions(
+    model: &mut Model,
+    broker: i32,
+    now_ms: i64,
+    id: &str,
+    (pid, epoch): (i64, i16),
+    partitions: &[(&str, i32)],
+) -> Vec<ErrorCode> {
+    let mut req = AddPartitionsToTxnRequest::default();
+    req.v3_and_below_transactional_id = TransactionalId(StrBytes::from_string(id.to_string()));
+    req.v3_and_below_producer_id = ProducerId(pid);
+    req.v3_and_below_producer_epoch = epoch;
+    for (t, p) in partitions {
+        let mut topic = AddPartitionsToTxnTopic::default();
+        topic.name = TopicName(StrBytes::from_string(t.to_string()));
+        topic.partitions = vec![*p];
+        req.v3_and_below_topics.push(topic);
+    }
+    let r: AddPartitionsToTxnResponse = ask(model, broker, now_ms, 24, 3, &frame(24, 3, &req));
+    r.results_by_topic_v3_and_below
+        .iter()
+        .flat_map(|t| t.results_by_partition.iter())
+        .map(|p| ErrorCode(p.partition_error_code))
+        .collect()
+}
+
+/// EndTxn v3: its error code.
+fn end_txn(
+    model: &mut Model,
+    broker: i32,
+    now_ms: i64,
+    id: &str,
+    (pid, epoch): (i64, i16),
+    commit: bool,
+) -> ErrorCode {
+    let mut req = EndTxnRequest::default();
+    req.transactional_id = TransactionalId(StrBytes::from_string(id.to_string()));
+    req.producer_id = ProducerId(pid);
+    req.producer_epoch = epoch;
+    req.committed = commit;
+    let r: EndTxnResponse = ask(model, broker, now_ms, 26, 3, &frame(26, 3, &req));
+    ErrorCode(r.error_code)
+}
+
+#[test]
+fn model_checks_transactions() {
+    let mut m = new_model(3);
+    m.create_topic("t", 1).unwrap();
+    let (leader, _) = m.leader("t", 0).unwrap();
+    let c = txn_coordinator(&mut m, "tx");
+    let not_c = m.broker_ids().into_iter().find(|b| *b != c).unwrap();
+    assert_eq!(
+        init_pid(&mut m, not_c, 0, "tx", 60_000).0,
+        ErrorCode::NOT_COORDINATOR
+    );
+    assert_eq!(
+        init_pid(&mut m, c, 0, "tx", 0).0,
+        ErrorCode::INVALID_TRANSACTION_TIMEOUT
+    );
+    let (code, pid, epoch) = init_pid(&mut m, c, 0, "tx", 60_000);
+    assert_eq!((code, epoch), (ErrorCode::NONE, 0));
+
+    // Transactions v1: a partition must be added before it is written,
+    // and a transaction with nothing added cannot end.
+    let txn0 = produce_frame("t", txn_batch(pid, 0, 0, 1, true));
+    assert_eq!(
+        produce_answer(&mut m, leader, &txn0),
+        (ErrorCode::INVALID_TXN_STATE, -1)
+    );
+    assert_eq!(
+        end_txn(&mut m, c, 0, "tx", (pid, 0), true),
+        ErrorCode::INVALID_TXN_STATE
+    );
+    // One unknown partition: nothing is added.
+    assert_eq!(
+        add_partitions(&mut m, c, 0, "tx", (pid, 0), &[("t", 0), ("nope", 0)]),
+        vec![
+            ErrorCode::OPERATION_NOT_ATTEMPTED,
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+        ]
+    );
+    assert_eq!(
+        add_partitions(&mut m, c, 0, "tx", (pid + 1, 0), &[("t", 0)]),
+        vec![ErrorCode::INVALID_PRODUCER_ID_MAPPING]
+    );
+    assert_eq!(
+        add_partitions(&mut m, c, 0, "tx", (pid, 0), &[("t", 0)]),
+        vec![ErrorCode::NONE]
+    );
+    assert_eq!(produce_answer(&mut m, leader, &txn0), (ErrorCode::NONE, 0));
+    assert_eq!(m.last_stable_offset("t", 0).unwrap(), 0);
+
+    // A second InitProducerId fences the first producer: its open
+    // transaction is aborted with the new epoch.
+    let (_, pid2, epoch2) = init_pid(&mut m, c, 0, "tx", 60_000);
+    assert_eq!((pid2, epoch2), (pid, 1));
+    assert_eq!(
+        end_txn(&mut m, c, 0, "tx", (pid, 0), true),
+        ErrorCode::PRODUCER_FENCED
+    );
+    assert_eq!(
+        add_partitions(&mut m, c, 0, "tx", (pid, 0), &[("t", 0)]),
+        vec![ErrorCode::PRODUCER_FENCED]
+    );
+    let stale = produce_frame("t", txn_batch(pid, 0, 1, 1, true));
+    assert_eq!(
+        produce_answer(&mut m, leader, &stale),
+        (ErrorCode::INVALID_PRODUCER_EPOCH, -1)
+    );
+    let batches = m.batches("t", 0).unwrap();
+    assert_eq!(batches.len(), 2);
+    assert_eq!(batches[0].records[0].visibility, Visibility::Aborted);
+    assert_eq!(batches[1].control, Some(ControlType::Abort));
+    assert_eq!(batches[1].producer_epoch, 1);
+    assert_eq!(m.last_stable_offset("t", 0).unwrap(), 2);
+
+    // Commit at the new epoch; a retried EndTxn is answered the same, an
+    // EndTxn of the other kind is refused.
+    assert_eq!(
+        add_partitions(&mut m, c, 0, "tx", (pid, 1), &[("t", 0)]),
+        vec![ErrorCode::NONE]
+    );
+    let txn1 = produce_frame("t", txn_batch(pid, 1, 0, 2, true));
+    assert_eq!(produce_answer(&mut m, leader, &txn1), (ErrorCode::NONE, 2));
+    assert_eq!(end_txn(&mut m, c, 0, "tx", (pid, 1), true), ErrorCode::NONE);
+    assert_eq!(end_txn(&mut m, c, 0, "tx", (pid, 1), true), ErrorCode::NONE);
+    assert_eq!(
+        end_txn(&mut m, c, 0, "tx", (pid, 1), false),
+        ErrorCode::INVALID_TXN_STATE
+    );
+    let batches = m.batches("t", 0).unwrap();
+    assert_eq!(batches[3].control, Some(ControlType::Commit));
+    assert!(batches[2]
+        .records
+        .iter()
+        .all(|r| r.visibility == Visibility::Committed));
+
+    // A transaction open past its timeout is aborted by the coordinator,
+    // which bumps the epoch: the producer finds itself fenced.
+    let (_, _, e) = init_pid(&mut m, c, 1_000, "tx", 100);
+    assert_eq!(e, 2);
+    assert_eq!(
+        add_partitions(&mut m, c, 1_000, "tx", (pid, 2), &[("t", 0)]),
+        vec![ErrorCode::NONE]
+    );
+    let txn2 = produce_frame("t", txn_batch(pid, 2, 0, 1, true));
+    assert_eq!(
+        produce_answer_at(&mut m, leader, 1_050, &txn2),
+        (ErrorCode::NONE, 5)
+    );
+    assert_eq!(
+        end_txn(&mut m, c, 1_200, "tx", (pid, 2), true),
+        ErrorCode::PRODUCER_FENCED
+    );
+    let batches = m.batches("t", 0).unwrap();
+    assert_eq!(batches.last().unwrap().control, Some(ControlType::Abort));
+    assert_eq!(batches[4].records[0].visibility, Visibility::Aborted);
+}
+
+#[test]
+fn model_checks_crc_sequences_and_leadership() {
+    let mut model = new_model(3);
     model.create_topic("t", 1).unwrap();
     let (leader, _) = model.leader("t", 0).unwrap();
     let other = model
