@@ -1046,3 +1046,92 @@ fn the_mock_cluster_example_passes() {
     assert!(status.success(), "{status}: {out}");
     assert!(out.starts_with("ok: 3 orders, each once"), "{out}");
 }
+
+// --- An independent consumer (librdkafka) reading the model's logs ---
+
+#[test]
+fn librdkafka_reads_back_what_we_produced() {
+    let cluster = MockCluster::new(3).unwrap();
+    let topic = "read-back";
+    cluster.create_topic(topic, 4).unwrap();
+    // A lost answer on the way: the consumer must still see each record once.
+    cluster.inject(Fault::drop_response(Api::Produce)).unwrap();
+    let p = producer(config(&cluster).compression(kafka_producer::Compression::Lz4));
+    let futures: Vec<_> = (0..100)
+        .map(|i| {
+            let (k, v) = (format!("k{i}"), format!("v{i}"));
+            let rec = ProducerRecord::with_key(topic, k.as_str(), v.as_str())
+                .header(Header::new("i", i.to_string().into_bytes()));
+            p.send(rec).unwrap()
+        })
+        .collect();
+    let metas = wait_all(futures);
+    p.close().unwrap();
+    let read = common::consume(&cluster.bootstrap(), topic, 100, Duration::from_secs(30));
+    for (i, m) in metas.iter().enumerate() {
+        let c = read
+            .iter()
+            .find(|c| c.partition == m.partition() && c.offset == m.offset())
+            .unwrap_or_else(|| panic!("librdkafka did not read {}-{}", m.partition(), m.offset()));
+        assert_eq!(c.key.as_deref(), Some(format!("k{i}").as_bytes()));
+        assert_eq!(c.value.as_deref(), Some(format!("v{i}").as_bytes()));
+        assert_eq!(
+            c.headers,
+            vec![("i".to_string(), Some(i.to_string().into_bytes()))]
+        );
+    }
+    assert!(cluster.stats().requests[&Api::Fetch] >= 1);
+}
+
+#[test]
+fn librdkafka_read_committed_skips_aborted_transactions() {
+    let cluster = MockCluster::new(3).unwrap();
+    let topic = "read-committed";
+    cluster.create_topic(topic, 2).unwrap();
+    let p = txn_producer(&cluster, "rc");
+    p.init_transactions().unwrap();
+    for (round, (n, commit)) in [(5, true), (3, false), (2, true)].into_iter().enumerate() {
+        p.begin_transaction().unwrap();
+        for i in 0..n {
+            let (k, v) = (format!("k{i}"), format!("{round}-{i}-{commit}"));
+            p.send(ProducerRecord::with_key(topic, k.as_str(), v.as_str()))
+                .unwrap();
+        }
+        if commit {
+            p.commit_transaction().unwrap();
+        } else {
+            p.flush().unwrap();
+            p.abort_transaction().unwrap();
+        }
+    }
+    p.close().unwrap();
+    let bootstrap = cluster.bootstrap();
+    let committed = common::consume_isolation(&bootstrap, topic, 7, Duration::from_secs(30), true);
+    assert!(committed
+        .iter()
+        .all(|c| c.value.as_deref().unwrap().ends_with(b"true")));
+    let all = common::consume_isolation(&bootstrap, topic, 10, Duration::from_secs(30), false);
+    assert_eq!(
+        all.iter()
+            .filter(|c| c.value.as_deref().unwrap().ends_with(b"false"))
+            .count(),
+        3
+    );
+    // The model agrees with librdkafka on what read_committed sees.
+    for part in 0..2 {
+        let mut model: Vec<i64> = cluster
+            .read_committed(topic, part)
+            .unwrap()
+            .iter()
+            .map(|r| r.offset)
+            .collect();
+        let mut lib: Vec<i64> = committed
+            .iter()
+            .filter(|c| c.partition == part)
+            .map(|c| c.offset)
+            .collect();
+        model.sort_unstable();
+        lib.sort_unstable();
+        assert_eq!(model, lib, "partition {part}");
+    }
+}

@@ -40,12 +40,17 @@
 //! sockets; a deterministic simulation can drive the same model on one
 //! thread with a virtual clock.
 //!
+//! Fetch and ListOffsets are served too, so a consumer (librdkafka's, at
+//! either isolation level) can read the logs back; a Fetch with nothing
+//! to return waits up to its `max_wait_ms` (the [`Outcome`]'s delay).
+//!
 //! What it does not model: replication (every replica is always in sync,
-//! so `acks` only decides whether there is an answer), Fetch and the
-//! consumer group APIs (read back through [`MockCluster::records`]),
+//! so `acks` only decides whether there is an answer), consumer groups
+//! (Fetch and ListOffsets only; no fetch sessions),
 //! transactions v2 (KIP-890 part 2), TLS and SASL, topic ids (Metadata
 //! v10+ carries the zero id), quotas.
 
+mod fetch;
 mod model;
 mod partition;
 mod server;
@@ -65,6 +70,10 @@ use crate::protocol::ErrorCode;
 pub enum Api {
     /// Produce (key 0), v3-12.
     Produce,
+    /// Fetch (key 1), v4-12: enough for a consumer to read the logs back.
+    Fetch,
+    /// ListOffsets (key 2), v1-7.
+    ListOffsets,
     /// Metadata (key 3), v0-12.
     Metadata,
     /// FindCoordinator (key 10), v0-6.
@@ -85,8 +94,10 @@ pub enum Api {
 
 impl Api {
     /// Every API the model serves, as ApiVersions lists them.
-    pub const ALL: [Api; 9] = [
+    pub const ALL: [Api; 11] = [
         Api::Produce,
+        Api::Fetch,
+        Api::ListOffsets,
         Api::Metadata,
         Api::FindCoordinator,
         Api::ApiVersions,
@@ -101,6 +112,8 @@ impl Api {
     pub fn key(self) -> i16 {
         match self {
             Api::Produce => 0,
+            Api::Fetch => 1,
+            Api::ListOffsets => 2,
             Api::Metadata => 3,
             Api::FindCoordinator => 10,
             Api::ApiVersions => 18,
@@ -123,6 +136,9 @@ impl Api {
     pub fn versions(self) -> RangeInclusive<i16> {
         match self {
             Api::Produce => 3..=12,
+            // v13+ names topics by id; ListOffsets v8+ adds tiered-storage timestamps.
+            Api::Fetch => 4..=12,
+            Api::ListOffsets => 1..=7,
             Api::Metadata => 0..=12,
             Api::FindCoordinator => 0..=6,
             Api::ApiVersions => 0..=4,

@@ -10,7 +10,8 @@
 //!
 //! This file: the cluster's shape, the injected faults, and ApiVersions,
 //! Metadata and Produce. `txn.rs` adds InitProducerId and the transaction
-//! APIs, `log.rs` the per-partition checks, `wire.rs` the codec.
+//! APIs, `fetch.rs` Fetch and ListOffsets, `partition.rs` the
+//! per-partition checks, `wire.rs` the codec.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -119,9 +120,6 @@ fn valid_topic_name(name: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
-
-/// Fetch's API key: advertised, not served (see `api_versions`).
-const FETCH_API_KEY: i16 = 1;
 
 /// KIP-511's pattern for client software names and versions:
 /// `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?`.
@@ -422,12 +420,23 @@ impl Model {
                 delay: Duration::ZERO,
             };
         };
-        let delay = b.latency;
-        let action = self.act(broker, frame, now_ms, may_hold);
-        Outcome { action, delay }
+        let latency = b.latency;
+        let (action, wait) = self.act(broker, frame, now_ms, may_hold);
+        Outcome {
+            action,
+            delay: latency + wait,
+        }
     }
 
-    fn act(&mut self, broker: i32, frame: &[u8], now_ms: i64, may_hold: bool) -> Action {
+    /// What the broker does, and how long it waits first beyond its latency
+    /// (a Fetch with nothing to return waits its `max_wait_ms`).
+    fn act(
+        &mut self,
+        broker: i32,
+        frame: &[u8],
+        now_ms: i64,
+        may_hold: bool,
+    ) -> (Action, Duration) {
         self.expire_transactions(now_ms);
         let (api, version, correlation_id, body) = match wire::decode(frame) {
             Decoded::Request {
@@ -440,24 +449,28 @@ impl Model {
                 *self.stats.requests.entry(Api::ApiVersions).or_default() += 1;
                 self.count_error(Api::ApiVersions, ErrorCode::UNSUPPORTED_VERSION);
                 let body = self.api_versions(Some(ErrorCode::UNSUPPORTED_VERSION));
-                return reply(wire::encode(Api::ApiVersions, 0, correlation_id, &body));
+                return (
+                    reply(wire::encode(Api::ApiVersions, 0, correlation_id, &body)),
+                    Duration::ZERO,
+                );
             }
             Decoded::Unreadable(why) => {
                 log::warn!("mock broker {broker}: closing the connection: {why}");
-                return Action::Cut;
+                return (Action::Cut, Duration::ZERO);
             }
         };
         *self.stats.requests.entry(api).or_default() += 1;
         let mut forced = None;
         let mut drop_response = false;
         match self.take_fault(broker, api, may_hold) {
-            Some(FaultKind::Hold) => return Action::Hold,
-            Some(FaultKind::Cut) => return Action::Cut,
+            Some(FaultKind::Hold) => return (Action::Hold, Duration::ZERO),
+            Some(FaultKind::Cut) => return (Action::Cut, Duration::ZERO),
             Some(FaultKind::Error(code)) => forced = Some(code),
             Some(FaultKind::DropResponse) => drop_response = true,
             None => {}
         }
         let mut silent = false;
+        let mut wait = Duration::ZERO;
         // Each handler builds its response struct; this encodes it.
         macro_rules! answer {
             ($response:expr) => {
@@ -480,6 +493,12 @@ impl Model {
                 answer!(self.api_versions(code))
             }
             Body::Metadata(req) => answer!(self.metadata(version, req, forced)),
+            Body::Fetch(req) => {
+                let (r, long_poll) = self.fetch(broker, version, req, forced);
+                wait = long_poll;
+                answer!(r)
+            }
+            Body::ListOffsets(req) => answer!(self.list_offsets(broker, version, req, forced)),
             Body::Produce(req) => {
                 silent = req.acks == 0;
                 answer!(self.produce(broker, version, req, forced))
@@ -495,13 +514,14 @@ impl Model {
             Body::TxnOffsetCommit(req) => answer!(self.txn_offset_commit(broker, req, forced)),
             Body::EndTxn(req) => answer!(self.end_txn(broker, req, forced)),
         };
-        if drop_response {
+        let action = if drop_response {
             Action::DropAndCut
         } else if silent {
             Action::Silent
         } else {
             reply(encoded)
-        }
+        };
+        (action, wait)
     }
 
     fn api_versions(&mut self, forced: Option<ErrorCode>) -> ApiVersionsResponse {
@@ -517,15 +537,6 @@ impl Model {
                 v
             })
             .collect();
-        // librdkafka enables RecordBatch v2 (its MsgVer2 feature) only if
-        // the broker lists Produce v3+ and Fetch v4+, even in a producer.
-        // The model lists Fetch v4 for that; a Fetch request it does not
-        // serve closes the connection.
-        let mut fetch = ApiVersion::default();
-        fetch.api_key = FETCH_API_KEY;
-        fetch.min_version = 4;
-        fetch.max_version = 4;
-        r.api_keys.push(fetch);
         r
     }
 

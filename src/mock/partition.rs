@@ -11,6 +11,11 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
 use crate::protocol::ErrorCode;
 
 /// How many of a producer's latest batches a partition remembers for
@@ -112,6 +117,9 @@ pub struct IncomingBatch {
     pub last_offset_delta: i32,
     /// (timestamp, key, value, headers) per record.
     pub records: Vec<IncomingRecord>,
+    /// The batch as the producer sent it (served to Fetch with its base
+    /// offset patched, as a Kafka leader does: the CRC does not cover it).
+    pub raw: Bytes,
 }
 
 /// One decoded record of an [`IncomingBatch`].
@@ -154,6 +162,12 @@ struct ProducerEntry {
 #[derive(Debug, Default)]
 pub struct PartitionLog {
     batches: Vec<MockBatch>,
+    /// Each batch's bytes with its base offset in place, as Fetch serves
+    /// them (`raw[i]` is `batches[i]`).
+    raw: Vec<Bytes>,
+    /// Aborted transactions: (producer id, first offset, marker offset),
+    /// for Fetch's `aborted_transactions` (read_committed consumers skip them).
+    aborted: Vec<(i64, i64, i64)>,
     /// The next offset to assign (the log end offset).
     next_offset: i64,
     producers: HashMap<i64, ProducerEntry>,
@@ -225,6 +239,9 @@ impl PartitionLog {
         } else {
             Visibility::Plain
         };
+        let mut raw = BytesMut::from(&batch.raw[..]);
+        raw[..8].copy_from_slice(&base_offset.to_be_bytes());
+        self.raw.push(raw.freeze());
         let records = batch
             .records
             .into_iter()
@@ -329,6 +346,16 @@ impl PartitionLog {
     /// `ProducerAppendInfo.appendEndTxnMarker` does.
     pub fn write_marker(&mut self, producer_id: i64, epoch: i16, kind: ControlType) {
         let offset = self.next_offset;
+        self.raw
+            .push(encode_marker(offset, producer_id, epoch, kind));
+        if kind == ControlType::Abort {
+            let first = self
+                .producers
+                .get(&producer_id)
+                .and_then(|p| p.open_txn)
+                .unwrap_or(offset);
+            self.aborted.push((producer_id, first, offset));
+        }
         self.batches.push(MockBatch {
             base_offset: offset,
             last_offset: offset,
@@ -369,6 +396,105 @@ impl PartitionLog {
     }
 }
 
+/// What a Fetch of one partition gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// Whole batches from the one holding the fetch offset, concatenated.
+    pub records: Bytes,
+    /// The aborted transactions overlapping them: (producer id, first offset).
+    pub aborted: Vec<(i64, i64)>,
+}
+
+impl PartitionLog {
+    /// The batches a fetch from `offset` returns: whole batches, starting
+    /// with the one that holds `offset`, while they fit in `max_bytes` (the
+    /// first always goes, as Kafka makes progress with an oversized batch);
+    /// with `read_committed`, none at or past the last stable offset.
+    /// `None` if `offset` is past the end.
+    pub fn fetch(&self, offset: i64, max_bytes: usize, read_committed: bool) -> Option<Fetched> {
+        if offset < 0 || offset > self.next_offset {
+            return None;
+        }
+        let upper = if read_committed {
+            self.last_stable_offset()
+        } else {
+            self.next_offset
+        };
+        let mut out = BytesMut::new();
+        let mut lowest = None;
+        let mut highest = offset;
+        for (b, raw) in self.batches.iter().zip(&self.raw) {
+            if b.last_offset < offset || b.base_offset >= upper {
+                continue;
+            }
+            if !out.is_empty() && out.len() + raw.len() > max_bytes {
+                break;
+            }
+            lowest.get_or_insert(b.base_offset);
+            highest = b.last_offset;
+            out.extend_from_slice(raw);
+        }
+        let aborted = match lowest {
+            Some(low) if read_committed => self
+                .aborted
+                .iter()
+                .filter(|(_, first, marker)| *marker >= low && *first <= highest)
+                .map(|(pid, first, _)| (*pid, *first))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Some(Fetched {
+            records: out.freeze(),
+            aborted,
+        })
+    }
+
+    /// The offset of the first record with a timestamp at or after `ts`,
+    /// or the end offset (ListOffsets by timestamp).
+    pub fn offset_for_timestamp(&self, ts: i64) -> i64 {
+        self.batches
+            .iter()
+            .flat_map(|b| b.records.iter())
+            .find(|r| r.timestamp >= ts)
+            .map_or(self.next_offset, |r| r.offset)
+    }
+}
+
+/// A control batch: one record whose key is (version 0, type) and whose
+/// value is (version 0, coordinator epoch 0), KIP-98's marker layout.
+fn encode_marker(offset: i64, producer_id: i64, epoch: i16, kind: ControlType) -> Bytes {
+    let kind: i16 = match kind {
+        ControlType::Abort => 0,
+        ControlType::Commit => 1,
+    };
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&kind.to_be_bytes());
+    let record = Record {
+        transactional: true,
+        control: true,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id,
+        producer_epoch: epoch,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        sequence: -1,
+        timestamp: 0,
+        key: Some(Bytes::from(key)),
+        value: Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0])),
+        headers: Default::default(),
+    };
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    // One uncompressed record always encodes.
+    RecordBatchEncoder::encode(&mut buf, [&record], &options).expect("a control batch encodes");
+    buf.freeze()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,6 +508,7 @@ mod tests {
             control: false,
             last_offset_delta: n - 1,
             records: (0..n).map(|i| (i64::from(i), None, None, vec![])).collect(),
+            raw: Bytes::from(vec![0u8; 61]),
         }
     }
 
@@ -462,5 +589,29 @@ mod tests {
             .iter()
             .all(|r| r.visibility == Visibility::Committed));
         assert_eq!(log.batches()[1].control, Some(ControlType::Commit));
+    }
+
+    #[test]
+    fn fetch_serves_whole_batches_and_stops_at_the_stable_offset() {
+        let mut log = PartitionLog::default();
+        log.append(batch(-1, -1, -1, 2), false).unwrap();
+        let mut open = batch(9, 0, 0, 1);
+        open.transactional = true;
+        log.append(open, true).unwrap();
+        // Offset 1 is inside the first batch: the whole batch comes back,
+        // its base offset patched in.
+        let f = log.fetch(1, 1 << 20, false).unwrap();
+        assert_eq!(f.records.len(), 2 * 61);
+        assert_eq!(&f.records[..8], &0i64.to_be_bytes());
+        assert_eq!(&f.records[61..69], &2i64.to_be_bytes());
+        // read_committed stops before the open transaction.
+        assert_eq!(log.fetch(0, 1 << 20, true).unwrap().records.len(), 61);
+        // The first batch goes even when it is larger than max_bytes.
+        assert_eq!(log.fetch(0, 1, false).unwrap().records.len(), 61);
+        assert_eq!(log.fetch(4, 1 << 20, false), None);
+        log.write_marker(9, 0, ControlType::Abort);
+        let f = log.fetch(0, 1 << 20, true).unwrap();
+        assert_eq!(f.aborted, vec![(9, 2)]);
+        assert_eq!(log.last_stable_offset(), 4);
     }
 }

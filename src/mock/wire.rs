@@ -22,8 +22,8 @@
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, ApiVersionsRequest, EndTxnRequest,
-    FindCoordinatorRequest, InitProducerIdRequest, MetadataRequest, ProduceRequest, RequestHeader,
-    ResponseHeader, TxnOffsetCommitRequest,
+    FetchRequest, FindCoordinatorRequest, InitProducerIdRequest, ListOffsetsRequest,
+    MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
@@ -35,6 +35,8 @@ use super::Api;
 #[derive(Debug)]
 pub enum Body {
     ApiVersions(ApiVersionsRequest),
+    Fetch(FetchRequest),
+    ListOffsets(ListOffsetsRequest),
     Metadata(MetadataRequest),
     Produce(ProduceRequest),
     InitProducerId(InitProducerIdRequest),
@@ -103,6 +105,8 @@ pub fn decode(frame: &[u8]) -> Decoded {
     }
     let body = match api {
         Api::ApiVersions => ApiVersionsRequest::decode(&mut buf, version).map(Body::ApiVersions),
+        Api::Fetch => FetchRequest::decode(&mut buf, version).map(Body::Fetch),
+        Api::ListOffsets => ListOffsetsRequest::decode(&mut buf, version).map(Body::ListOffsets),
         Api::Metadata => MetadataRequest::decode(&mut buf, version).map(Body::Metadata),
         Api::Produce => ProduceRequest::decode(&mut buf, version).map(Body::Produce),
         Api::InitProducerId => {
@@ -167,7 +171,9 @@ pub fn decode_batches(records: &Bytes) -> Result<Vec<IncomingBatch>, String> {
     let mut buf = records.clone();
     let mut out = Vec::new();
     while buf.has_remaining() {
+        let start = records.len() - buf.remaining();
         let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| e.to_string())?;
+        let raw = records.slice(start..records.len() - buf.remaining());
         let Some(first) = set.records.first() else {
             return Err("a record batch without records".into());
         };
@@ -198,6 +204,7 @@ pub fn decode_batches(records: &Bytes) -> Result<Vec<IncomingBatch>, String> {
                     )
                 })
                 .collect(),
+            raw,
         });
     }
     Ok(out)
