@@ -1135,3 +1135,48 @@ fn librdkafka_read_committed_skips_aborted_transactions() {
         assert_eq!(model, lib, "partition {part}");
     }
 }
+
+/// Dropping the cluster with a request held, a Fetch-less idle client and
+/// a broker down returns (every thread joined) and closes every port.
+#[test]
+fn drop_is_bounded_with_held_requests_and_open_connections() {
+    let cluster = MockCluster::new(3).unwrap();
+    let topic = "dropped-cluster";
+    cluster.create_topic(topic, 1).unwrap();
+    let p = producer(config(&cluster));
+    send_all(&p, topic, 1);
+    cluster.inject(Fault::hold(Api::Produce)).unwrap();
+    let f = p.send(ProducerRecord::with_key(topic, "k", "v")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cluster.held() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the Produce request never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let down = cluster
+        .broker_ids()
+        .into_iter()
+        .find(|b| *b != cluster.leader(topic, 0).unwrap())
+        .unwrap();
+    cluster.broker_down(down).unwrap();
+    let addrs: Vec<String> = cluster.bootstrap().split(',').map(str::to_string).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(cluster);
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("dropping the cluster did not return");
+    for a in &addrs {
+        assert!(
+            std::net::TcpStream::connect(a.as_str()).is_err(),
+            "{a} still accepts connections"
+        );
+    }
+    // The held record never got an answer: the producer fails it at close.
+    p.close_timeout(Duration::ZERO)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(f.get().is_err());
+}
