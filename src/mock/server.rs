@@ -8,6 +8,10 @@
 //! stay silent, or close. Requests on one connection are answered in
 //! order, as a Kafka broker does.
 //!
+//! Lock order: `model` before `holds`; `listeners`, `conns` and `threads`
+//! are never held with `model` (`threads` may be held while taking
+//! `conns`).
+//!
 //! Shutdown is bounded: dropping the cluster sets the stop flag, wakes each
 //! listener with a connection of its own, shuts every accepted socket down
 //! (which ends the blocking reads and writes) and wakes the held and
@@ -48,11 +52,14 @@ struct Conn {
     closed: Arc<AtomicBool>,
 }
 
-/// Held requests: how many were held, how many of those were released.
+/// Held requests. A request held during release generation `g` waits
+/// until `generation > g` (or its connection is cut).
 #[derive(Default)]
 struct Holds {
-    held: u64,
-    released: u64,
+    /// How many requests are waiting now.
+    waiting: u64,
+    /// Bumped by each [`MockCluster::release`].
+    generation: u64,
 }
 
 struct Shared {
@@ -357,15 +364,14 @@ impl MockCluster {
     /// How many requests a [`FaultKind::Hold`](super::FaultKind::Hold)
     /// holds right now.
     pub fn held(&self) -> u64 {
-        let h = lock(&self.shared.holds);
-        h.held - h.released
+        lock(&self.shared.holds).waiting
     }
 
-    /// Releases every held request: each is then carried out and answered.
+    /// Releases every request held so far: each is then carried out and
+    /// answered. A hold fault that fires later holds its request again.
     pub fn release(&self) {
-        let mut h = lock(&self.shared.holds);
-        h.released = h.held;
-        drop(h);
+        let _model = self.model();
+        lock(&self.shared.holds).generation += 1;
         self.shared.wake.notify_all();
     }
 
@@ -489,17 +495,26 @@ fn wait(
 fn serve(shared: &Shared, broker: i32, mut stream: TcpStream, closed: &AtomicBool) {
     while let Some(frame) = read_frame(&mut stream) {
         let now_ms = || shared.start.elapsed().as_millis() as i64;
-        let mut outcome = lock(&shared.model).handle(broker, &frame, now_ms());
+        let mut model = lock(&shared.model);
+        let mut outcome = model.handle(broker, &frame, now_ms());
         if outcome.action == Action::Hold {
-            let ticket = {
+            // Registered under the model lock (lock order: model, then
+            // holds), as `release` takes both: a release that comes after
+            // the model decided to hold this request releases it.
+            let generation = {
                 let mut h = lock(&shared.holds);
-                h.held += 1;
-                h.held
+                h.waiting += 1;
+                h.generation
             };
-            if !wait(shared, closed, None, |h| h.released >= ticket) {
+            drop(model);
+            let released = wait(shared, closed, None, |h| h.generation > generation);
+            lock(&shared.holds).waiting -= 1;
+            if !released {
                 break;
             }
             outcome = lock(&shared.model).handle_released(broker, &frame, now_ms());
+        } else {
+            drop(model);
         }
         if !outcome.delay.is_zero() {
             let until = Instant::now() + outcome.delay;
