@@ -2,11 +2,12 @@
 //! producer (round trip, dropped responses, injected errors, leader moves,
 //! a broker lost and back, held requests, transactions, fencing), against
 //! the model's own checks on hand-built requests (corrupt batches,
-//! sequence gaps), and against two producers that are not ours:
-//! librdkafka (kcheck.py) and Java's `KafkaProducer` (JavaOracle), whose
-//! records are read back through the model.
+//! sequence gaps, transaction rules), and against two clients that are
+//! not ours: librdkafka (kcheck.py) and Java (JavaOracle) producing into
+//! it (read back through the model) and consuming what our producer
+//! wrote (at both isolation levels, compared with the model's view).
 //!
-//! The foreign-producer tests need `KP_PYTHON`/`KP_KCHECK` and
+//! The foreign-client tests need `KP_PYTHON`/`KP_KCHECK`, `KP_JAVA` and
 //! `KP_KAFKA_CLASSPATH` (`scripts/brokers.sh env`); the others need nothing
 //! but 127.0.0.1.
 
@@ -1083,14 +1084,12 @@ fn librdkafka_reads_back_what_we_produced() {
     assert!(cluster.stats().requests[&Api::Fetch] >= 1);
 }
 
-#[test]
-fn librdkafka_read_committed_skips_aborted_transactions() {
-    let cluster = MockCluster::new(3).unwrap();
-    let topic = "read-committed";
-    cluster.create_topic(topic, 2).unwrap();
-    let p = txn_producer(&cluster, "rc");
+/// One transactional producer (`txn_id`) writes a transaction per round:
+/// `n` records `k{i}` -> `{round}-{i}-{commit}`, then commits or aborts.
+fn write_transactions(cluster: &MockCluster, topic: &str, txn_id: &str, rounds: &[(usize, bool)]) {
+    let p = txn_producer(cluster, txn_id);
     p.init_transactions().unwrap();
-    for (round, (n, commit)) in [(5, true), (3, false), (2, true)].into_iter().enumerate() {
+    for (round, &(n, commit)) in rounds.iter().enumerate() {
         p.begin_transaction().unwrap();
         for i in 0..n {
             let (k, v) = (format!("k{i}"), format!("{round}-{i}-{commit}"));
@@ -1105,6 +1104,14 @@ fn librdkafka_read_committed_skips_aborted_transactions() {
         }
     }
     p.close().unwrap();
+}
+
+#[test]
+fn librdkafka_read_committed_skips_aborted_transactions() {
+    let cluster = MockCluster::new(3).unwrap();
+    let topic = "read-committed";
+    cluster.create_topic(topic, 2).unwrap();
+    write_transactions(&cluster, topic, "rc", &[(5, true), (3, false), (2, true)]);
     let bootstrap = cluster.bootstrap();
     let committed = common::consume_isolation(&bootstrap, topic, 7, Duration::from_secs(30), true);
     assert!(committed
@@ -1179,4 +1186,44 @@ fn drop_is_bounded_with_held_requests_and_open_connections() {
     p.close_timeout(Duration::ZERO)
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(f.get().is_err());
+}
+
+/// Java's `KafkaConsumer` reads our transactional records through the
+/// model at both isolation levels.
+#[test]
+fn java_reads_back_what_we_produced() {
+    let cluster = MockCluster::new(3).unwrap();
+    let topic = "java-read-back";
+    cluster.create_topic(topic, 2).unwrap();
+    write_transactions(&cluster, topic, "java-rc", &[(4, true), (3, false)]);
+    let read = common::java::java_consume(
+        &cluster.bootstrap(),
+        topic,
+        4,
+        Duration::from_secs(30),
+        true,
+    );
+    assert!(read
+        .iter()
+        .all(|c| c.value.as_deref().unwrap().ends_with(b"true")));
+    let mut java: Vec<(i32, i64)> = read.iter().map(|c| (c.partition, c.offset)).collect();
+    java.sort_unstable();
+    let model: Vec<(i32, i64)> = (0..2)
+        .flat_map(|part| {
+            cluster
+                .read_committed(topic, part)
+                .unwrap()
+                .into_iter()
+                .map(move |r| (part, r.offset))
+        })
+        .collect();
+    assert_eq!(java, model, "Java's read_committed view and the model's");
+    let all = common::java::java_consume(
+        &cluster.bootstrap(),
+        topic,
+        7,
+        Duration::from_secs(30),
+        false,
+    );
+    assert_eq!(all.len(), 7);
 }

@@ -40,8 +40,9 @@
 //! sockets; a deterministic simulation can drive the same model on one
 //! thread with a virtual clock.
 //!
-//! Fetch and ListOffsets are served too, so a consumer (librdkafka's, at
-//! either isolation level) can read the logs back; a Fetch with nothing
+//! Fetch and ListOffsets are served too, so a consumer that assigns its
+//! partitions (librdkafka's and Java's are tested, at either isolation
+//! level) can read the logs back; a Fetch with nothing
 //! to return waits up to its `max_wait_ms` (the [`Outcome`]'s delay).
 //!
 //! What it does not model: replication (every replica is always in sync,
