@@ -42,6 +42,10 @@
 //!   `commit_transaction`, `abort_transaction`, with Java's semantics (the
 //!   transactions v1 protocol flow).
 //!
+//! * Testing: with the `mock` feature, `kafka_producer::mock::MockCluster`
+//!   is an in-process Kafka cluster on 127.0.0.1 that any producer can
+//!   write to, with faults you script and a log you read back.
+//!
 //! Not yet implemented (refused with [`Error::NotSupportedYet`] when
 //! configured, never ignored): TLS and SASL, metrics and interceptors. See
 //! the README for the plan.
@@ -56,6 +60,8 @@ mod future;
 mod io;
 mod lifecycle;
 mod metadata;
+#[cfg(feature = "mock")]
+pub mod mock;
 pub mod partitioner;
 mod producer;
 /// The wire protocol: internal. Tests, benches and the fuzz targets reach

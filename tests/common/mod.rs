@@ -249,11 +249,23 @@ pub fn librdkafka_partitions(
     keys: &[Option<Vec<u8>>],
     partitioner: &str,
 ) -> Vec<i32> {
+    librdkafka_produce(bootstrap, topic, keys, &["--partitioner", partitioner])
+}
+
+/// kcheck's `murmur2` with extra arguments (`--partitioner P`,
+/// `--idempotence`): produces each key (value `x`) with confluent-kafka
+/// and returns the partition each went to.
+pub fn librdkafka_produce(
+    bootstrap: &str,
+    topic: &str,
+    keys: &[Option<Vec<u8>>],
+    args: &[&str],
+) -> Vec<i32> {
     let e = env();
     let mut child = Command::new(&e.python)
         .arg(&e.kcheck)
         .args(["murmur2", "--bootstrap", bootstrap, "--topic", topic])
-        .args(["--partitioner", partitioner])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -29,7 +29,8 @@ murmur2 --bootstrap B --topic T [--timeout S]
     through a librdkafka producer using partitioner=murmur2_random (the Java
     client's key hash) and acks=1, flush, and print one JSON line per key in
     input order: {"key": hex|null, "partition": int, "offset": int}.  Exit 1 on
-    any delivery error.
+    any delivery error.  With --idempotence the producer is idempotent
+    (enable.idempotence=true, acks=all) instead.
 
 metadata --bootstrap B [--topic T]
     Print the cluster metadata as one JSON object: brokers and, per topic,
@@ -233,8 +234,8 @@ def cmd_murmur2(a):
     conf.update(
         {
             "partitioner": a.partitioner,
-            "acks": "1",
-            "enable.idempotence": False,
+            "acks": "all" if a.idempotence else "1",
+            "enable.idempotence": a.idempotence,
             "linger.ms": 5,
             "message.timeout.ms": int(a.timeout * 1000),
         }
@@ -343,6 +344,7 @@ def main(argv=None):
         default="murmur2_random",
         choices=["murmur2_random", "murmur2", "consistent", "consistent_random", "fnv1a", "fnv1a_random"],
     )
+    m.add_argument("--idempotence", action="store_true")
     m.set_defaults(fn=cmd_murmur2)
 
     d = sub.add_parser("metadata", help="print cluster metadata as JSON")
