@@ -4,12 +4,16 @@
 //! id, the coordinator's abort of a transaction left open past
 //! `transaction.timeout.ms`, offsets committed with a transaction (read
 //! back with Java's Admin), resuming a timed-out call, and the misuse
-//! errors. Tansu's answer is recorded in `tansu_*`.
+//! errors. Tansu's answer is recorded in `tansu_*`. Kafka 4.4 finalizes
+//! `transaction.version=2`, so every Kafka test here runs the transactions
+//! v2 flow (KIP-890 part 2; `transactions_v2_on_kafka` proves it on the
+//! wire); Tansu and the mock run v1 (`tansu_runs_transactions_v1`).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use common::kproxy::{check_sequences, KProxy};
 use common::{consume_isolation, java, topic, Broker};
 use kafka_producer::ErrorCode;
 use kafka_producer::{
@@ -174,8 +178,12 @@ fn assert_fenced(e: &Error, id: &str) {
 }
 
 /// A second producer with the same transactional id fences the first:
-/// its open transaction is aborted, its next send to a new partition and
-/// every later call fail with a fatal, fenced error naming the id.
+/// its open transaction is aborted, its next send to a new partition fails
+/// fenced, and every later call fails with a fatal, fenced error naming
+/// the id. On Kafka (transactions v2) the partition leader refuses the
+/// record's Produce v12 (INVALID_PRODUCER_EPOCH, the broker's own error for
+/// the record); on Tansu (v1) AddPartitionsToTxn is refused and the record
+/// fails with the producer's fatal error.
 #[test]
 fn a_second_producer_with_the_same_id_fences_the_first() {
     fence(Broker::Kafka);
@@ -206,7 +214,17 @@ fn fence(broker: Broker) {
         .send(ProducerRecord::new(t.as_str(), "zombie-2").partition(1))
         .unwrap();
     let e = h.get().unwrap_err();
-    assert_fenced(&e, &id);
+    if broker == Broker::Kafka {
+        assert!(
+            matches!(
+                e.code(),
+                Some(ErrorCode::PRODUCER_FENCED | ErrorCode::INVALID_PRODUCER_EPOCH)
+            ),
+            "expected the leader's fencing error, got {e:?}"
+        );
+    } else {
+        assert_fenced(&e, &id);
+    }
     let e = p1
         .send(ProducerRecord::new(t.as_str(), "zombie-3"))
         .unwrap_err();
@@ -257,8 +275,11 @@ fn a_fenced_commit_is_fatal() {
 /// A transaction open past `transaction.timeout.ms` is aborted by the
 /// coordinator (which checks every
 /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`, 10 s by
-/// default); the producer learns it at commit, which fails, and the
-/// records stay invisible at read_committed.
+/// default); the producer learns it at commit, which fails fatally, and the
+/// records stay invisible at read_committed. Under transactions v2 (Kafka
+/// 4.4) the coordinator answers that EndTxn INVALID_TXN_STATE (the
+/// transaction it ended was an abort), fatal as in Java; under v1 it was
+/// fencing (PRODUCER_FENCED / INVALID_PRODUCER_EPOCH).
 #[test]
 fn a_transaction_left_open_past_its_timeout_is_aborted_by_the_coordinator() {
     let t = topic("txt");
@@ -278,7 +299,11 @@ fn a_transaction_left_open_past_its_timeout_is_aborted_by_the_coordinator() {
     assert!(
         matches!(
             e.code(),
-            Some(ErrorCode::PRODUCER_FENCED | ErrorCode::INVALID_PRODUCER_EPOCH)
+            Some(
+                ErrorCode::PRODUCER_FENCED
+                    | ErrorCode::INVALID_PRODUCER_EPOCH
+                    | ErrorCode::INVALID_TXN_STATE
+            )
         ),
         "{e:?}"
     );
@@ -345,6 +370,153 @@ fn send_offsets_to_transaction_commits_offsets_with_the_transaction() {
         [(t.clone(), 0, 100, Some(String::new())), want[1].clone()]
     );
     p.close().unwrap();
+}
+
+/// Api keys the v1 and v2 flows differ in.
+const PRODUCE: i16 = 0;
+const ADD_PARTITIONS_TO_TXN: i16 = 24;
+const ADD_OFFSETS_TO_TXN: i16 = 25;
+const END_TXN: i16 = 26;
+const TXN_OFFSET_COMMIT: i16 = 28;
+
+/// The versions the client sent `key` at, deduplicated.
+fn versions_of(proxy: &KProxy, key: i16) -> Vec<i16> {
+    let mut v: Vec<i16> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.0 == key)
+        .map(|r| r.1)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Kafka 4.4 finalizes `transaction.version=2`: the producer runs the
+/// transactions v2 flow (KIP-890 part 2), as a proxy in front of the
+/// cluster sees on the wire: Produce v12, never AddPartitionsToTxn nor
+/// AddOffsetsToTxn, TxnOffsetCommit v5 and EndTxn v5; each EndTxn bumps
+/// the epoch, so the batches of each transaction carry the epoch after the
+/// previous one's, every partition from sequence 0 again. Commit and abort
+/// are what Java's consumer and librdkafka read at both isolation levels,
+/// and the offsets committed with the transaction are the group's (Java's
+/// Admin).
+#[test]
+fn transactions_v2_on_kafka() {
+    let bs = Broker::Kafka.bootstrap();
+    let proxy = KProxy::start(bs);
+    let t = topic("txv2");
+    let group = ConsumerGroupMetadata::new(topic("group-v2"));
+    let p = producer(
+        Broker::Kafka
+            .config()
+            .bootstrap_servers(proxy.bootstrap.as_str())
+            .transactional_id(txn_id("v2")),
+    );
+    p.init_transactions().unwrap();
+    let mut committed = Vec::new();
+    let mut all = Vec::new();
+    for (i, commit) in [true, false, true, true].into_iter().enumerate() {
+        p.begin_transaction().unwrap();
+        let vals = strings(&format!("t{i}"), 6);
+        for h in send_all(&p, &t, &vals) {
+            h.get().unwrap();
+        }
+        if i == 2 {
+            p.send_offsets_to_transaction([(t.as_str(), 0, 42)], &group)
+                .unwrap();
+        }
+        all.extend(vals.iter().cloned());
+        if commit {
+            p.commit_transaction().unwrap();
+            committed.extend(vals);
+        } else {
+            p.abort_transaction().unwrap();
+        }
+    }
+    p.close().unwrap();
+    assert!(proxy.errors().is_empty(), "{:?}", proxy.errors());
+    assert_eq!(versions_of(&proxy, PRODUCE), [12]);
+    assert_eq!(versions_of(&proxy, ADD_PARTITIONS_TO_TXN), [] as [i16; 0]);
+    assert_eq!(versions_of(&proxy, ADD_OFFSETS_TO_TXN), [] as [i16; 0]);
+    assert_eq!(versions_of(&proxy, TXN_OFFSET_COMMIT), [5]);
+    assert_eq!(versions_of(&proxy, END_TXN), [5]);
+    // One epoch per transaction, one more each time, and within each,
+    // per partition, sequences from 0 with no gap (check_sequences).
+    let sent = proxy.sent_batches();
+    let seqs = check_sequences(&sent).unwrap();
+    for (partition, epochs) in &seqs.epochs {
+        assert_eq!(epochs.len(), 4, "partition {partition}: {epochs:?}");
+        assert!(
+            epochs.windows(2).all(|w| w[1] == w[0] + 1),
+            "partition {partition}: one epoch bump per transaction: {epochs:?}"
+        );
+    }
+    assert_eq!(seqs.per_partition.values().sum::<usize>(), all.len());
+    committed.sort();
+    all.sort();
+    assert_eq!(
+        values(&java::java_consume(bs, &t, committed.len(), WAIT, true)),
+        committed
+    );
+    assert_eq!(
+        values(&consume_isolation(bs, &t, committed.len(), WAIT, true)),
+        committed
+    );
+    assert_eq!(
+        values(&java::java_consume(bs, &t, all.len(), WAIT, false)),
+        all
+    );
+    assert_eq!(
+        values(&consume_isolation(bs, &t, all.len(), WAIT, false)),
+        all
+    );
+    assert_eq!(
+        java::group_offsets(bs, &group.group_id),
+        [(t.clone(), 0, 42, Some(String::new()))]
+    );
+}
+
+/// Tansu finalizes no `transaction.version` (and speaks Produce v11 and
+/// EndTxn v4 at most): the producer runs the v1 flow there, as the proxy
+/// sees: AddPartitionsToTxn and AddOffsetsToTxn, Produce v11, EndTxn v4,
+/// one epoch for every transaction.
+#[test]
+fn tansu_runs_transactions_v1() {
+    let bs = Broker::Tansu.bootstrap();
+    let proxy = KProxy::start(bs);
+    let t = topic("txv1");
+    let p = producer(
+        Broker::Tansu
+            .config()
+            .bootstrap_servers(proxy.bootstrap.as_str())
+            .transactional_id(txn_id("v1")),
+    );
+    p.init_transactions().unwrap();
+    for commit in [true, false, true] {
+        p.begin_transaction().unwrap();
+        for h in send_all(&p, &t, &strings("v1", 4)) {
+            h.get().unwrap();
+        }
+        if commit {
+            p.commit_transaction().unwrap();
+        } else {
+            p.abort_transaction().unwrap();
+        }
+    }
+    p.close().unwrap();
+    assert!(proxy.errors().is_empty(), "{:?}", proxy.errors());
+    assert_eq!(versions_of(&proxy, PRODUCE), [11]);
+    assert!(!versions_of(&proxy, ADD_PARTITIONS_TO_TXN).is_empty());
+    assert!(versions_of(&proxy, ADD_PARTITIONS_TO_TXN)
+        .iter()
+        .all(|&v| v <= 3));
+    assert_eq!(versions_of(&proxy, END_TXN), [4]);
+    let seqs = check_sequences(&proxy.sent_batches()).unwrap();
+    for (partition, epochs) in &seqs.epochs {
+        assert_eq!(epochs.len(), 1, "partition {partition}: {epochs:?}");
+    }
+    assert_eq!(seqs.per_partition.values().sum::<usize>(), 12);
 }
 
 /// Java's IllegalStateExceptions: every call out of order is refused with

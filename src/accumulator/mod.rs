@@ -80,10 +80,16 @@ pub(crate) struct AccumulatorConfig {
 /// `transactional.id` has no hooks, and pays one branch on an `Option`.
 pub(crate) trait TxnHooks: Send + Sync {
     /// Called by `drain`, under `q`'s lock, for a partition whose first
-    /// batch is ready: may it be drained now? False until the partition is
-    /// in the open transaction (AddPartitionsToTxn answered); the call
-    /// registers it for adding. Must not lock a partition.
+    /// batch is ready: may it be drained now? In the transactions v1 flow,
+    /// false until the partition is in the open transaction
+    /// (AddPartitionsToTxn answered; the call registers it for adding); in
+    /// v2, whenever a transaction is open (Produce v12 adds it). Must not
+    /// lock a partition.
     fn may_drain(&self, q: &PartitionQueue) -> bool;
+    /// The highest Produce version for the transaction's batches: v11 in
+    /// the v1 flow, v12 in v2 (KIP-890 part 2). Read by an I/O thread as it
+    /// writes a request (no partition lock held).
+    fn max_produce_version(&self) -> i16;
     /// Called by `complete` before a batch fails with `err` (no partition
     /// lock held); `sequenced`: it had taken a sequence number.
     fn on_failed(&self, err: &Error, sequenced: bool);
@@ -191,6 +197,14 @@ impl RecordAccumulator {
             && self.txn.get().is_none()
             && self.fatal.get().is_none()
             && self.producer_id.lock().is_none()
+    }
+
+    /// The highest Produce version this producer's requests may use: a
+    /// transactional producer's transaction flow decides
+    /// ([`TxnHooks::max_produce_version`]); `None`: no limit but the
+    /// negotiated one.
+    pub(crate) fn produce_version_cap(&self) -> Option<i16> {
+        self.txn.get().map(|t| t.max_produce_version())
     }
 
     /// The idempotent producer's id and epoch, if it has them.

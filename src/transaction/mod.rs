@@ -4,11 +4,22 @@
 //! `commit_transaction` and `abort_transaction`, and the transaction
 //! thread that talks to the coordinators.
 //!
-//! This is the transactions v1 flow (Produce at most v11, AddPartitionsToTxn
-//! before a partition's first batch, AddOffsetsToTxn then TxnOffsetCommit,
-//! EndTxn at most v4), which Kafka 4 still serves; the KIP-890 part 2 flow
-//! (transactions v2: Produce v12 adds partitions implicitly, EndTxn v5
-//! bumps the epoch every transaction) is not implemented.
+//! Two flows, chosen as Java's `TransactionManager` chooses them. The
+//! transactions v1 flow (KIP-98): Produce at most v11, AddPartitionsToTxn
+//! before a partition's first batch, AddOffsetsToTxn then TxnOffsetCommit
+//! (at most v4), EndTxn at most v4. The transactions v2 flow (KIP-890 part
+//! 2), when the transaction coordinator finalizes `transaction.version`
+//! >= 2 and speaks its versions (`coordinator::speaks_transactions_v2`):
+//! Produce v12 adds the partition to the transaction itself, so drain does
+//! not wait for anything; TxnOffsetCommit v5 without AddOffsetsToTxn; and
+//! EndTxn v5, after which the coordinator has bumped the epoch (a new id
+//! when it ran out): the producer adopts the id and epoch it answers and
+//! every partition's sequences restart from 0 before the next
+//! transaction. The flow is chosen after InitProducerId and again after
+//! each EndTxn (`Inner::v2`), so it never changes within a transaction;
+//! moving up from v1 to v2 between transactions bumps the epoch first
+//! (InitProducerId with the current id and epoch), as Java does. Tansu
+//! and librdkafka's mock finalize no `transaction.version`: v1 there.
 //!
 //! # Who does what
 //!
@@ -57,6 +68,7 @@ use crate::accumulator::{PartitionQueue, RecordAccumulator, TxnHooks};
 use crate::config::ProducerConfig;
 use crate::error::{Error, Result};
 use crate::metadata::Metadata;
+use crate::protocol::messages::produce;
 use crate::protocol::ErrorCode;
 use coordinator::{Coordinators, Failure, Pause};
 use state::TxnState;
@@ -220,7 +232,12 @@ struct Inner {
     st: TxnState,
     /// From InitProducerId; the accumulator has a copy for its batches.
     producer: Option<(i64, i16)>,
-    /// Partitions in the open transaction (AddPartitionsToTxn answered).
+    /// The open (or next) transaction runs the transactions v2 flow.
+    /// Set by the transaction thread after InitProducerId and after each
+    /// EndTxn, so never within a transaction.
+    v2: bool,
+    /// Partitions in the open transaction (AddPartitionsToTxn answered; v1
+    /// flow only).
     added: HashSet<PartitionKey>,
     /// Partitions drain found ready and not yet added.
     to_add: HashSet<PartitionKey>,
@@ -246,6 +263,7 @@ impl Inner {
         Inner {
             st,
             producer: None,
+            v2: false,
             added: HashSet::new(),
             to_add: HashSet::new(),
             started: false,
@@ -305,6 +323,12 @@ impl TxnHooks for TxnShared {
         if !g.st.may_drain() {
             return false;
         }
+        if g.v2 {
+            // Produce v12 adds the partition: the coordinator hears of the
+            // transaction from the leader, so its end must be sent.
+            g.started = true;
+            return true;
+        }
         let key = (q.topic.clone(), q.partition);
         if g.added.contains(&key) {
             return true;
@@ -313,6 +337,14 @@ impl TxnHooks for TxnShared {
             self.cond.notify_all();
         }
         false
+    }
+
+    fn max_produce_version(&self) -> i16 {
+        if self.inner.lock().v2 {
+            produce::MAX_VERSION
+        } else {
+            produce::TXN_V1_MAX_VERSION
+        }
     }
 
     fn on_failed(&self, err: &Error, sequenced: bool) {
@@ -693,9 +725,14 @@ fn run_job(
     match job {
         Job::Init => match coord.init_producer_id(shared, None) {
             Ok((id, epoch)) => {
-                log::info!("transactional producer id {id}, epoch {epoch}");
+                let v2 = coord.transactions_v2().unwrap_or(false);
+                log::info!(
+                    "transactional producer id {id}, epoch {epoch}, transactions v{}",
+                    if v2 { 2 } else { 1 }
+                );
                 let mut g = shared.inner.lock();
                 g.producer = Some((id, epoch));
+                g.v2 = v2;
                 g.st.init_done();
                 drop(g);
                 acc.set_producer_id(id, epoch);
@@ -711,8 +748,9 @@ fn run_job(
         },
         Job::SendOffsets { offsets, group } => {
             let producer = producer.expect("in a transaction, so initialized");
+            let v2 = shared.inner.lock().v2;
             let mut started = || shared.inner.lock().started = true;
-            match coord.send_offsets(shared, producer, &offsets, &group, &mut started) {
+            match coord.send_offsets(shared, producer, &offsets, &group, v2, &mut started) {
                 Ok(()) => Some(Ok(())),
                 Err(f) => {
                     let mut g = shared.inner.lock();
@@ -724,20 +762,53 @@ fn run_job(
             let producer = producer.expect("in a transaction, so initialized");
             // Java sends no EndTxn for a transaction the coordinator never
             // heard of (nothing was sent, no offsets): it would refuse it.
-            let started = shared.inner.lock().started;
+            let (started, v2) = {
+                let g = shared.inner.lock();
+                (g.started, g.v2)
+            };
+            let mut producer = producer;
             if started {
-                if let Err(f) = coord.end_txn(shared, producer, commit) {
-                    let mut g = shared.inner.lock();
-                    return failed(shared, &mut g, f).then(|| Err(job_error(&g)));
+                match coord.end_txn(shared, producer, commit, v2) {
+                    // Transactions v2: the coordinator bumped the epoch
+                    // (KIP-890); the next transaction's batches carry the
+                    // new one, every partition from sequence 0.
+                    Ok(Some(next)) => {
+                        log::debug!(
+                            "transaction ended; producer id {}, epoch {} -> id {}, epoch {}",
+                            producer.0,
+                            producer.1,
+                            next.0,
+                            next.1
+                        );
+                        acc.set_producer_id(next.0, next.1);
+                        acc.reset_sequences();
+                        producer = next;
+                        let mut g = shared.inner.lock();
+                        g.producer = Some(next);
+                        // The new epoch is the bump a sequence gap needs.
+                        g.sequence_gap = false;
+                    }
+                    Ok(None) => {}
+                    Err(f) => {
+                        let mut g = shared.inner.lock();
+                        return failed(shared, &mut g, f).then(|| Err(job_error(&g)));
+                    }
                 }
             }
-            let bump = !commit && shared.inner.lock().sequence_gap;
+            // The flow of the next transaction. Moving up to v2 needs a new
+            // epoch first (Java's clientSideEpochBumpRequired on upgrade);
+            // down to v1 needs nothing.
+            let next_v2 = coord.transactions_v2().unwrap_or(v2);
+            let upgrade = next_v2 && !v2;
+            let bump = upgrade || (!commit && shared.inner.lock().sequence_gap);
             if bump {
-                // A sequence the broker will never see: a new epoch, and
-                // every partition's sequence from 0 (KIP-360).
+                // A sequence the broker will never see (or a new flow): a
+                // new epoch, and every partition's sequence from 0 (KIP-360).
                 match coord.init_producer_id(shared, Some(producer)) {
                     Ok((id, epoch)) => {
-                        log::info!("epoch bumped after an abort: producer id {id}, epoch {epoch}");
+                        log::info!(
+                            "epoch bumped after the transaction: producer id {id}, epoch {epoch}"
+                        );
                         acc.set_producer_id(id, epoch);
                         acc.reset_sequences();
                         let mut g = shared.inner.lock();
@@ -753,6 +824,14 @@ fn run_job(
                 }
             }
             let mut g = shared.inner.lock();
+            if next_v2 != v2 {
+                log::info!(
+                    "transactions v{} from the next transaction on (the coordinator's \
+                     transaction.version changed)",
+                    if next_v2 { 2 } else { 1 }
+                );
+            }
+            g.v2 = next_v2;
             g.added.clear();
             g.to_add.clear();
             g.started = false;
@@ -861,6 +940,43 @@ mod tests {
             !s.inner.lock().sequence_gap,
             "the aborted batch had no sequence"
         );
+    }
+
+    /// Transactions v2: drain takes a partition's batch at once (Produce
+    /// v12 adds the partition), registers nothing for AddPartitionsToTxn,
+    /// marks the transaction started (its EndTxn must go), and the Produce
+    /// version may go to v12; v1 stops at v11.
+    #[test]
+    fn v2_drains_without_add_partitions_and_allows_produce_v12() {
+        let s = shared(State::InTransaction);
+        let (acc, parts) = accumulator(s.clone());
+        assert_eq!(acc.produce_version_cap(), Some(11), "v1 until told");
+        s.inner.lock().v2 = true;
+        assert_eq!(acc.produce_version_cap(), Some(12));
+        let later = Instant::now() + Duration::from_secs(1);
+        send(&acc, 0);
+        send(&acc, 1);
+        let (d, _) = acc.drain(&parts, &mut 0, 1 << 20, later);
+        assert_eq!(d.len(), 2, "both partitions at once");
+        {
+            let g = s.inner.lock();
+            assert!(g.to_add.is_empty() && g.added.is_empty());
+            assert!(g.started, "the transaction reached the coordinator");
+        }
+        for x in d {
+            let h = decode_batches(&x.batch.wire_parts().concat())
+                .unwrap()
+                .remove(0)
+                .header;
+            assert_ne!(h.attributes & ATTR_TRANSACTIONAL, 0);
+            acc.complete(&x.queue, x.batch, crate::accumulator::tests::ok());
+            acc.unmute([&x.queue]);
+        }
+        // Outside a transaction (committing done, Ready): nothing drains.
+        s.inner.lock().st.state = State::Ready;
+        send(&acc, 0);
+        assert!(acc.drain(&parts, &mut 0, 1 << 20, later).0.is_empty());
+        acc.abort_queued(None, &Error::aborted());
     }
 
     /// A failed batch of the open transaction makes it abortable and asks

@@ -55,6 +55,8 @@ pub struct SentBatch {
     /// The proxy's connection number and the request's correlation id.
     pub conn: u64,
     pub correlation_id: i32,
+    /// The Produce request's version.
+    pub version: i16,
     pub topic: String,
     pub partition: i32,
     pub producer_id: i64,
@@ -82,6 +84,8 @@ struct Shared {
     connections: AtomicUsize,
     /// every batch of every Produce request, in the order they were sent
     sent: Mutex<Vec<SentBatch>>,
+    /// (api key, version) of every request, in the order they were sent
+    requests: Mutex<Vec<(i16, i16)>>,
     /// per-partition error codes of the Produce responses (swallowed or not)
     produce_errors: Mutex<BTreeMap<i16, usize>>,
     /// what went wrong inside the proxy (a response it could not rewrite,
@@ -173,6 +177,11 @@ impl KProxy {
     /// Every record batch the client sent in a Produce request, in order.
     pub fn sent_batches(&self) -> Vec<SentBatch> {
         self.shared.sent.lock().unwrap().clone()
+    }
+
+    /// The (api key, version) of every request the client sent, in order.
+    pub fn requests(&self) -> Vec<(i16, i16)> {
+        self.shared.requests.lock().unwrap().clone()
     }
 
     /// How often each error code came back for a partition in a Produce
@@ -327,6 +336,7 @@ impl Conn {
             let corr = i32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
             // noted before it is forwarded, so before any answer can come
             self.pending.lock().unwrap().insert(corr, (key, version));
+            self.shared.requests.lock().unwrap().push((key, version));
             if key == ApiKey::Produce as i16 {
                 self.note_produce(version, corr, &frame);
             }
@@ -571,6 +581,7 @@ impl Conn {
                     sent.push(SentBatch {
                         conn: self.id,
                         correlation_id: corr,
+                        version,
                         topic: t.name.0.as_str().to_owned(),
                         partition: p.index,
                         producer_id: be(43, 8),
