@@ -4,7 +4,9 @@
 //!
 //! Every connection is read frame by frame (the 4-byte size prefix) both
 //! ways. From the client side the proxy notes each request's api key,
-//! version and correlation id; from the broker side it matches each answer
+//! version and correlation id (keeping every key and version,
+//! [`KProxy::requests`], and every Produce batch's header,
+//! [`KProxy::sent_batches`]); from the broker side it matches each answer
 //! to its request and
 //! - rewrites Metadata responses (every version), FindCoordinator responses
 //!   and the KIP-951 node endpoints of Produce responses (v10+) so that each
