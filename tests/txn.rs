@@ -1016,3 +1016,98 @@ fn threads_share_a_transaction() {
     );
     p.close().unwrap();
 }
+
+/// Two threads call `commit_transaction` at once (as Java allows: both
+/// wait for one result): both return Ok, EndTxn goes once (the proxy
+/// counts it), the records are committed once, and the next commit with no
+/// transaction is refused.
+#[test]
+fn concurrent_commits_share_one_end_txn() {
+    let bs = Broker::Kafka.bootstrap();
+    let proxy = KProxy::start(bs);
+    let t = topic("txcc");
+    let p = producer(
+        Broker::Kafka
+            .config()
+            .bootstrap_servers(proxy.bootstrap.as_str())
+            .transactional_id(txn_id("concurrent")),
+    );
+    p.init_transactions().unwrap();
+    for round in 0..3 {
+        p.begin_transaction().unwrap();
+        send_all(&p, &t, &strings(&format!("cc{round}"), 20));
+        let ends_before = proxy.requests().iter().filter(|r| r.0 == END_TXN).count();
+        let results: Vec<kafka_producer::Result<()>> = std::thread::scope(|s| {
+            let a = s.spawn(|| p.commit_transaction());
+            let b = s.spawn(|| p.commit_transaction());
+            vec![a.join().unwrap(), b.join().unwrap()]
+        });
+        for r in &results {
+            // The second caller may come after the first one finished:
+            // then there is no transaction left to commit (Java's
+            // IllegalStateException), never a second EndTxn.
+            match r {
+                Ok(()) => {}
+                Err(Error::InvalidOperation(m)) => assert!(m.contains("transaction"), "{m}"),
+                Err(e) => panic!("round {round}: {e:?}"),
+            }
+        }
+        assert!(
+            results.iter().any(|r| r.is_ok()),
+            "round {round}: {results:?}"
+        );
+        let ends = proxy.requests().iter().filter(|r| r.0 == END_TXN).count() - ends_before;
+        assert_eq!(ends, 1, "round {round}: one EndTxn");
+    }
+    assert_refused(p.commit_transaction(), "");
+    p.close().unwrap();
+    let mut want: Vec<String> = (0..3)
+        .flat_map(|r| strings(&format!("cc{r}"), 20))
+        .collect();
+    want.sort();
+    assert_eq!(
+        values(&java::java_consume(bs, &t, want.len(), WAIT, true)),
+        want
+    );
+}
+
+/// `close_timeout` while the transaction thread waits for a slow
+/// coordinator (its broker answers EndTxn after 3 s): close returns (it
+/// gives up the transaction thread, which holds no batch: every record was
+/// delivered), the commit still gets an outcome (the EndTxn's, or
+/// `Error::Closed`), and nothing hangs.
+#[test]
+fn close_during_a_coordinator_request_returns_and_the_commit_gets_an_outcome() {
+    let t = topic("txclose");
+    let id = txn_id("close-coord");
+    let mut mock = common::MockCluster::start(3, &[(t.as_str(), 2)]);
+    mock.command(&format!("coordinator transaction {id} 1"));
+    let p = producer(
+        ProducerConfig::new()
+            .bootstrap_servers(mock.bootstrap.clone())
+            .transactional_id(id.as_str()),
+    );
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    for h in send_all(&p, &t, &strings("cl", 4)) {
+        h.get_timeout(WAIT).unwrap();
+    }
+    mock.command("rtt 1 3000");
+    std::thread::scope(|s| {
+        let commit = s.spawn(|| p.commit_transaction());
+        // The commit's flush is instant (all delivered); EndTxn is then in
+        // flight on the transaction thread.
+        std::thread::sleep(Duration::from_millis(300));
+        let t0 = Instant::now();
+        let closed = p.close_timeout(Duration::from_millis(500));
+        let took = t0.elapsed();
+        eprintln!("close_timeout(500 ms) returned {closed:?} after {took:?}");
+        let r = commit.join().unwrap();
+        eprintln!("the commit returned {r:?}");
+        assert!(
+            matches!(r, Err(Error::Closed) | Ok(())),
+            "the commit: {r:?}"
+        );
+    });
+    mock.command("rtt 1 0");
+}

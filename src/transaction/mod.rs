@@ -219,11 +219,16 @@ impl Completion {
     }
 }
 
-/// A user operation under way: commit and abort have a first phase on the
-/// caller's thread (flush, abort queued batches) with no completion yet.
+/// A user operation under way. Its completion exists from the start, so
+/// every caller of the operation (a retry after a timeout, or a second
+/// thread calling the same method meanwhile) waits for the one outcome, as
+/// Java's callers share one `TransactionalRequestResult`. Commit and abort
+/// have a first phase on the caller's thread (flush, abort queued batches)
+/// before the job is handed to the transaction thread (`handed_over`).
 struct Pending {
     op: Op,
-    completion: Option<Arc<Completion>>,
+    completion: Arc<Completion>,
+    handed_over: bool,
 }
 
 type PartitionKey = (Arc<str>, i32);
@@ -457,7 +462,8 @@ impl TransactionManager {
 
     /// `commit_transaction`: flush, then EndTxn(commit).
     pub(crate) fn commit(&self, deadline: Instant) -> Result<()> {
-        if let Some(c) = self.start_two_phase(Op::Commit, |st| st.begin_commit())? {
+        let (c, handed_over) = self.start_two_phase(Op::Commit, |st| st.begin_commit())?;
+        if handed_over {
             return self.wait(Op::Commit, &c, deadline);
         }
         let started = Instant::now();
@@ -466,14 +472,15 @@ impl TransactionManager {
         if !acc.await_flush_until(mark, deadline) {
             return Err(timed_out(Op::Commit, started));
         }
-        let c = self.second_phase(Op::Commit, Job::EndTxn { commit: true })?;
+        self.second_phase(Op::Commit, &c, Job::EndTxn { commit: true })?;
         self.wait(Op::Commit, &c, deadline)
     }
 
     /// `abort_transaction`: fail the queued records, wait for those in
     /// flight, then EndTxn(abort).
     pub(crate) fn abort(&self, deadline: Instant) -> Result<()> {
-        if let Some(c) = self.start_two_phase(Op::Abort, |st| st.begin_abort())? {
+        let (c, handed_over) = self.start_two_phase(Op::Abort, |st| st.begin_abort())?;
+        if handed_over {
             return self.wait(Op::Abort, &c, deadline);
         }
         let started = Instant::now();
@@ -485,7 +492,7 @@ impl TransactionManager {
         if !acc.await_all_complete(deadline) {
             return Err(timed_out(Op::Abort, started));
         }
-        let c = self.second_phase(Op::Abort, Job::EndTxn { commit: false })?;
+        self.second_phase(Op::Abort, &c, Job::EndTxn { commit: false })?;
         self.wait(Op::Abort, &c, deadline)
     }
 
@@ -539,9 +546,7 @@ impl TransactionManager {
     ) -> Result<Arc<Completion>> {
         let mut g = self.shared.inner.lock();
         match &g.pending {
-            Some(p) if p.op == op => {
-                return Ok(p.completion.clone().expect("one-phase jobs have one"));
-            }
+            Some(p) if p.op == op => return Ok(p.completion.clone()),
             Some(p) => return Err(previous_timed_out(op.name(), p.op)),
             None => {}
         }
@@ -550,53 +555,72 @@ impl TransactionManager {
         g.job = Some((job(), c.clone()));
         g.pending = Some(Pending {
             op,
-            completion: Some(c.clone()),
+            completion: c.clone(),
+            handed_over: true,
         });
         self.shared.cond.notify_all();
         Ok(c)
     }
 
-    /// Starts `op` (commit or abort), or resumes it: `Some` if its job was
-    /// handed over already (wait for it), `None` to run (or re-run) the
-    /// caller's phase first.
+    /// Starts `op` (commit or abort), or joins it (a retry after a
+    /// timeout, or a concurrent call): its completion, and whether its job
+    /// was handed over already (then wait for it; else run, or re-run, the
+    /// caller's phase first).
     fn start_two_phase(
         &self,
         op: Op,
         check: impl FnOnce(&mut TxnState) -> Result<()>,
-    ) -> Result<Option<Arc<Completion>>> {
+    ) -> Result<(Arc<Completion>, bool)> {
         let mut g = self.shared.inner.lock();
         match &g.pending {
-            Some(p) if p.op == op => return Ok(p.completion.clone()),
+            Some(p) if p.op == op => return Ok((p.completion.clone(), p.handed_over)),
             Some(p) => return Err(previous_timed_out(op.name(), p.op)),
             None => {}
         }
         check(&mut g.st)?;
+        let c = Arc::new(Completion::default());
         g.pending = Some(Pending {
             op,
-            completion: None,
+            completion: c.clone(),
+            handed_over: false,
         });
-        Ok(None)
+        Ok((c, false))
     }
 
-    /// After the caller's phase: hands over EndTxn, unless the transaction
-    /// has become fatal or (for a commit) abortable meanwhile.
-    fn second_phase(&self, op: Op, job: Job) -> Result<Arc<Completion>> {
+    /// After the caller's phase: hands EndTxn over with completion `c`,
+    /// unless the transaction has become fatal or (for a commit) abortable
+    /// meanwhile, or another caller of the same operation handed it over
+    /// already (or saw it end): then the caller just waits for `c`.
+    ///
+    /// Two threads in `commit_transaction` at once: both join one pending
+    /// operation and flush; the first to get here hands EndTxn over, the
+    /// second finds `handed_over` (or the operation already over, `c` set)
+    /// and hands nothing, so EndTxn goes once and both get its outcome.
+    fn second_phase(&self, op: Op, c: &Arc<Completion>, job: Job) -> Result<()> {
         let mut g = self.shared.inner.lock();
+        let ours = match g.pending.as_mut() {
+            Some(p) if Arc::ptr_eq(&p.completion, c) => p,
+            _ => return Ok(()), // over: `c` has its outcome
+        };
+        if ours.handed_over {
+            return Ok(());
+        }
         let refused = g.st.fatal_cause().or_else(|| match op {
             Op::Commit => g.st.abortable_cause(),
             _ => None,
         });
         if let Some(e) = refused {
             g.pending = None;
+            // A concurrent caller of the operation hears it too.
+            c.set(Err(e.clone()));
             return Err(e);
         }
-        let c = Arc::new(Completion::default());
-        g.job = Some((job, c.clone()));
         if let Some(p) = g.pending.as_mut() {
-            p.completion = Some(c.clone());
+            p.handed_over = true;
         }
+        g.job = Some((job, c.clone()));
         self.shared.cond.notify_all();
-        Ok(c)
+        Ok(())
     }
 
     /// Waits for `c` until `deadline`; the operation stays pending on a
@@ -610,8 +634,7 @@ impl TransactionManager {
                 let ours = g
                     .pending
                     .as_ref()
-                    .and_then(|p| p.completion.as_ref())
-                    .is_some_and(|p| Arc::ptr_eq(p, c));
+                    .is_some_and(|p| Arc::ptr_eq(&p.completion, c));
                 if ours {
                     g.pending = None;
                 }
