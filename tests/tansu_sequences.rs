@@ -18,15 +18,15 @@ mod common;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use common::kproxy::{check_sequences, KProxy};
+use common::kproxy::{check_sequences, roundtrip, KProxy};
 use common::{consume_isolation, topic, Broker, Consumed};
 use kafka_producer::{Producer, ProducerRecord, StringSerializer};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
@@ -38,38 +38,6 @@ fn values(records: &[Consumed]) -> Vec<String> {
         .iter()
         .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
         .collect()
-}
-
-/// Sends one raw request to `addr` and reads its answer (a fresh
-/// connection each time; no ApiVersions, which Tansu does not require).
-fn roundtrip<Req: Encodable, Resp: Decodable>(
-    addr: &str,
-    key: ApiKey,
-    version: i16,
-    request: &Req,
-) -> Resp {
-    use std::io::{Read, Write};
-    let mut body = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(11)
-        .with_client_id(Some(StrBytes::from_static_str("tansu-probe")))
-        .encode(&mut body, key.request_header_version(version))
-        .unwrap();
-    request.encode(&mut body, version).unwrap();
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(&(body.len() as i32).to_be_bytes()).unwrap();
-    s.write_all(&body).unwrap();
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size).unwrap();
-    let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
-    s.read_exact(&mut frame).unwrap();
-    let mut buf = bytes::Bytes::from(frame);
-    let header = ResponseHeader::decode(&mut buf, key.response_header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, 11);
-    Resp::decode(&mut buf, version).unwrap()
 }
 
 /// A batch whose answer the proxy swallowed (cutting the connection) goes

@@ -71,6 +71,22 @@ fn send_all(p: &Producer<str, str>, t: &str, vals: &[String]) -> Vec<RecordFutur
         .collect()
 }
 
+/// Java's consumer and librdkafka both read exactly `committed` (sorted)
+/// of `t` at read_committed, and exactly `all` at read_uncommitted.
+fn assert_read_back(bs: &str, t: &str, committed: &[String], all: &[String]) {
+    for read_committed in [true, false] {
+        let want = if read_committed { committed } else { all };
+        let java = java::java_consume(bs, t, want.len(), WAIT, read_committed);
+        assert_eq!(values(&java), want, "Java, read_committed={read_committed}");
+        let rdkafka = consume_isolation(bs, t, want.len(), WAIT, read_committed);
+        assert_eq!(
+            values(&rdkafka),
+            want,
+            "librdkafka, read_committed={read_committed}"
+        );
+    }
+}
+
 fn strings(prefix: &str, n: usize) -> Vec<String> {
     let mut v: Vec<String> = (0..n).map(|i| format!("{prefix}-{i:04}")).collect();
     v.sort();
@@ -146,22 +162,7 @@ fn abort_hides_records_from_read_committed_readers() {
     let bs = Broker::Kafka.bootstrap();
     let mut all = [sent, committed.clone()].concat();
     all.sort();
-    assert_eq!(
-        values(&java::java_consume(bs, &t, committed.len(), WAIT, true)),
-        committed
-    );
-    assert_eq!(
-        values(&consume_isolation(bs, &t, committed.len(), WAIT, true)),
-        committed
-    );
-    assert_eq!(
-        values(&java::java_consume(bs, &t, all.len(), WAIT, false)),
-        all
-    );
-    assert_eq!(
-        values(&consume_isolation(bs, &t, all.len(), WAIT, false)),
-        all
-    );
+    assert_read_back(bs, &t, &committed, &all);
     p.close().unwrap();
 }
 
@@ -379,6 +380,19 @@ const ADD_OFFSETS_TO_TXN: i16 = 25;
 const END_TXN: i16 = 26;
 const TXN_OFFSET_COMMIT: i16 = 28;
 
+/// A transactional producer (a fresh id from `prefix`) that reaches
+/// `broker` through a new kproxy, which records what it sends.
+fn proxied(broker: Broker, prefix: &str) -> (KProxy, Producer<str, str>) {
+    let proxy = KProxy::start(broker.bootstrap());
+    let p = producer(
+        broker
+            .config()
+            .bootstrap_servers(proxy.bootstrap.as_str())
+            .transactional_id(txn_id(prefix)),
+    );
+    (proxy, p)
+}
+
 /// The versions the client sent `key` at, deduplicated.
 fn versions_of(proxy: &KProxy, key: i16) -> Vec<i16> {
     let mut v: Vec<i16> = proxy
@@ -404,15 +418,9 @@ fn versions_of(proxy: &KProxy, key: i16) -> Vec<i16> {
 #[test]
 fn transactions_v2_on_kafka() {
     let bs = Broker::Kafka.bootstrap();
-    let proxy = KProxy::start(bs);
     let t = topic("txv2");
     let group = ConsumerGroupMetadata::new(topic("group-v2"));
-    let p = producer(
-        Broker::Kafka
-            .config()
-            .bootstrap_servers(proxy.bootstrap.as_str())
-            .transactional_id(txn_id("v2")),
-    );
+    let (proxy, p) = proxied(Broker::Kafka, "v2");
     p.init_transactions().unwrap();
     let mut committed = Vec::new();
     let mut all = Vec::new();
@@ -455,22 +463,7 @@ fn transactions_v2_on_kafka() {
     assert_eq!(seqs.per_partition.values().sum::<usize>(), all.len());
     committed.sort();
     all.sort();
-    assert_eq!(
-        values(&java::java_consume(bs, &t, committed.len(), WAIT, true)),
-        committed
-    );
-    assert_eq!(
-        values(&consume_isolation(bs, &t, committed.len(), WAIT, true)),
-        committed
-    );
-    assert_eq!(
-        values(&java::java_consume(bs, &t, all.len(), WAIT, false)),
-        all
-    );
-    assert_eq!(
-        values(&consume_isolation(bs, &t, all.len(), WAIT, false)),
-        all
-    );
+    assert_read_back(bs, &t, &committed, &all);
     assert_eq!(
         java::group_offsets(bs, &group.group_id),
         [(t.clone(), 0, 42, Some(String::new()))]
@@ -483,15 +476,8 @@ fn transactions_v2_on_kafka() {
 /// one epoch for every transaction.
 #[test]
 fn tansu_runs_transactions_v1() {
-    let bs = Broker::Tansu.bootstrap();
-    let proxy = KProxy::start(bs);
     let t = topic("txv1");
-    let p = producer(
-        Broker::Tansu
-            .config()
-            .bootstrap_servers(proxy.bootstrap.as_str())
-            .transactional_id(txn_id("v1")),
-    );
+    let (proxy, p) = proxied(Broker::Tansu, "v1");
     p.init_transactions().unwrap();
     for commit in [true, false, true] {
         p.begin_transaction().unwrap();
@@ -1024,14 +1010,8 @@ fn threads_share_a_transaction() {
 #[test]
 fn concurrent_commits_share_one_end_txn() {
     let bs = Broker::Kafka.bootstrap();
-    let proxy = KProxy::start(bs);
     let t = topic("txcc");
-    let p = producer(
-        Broker::Kafka
-            .config()
-            .bootstrap_servers(proxy.bootstrap.as_str())
-            .transactional_id(txn_id("concurrent")),
-    );
+    let (proxy, p) = proxied(Broker::Kafka, "concurrent");
     p.init_transactions().unwrap();
     for round in 0..3 {
         p.begin_transaction().unwrap();

@@ -9,7 +9,7 @@
 //! before a partition's first batch, AddOffsetsToTxn then TxnOffsetCommit
 //! (at most v4), EndTxn at most v4. The transactions v2 flow (KIP-890 part
 //! 2), when the transaction coordinator finalizes `transaction.version`
-//! >= 2 and speaks its versions (`coordinator::speaks_transactions_v2`):
+//! at 2 or more and speaks its versions (`coordinator::speaks_transactions_v2`):
 //! Produce v12 adds the partition to the transaction itself, so drain does
 //! not wait for anything; TxnOffsetCommit v5 without AddOffsetsToTxn; and
 //! EndTxn v5, after which the coordinator has bumped the epoch (a new id

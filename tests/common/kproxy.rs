@@ -673,3 +673,35 @@ pub fn check_sequences(sent: &[SentBatch]) -> Result<Sequences, String> {
     }
     Ok(out)
 }
+
+/// One request through `addr` (the proxy, or a broker) on a fresh raw
+/// socket, its answer decoded; no ApiVersions first.
+pub fn roundtrip<Req, Resp>(addr: &str, key: ApiKey, version: i16, request: &Req) -> Resp
+where
+    Req: Encodable,
+    Resp: Decodable,
+{
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("kproxy-raw")))
+        .encode(&mut body, key.request_header_version(version))
+        .unwrap();
+    request.encode(&mut body, version).unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&(body.len() as i32).to_be_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).unwrap();
+    let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut frame).unwrap();
+    let mut buf = bytes::Bytes::from(frame);
+    let header = ResponseHeader::decode(&mut buf, key.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, 7);
+    let answer = Resp::decode(&mut buf, version).unwrap();
+    assert!(buf.is_empty(), "{key:?} v{version}: bytes left over");
+    answer
+}
