@@ -7,7 +7,7 @@
 //! errors. Tansu's answer is recorded in `tansu_*`. Kafka 4.4 finalizes
 //! `transaction.version=2`, so every Kafka test here runs the transactions
 //! v2 flow (KIP-890 part 2; `transactions_v2_on_kafka` proves it on the
-//! wire); Tansu and the mock run v1 (`tansu_runs_transactions_v1`).
+//! wire); Tansu and the mock run v1 (`tansu_and_the_mock_run_transactions_v1`).
 
 mod common;
 
@@ -470,39 +470,56 @@ fn transactions_v2_on_kafka() {
     );
 }
 
-/// Tansu finalizes no `transaction.version` (and speaks Produce v11 and
-/// EndTxn v4 at most): the producer runs the v1 flow there, as the proxy
-/// sees: AddPartitionsToTxn and AddOffsetsToTxn, Produce v11, EndTxn v4,
-/// one epoch for every transaction.
+/// Tansu and librdkafka's mock finalize no `transaction.version` (and speak
+/// Produce v11 / v7 and EndTxn v4 / v1 at most): the producer runs the v1
+/// flow there, as the proxy sees: AddPartitionsToTxn (v3 at most) and
+/// AddOffsetsToTxn, TxnOffsetCommit at most v4, Produce and EndTxn at the
+/// broker's highest, one epoch for every transaction.
 #[test]
-fn tansu_runs_transactions_v1() {
-    let t = topic("txv1");
-    let (proxy, p) = proxied(Broker::Tansu, "v1");
-    p.init_transactions().unwrap();
-    for commit in [true, false, true] {
-        p.begin_transaction().unwrap();
-        for h in send_all(&p, &t, &strings("v1", 4)) {
-            h.get().unwrap();
+fn tansu_and_the_mock_run_transactions_v1() {
+    for (broker, produce, end_txn) in [(Broker::Tansu, 11, 4), (Broker::Mock, 7, 1)] {
+        let t = topic("txv1");
+        let group = ConsumerGroupMetadata::new(topic("group-v1"));
+        let (proxy, p) = proxied(broker, "v1");
+        p.init_transactions().unwrap();
+        for commit in [true, false, true] {
+            p.begin_transaction().unwrap();
+            for h in send_all(&p, &t, &strings("v1", 4)) {
+                h.get().unwrap();
+            }
+            p.send_offsets_to_transaction([(t.as_str(), 0, 4)], &group)
+                .unwrap();
+            if commit {
+                p.commit_transaction().unwrap();
+            } else {
+                p.abort_transaction().unwrap();
+            }
         }
-        if commit {
-            p.commit_transaction().unwrap();
-        } else {
-            p.abort_transaction().unwrap();
+        p.close().unwrap();
+        let what = format!("{broker:?}");
+        assert!(proxy.errors().is_empty(), "{what}: {:?}", proxy.errors());
+        assert_eq!(versions_of(&proxy, PRODUCE), [produce], "{what}");
+        let add = versions_of(&proxy, ADD_PARTITIONS_TO_TXN);
+        assert!(
+            !add.is_empty() && add.iter().all(|&v| v <= 3),
+            "{what}: {add:?}"
+        );
+        assert!(
+            !versions_of(&proxy, ADD_OFFSETS_TO_TXN).is_empty(),
+            "{what}"
+        );
+        let offsets = versions_of(&proxy, TXN_OFFSET_COMMIT);
+        assert!(
+            !offsets.is_empty() && offsets.iter().all(|&v| v <= 4),
+            "{what}: {offsets:?}"
+        );
+        assert_eq!(versions_of(&proxy, END_TXN), [end_txn], "{what}");
+        let seqs = check_sequences(&proxy.sent_batches()).unwrap();
+        for (partition, epochs) in &seqs.epochs {
+            assert_eq!(epochs.len(), 1, "{what} partition {partition}: {epochs:?}");
         }
+        assert_eq!(seqs.per_partition.values().sum::<usize>(), 12, "{what}");
     }
-    p.close().unwrap();
-    assert!(proxy.errors().is_empty(), "{:?}", proxy.errors());
-    assert_eq!(versions_of(&proxy, PRODUCE), [11]);
-    assert!(!versions_of(&proxy, ADD_PARTITIONS_TO_TXN).is_empty());
-    assert!(versions_of(&proxy, ADD_PARTITIONS_TO_TXN)
-        .iter()
-        .all(|&v| v <= 3));
-    assert_eq!(versions_of(&proxy, END_TXN), [4]);
-    let seqs = check_sequences(&proxy.sent_batches()).unwrap();
-    for (partition, epochs) in &seqs.epochs {
-        assert_eq!(epochs.len(), 1, "partition {partition}: {epochs:?}");
-    }
-    assert_eq!(seqs.per_partition.values().sum::<usize>(), 12);
 }
 
 /// Java's IllegalStateExceptions: every call out of order is refused with
