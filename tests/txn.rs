@@ -905,6 +905,43 @@ fn coordinator_errors_are_retried_or_fatal_as_java_does() {
     p.close_timeout(Duration::from_secs(5)).unwrap();
 }
 
+/// INVALID_TXN_STATE from the coordinator is fatal, as Java's handlers
+/// make it: an EndTxn(commit) refused with it (injected on a private mock)
+/// fails the commit with `TransactionFatal`, and every later call and send
+/// too. (It was abortable before, which let the application abort and go
+/// on with a coordinator whose state disagreed with its own.)
+#[test]
+fn invalid_txn_state_is_fatal() {
+    let t = topic("txits");
+    let id = txn_id("its");
+    let mut mock = common::MockCluster::start(1, &[(t.as_str(), 1)]);
+    let p = producer(
+        ProducerConfig::new()
+            .bootstrap_servers(mock.bootstrap.clone())
+            .transactional_id(id.as_str()),
+    );
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    p.send(ProducerRecord::new(t.as_str(), "x").partition(0))
+        .unwrap()
+        .get_timeout(WAIT)
+        .unwrap();
+    mock.command("errors 26 48"); // EndTxn: INVALID_TXN_STATE
+    let e = p.commit_transaction().unwrap_err();
+    assert!(
+        matches!(&e, Error::TransactionFatal { .. }),
+        "expected TransactionFatal, got {e:?}"
+    );
+    assert_eq!(e.code(), Some(ErrorCode::INVALID_TXN_STATE), "{e:?}");
+    assert!(e.to_string().contains(&id), "{e}");
+    assert!(p.abort_transaction().unwrap_err().is_fatal());
+    assert!(p
+        .send(ProducerRecord::new(t.as_str(), "y"))
+        .unwrap_err()
+        .is_fatal());
+    p.close_timeout(Duration::from_secs(5)).unwrap();
+}
+
 /// A commit and an abort that run out of `max.block.ms` (the coordinator's
 /// broker answers after 1.5 s, `max.block.ms` is 500 ms) report
 /// `TransactionTimeout`, refuse other calls and sends meanwhile, and are
