@@ -373,6 +373,30 @@ fn send_offsets_to_transaction_commits_offsets_with_the_transaction() {
     p.close().unwrap();
 }
 
+/// A private mock cluster of `brokers` with `t` (2 partitions), and a
+/// transactional producer with id `id` on it, configured further by `cfg`.
+fn on_mock(
+    brokers: usize,
+    t: &str,
+    id: &str,
+    cfg: impl FnOnce(ProducerConfig) -> ProducerConfig,
+) -> (common::MockCluster, Producer<str, str>) {
+    let mock = common::MockCluster::start(brokers, &[(t, 2)]);
+    let p = producer(cfg(ProducerConfig::new()
+        .bootstrap_servers(mock.bootstrap.clone())
+        .transactional_id(id)));
+    (mock, p)
+}
+
+/// Commits, or aborts, the open transaction of `p`.
+fn end(p: &Producer<str, str>, commit: bool) {
+    if commit {
+        p.commit_transaction().unwrap();
+    } else {
+        p.abort_transaction().unwrap();
+    }
+}
+
 /// Api keys the v1 and v2 flows differ in.
 const PRODUCE: i16 = 0;
 const ADD_PARTITIONS_TO_TXN: i16 = 24;
@@ -489,11 +513,7 @@ fn tansu_and_the_mock_run_transactions_v1() {
             }
             p.send_offsets_to_transaction([(t.as_str(), 0, 4)], &group)
                 .unwrap();
-            if commit {
-                p.commit_transaction().unwrap();
-            } else {
-                p.abort_transaction().unwrap();
-            }
+            end(&p, commit);
         }
         p.close().unwrap();
         let what = format!("{broker:?}");
@@ -857,14 +877,10 @@ fn the_exactly_once_example_commits_output_and_offsets_together() {
 fn coordinator_errors_are_retried_or_fatal_as_java_does() {
     let t = topic("txmock");
     let id = txn_id("mock");
-    let mut mock = common::MockCluster::start(3, &[(t.as_str(), 2)]);
-    let p = producer(
-        ProducerConfig::new()
-            .bootstrap_servers(mock.bootstrap.clone())
-            .transactional_id(id.as_str())
-            .retry_backoff(Duration::from_millis(20))
-            .max_block(Duration::from_secs(30)),
-    );
+    let (mut mock, p) = on_mock(3, &t, &id, |c| {
+        c.retry_backoff(Duration::from_millis(20))
+            .max_block(Duration::from_secs(30))
+    });
     // FindCoordinator (10): not available, twice; InitProducerId (22):
     // loading, busy, not the coordinator.
     mock.command("errors 10 15 15");
@@ -914,12 +930,7 @@ fn coordinator_errors_are_retried_or_fatal_as_java_does() {
 fn invalid_txn_state_is_fatal() {
     let t = topic("txits");
     let id = txn_id("its");
-    let mut mock = common::MockCluster::start(1, &[(t.as_str(), 1)]);
-    let p = producer(
-        ProducerConfig::new()
-            .bootstrap_servers(mock.bootstrap.clone())
-            .transactional_id(id.as_str()),
-    );
+    let (mut mock, p) = on_mock(1, &t, &id, |c| c);
     p.init_transactions().unwrap();
     p.begin_transaction().unwrap();
     p.send(ProducerRecord::new(t.as_str(), "x").partition(0))
@@ -950,13 +961,7 @@ fn invalid_txn_state_is_fatal() {
 fn a_timed_out_commit_or_abort_is_resumed_by_calling_it_again() {
     let t = topic("txslow");
     let id = txn_id("slow");
-    let mut mock = common::MockCluster::start(3, &[(t.as_str(), 2)]);
-    let p = producer(
-        ProducerConfig::new()
-            .bootstrap_servers(mock.bootstrap.clone())
-            .transactional_id(id.as_str())
-            .max_block(Duration::from_millis(500)),
-    );
+    let (mut mock, p) = on_mock(3, &t, &id, |c| c.max_block(Duration::from_millis(500)));
     mock.command(&format!("coordinator transaction {id} 1"));
     let retry = |what: &str, call: &dyn Fn() -> kafka_producer::Result<()>| {
         let until = Instant::now() + WAIT;
@@ -1114,13 +1119,8 @@ fn concurrent_commits_share_one_end_txn() {
 fn close_during_a_coordinator_request_returns_and_the_commit_gets_an_outcome() {
     let t = topic("txclose");
     let id = txn_id("close-coord");
-    let mut mock = common::MockCluster::start(3, &[(t.as_str(), 2)]);
+    let (mut mock, p) = on_mock(3, &t, &id, |c| c);
     mock.command(&format!("coordinator transaction {id} 1"));
-    let p = producer(
-        ProducerConfig::new()
-            .bootstrap_servers(mock.bootstrap.clone())
-            .transactional_id(id.as_str()),
-    );
     p.init_transactions().unwrap();
     p.begin_transaction().unwrap();
     for h in send_all(&p, &t, &strings("cl", 4)) {
