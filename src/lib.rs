@@ -39,8 +39,9 @@
 //!
 //! * Transactions (`transactional.id`): [`Producer::init_transactions`],
 //!   `begin_transaction`, `send_offsets_to_transaction`,
-//!   `commit_transaction`, `abort_transaction`, with Java's semantics (the
-//!   transactions v1 protocol flow).
+//!   `commit_transaction`, `abort_transaction`, with Java's semantics: the
+//!   transactions v2 protocol flow (KIP-890) where the cluster finalizes
+//!   `transaction.version` >= 2, as Kafka 4 does, and v1 elsewhere.
 //!
 //! * Testing: with the `mock` feature, `kafka_producer::mock::MockCluster`
 //!   is an in-process Kafka cluster on 127.0.0.1 that any producer can

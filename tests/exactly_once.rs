@@ -26,12 +26,11 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use common::kproxy::{self, KProxy, SentBatch};
+use common::kproxy::{self, roundtrip, KProxy, SentBatch};
 use common::{consume, consume_at_least, java, topic, Broker, Consumed};
 use kafka_producer::{Acks, Producer, ProducerRecord, StringSerializer};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::StrBytes;
 
 /// Records per run, spread round-robin over `KEYS` keys.
 const N: usize = 20_000;
@@ -487,38 +486,6 @@ fn default_settings_write_each_record_once_through_lost_answers_on_tansu() {
 #[test]
 fn default_settings_resend_the_same_sequences_through_lost_answers_on_mock() {
     idempotent_on_mock(None);
-}
-
-/// One request through `addr` with a raw socket, its answer decoded.
-fn roundtrip<Req, Resp>(addr: &str, key: ApiKey, version: i16, request: &Req) -> Resp
-where
-    Req: Encodable,
-    Resp: Decodable,
-{
-    use std::io::{Read, Write};
-    let mut body = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(StrBytes::from_static_str("kproxy-test")))
-        .encode(&mut body, key.request_header_version(version))
-        .unwrap();
-    request.encode(&mut body, version).unwrap();
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(&(body.len() as i32).to_be_bytes()).unwrap();
-    s.write_all(&body).unwrap();
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size).unwrap();
-    let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
-    s.read_exact(&mut frame).unwrap();
-    let mut buf = bytes::Bytes::from(frame);
-    let header = ResponseHeader::decode(&mut buf, key.response_header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, 7);
-    let answer = Resp::decode(&mut buf, version).unwrap();
-    assert!(buf.is_empty(), "{key:?} v{version}: bytes left over");
-    answer
 }
 
 /// The proxy itself: a client that asks any listener for the cluster's

@@ -8,6 +8,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::kproxy::{check_sequences, KProxy};
 use common::{consume, java, topic, Broker, BROKERS};
 use kafka_producer::{Acks, Error, Producer, ProducerConfig, ProducerRecord, StringSerializer};
 
@@ -212,4 +213,100 @@ fn a_producer_id_refused_for_good_is_fatal_for_every_send() {
     let again = p.send(ProducerRecord::new("fatal", "y")).unwrap_err();
     assert!(matches!(again, Error::Fatal(_)), "{again}");
     p.close().unwrap();
+}
+
+/// Disconnects on the mock (`down 1` closes the broker's connections and
+/// refuses new ones until `up 1`), six times while records drain one batch
+/// in flight at a time, answers delayed 10 ms so that a disconnect finds a
+/// request in flight; record `i` has sequence `i` and says so in its value
+/// (`seq-i`). The producer talks through `kproxy`, which counts the
+/// connections (each disconnect forces new ones) and records every batch
+/// sent. Every send succeeds; every copy of a batch is byte-identical with
+/// the same sequence (`check_sequences`); and the independent consumer reads
+/// every record, first copies in sequence order. The mock does not check
+/// sequences (see /work/shared/brokers/README.md), so it appends a batch
+/// resent after a lost answer a second time, where Kafka and Tansu answer
+/// DUPLICATE_SEQUENCE_NUMBER or drop it (`tests/exactly_once.rs`,
+/// `tests/tansu_sequences.rs`): the test checks that each extra copy it
+/// reads is of a batch the proxy saw resent, and nothing else.
+#[test]
+fn disconnects_resend_sequence_numbered_batches_unchanged_on_the_mock() {
+    const N: usize = 300;
+    let mut mock = common::MockCluster::start(1, &[("disc", 1)]);
+    let proxy = KProxy::start(&mock.bootstrap);
+    let cfg = ProducerConfig::new()
+        .bootstrap_servers(proxy.bootstrap.clone())
+        .linger(Duration::ZERO)
+        .batch_size(1)
+        .max_in_flight_requests_per_connection(1)
+        .retry_backoff(Duration::from_millis(20))
+        .reconnect_backoff(Duration::from_millis(20));
+    let p = Producer::new(cfg, StringSerializer, StringSerializer).unwrap();
+    p.partitions_for("disc").unwrap();
+    // Answers take 10 ms, so a disconnect finds a request in flight.
+    mock.command("rtt 1 10");
+    let before = proxy.connections();
+    let handles: Vec<_> = (0..N)
+        .map(|i| {
+            p.send(ProducerRecord::new("disc", format!("seq-{i}")).partition(0))
+                .unwrap()
+        })
+        .collect();
+    // The batches drain one at a time (10 ms or more each): cut the
+    // connection six times meanwhile.
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(40));
+        mock.command("down 1");
+        std::thread::sleep(Duration::from_millis(30));
+        mock.command("up 1");
+    }
+    for (i, h) in handles.into_iter().enumerate() {
+        h.get()
+            .unwrap_or_else(|e| panic!("record {i}: {e}\n{}", mock.log()));
+    }
+    p.close().unwrap();
+    assert!(proxy.errors().is_empty(), "{:?}", proxy.errors());
+    let reconnects = proxy.connections() - before;
+    assert!(
+        reconnects >= 6,
+        "{reconnects} new connections for 6 disconnects"
+    );
+    let sent = proxy.sent_batches();
+    let seqs = check_sequences(&sent).unwrap();
+    assert_eq!(seqs.per_partition[&0], N, "{seqs:?}");
+    assert_eq!(seqs.epochs[&0].len(), 1, "no epoch bump: {seqs:?}");
+    // The sequences of the batches sent more than once.
+    let mut copies: std::collections::BTreeMap<i32, (i32, usize)> = Default::default();
+    for b in &sent {
+        copies.entry(b.base_sequence).or_insert((b.records, 0)).1 += 1;
+    }
+    let resent = |i: usize| {
+        copies
+            .iter()
+            .any(|(&base, &(n, c))| c > 1 && (base..base + n).contains(&(i as i32)))
+    };
+    let got = common::consume_at_least(&mock.bootstrap, "disc", N, Duration::from_secs(30));
+    let mut seen = vec![false; N];
+    let mut firsts = Vec::with_capacity(N);
+    let mut extra = 0;
+    for c in &got {
+        let v = String::from_utf8(c.value.clone().unwrap()).unwrap();
+        let i: usize = v.strip_prefix("seq-").unwrap().parse().unwrap();
+        if std::mem::replace(&mut seen[i], true) {
+            assert!(resent(i), "{v} read twice but never resent");
+            extra += 1;
+        } else {
+            firsts.push(i);
+        }
+    }
+    assert_eq!(
+        firsts,
+        (0..N).collect::<Vec<_>>(),
+        "every record, in sequence order"
+    );
+    eprintln!(
+        "{reconnects} connections after the first, {} batch copies resent, {extra} extra \
+         records the mock appended",
+        seqs.retries
+    );
 }

@@ -4,12 +4,16 @@
 //! id, the coordinator's abort of a transaction left open past
 //! `transaction.timeout.ms`, offsets committed with a transaction (read
 //! back with Java's Admin), resuming a timed-out call, and the misuse
-//! errors. Tansu's answer is recorded in `tansu_*`.
+//! errors. Tansu's answer is recorded in `tansu_*`. Kafka 4.4 finalizes
+//! `transaction.version=2`, so every Kafka test here runs the transactions
+//! v2 flow (KIP-890 part 2; `transactions_v2_on_kafka` proves it on the
+//! wire); Tansu and the mock run v1 (`tansu_and_the_mock_run_transactions_v1`).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use common::kproxy::{check_sequences, KProxy};
 use common::{consume_isolation, java, topic, Broker};
 use kafka_producer::ErrorCode;
 use kafka_producer::{
@@ -65,6 +69,22 @@ fn send_all(p: &Producer<str, str>, t: &str, vals: &[String]) -> Vec<RecordFutur
                 .unwrap()
         })
         .collect()
+}
+
+/// Java's consumer and librdkafka both read exactly `committed` (sorted)
+/// of `t` at read_committed, and exactly `all` at read_uncommitted.
+fn assert_read_back(bs: &str, t: &str, committed: &[String], all: &[String]) {
+    for read_committed in [true, false] {
+        let want = if read_committed { committed } else { all };
+        let java = java::java_consume(bs, t, want.len(), WAIT, read_committed);
+        assert_eq!(values(&java), want, "Java, read_committed={read_committed}");
+        let rdkafka = consume_isolation(bs, t, want.len(), WAIT, read_committed);
+        assert_eq!(
+            values(&rdkafka),
+            want,
+            "librdkafka, read_committed={read_committed}"
+        );
+    }
 }
 
 fn strings(prefix: &str, n: usize) -> Vec<String> {
@@ -142,22 +162,7 @@ fn abort_hides_records_from_read_committed_readers() {
     let bs = Broker::Kafka.bootstrap();
     let mut all = [sent, committed.clone()].concat();
     all.sort();
-    assert_eq!(
-        values(&java::java_consume(bs, &t, committed.len(), WAIT, true)),
-        committed
-    );
-    assert_eq!(
-        values(&consume_isolation(bs, &t, committed.len(), WAIT, true)),
-        committed
-    );
-    assert_eq!(
-        values(&java::java_consume(bs, &t, all.len(), WAIT, false)),
-        all
-    );
-    assert_eq!(
-        values(&consume_isolation(bs, &t, all.len(), WAIT, false)),
-        all
-    );
+    assert_read_back(bs, &t, &committed, &all);
     p.close().unwrap();
 }
 
@@ -174,8 +179,12 @@ fn assert_fenced(e: &Error, id: &str) {
 }
 
 /// A second producer with the same transactional id fences the first:
-/// its open transaction is aborted, its next send to a new partition and
-/// every later call fail with a fatal, fenced error naming the id.
+/// its open transaction is aborted, its next send to a new partition fails
+/// fenced, and every later call fails with a fatal, fenced error naming
+/// the id. On Kafka (transactions v2) the partition leader refuses the
+/// record's Produce v12 (INVALID_PRODUCER_EPOCH, the broker's own error for
+/// the record); on Tansu (v1) AddPartitionsToTxn is refused and the record
+/// fails with the producer's fatal error.
 #[test]
 fn a_second_producer_with_the_same_id_fences_the_first() {
     fence(Broker::Kafka);
@@ -206,7 +215,17 @@ fn fence(broker: Broker) {
         .send(ProducerRecord::new(t.as_str(), "zombie-2").partition(1))
         .unwrap();
     let e = h.get().unwrap_err();
-    assert_fenced(&e, &id);
+    if broker == Broker::Kafka {
+        assert!(
+            matches!(
+                e.code(),
+                Some(ErrorCode::PRODUCER_FENCED | ErrorCode::INVALID_PRODUCER_EPOCH)
+            ),
+            "expected the leader's fencing error, got {e:?}"
+        );
+    } else {
+        assert_fenced(&e, &id);
+    }
     let e = p1
         .send(ProducerRecord::new(t.as_str(), "zombie-3"))
         .unwrap_err();
@@ -257,8 +276,11 @@ fn a_fenced_commit_is_fatal() {
 /// A transaction open past `transaction.timeout.ms` is aborted by the
 /// coordinator (which checks every
 /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`, 10 s by
-/// default); the producer learns it at commit, which fails, and the
-/// records stay invisible at read_committed.
+/// default); the producer learns it at commit, which fails fatally, and the
+/// records stay invisible at read_committed. Under transactions v2 (Kafka
+/// 4.4) the coordinator answers that EndTxn INVALID_TXN_STATE (the
+/// transaction it ended was an abort), fatal as in Java; under v1 it was
+/// fencing (PRODUCER_FENCED / INVALID_PRODUCER_EPOCH).
 #[test]
 fn a_transaction_left_open_past_its_timeout_is_aborted_by_the_coordinator() {
     let t = topic("txt");
@@ -278,7 +300,11 @@ fn a_transaction_left_open_past_its_timeout_is_aborted_by_the_coordinator() {
     assert!(
         matches!(
             e.code(),
-            Some(ErrorCode::PRODUCER_FENCED | ErrorCode::INVALID_PRODUCER_EPOCH)
+            Some(
+                ErrorCode::PRODUCER_FENCED
+                    | ErrorCode::INVALID_PRODUCER_EPOCH
+                    | ErrorCode::INVALID_TXN_STATE
+            )
         ),
         "{e:?}"
     );
@@ -345,6 +371,175 @@ fn send_offsets_to_transaction_commits_offsets_with_the_transaction() {
         [(t.clone(), 0, 100, Some(String::new())), want[1].clone()]
     );
     p.close().unwrap();
+}
+
+/// A private mock cluster of `brokers` with `t` (2 partitions), and a
+/// transactional producer with id `id` on it, configured further by `cfg`.
+fn on_mock(
+    brokers: usize,
+    t: &str,
+    id: &str,
+    cfg: impl FnOnce(ProducerConfig) -> ProducerConfig,
+) -> (common::MockCluster, Producer<str, str>) {
+    let mock = common::MockCluster::start(brokers, &[(t, 2)]);
+    let p = producer(cfg(ProducerConfig::new()
+        .bootstrap_servers(mock.bootstrap.clone())
+        .transactional_id(id)));
+    (mock, p)
+}
+
+/// Commits, or aborts, the open transaction of `p`.
+fn end(p: &Producer<str, str>, commit: bool) {
+    if commit {
+        p.commit_transaction().unwrap();
+    } else {
+        p.abort_transaction().unwrap();
+    }
+}
+
+/// Api keys the v1 and v2 flows differ in.
+const PRODUCE: i16 = 0;
+const ADD_PARTITIONS_TO_TXN: i16 = 24;
+const ADD_OFFSETS_TO_TXN: i16 = 25;
+const END_TXN: i16 = 26;
+const TXN_OFFSET_COMMIT: i16 = 28;
+
+/// A transactional producer (a fresh id from `prefix`) that reaches
+/// `broker` through a new kproxy, which records what it sends.
+fn proxied(broker: Broker, prefix: &str) -> (KProxy, Producer<str, str>) {
+    let proxy = KProxy::start(broker.bootstrap());
+    let p = producer(
+        broker
+            .config()
+            .bootstrap_servers(proxy.bootstrap.as_str())
+            .transactional_id(txn_id(prefix)),
+    );
+    (proxy, p)
+}
+
+/// The versions the client sent `key` at, deduplicated.
+fn versions_of(proxy: &KProxy, key: i16) -> Vec<i16> {
+    let mut v: Vec<i16> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.0 == key)
+        .map(|r| r.1)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Kafka 4.4 finalizes `transaction.version=2`: the producer runs the
+/// transactions v2 flow (KIP-890 part 2), as a proxy in front of the
+/// cluster sees on the wire: Produce v12, never AddPartitionsToTxn nor
+/// AddOffsetsToTxn, TxnOffsetCommit v5 and EndTxn v5; each EndTxn bumps
+/// the epoch, so the batches of each transaction carry the epoch after the
+/// previous one's, every partition from sequence 0 again. Commit and abort
+/// are what Java's consumer and librdkafka read at both isolation levels,
+/// and the offsets committed with the transaction are the group's (Java's
+/// Admin).
+#[test]
+fn transactions_v2_on_kafka() {
+    let bs = Broker::Kafka.bootstrap();
+    let t = topic("txv2");
+    let group = ConsumerGroupMetadata::new(topic("group-v2"));
+    let (proxy, p) = proxied(Broker::Kafka, "v2");
+    p.init_transactions().unwrap();
+    let mut committed = Vec::new();
+    let mut all = Vec::new();
+    for (i, commit) in [true, false, true, true].into_iter().enumerate() {
+        p.begin_transaction().unwrap();
+        let vals = strings(&format!("t{i}"), 6);
+        for h in send_all(&p, &t, &vals) {
+            h.get().unwrap();
+        }
+        if i == 2 {
+            p.send_offsets_to_transaction([(t.as_str(), 0, 42)], &group)
+                .unwrap();
+        }
+        all.extend(vals.iter().cloned());
+        if commit {
+            p.commit_transaction().unwrap();
+            committed.extend(vals);
+        } else {
+            p.abort_transaction().unwrap();
+        }
+    }
+    p.close().unwrap();
+    assert!(proxy.errors().is_empty(), "{:?}", proxy.errors());
+    assert_eq!(versions_of(&proxy, PRODUCE), [12]);
+    assert_eq!(versions_of(&proxy, ADD_PARTITIONS_TO_TXN), [] as [i16; 0]);
+    assert_eq!(versions_of(&proxy, ADD_OFFSETS_TO_TXN), [] as [i16; 0]);
+    assert_eq!(versions_of(&proxy, TXN_OFFSET_COMMIT), [5]);
+    assert_eq!(versions_of(&proxy, END_TXN), [5]);
+    // One epoch per transaction, one more each time, and within each,
+    // per partition, sequences from 0 with no gap (check_sequences).
+    let sent = proxy.sent_batches();
+    let seqs = check_sequences(&sent).unwrap();
+    for (partition, epochs) in &seqs.epochs {
+        assert_eq!(epochs.len(), 4, "partition {partition}: {epochs:?}");
+        assert!(
+            epochs.windows(2).all(|w| w[1] == w[0] + 1),
+            "partition {partition}: one epoch bump per transaction: {epochs:?}"
+        );
+    }
+    assert_eq!(seqs.per_partition.values().sum::<usize>(), all.len());
+    committed.sort();
+    all.sort();
+    assert_read_back(bs, &t, &committed, &all);
+    assert_eq!(
+        java::group_offsets(bs, &group.group_id),
+        [(t.clone(), 0, 42, Some(String::new()))]
+    );
+}
+
+/// Tansu and librdkafka's mock finalize no `transaction.version` (and speak
+/// Produce v11 / v7 and EndTxn v4 / v1 at most): the producer runs the v1
+/// flow there, as the proxy sees: AddPartitionsToTxn (v3 at most) and
+/// AddOffsetsToTxn, TxnOffsetCommit at most v4, Produce and EndTxn at the
+/// broker's highest, one epoch for every transaction.
+#[test]
+fn tansu_and_the_mock_run_transactions_v1() {
+    for (broker, produce, end_txn) in [(Broker::Tansu, 11, 4), (Broker::Mock, 7, 1)] {
+        let t = topic("txv1");
+        let group = ConsumerGroupMetadata::new(topic("group-v1"));
+        let (proxy, p) = proxied(broker, "v1");
+        p.init_transactions().unwrap();
+        for commit in [true, false, true] {
+            p.begin_transaction().unwrap();
+            for h in send_all(&p, &t, &strings("v1", 4)) {
+                h.get().unwrap();
+            }
+            p.send_offsets_to_transaction([(t.as_str(), 0, 4)], &group)
+                .unwrap();
+            end(&p, commit);
+        }
+        p.close().unwrap();
+        let what = format!("{broker:?}");
+        assert!(proxy.errors().is_empty(), "{what}: {:?}", proxy.errors());
+        assert_eq!(versions_of(&proxy, PRODUCE), [produce], "{what}");
+        let add = versions_of(&proxy, ADD_PARTITIONS_TO_TXN);
+        assert!(
+            !add.is_empty() && add.iter().all(|&v| v <= 3),
+            "{what}: {add:?}"
+        );
+        assert!(
+            !versions_of(&proxy, ADD_OFFSETS_TO_TXN).is_empty(),
+            "{what}"
+        );
+        let offsets = versions_of(&proxy, TXN_OFFSET_COMMIT);
+        assert!(
+            !offsets.is_empty() && offsets.iter().all(|&v| v <= 4),
+            "{what}: {offsets:?}"
+        );
+        assert_eq!(versions_of(&proxy, END_TXN), [end_txn], "{what}");
+        let seqs = check_sequences(&proxy.sent_batches()).unwrap();
+        for (partition, epochs) in &seqs.epochs {
+            assert_eq!(epochs.len(), 1, "{what} partition {partition}: {epochs:?}");
+        }
+        assert_eq!(seqs.per_partition.values().sum::<usize>(), 12, "{what}");
+    }
 }
 
 /// Java's IllegalStateExceptions: every call out of order is refused with
@@ -682,14 +877,10 @@ fn the_exactly_once_example_commits_output_and_offsets_together() {
 fn coordinator_errors_are_retried_or_fatal_as_java_does() {
     let t = topic("txmock");
     let id = txn_id("mock");
-    let mut mock = common::MockCluster::start(3, &[(t.as_str(), 2)]);
-    let p = producer(
-        ProducerConfig::new()
-            .bootstrap_servers(mock.bootstrap.clone())
-            .transactional_id(id.as_str())
-            .retry_backoff(Duration::from_millis(20))
-            .max_block(Duration::from_secs(30)),
-    );
+    let (mut mock, p) = on_mock(3, &t, &id, |c| {
+        c.retry_backoff(Duration::from_millis(20))
+            .max_block(Duration::from_secs(30))
+    });
     // FindCoordinator (10): not available, twice; InitProducerId (22):
     // loading, busy, not the coordinator.
     mock.command("errors 10 15 15");
@@ -730,6 +921,38 @@ fn coordinator_errors_are_retried_or_fatal_as_java_does() {
     p.close_timeout(Duration::from_secs(5)).unwrap();
 }
 
+/// INVALID_TXN_STATE from the coordinator is fatal, as Java's handlers
+/// make it: an EndTxn(commit) refused with it (injected on a private mock)
+/// fails the commit with `TransactionFatal`, and every later call and send
+/// too. (It was abortable before, which let the application abort and go
+/// on with a coordinator whose state disagreed with its own.)
+#[test]
+fn invalid_txn_state_is_fatal() {
+    let t = topic("txits");
+    let id = txn_id("its");
+    let (mut mock, p) = on_mock(1, &t, &id, |c| c);
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    p.send(ProducerRecord::new(t.as_str(), "x").partition(0))
+        .unwrap()
+        .get_timeout(WAIT)
+        .unwrap();
+    mock.command("errors 26 48"); // EndTxn: INVALID_TXN_STATE
+    let e = p.commit_transaction().unwrap_err();
+    assert!(
+        matches!(&e, Error::TransactionFatal { .. }),
+        "expected TransactionFatal, got {e:?}"
+    );
+    assert_eq!(e.code(), Some(ErrorCode::INVALID_TXN_STATE), "{e:?}");
+    assert!(e.to_string().contains(&id), "{e}");
+    assert!(p.abort_transaction().unwrap_err().is_fatal());
+    assert!(p
+        .send(ProducerRecord::new(t.as_str(), "y"))
+        .unwrap_err()
+        .is_fatal());
+    p.close_timeout(Duration::from_secs(5)).unwrap();
+}
+
 /// A commit and an abort that run out of `max.block.ms` (the coordinator's
 /// broker answers after 1.5 s, `max.block.ms` is 500 ms) report
 /// `TransactionTimeout`, refuse other calls and sends meanwhile, and are
@@ -738,13 +961,7 @@ fn coordinator_errors_are_retried_or_fatal_as_java_does() {
 fn a_timed_out_commit_or_abort_is_resumed_by_calling_it_again() {
     let t = topic("txslow");
     let id = txn_id("slow");
-    let mut mock = common::MockCluster::start(3, &[(t.as_str(), 2)]);
-    let p = producer(
-        ProducerConfig::new()
-            .bootstrap_servers(mock.bootstrap.clone())
-            .transactional_id(id.as_str())
-            .max_block(Duration::from_millis(500)),
-    );
+    let (mut mock, p) = on_mock(3, &t, &id, |c| c.max_block(Duration::from_millis(500)));
     mock.command(&format!("coordinator transaction {id} 1"));
     let retry = |what: &str, call: &dyn Fn() -> kafka_producer::Result<()>| {
         let until = Instant::now() + WAIT;
@@ -843,4 +1060,88 @@ fn threads_share_a_transaction() {
         "every partition joined: {partitions:?}"
     );
     p.close().unwrap();
+}
+
+/// Two threads call `commit_transaction` at once (as Java allows: both
+/// wait for one result): both return Ok, EndTxn goes once (the proxy
+/// counts it), the records are committed once, and the next commit with no
+/// transaction is refused.
+#[test]
+fn concurrent_commits_share_one_end_txn() {
+    let bs = Broker::Kafka.bootstrap();
+    let t = topic("txcc");
+    let (proxy, p) = proxied(Broker::Kafka, "concurrent");
+    p.init_transactions().unwrap();
+    for round in 0..3 {
+        p.begin_transaction().unwrap();
+        send_all(&p, &t, &strings(&format!("cc{round}"), 20));
+        let ends_before = proxy.requests().iter().filter(|r| r.0 == END_TXN).count();
+        let results: Vec<kafka_producer::Result<()>> = std::thread::scope(|s| {
+            let a = s.spawn(|| p.commit_transaction());
+            let b = s.spawn(|| p.commit_transaction());
+            vec![a.join().unwrap(), b.join().unwrap()]
+        });
+        for r in &results {
+            // The second caller may come after the first one finished:
+            // then there is no transaction left to commit (Java's
+            // IllegalStateException), never a second EndTxn.
+            match r {
+                Ok(()) => {}
+                Err(Error::InvalidOperation(m)) => assert!(m.contains("transaction"), "{m}"),
+                Err(e) => panic!("round {round}: {e:?}"),
+            }
+        }
+        assert!(
+            results.iter().any(|r| r.is_ok()),
+            "round {round}: {results:?}"
+        );
+        let ends = proxy.requests().iter().filter(|r| r.0 == END_TXN).count() - ends_before;
+        assert_eq!(ends, 1, "round {round}: one EndTxn");
+    }
+    assert_refused(p.commit_transaction(), "");
+    p.close().unwrap();
+    let mut want: Vec<String> = (0..3)
+        .flat_map(|r| strings(&format!("cc{r}"), 20))
+        .collect();
+    want.sort();
+    assert_eq!(
+        values(&java::java_consume(bs, &t, want.len(), WAIT, true)),
+        want
+    );
+}
+
+/// `close_timeout` while the transaction thread waits for a slow
+/// coordinator (its broker answers EndTxn after 3 s): close returns (it
+/// gives up the transaction thread, which holds no batch: every record was
+/// delivered), the commit still gets an outcome (the EndTxn's, or
+/// `Error::Closed`), and nothing hangs.
+#[test]
+fn close_during_a_coordinator_request_returns_and_the_commit_gets_an_outcome() {
+    let t = topic("txclose");
+    let id = txn_id("close-coord");
+    let (mut mock, p) = on_mock(3, &t, &id, |c| c);
+    mock.command(&format!("coordinator transaction {id} 1"));
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    for h in send_all(&p, &t, &strings("cl", 4)) {
+        h.get_timeout(WAIT).unwrap();
+    }
+    mock.command("rtt 1 3000");
+    std::thread::scope(|s| {
+        let commit = s.spawn(|| p.commit_transaction());
+        // The commit's flush is instant (all delivered); EndTxn is then in
+        // flight on the transaction thread.
+        std::thread::sleep(Duration::from_millis(300));
+        let t0 = Instant::now();
+        let closed = p.close_timeout(Duration::from_millis(500));
+        let took = t0.elapsed();
+        eprintln!("close_timeout(500 ms) returned {closed:?} after {took:?}");
+        let r = commit.join().unwrap();
+        eprintln!("the commit returned {r:?}");
+        assert!(
+            matches!(r, Err(Error::Closed) | Ok(())),
+            "the commit: {r:?}"
+        );
+    });
+    mock.command("rtt 1 0");
 }

@@ -13,8 +13,11 @@
 //! go back through its [`Ledger`], so `flush` and `close` never wait for
 //! it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+use parking_lot::Mutex;
 
 use super::callbacks::{Callbacks, Meta, Register};
 use super::incomplete::Incomplete;
@@ -64,6 +67,14 @@ pub(crate) struct Identity {
 pub(crate) struct Ledger {
     pub(crate) pool: BufferPool,
     pub(super) incomplete: Incomplete,
+    /// Sequenced batches dropped without an outcome (see `Drop`): their
+    /// partitions' sequence state still counts them as pending, so the
+    /// accumulator settles them as failed at its next drain
+    /// (`RecordAccumulator::settle_lost`). A leaf lock: `Drop` may run
+    /// anywhere, even under a partition lock, so it takes no other.
+    pub(super) lost: Mutex<Vec<(Arc<str>, i32, Identity)>>,
+    /// `lost` is not empty: the drain's fast path reads only this.
+    pub(super) any_lost: AtomicBool,
 }
 
 /// One partition's batch.
@@ -504,6 +515,11 @@ impl Drop for ProducerBatch {
                 self.result.topic,
                 self.result.partition
             );
+            if let (Some(id), Some(ledger)) = (self.identity, self.ledger.as_ref()) {
+                let (topic, partition) = (self.result.topic.clone(), self.result.partition);
+                ledger.lost.lock().push((topic, partition, id));
+                ledger.any_lost.store(true, Ordering::Release);
+            }
             self.finish(Err(Error::Internal(
                 "the producer lost track of this record (a bug in kafka-producer, e.g. a panic \
                  on an I/O thread); whether the broker has it is unknown"

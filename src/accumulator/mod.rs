@@ -79,10 +79,16 @@ pub(crate) struct AccumulatorConfig {
 /// `transactional.id` has no hooks, and pays one branch on an `Option`.
 pub(crate) trait TxnHooks: Send + Sync {
     /// Called by `drain`, under `q`'s lock, for a partition whose first
-    /// batch is ready: may it be drained now? False until the partition is
-    /// in the open transaction (AddPartitionsToTxn answered); the call
-    /// registers it for adding. Must not lock a partition.
+    /// batch is ready: may it be drained now? In the transactions v1 flow,
+    /// false until the partition is in the open transaction
+    /// (AddPartitionsToTxn answered; the call registers it for adding); in
+    /// v2, whenever a transaction is open (Produce v12 adds it). Must not
+    /// lock a partition.
     fn may_drain(&self, q: &PartitionQueue) -> bool;
+    /// The highest Produce version for the transaction's batches: v11 in
+    /// the v1 flow, v12 in v2 (KIP-890 part 2). Read by an I/O thread as it
+    /// writes a request (no partition lock held).
+    fn max_produce_version(&self) -> i16;
     /// Called by `complete` before a batch fails with `err` (no partition
     /// lock held); `sequenced`: it had taken a sequence number.
     fn on_failed(&self, err: &Error, sequenced: bool);
@@ -131,6 +137,8 @@ impl RecordAccumulator {
             ledger: Arc::new(Ledger {
                 pool: BufferPool::new(cfg.buffer_memory, cfg.batch_size, lifecycle.clone()),
                 incomplete: Incomplete::default(),
+                lost: Mutex::new(Vec::new()),
+                any_lost: Default::default(),
             }),
             cfg,
             epoch: Instant::now(),
@@ -190,6 +198,14 @@ impl RecordAccumulator {
             && self.txn.get().is_none()
             && self.fatal.get().is_none()
             && self.producer_id.lock().is_none()
+    }
+
+    /// The highest Produce version this producer's requests may use: a
+    /// transactional producer's transaction flow decides
+    /// ([`TxnHooks::max_produce_version`]); `None`: no limit but the
+    /// negotiated one.
+    pub(crate) fn produce_version_cap(&self) -> Option<i16> {
+        self.txn.get().map(|t| t.max_produce_version())
     }
 
     /// The idempotent producer's id and epoch, if it has them.
@@ -391,6 +407,7 @@ impl RecordAccumulator {
     ) -> (Vec<Drained>, Option<Instant>) {
         let mut out: Vec<Drained> = Vec::new();
         let mut next: Option<Instant> = None;
+        self.settle_lost();
         let n = partitions.len();
         if n == 0 {
             return (out, None);
@@ -571,6 +588,46 @@ impl RecordAccumulator {
             txn.on_failed(e, batch.identity().is_some());
         }
         batch.complete(outcome);
+    }
+
+    /// Sequenced batches dropped without an outcome (only a bug does that:
+    /// a panic on an I/O thread while a batch sat in a local; the batch's
+    /// `Drop` failed its records and noted it in the ledger): settles each
+    /// as failed in its partition's sequences, as `complete` would have, so
+    /// the partition does not wait for an answer that will never come. A
+    /// gap nothing resolves then bumps the epoch (KIP-360); in a
+    /// transaction, the transaction becomes abortable. Called at the top of
+    /// every drain, holding no lock; one atomic load when nothing was lost.
+    fn settle_lost(&self) {
+        // A load first: every drain passes here, and a swap would write.
+        if !self.ledger.any_lost.load(Ordering::Acquire)
+            || !self.ledger.any_lost.swap(false, Ordering::AcqRel)
+        {
+            return;
+        }
+        let lost = std::mem::take(&mut *self.ledger.lost.lock());
+        for (topic, partition, id) in lost {
+            let t = self.topics.read().get(&topic).cloned();
+            let Some(q) = t.and_then(|t| t.layout().partitions.get(partition as usize).cloned())
+            else {
+                continue;
+            };
+            let bump = q.inner.lock().seq.failed(id.base_sequence);
+            log::warn!(
+                "{topic}-{partition}: sequence {} was lost with its batch; settled as failed",
+                id.base_sequence
+            );
+            if bump {
+                self.bump_epoch(id, &topic, partition);
+            }
+            if let Some(txn) = self.txn.get() {
+                let why = Error::Internal(format!(
+                    "a batch of {topic}-{partition} was lost (a bug in kafka-producer)"
+                ));
+                txn.on_failed(&why, true);
+            }
+            self.notify_leader(q.leader(), Instant::now());
+        }
     }
 
     /// The broker answered an idempotent batch of `queue` with a sequence
@@ -1401,6 +1458,26 @@ pub(crate) mod tests {
         assert_eq!(acc.producer_id(), Some((7, 1)));
         send(&acc, Some(0), b"b").unwrap();
         assert_eq!(stamp(&drain_one(&acc, &parts).unwrap()), (7, 1, 0));
+    }
+
+    /// A sequenced batch dropped without an outcome (a panic's unwinding)
+    /// fails its record, and the next drain settles its sequence as failed:
+    /// with nothing after it, the epoch is bumped and the partition goes on
+    /// from sequence 0. Before, its sequence stayed pending for good and the
+    /// partition never drained again.
+    #[test]
+    fn a_sequenced_batch_dropped_without_an_outcome_does_not_wedge_its_partition() {
+        let (acc, parts) = idempotent(5);
+        let f = send(&acc, Some(0), b"a").unwrap();
+        let a = drain_one(&acc, &parts).unwrap();
+        assert_eq!(stamp(&a), (7, 0, 0));
+        drop(a);
+        assert!(matches!(f.get(), Err(Error::Internal(_))));
+        send(&acc, Some(0), b"b").unwrap();
+        let b = drain_one(&acc, &parts).expect("the partition drains again");
+        assert_eq!(stamp(&b), (7, 1, 0), "a new epoch, from sequence 0");
+        assert_eq!(acc.producer_id(), Some((7, 1)));
+        acc.complete(&b.queue, b.batch, ok());
     }
 
     #[test]

@@ -485,7 +485,11 @@ impl BrokerThread {
     fn send_produce(&mut self, mut drained: Vec<Drained>, now: Instant) {
         let conn = self.conn.as_mut().expect("connected");
         let cfg = &self.shared.cfg;
-        let version = self.produce_version;
+        // A transactional producer in the v1 flow stops at Produce v11.
+        let version = match self.shared.accumulator.produce_version_cap() {
+            Some(cap) => self.produce_version.min(cap),
+            None => self.produce_version,
+        };
         drained.sort_by(|a, b| {
             (&*a.queue.topic, a.queue.partition).cmp(&(&*b.queue.topic, b.queue.partition))
         });

@@ -272,6 +272,12 @@ impl<S: Transport> Connection<S> {
         }
     }
 
+    /// The broker's answer to ApiVersions: its versions and its finalized
+    /// features (the transaction manager reads `transaction.version`).
+    pub(crate) fn api_versions(&self) -> &ApiVersionsResponse {
+        &self.api
+    }
+
     /// The version to send of `api_key`: the highest both sides support.
     /// The broker's advertised minimum is not trusted below ours (Kafka 4
     /// advertises Produce v0 and rejects it, KAFKA-18659).

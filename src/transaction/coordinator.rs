@@ -7,10 +7,16 @@
 //! tested below; [`Coordinators`] carries it out (find the coordinator
 //! again, back off, or give up with an abortable or fatal error).
 //!
-//! Versions are those of the transactions v1 flow (KIP-98): AddPartitionsToTxn
-//! at most v3 (v4+ is for brokers), TxnOffsetCommit at most v4 and EndTxn at
-//! most v4 (their v5 tells the coordinator the client speaks transactions
-//! v2, KIP-890 part 2), Produce at most v11 (`protocol/messages/produce.rs`).
+//! Two flows. Transactions v1 (KIP-98): AddPartitionsToTxn at most v3 (v4+
+//! is for brokers), AddOffsetsToTxn then TxnOffsetCommit at most v4, EndTxn
+//! at most v4, Produce at most v11. Transactions v2 (KIP-890 part 2), when
+//! the transaction coordinator finalizes `transaction.version` >= 2 and
+//! speaks the versions that go with it ([`speaks_transactions_v2`]): no
+//! AddPartitionsToTxn (Produce v12 adds the partition), no AddOffsetsToTxn
+//! (TxnOffsetCommit v5 adds the group's offsets partition), and EndTxn v5,
+//! whose answer carries the producer id and epoch of the next transaction.
+//! The caller (`mod.rs`) says which flow each request belongs to, as Java's
+//! request builders are told `isTransactionV2Enabled`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +31,7 @@ use crate::protocol::messages::add_offsets_to_txn::{
 use crate::protocol::messages::add_partitions_to_txn::{
     self, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, AddPartitionsToTxnTopic,
 };
+use crate::protocol::messages::api_versions::ApiVersionsResponse;
 use crate::protocol::messages::end_txn::{self, EndTxnRequest, EndTxnResponse};
 use crate::protocol::messages::find_coordinator::{
     self, FindCoordinatorRequest, FindCoordinatorResponse, KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION,
@@ -33,6 +40,7 @@ use crate::protocol::messages::init_producer_id::{
     self, InitProducerIdRequest, InitProducerIdResponse,
 };
 use crate::protocol::messages::partition_errors::TopicPartitionErrors;
+use crate::protocol::messages::produce;
 use crate::protocol::messages::txn_offset_commit::{
     self, TxnOffsetCommitRequest, TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
     TxnOffsetCommitResponse, GROUP_METADATA_VERSION,
@@ -42,8 +50,35 @@ use crate::util::later;
 
 use super::{ConsumerGroupMetadata, OffsetToCommit};
 
-/// The highest EndTxn version of transactions v1 (v5 means v2).
-const END_TXN_V1_MAX: i16 = 4;
+/// The finalized feature (KIP-584) whose level 2 is transactions v2.
+pub(crate) const TRANSACTION_VERSION: &str = "transaction.version";
+
+/// Whether a broker that answered ApiVersions with `api` runs transactions
+/// v2 (KIP-890 part 2): it finalizes `transaction.version` at 2 or more
+/// (Java's `TransactionManager.maybeUpdateTransactionV2Enabled`), and it
+/// speaks what the v2 flow sends or implies: Produce v12, EndTxn v5,
+/// TxnOffsetCommit v5, and AddPartitionsToTxn v5 (the partition leaders'
+/// own requests that add a partition on Produce v12). Java checks only the
+/// feature; the versions guard against a broker that finalizes it without
+/// them, which stays on v1.
+pub(crate) fn speaks_transactions_v2(api: &ApiVersionsResponse) -> bool {
+    let at_least = |key, v| api.range(key).is_some_and(|r| r.max_version >= v);
+    api.finalized_level(TRANSACTION_VERSION)
+        .is_some_and(|level| level >= 2)
+        && at_least(produce::API_KEY, 12)
+        && at_least(end_txn::API_KEY, 5)
+        && at_least(txn_offset_commit::API_KEY, 5)
+        && at_least(add_partitions_to_txn::API_KEY, 5)
+}
+
+/// The highest version of `api` to send in the flow `v2` says.
+fn flow_max(v2: bool, max: i16, v1_max: i16) -> i16 {
+    if v2 {
+        max
+    } else {
+        v1_max
+    }
+}
 
 /// Java's backoff for AddPartitionsToTxn answered CONCURRENT_TRANSACTIONS
 /// (the previous transaction's markers are still being written).
@@ -115,7 +150,12 @@ pub(crate) fn classify(api: TxnApi, code: ErrorCode) -> Reaction {
         | E::UNSUPPORTED_VERSION
         | E::UNSUPPORTED_FOR_MESSAGE_FORMAT
         | E::INVALID_PRODUCER_ID_MAPPING
-        | E::INVALID_TRANSACTION_TIMEOUT => Reaction::Fatal,
+        | E::INVALID_TRANSACTION_TIMEOUT
+        // The coordinator's state for the id is not what this producer
+        // believes (a transaction it thinks is open is not, or the reverse):
+        // Java's AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit and
+        // EndTxn handlers all make it fatal, and so do we.
+        | E::INVALID_TXN_STATE => Reaction::Fatal,
         // The topic may still be being created (AddPartitionsToTxn), the
         // offsets partition loading, a request timed out: try again.
         c if c.is_retriable() => retry(false),
@@ -128,13 +168,12 @@ pub(crate) fn classify(api: TxnApi, code: ErrorCode) -> Reaction {
         {
             Reaction::Fatal
         }
-        // TRANSACTION_ABORTABLE, INVALID_TXN_STATE, group or topic
-        // authorization (also when finding the group's coordinator), a
-        // consumer fenced from its group (ILLEGAL_GENERATION,
-        // UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID), ... Java is stricter
-        // with INVALID_TXN_STATE from AddPartitionsToTxn and EndTxn(commit)
-        // (fatal); here the application may still try an abort, and an
-        // abort refused with it is fatal.
+        // TRANSACTION_ABORTABLE, group or topic authorization (also when
+        // finding the group's coordinator), a consumer fenced from its
+        // group (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID),
+        // ... Java makes the codes it does not name fatal at EndTxn and
+        // TxnOffsetCommit; here a commit refused with one leaves the abort
+        // to try, and an abort refused is fatal.
         _ => Reaction::Abortable,
     }
 }
@@ -250,6 +289,16 @@ impl Coordinators {
 
     fn deadline(&self) -> Instant {
         later(Instant::now(), self.cfg.request_timeout)
+    }
+
+    /// Whether the transaction coordinator we are connected to runs
+    /// transactions v2 ([`speaks_transactions_v2`]); `None` without a
+    /// connection to it. Read after InitProducerId and after each EndTxn:
+    /// the flow changes only between transactions.
+    pub(crate) fn transactions_v2(&self) -> Option<bool> {
+        self.txn
+            .as_ref()
+            .map(|c| speaks_transactions_v2(c.api_versions()))
     }
 
     fn open(&self, label: String, host: &str, port: u16) -> crate::error::Result<Connection> {
@@ -548,27 +597,44 @@ impl Coordinators {
     }
 
     /// AddOffsetsToTxn (the group's offsets partition joins the
-    /// transaction), then TxnOffsetCommit to the group coordinator.
+    /// transaction), then TxnOffsetCommit to the group coordinator; in the
+    /// v2 flow only TxnOffsetCommit (v5), which adds the partition itself.
     pub(crate) fn send_offsets(
         &mut self,
         pause: &dyn Pause,
         (producer_id, producer_epoch): (i64, i16),
         offsets: &[OffsetToCommit],
         group: &ConsumerGroupMetadata,
+        v2: bool,
         added: &mut dyn FnMut(),
     ) -> Result<(), Failure> {
+        if !v2 {
+            self.add_offsets(pause, (producer_id, producer_epoch), &group.group_id)?;
+        }
+        // The transaction has begun at the coordinator (or, in the v2 flow,
+        // will have once TxnOffsetCommit reaches it, as Java counts it): its
+        // end must be sent, whatever happens to the commit below.
+        added();
+        self.txn_offset_commit(pause, (producer_id, producer_epoch), offsets, group, v2)
+    }
+
+    /// AddOffsetsToTxn (transactions v1).
+    fn add_offsets(
+        &mut self,
+        pause: &dyn Pause,
+        (producer_id, producer_epoch): (i64, i16),
+        group_id: &str,
+    ) -> Result<(), Failure> {
         let api = TxnApi::AddOffsets;
-        let group_id = group.group_id.clone();
         self.retrying(pause, "AddOffsetsToTxn", |me| {
             let deadline = me.deadline();
-            let group_id = group_id.clone();
             me.on_txn(|c, txn_id| {
                 let v = c.version_for(&add_offsets_to_txn::API).map_err(Step::net)?;
                 let req = AddOffsetsToTxnRequest {
                     transactional_id: txn_id.to_owned(),
                     producer_id,
                     producer_epoch,
-                    group_id,
+                    group_id: group_id.to_owned(),
                 };
                 let body = c
                     .request(&add_offsets_to_txn::API, v, |b| req.encode(b, v), deadline)
@@ -580,11 +646,25 @@ impl Coordinators {
                     code => Err(Step::of(api, code)),
                 }
             })
-        })?;
-        // The transaction has begun at the coordinator: its end must be
-        // sent, whatever happens to the commit below.
-        added();
+        })
+    }
+
+    /// TxnOffsetCommit to the group coordinator: v5 in the v2 flow, at most
+    /// v4 in v1.
+    fn txn_offset_commit(
+        &mut self,
+        pause: &dyn Pause,
+        (producer_id, producer_epoch): (i64, i16),
+        offsets: &[OffsetToCommit],
+        group: &ConsumerGroupMetadata,
+        v2: bool,
+    ) -> Result<(), Failure> {
         let api = TxnApi::TxnOffsetCommit;
+        let max = flow_max(
+            v2,
+            txn_offset_commit::MAX_VERSION,
+            txn_offset_commit::TXN_V1_MAX_VERSION,
+        );
         let mut topics: Vec<TxnOffsetCommitRequestTopic> = Vec::new();
         let mut sorted = offsets.to_vec();
         sorted.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
@@ -607,7 +687,10 @@ impl Coordinators {
             let deadline = me.deadline();
             let topics = topics.clone();
             me.on_group(&group.group_id, |c, txn_id| {
-                let v = c.version_for(&txn_offset_commit::API).map_err(Step::net)?;
+                let v = c
+                    .version_for(&txn_offset_commit::API)
+                    .map_err(Step::net)?
+                    .min(max);
                 let req = TxnOffsetCommitRequest {
                     transactional_id: txn_id.to_owned(),
                     group_id: group.group_id.clone(),
@@ -639,21 +722,23 @@ impl Coordinators {
         })
     }
 
-    /// EndTxn: commit or abort the open transaction.
+    /// EndTxn: commit or abort the open transaction. In the v2 flow (v5)
+    /// the coordinator bumps the epoch and answers with the producer id and
+    /// epoch for the next transaction: `Some` of them (a new id when the
+    /// epoch ran out); `None` before v5.
     pub(crate) fn end_txn(
         &mut self,
         pause: &dyn Pause,
         (producer_id, producer_epoch): (i64, i16),
         commit: bool,
-    ) -> Result<(), Failure> {
+        v2: bool,
+    ) -> Result<Option<(i64, i16)>, Failure> {
         let api = TxnApi::EndTxn { commit };
+        let max = flow_max(v2, end_txn::MAX_VERSION, end_txn::TXN_V1_MAX_VERSION);
         self.retrying(pause, "EndTxn", |me| {
             let deadline = me.deadline();
             me.on_txn(|c, txn_id| {
-                let v = c
-                    .version_for(&end_txn::API)
-                    .map_err(Step::net)?
-                    .min(END_TXN_V1_MAX);
+                let v = c.version_for(&end_txn::API).map_err(Step::net)?.min(max);
                 let req = EndTxnRequest {
                     transactional_id: txn_id.to_owned(),
                     producer_id,
@@ -666,7 +751,12 @@ impl Coordinators {
                 let resp =
                     EndTxnResponse::decode(&body, v).map_err(|e| Step::decode(api, &c.label, e))?;
                 match ErrorCode(resp.error_code) {
-                    ErrorCode::NONE => Ok(()),
+                    // Java adopts any id it is given (v5+), and keeps its
+                    // own when the broker sends -1.
+                    ErrorCode::NONE if resp.producer_id >= 0 && resp.producer_epoch >= 0 => {
+                        Ok(Some((resp.producer_id, resp.producer_epoch)))
+                    }
+                    ErrorCode::NONE => Ok(None),
                     code => Err(Step::of(api, code)),
                 }
             })
@@ -740,6 +830,8 @@ mod tests {
                 E::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                 E::UNSUPPORTED_VERSION,
                 E::INVALID_PRODUCER_ID_MAPPING,
+                // Java's handlers, AddPartitionsToTxn and EndTxn included
+                E::INVALID_TXN_STATE,
             ] {
                 assert_eq!(classify(api, code), Reaction::Fatal, "{api:?} {code}");
             }
@@ -751,7 +843,6 @@ mod tests {
         // Nothing to abort before an id, nothing to fall back on after a
         // failed abort.
         for api in [TxnApi::InitProducerId, TxnApi::EndTxn { commit: false }] {
-            assert_eq!(classify(api, E::INVALID_TXN_STATE), Reaction::Fatal);
             assert_eq!(classify(api, E::TRANSACTION_ABORTABLE), Reaction::Fatal);
         }
     }
@@ -766,7 +857,6 @@ mod tests {
         ] {
             for code in [
                 E::TRANSACTION_ABORTABLE,
-                E::INVALID_TXN_STATE,
                 E::TOPIC_AUTHORIZATION_FAILED,
                 E::GROUP_AUTHORIZATION_FAILED,
             ] {
@@ -789,6 +879,62 @@ mod tests {
             classify(TxnApi::FindCoordinator, E::GROUP_AUTHORIZATION_FAILED),
             Reaction::Fatal
         );
+    }
+
+    /// Transactions v2 needs the finalized feature at 2+ and the versions
+    /// of the v2 flow; anything less is v1 (Tansu: Produce v11 and EndTxn
+    /// v4, no features; the mock: no features).
+    #[test]
+    fn transactions_v2_needs_the_feature_and_the_versions() {
+        use crate::protocol::messages::api_versions::{ApiVersionRange, FinalizedFeature};
+        let broker = |level: Option<i16>, produce: i16, end: i16, offsets: i16, add: i16| {
+            let range = |api_key, max_version| ApiVersionRange {
+                api_key,
+                min_version: 0,
+                max_version,
+            };
+            ApiVersionsResponse {
+                api_keys: vec![
+                    range(produce::API_KEY, produce),
+                    range(end_txn::API_KEY, end),
+                    range(txn_offset_commit::API_KEY, offsets),
+                    range(add_partitions_to_txn::API_KEY, add),
+                ],
+                finalized_features: level
+                    .map(|l| FinalizedFeature {
+                        name: TRANSACTION_VERSION.into(),
+                        max_version_level: l,
+                        min_version_level: l,
+                    })
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            }
+        };
+        // Kafka 4.4 with transaction.version=2 (Produce 13, TxnOffsetCommit 6).
+        assert!(speaks_transactions_v2(&broker(Some(2), 13, 5, 6, 5)));
+        assert!(speaks_transactions_v2(&broker(Some(2), 12, 5, 5, 5)));
+        // The feature at 1 or 0, or not finalized at all.
+        assert!(!speaks_transactions_v2(&broker(Some(1), 13, 5, 6, 5)));
+        assert!(!speaks_transactions_v2(&broker(Some(0), 13, 5, 6, 5)));
+        assert!(!speaks_transactions_v2(&broker(None, 13, 5, 6, 5)));
+        // Finalized, but one version short.
+        assert!(!speaks_transactions_v2(&broker(Some(2), 11, 5, 5, 5)));
+        assert!(!speaks_transactions_v2(&broker(Some(2), 12, 4, 5, 5)));
+        assert!(!speaks_transactions_v2(&broker(Some(2), 12, 5, 4, 5)));
+        assert!(!speaks_transactions_v2(&broker(Some(2), 12, 5, 5, 3)));
+        // Tansu 0.6 as it answers.
+        assert!(!speaks_transactions_v2(&broker(None, 11, 4, 4, 5)));
+        // Another feature at 2 is not this one.
+        let mut other = broker(None, 13, 5, 6, 5);
+        other.finalized_features.push(FinalizedFeature {
+            name: "group.version".into(),
+            max_version_level: 2,
+            min_version_level: 0,
+        });
+        assert!(!speaks_transactions_v2(&other));
+        assert_eq!(flow_max(true, 5, 4), 5);
+        assert_eq!(flow_max(false, 5, 4), 4);
     }
 
     #[test]

@@ -4,11 +4,22 @@
 //! `commit_transaction` and `abort_transaction`, and the transaction
 //! thread that talks to the coordinators.
 //!
-//! This is the transactions v1 flow (Produce at most v11, AddPartitionsToTxn
-//! before a partition's first batch, AddOffsetsToTxn then TxnOffsetCommit,
-//! EndTxn at most v4), which Kafka 4 still serves; the KIP-890 part 2 flow
-//! (transactions v2: Produce v12 adds partitions implicitly, EndTxn v5
-//! bumps the epoch every transaction) is not implemented.
+//! Two flows, chosen as Java's `TransactionManager` chooses them. The
+//! transactions v1 flow (KIP-98): Produce at most v11, AddPartitionsToTxn
+//! before a partition's first batch, AddOffsetsToTxn then TxnOffsetCommit
+//! (at most v4), EndTxn at most v4. The transactions v2 flow (KIP-890 part
+//! 2), when the transaction coordinator finalizes `transaction.version`
+//! at 2 or more and speaks its versions (`coordinator::speaks_transactions_v2`):
+//! Produce v12 adds the partition to the transaction itself, so drain does
+//! not wait for anything; TxnOffsetCommit v5 without AddOffsetsToTxn; and
+//! EndTxn v5, after which the coordinator has bumped the epoch (a new id
+//! when it ran out): the producer adopts the id and epoch it answers and
+//! every partition's sequences restart from 0 before the next
+//! transaction. The flow is chosen after InitProducerId and again after
+//! each EndTxn (`Inner::v2`), so it never changes within a transaction;
+//! moving up from v1 to v2 between transactions bumps the epoch first
+//! (InitProducerId with the current id and epoch), as Java does. Tansu
+//! and librdkafka's mock finalize no `transaction.version`: v1 there.
 //!
 //! # Who does what
 //!
@@ -57,6 +68,7 @@ use crate::accumulator::{PartitionQueue, RecordAccumulator, TxnHooks};
 use crate::config::ProducerConfig;
 use crate::error::{Error, Result};
 use crate::metadata::Metadata;
+use crate::protocol::messages::produce;
 use crate::protocol::ErrorCode;
 use coordinator::{Coordinators, Failure, Pause};
 use state::TxnState;
@@ -207,11 +219,16 @@ impl Completion {
     }
 }
 
-/// A user operation under way: commit and abort have a first phase on the
-/// caller's thread (flush, abort queued batches) with no completion yet.
+/// A user operation under way. Its completion exists from the start, so
+/// every caller of the operation (a retry after a timeout, or a second
+/// thread calling the same method meanwhile) waits for the one outcome, as
+/// Java's callers share one `TransactionalRequestResult`. Commit and abort
+/// have a first phase on the caller's thread (flush, abort queued batches)
+/// before the job is handed to the transaction thread (`handed_over`).
 struct Pending {
     op: Op,
-    completion: Option<Arc<Completion>>,
+    completion: Arc<Completion>,
+    handed_over: bool,
 }
 
 type PartitionKey = (Arc<str>, i32);
@@ -220,7 +237,12 @@ struct Inner {
     st: TxnState,
     /// From InitProducerId; the accumulator has a copy for its batches.
     producer: Option<(i64, i16)>,
-    /// Partitions in the open transaction (AddPartitionsToTxn answered).
+    /// The open (or next) transaction runs the transactions v2 flow.
+    /// Set by the transaction thread after InitProducerId and after each
+    /// EndTxn, so never within a transaction.
+    v2: bool,
+    /// Partitions in the open transaction (AddPartitionsToTxn answered; v1
+    /// flow only).
     added: HashSet<PartitionKey>,
     /// Partitions drain found ready and not yet added.
     to_add: HashSet<PartitionKey>,
@@ -246,6 +268,7 @@ impl Inner {
         Inner {
             st,
             producer: None,
+            v2: false,
             added: HashSet::new(),
             to_add: HashSet::new(),
             started: false,
@@ -305,6 +328,12 @@ impl TxnHooks for TxnShared {
         if !g.st.may_drain() {
             return false;
         }
+        if g.v2 {
+            // Produce v12 adds the partition: the coordinator hears of the
+            // transaction from the leader, so its end must be sent.
+            g.started = true;
+            return true;
+        }
         let key = (q.topic.clone(), q.partition);
         if g.added.contains(&key) {
             return true;
@@ -313,6 +342,14 @@ impl TxnHooks for TxnShared {
             self.cond.notify_all();
         }
         false
+    }
+
+    fn max_produce_version(&self) -> i16 {
+        if self.inner.lock().v2 {
+            produce::MAX_VERSION
+        } else {
+            produce::TXN_V1_MAX_VERSION
+        }
     }
 
     fn on_failed(&self, err: &Error, sequenced: bool) {
@@ -425,7 +462,8 @@ impl TransactionManager {
 
     /// `commit_transaction`: flush, then EndTxn(commit).
     pub(crate) fn commit(&self, deadline: Instant) -> Result<()> {
-        if let Some(c) = self.start_two_phase(Op::Commit, |st| st.begin_commit())? {
+        let (c, handed_over) = self.start_two_phase(Op::Commit, |st| st.begin_commit())?;
+        if handed_over {
             return self.wait(Op::Commit, &c, deadline);
         }
         let started = Instant::now();
@@ -434,14 +472,15 @@ impl TransactionManager {
         if !acc.await_flush_until(mark, deadline) {
             return Err(timed_out(Op::Commit, started));
         }
-        let c = self.second_phase(Op::Commit, Job::EndTxn { commit: true })?;
+        self.second_phase(Op::Commit, &c, Job::EndTxn { commit: true })?;
         self.wait(Op::Commit, &c, deadline)
     }
 
     /// `abort_transaction`: fail the queued records, wait for those in
     /// flight, then EndTxn(abort).
     pub(crate) fn abort(&self, deadline: Instant) -> Result<()> {
-        if let Some(c) = self.start_two_phase(Op::Abort, |st| st.begin_abort())? {
+        let (c, handed_over) = self.start_two_phase(Op::Abort, |st| st.begin_abort())?;
+        if handed_over {
             return self.wait(Op::Abort, &c, deadline);
         }
         let started = Instant::now();
@@ -453,7 +492,7 @@ impl TransactionManager {
         if !acc.await_all_complete(deadline) {
             return Err(timed_out(Op::Abort, started));
         }
-        let c = self.second_phase(Op::Abort, Job::EndTxn { commit: false })?;
+        self.second_phase(Op::Abort, &c, Job::EndTxn { commit: false })?;
         self.wait(Op::Abort, &c, deadline)
     }
 
@@ -507,9 +546,7 @@ impl TransactionManager {
     ) -> Result<Arc<Completion>> {
         let mut g = self.shared.inner.lock();
         match &g.pending {
-            Some(p) if p.op == op => {
-                return Ok(p.completion.clone().expect("one-phase jobs have one"));
-            }
+            Some(p) if p.op == op => return Ok(p.completion.clone()),
             Some(p) => return Err(previous_timed_out(op.name(), p.op)),
             None => {}
         }
@@ -518,53 +555,72 @@ impl TransactionManager {
         g.job = Some((job(), c.clone()));
         g.pending = Some(Pending {
             op,
-            completion: Some(c.clone()),
+            completion: c.clone(),
+            handed_over: true,
         });
         self.shared.cond.notify_all();
         Ok(c)
     }
 
-    /// Starts `op` (commit or abort), or resumes it: `Some` if its job was
-    /// handed over already (wait for it), `None` to run (or re-run) the
-    /// caller's phase first.
+    /// Starts `op` (commit or abort), or joins it (a retry after a
+    /// timeout, or a concurrent call): its completion, and whether its job
+    /// was handed over already (then wait for it; else run, or re-run, the
+    /// caller's phase first).
     fn start_two_phase(
         &self,
         op: Op,
         check: impl FnOnce(&mut TxnState) -> Result<()>,
-    ) -> Result<Option<Arc<Completion>>> {
+    ) -> Result<(Arc<Completion>, bool)> {
         let mut g = self.shared.inner.lock();
         match &g.pending {
-            Some(p) if p.op == op => return Ok(p.completion.clone()),
+            Some(p) if p.op == op => return Ok((p.completion.clone(), p.handed_over)),
             Some(p) => return Err(previous_timed_out(op.name(), p.op)),
             None => {}
         }
         check(&mut g.st)?;
+        let c = Arc::new(Completion::default());
         g.pending = Some(Pending {
             op,
-            completion: None,
+            completion: c.clone(),
+            handed_over: false,
         });
-        Ok(None)
+        Ok((c, false))
     }
 
-    /// After the caller's phase: hands over EndTxn, unless the transaction
-    /// has become fatal or (for a commit) abortable meanwhile.
-    fn second_phase(&self, op: Op, job: Job) -> Result<Arc<Completion>> {
+    /// After the caller's phase: hands EndTxn over with completion `c`,
+    /// unless the transaction has become fatal or (for a commit) abortable
+    /// meanwhile, or another caller of the same operation handed it over
+    /// already (or saw it end): then the caller just waits for `c`.
+    ///
+    /// Two threads in `commit_transaction` at once: both join one pending
+    /// operation and flush; the first to get here hands EndTxn over, the
+    /// second finds `handed_over` (or the operation already over, `c` set)
+    /// and hands nothing, so EndTxn goes once and both get its outcome.
+    fn second_phase(&self, op: Op, c: &Arc<Completion>, job: Job) -> Result<()> {
         let mut g = self.shared.inner.lock();
+        let ours = match g.pending.as_mut() {
+            Some(p) if Arc::ptr_eq(&p.completion, c) => p,
+            _ => return Ok(()), // over: `c` has its outcome
+        };
+        if ours.handed_over {
+            return Ok(());
+        }
         let refused = g.st.fatal_cause().or_else(|| match op {
             Op::Commit => g.st.abortable_cause(),
             _ => None,
         });
         if let Some(e) = refused {
             g.pending = None;
+            // A concurrent caller of the operation hears it too.
+            c.set(Err(e.clone()));
             return Err(e);
         }
-        let c = Arc::new(Completion::default());
-        g.job = Some((job, c.clone()));
         if let Some(p) = g.pending.as_mut() {
-            p.completion = Some(c.clone());
+            p.handed_over = true;
         }
+        g.job = Some((job, c.clone()));
         self.shared.cond.notify_all();
-        Ok(c)
+        Ok(())
     }
 
     /// Waits for `c` until `deadline`; the operation stays pending on a
@@ -578,8 +634,7 @@ impl TransactionManager {
                 let ours = g
                     .pending
                     .as_ref()
-                    .and_then(|p| p.completion.as_ref())
-                    .is_some_and(|p| Arc::ptr_eq(p, c));
+                    .is_some_and(|p| Arc::ptr_eq(&p.completion, c));
                 if ours {
                     g.pending = None;
                 }
@@ -693,9 +748,14 @@ fn run_job(
     match job {
         Job::Init => match coord.init_producer_id(shared, None) {
             Ok((id, epoch)) => {
-                log::info!("transactional producer id {id}, epoch {epoch}");
+                let v2 = coord.transactions_v2().unwrap_or(false);
+                log::info!(
+                    "transactional producer id {id}, epoch {epoch}, transactions v{}",
+                    if v2 { 2 } else { 1 }
+                );
                 let mut g = shared.inner.lock();
                 g.producer = Some((id, epoch));
+                g.v2 = v2;
                 g.st.init_done();
                 drop(g);
                 acc.set_producer_id(id, epoch);
@@ -711,8 +771,9 @@ fn run_job(
         },
         Job::SendOffsets { offsets, group } => {
             let producer = producer.expect("in a transaction, so initialized");
+            let v2 = shared.inner.lock().v2;
             let mut started = || shared.inner.lock().started = true;
-            match coord.send_offsets(shared, producer, &offsets, &group, &mut started) {
+            match coord.send_offsets(shared, producer, &offsets, &group, v2, &mut started) {
                 Ok(()) => Some(Ok(())),
                 Err(f) => {
                     let mut g = shared.inner.lock();
@@ -724,20 +785,53 @@ fn run_job(
             let producer = producer.expect("in a transaction, so initialized");
             // Java sends no EndTxn for a transaction the coordinator never
             // heard of (nothing was sent, no offsets): it would refuse it.
-            let started = shared.inner.lock().started;
+            let (started, v2) = {
+                let g = shared.inner.lock();
+                (g.started, g.v2)
+            };
+            let mut producer = producer;
             if started {
-                if let Err(f) = coord.end_txn(shared, producer, commit) {
-                    let mut g = shared.inner.lock();
-                    return failed(shared, &mut g, f).then(|| Err(job_error(&g)));
+                match coord.end_txn(shared, producer, commit, v2) {
+                    // Transactions v2: the coordinator bumped the epoch
+                    // (KIP-890); the next transaction's batches carry the
+                    // new one, every partition from sequence 0.
+                    Ok(Some(next)) => {
+                        log::debug!(
+                            "transaction ended; producer id {}, epoch {} -> id {}, epoch {}",
+                            producer.0,
+                            producer.1,
+                            next.0,
+                            next.1
+                        );
+                        acc.set_producer_id(next.0, next.1);
+                        acc.reset_sequences();
+                        producer = next;
+                        let mut g = shared.inner.lock();
+                        g.producer = Some(next);
+                        // The new epoch is the bump a sequence gap needs.
+                        g.sequence_gap = false;
+                    }
+                    Ok(None) => {}
+                    Err(f) => {
+                        let mut g = shared.inner.lock();
+                        return failed(shared, &mut g, f).then(|| Err(job_error(&g)));
+                    }
                 }
             }
-            let bump = !commit && shared.inner.lock().sequence_gap;
+            // The flow of the next transaction. Moving up to v2 needs a new
+            // epoch first (Java's clientSideEpochBumpRequired on upgrade);
+            // down to v1 needs nothing.
+            let next_v2 = coord.transactions_v2().unwrap_or(v2);
+            let upgrade = next_v2 && !v2;
+            let bump = upgrade || (!commit && shared.inner.lock().sequence_gap);
             if bump {
-                // A sequence the broker will never see: a new epoch, and
-                // every partition's sequence from 0 (KIP-360).
+                // A sequence the broker will never see (or a new flow): a
+                // new epoch, and every partition's sequence from 0 (KIP-360).
                 match coord.init_producer_id(shared, Some(producer)) {
                     Ok((id, epoch)) => {
-                        log::info!("epoch bumped after an abort: producer id {id}, epoch {epoch}");
+                        log::info!(
+                            "epoch bumped after the transaction: producer id {id}, epoch {epoch}"
+                        );
                         acc.set_producer_id(id, epoch);
                         acc.reset_sequences();
                         let mut g = shared.inner.lock();
@@ -753,6 +847,14 @@ fn run_job(
                 }
             }
             let mut g = shared.inner.lock();
+            if next_v2 != v2 {
+                log::info!(
+                    "transactions v{} from the next transaction on (the coordinator's \
+                     transaction.version changed)",
+                    if next_v2 { 2 } else { 1 }
+                );
+            }
+            g.v2 = next_v2;
             g.added.clear();
             g.to_add.clear();
             g.started = false;
@@ -870,6 +972,43 @@ mod tests {
             !s.inner.lock().sequence_gap,
             "the aborted batch had no sequence"
         );
+    }
+
+    /// Transactions v2: drain takes a partition's batch at once (Produce
+    /// v12 adds the partition), registers nothing for AddPartitionsToTxn,
+    /// marks the transaction started (its EndTxn must go), and the Produce
+    /// version may go to v12; v1 stops at v11.
+    #[test]
+    fn v2_drains_without_add_partitions_and_allows_produce_v12() {
+        let s = shared(State::InTransaction);
+        let (acc, parts) = accumulator(s.clone());
+        assert_eq!(acc.produce_version_cap(), Some(11), "v1 until told");
+        s.inner.lock().v2 = true;
+        assert_eq!(acc.produce_version_cap(), Some(12));
+        let later = Instant::now() + Duration::from_secs(1);
+        send(&acc, 0);
+        send(&acc, 1);
+        let (d, _) = acc.drain(&parts, &mut 0, 1 << 20, later);
+        assert_eq!(d.len(), 2, "both partitions at once");
+        {
+            let g = s.inner.lock();
+            assert!(g.to_add.is_empty() && g.added.is_empty());
+            assert!(g.started, "the transaction reached the coordinator");
+        }
+        for x in d {
+            let h = decode_batches(&x.batch.wire_parts().concat())
+                .unwrap()
+                .remove(0)
+                .header;
+            assert_ne!(h.attributes & ATTR_TRANSACTIONAL, 0);
+            acc.complete(&x.queue, x.batch, crate::accumulator::tests::ok());
+            acc.unmute([&x.queue]);
+        }
+        // Outside a transaction (committing done, Ready): nothing drains.
+        s.inner.lock().st.state = State::Ready;
+        send(&acc, 0);
+        assert!(acc.drain(&parts, &mut 0, 1 << 20, later).0.is_empty());
+        acc.abort_queued(None, &Error::aborted());
     }
 
     /// A failed batch of the open transaction makes it abortable and asks

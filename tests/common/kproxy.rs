@@ -4,7 +4,9 @@
 //!
 //! Every connection is read frame by frame (the 4-byte size prefix) both
 //! ways. From the client side the proxy notes each request's api key,
-//! version and correlation id; from the broker side it matches each answer
+//! version and correlation id (keeping every key and version,
+//! [`KProxy::requests`], and every Produce batch's header,
+//! [`KProxy::sent_batches`]); from the broker side it matches each answer
 //! to its request and
 //! - rewrites Metadata responses (every version), FindCoordinator responses
 //!   and the KIP-951 node endpoints of Produce responses (v10+) so that each
@@ -55,6 +57,8 @@ pub struct SentBatch {
     /// The proxy's connection number and the request's correlation id.
     pub conn: u64,
     pub correlation_id: i32,
+    /// The Produce request's version.
+    pub version: i16,
     pub topic: String,
     pub partition: i32,
     pub producer_id: i64,
@@ -82,6 +86,8 @@ struct Shared {
     connections: AtomicUsize,
     /// every batch of every Produce request, in the order they were sent
     sent: Mutex<Vec<SentBatch>>,
+    /// (api key, version) of every request, in the order they were sent
+    requests: Mutex<Vec<(i16, i16)>>,
     /// per-partition error codes of the Produce responses (swallowed or not)
     produce_errors: Mutex<BTreeMap<i16, usize>>,
     /// what went wrong inside the proxy (a response it could not rewrite,
@@ -173,6 +179,11 @@ impl KProxy {
     /// Every record batch the client sent in a Produce request, in order.
     pub fn sent_batches(&self) -> Vec<SentBatch> {
         self.shared.sent.lock().unwrap().clone()
+    }
+
+    /// The (api key, version) of every request the client sent, in order.
+    pub fn requests(&self) -> Vec<(i16, i16)> {
+        self.shared.requests.lock().unwrap().clone()
     }
 
     /// How often each error code came back for a partition in a Produce
@@ -327,6 +338,7 @@ impl Conn {
             let corr = i32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
             // noted before it is forwarded, so before any answer can come
             self.pending.lock().unwrap().insert(corr, (key, version));
+            self.shared.requests.lock().unwrap().push((key, version));
             if key == ApiKey::Produce as i16 {
                 self.note_produce(version, corr, &frame);
             }
@@ -571,6 +583,7 @@ impl Conn {
                     sent.push(SentBatch {
                         conn: self.id,
                         correlation_id: corr,
+                        version,
                         topic: t.name.0.as_str().to_owned(),
                         partition: p.index,
                         producer_id: be(43, 8),
@@ -659,4 +672,36 @@ pub fn check_sequences(sent: &[SentBatch]) -> Result<Sequences, String> {
         out.epochs.insert(*p, epochs.keys().copied().collect());
     }
     Ok(out)
+}
+
+/// One request through `addr` (the proxy, or a broker) on a fresh raw
+/// socket, its answer decoded; no ApiVersions first.
+pub fn roundtrip<Req, Resp>(addr: &str, key: ApiKey, version: i16, request: &Req) -> Resp
+where
+    Req: Encodable,
+    Resp: Decodable,
+{
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("kproxy-raw")))
+        .encode(&mut body, key.request_header_version(version))
+        .unwrap();
+    request.encode(&mut body, version).unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&(body.len() as i32).to_be_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).unwrap();
+    let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut frame).unwrap();
+    let mut buf = bytes::Bytes::from(frame);
+    let header = ResponseHeader::decode(&mut buf, key.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, 7);
+    let answer = Resp::decode(&mut buf, version).unwrap();
+    assert!(buf.is_empty(), "{key:?} v{version}: bytes left over");
+    answer
 }

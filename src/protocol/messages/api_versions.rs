@@ -107,6 +107,15 @@ impl ApiVersionsResponse {
         self.api_keys.iter().copied().find(|r| r.api_key == api_key)
     }
 
+    /// The finalized level of feature `name` (its `max_version_level`),
+    /// if the broker finalizes it (KIP-584; ApiVersions v3+).
+    pub fn finalized_level(&self, name: &str) -> Option<i16> {
+        self.finalized_features
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.max_version_level)
+    }
+
     /// Reads a response body sent for a request at `version`. An error reply
     /// (UNSUPPORTED_VERSION) is read in the v0 layout, as brokers send it.
     ///
@@ -272,6 +281,8 @@ mod tests {
                 assert_eq!(ours.finalized_features_epoch, 42);
                 assert_eq!(ours.finalized_features[0].name, "transaction.version");
                 assert_eq!(ours.finalized_features[0].max_version_level, 2);
+                assert_eq!(ours.finalized_level("transaction.version"), Some(2));
+                assert_eq!(ours.finalized_level("group.version"), None);
             }
             // and ours round-trips through theirs
             let mut buf = Vec::new();

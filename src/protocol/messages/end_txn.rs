@@ -37,6 +37,8 @@ pub const API_KEY: i16 = API.key;
 pub const MIN_VERSION: i16 = API.min_version;
 /// The highest version we send; v5 only with transactions v2 (KIP-890).
 pub const MAX_VERSION: i16 = API.max_version;
+/// The highest version of the transactions v1 flow.
+pub const TXN_V1_MAX_VERSION: i16 = 4;
 
 /// True if `version` uses compact types and tag buffers.
 pub fn is_flexible(version: i16) -> bool {

@@ -1,6 +1,13 @@
-//! Produce (key 0), versions 3-11 (`ProduceRequest.json`,
+//! Produce (key 0), versions 3-12 (`ProduceRequest.json`,
 //! `ProduceResponse.json`); flexible from v9. Kafka 4 removed v0-v2 and may
 //! still advertise them (KAFKA-18659), so we never send below v3.
+//!
+//! v12 has v11's fields (KIP-890 part 2) but, from a transactional
+//! producer, tells the partition leader to add the partition to the
+//! transaction itself (transactions v2): so a transactional producer sends
+//! v12 only when its transaction runs the v2 flow, and at most v11
+//! otherwise, as Java's `ProduceRequest.builder(.., useTransactionV1Version)`
+//! does (`RecordAccumulator::produce_version_cap`). Others send up to v12.
 //!
 //! ```text
 //! request:  TransactionalId NULLABLE_STRING, Acks int16, TimeoutMs int32,
@@ -32,16 +39,19 @@ pub const API: Api = Api {
     key: 0,
     name: "Produce",
     min_version: 3,
-    max_version: 11,
+    max_version: 12,
     flexible_from: 9,
 };
 /// The API key.
 pub const API_KEY: i16 = API.key;
 /// The lowest version we send: v3 introduced RecordBatch v2.
 pub const MIN_VERSION: i16 = API.min_version;
-/// The highest version we send. v12 needs transactions v2 gating (KIP-890),
-/// v13 topic ids.
+/// The highest version we send (v12; see the module docs for when a
+/// transactional producer stops at v11). v13 names topics by id.
 pub const MAX_VERSION: i16 = API.max_version;
+/// The highest version of the transactions v1 flow: v12 asks the leader to
+/// add the partition to the transaction (KIP-890 part 2).
+pub const TXN_V1_MAX_VERSION: i16 = 11;
 
 /// True if `version` uses compact types and tag buffers.
 pub fn is_flexible(version: i16) -> bool {

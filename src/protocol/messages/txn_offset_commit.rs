@@ -1,4 +1,4 @@
-//! TxnOffsetCommit (key 28), versions 0-4 (`TxnOffsetCommitRequest.json`,
+//! TxnOffsetCommit (key 28), versions 0-5 (`TxnOffsetCommitRequest.json`,
 //! `TxnOffsetCommitResponse.json`); flexible from v3.
 //!
 //! After AddOffsetsToTxn, `send_offsets_to_transaction` sends the offsets
@@ -29,8 +29,9 @@
 //! the group's offsets partition to the transaction (transactions v2,
 //! KIP-890 part 2), and the spec says "if V2 is disabled, the client can't
 //! use TxnOffsetCommit request version higher than 4 within a transaction".
-//! We speak transactions v1 (Produce at most v11, AddOffsetsToTxn first),
-//! so we send at most v4.
+//! So the caller sends v5 only in the transactions v2 flow (then without
+//! AddOffsetsToTxn, as Java does), and at most [`TXN_V1_MAX_VERSION`]
+//! otherwise.
 
 use super::api::Api;
 use super::partition_errors::{self, TopicPartitionErrors};
@@ -43,16 +44,18 @@ pub const API: Api = Api {
     key: 28,
     name: "TxnOffsetCommit",
     min_version: 0,
-    max_version: 4,
+    max_version: 5,
     flexible_from: 3,
 };
 /// The API key.
 pub const API_KEY: i16 = API.key;
 /// The lowest version we send.
 pub const MIN_VERSION: i16 = API.min_version;
-/// The highest version we send: v5 belongs to transactions v2 (see the
-/// module docs).
+/// The highest version we send: v5, in the transactions v2 flow only (see
+/// the module docs).
 pub const MAX_VERSION: i16 = API.max_version;
+/// The highest version of the transactions v1 flow.
+pub const TXN_V1_MAX_VERSION: i16 = 4;
 /// The first version that carries the consumer group metadata.
 pub const GROUP_METADATA_VERSION: i16 = 3;
 
