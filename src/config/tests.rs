@@ -647,21 +647,20 @@ fn every_bad_value_is_an_error_naming_the_key() {
 /// `Producer::new`) does, with the message `set` gives for its text.
 #[test]
 fn out_of_range_builder_values_fail_validation_naming_the_key() {
-    let huge = Duration::from_millis(u64::MAX);
+    let past_int = ms(i32::MAX as u64 + 1);
     for (c, key) in [
         (base().batch_size(usize::MAX), "batch.size"),
         (base().retries(u32::MAX), "retries"),
-        (base().linger(huge), "linger.ms"),
-        (base().max_block(huge), "max.block.ms"),
+        (base().linger(past_int), "linger.ms"),
+        (
+            base().transaction_timeout(past_int),
+            "transaction.timeout.ms",
+        ),
         (
             base().max_in_flight_requests_per_connection(0),
             "max.in.flight.requests.per.connection",
         ),
         (base().metadata_max_idle(ms(10)), "metadata.max.idle.ms"),
-        (
-            base().connections_max_idle(Some(huge)),
-            "connections.max.idle.ms",
-        ),
         (
             base().compression(Compression::Gzip(12)),
             "compression.gzip.level",
@@ -682,5 +681,17 @@ fn out_of_range_builder_values_fail_validation_naming_the_key() {
             .map(|_| ())
             .unwrap_err();
         assert_eq!(e.to_string(), from_set.to_string(), "{key}");
+    }
+    // Past Java's LONG of milliseconds means forever, as i64::MAX does
+    // (tests/faults.rs sets Duration::MAX); get shows what set reads back.
+    let c = base()
+        .max_block(Duration::MAX)
+        .connections_max_idle(Some(Duration::MAX))
+        .validate()
+        .unwrap();
+    for key in ["max.block.ms", "connections.max.idle.ms"] {
+        let shown = c.get(key).unwrap();
+        assert_eq!(shown, i64::MAX.to_string(), "{key}");
+        ProducerConfig::new().set(key, &shown).unwrap();
     }
 }

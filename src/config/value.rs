@@ -48,6 +48,12 @@ pub(crate) trait Codec {
     fn bad_samples(&self) -> Vec<String>;
 }
 
+/// Sample texts, owned (tests).
+#[cfg(test)]
+fn texts(samples: &[&str]) -> Vec<String> {
+    samples.iter().map(|s| (*s).to_owned()).collect()
+}
+
 pub(crate) fn invalid(key: &str, value: impl Display, why: &str) -> Error {
     Error::config(key, format!("invalid value `{value}`: {why}"))
 }
@@ -141,13 +147,22 @@ impl Codec for Millis {
     fn parse(&self, key: &str, text: &str) -> Result<Duration> {
         Ok(ms(self.0.parse(key, text)? as u64))
     }
+    /// A duration past Java's `LONG` of milliseconds (`Duration::MAX`) is
+    /// taken as `i64::MAX` ms, "forever", as it was before the check
+    /// existed; a bound below that (Java's `INT` keys) still refuses it.
     fn check(&self, key: &str, value: &Duration) -> Result<()> {
+        let millis = value.as_millis().min(i64::MAX as u128);
+        if self.0.max == i64::MAX {
+            return self.0.in_range(key, millis as i128).map(|_| ());
+        }
         self.0
             .in_range(key, i128::try_from(value.as_millis()).unwrap_or(i128::MAX))
             .map(|_| ())
     }
+    /// Capped at `i64::MAX`, so `set` reads back what a builder's
+    /// `Duration::MAX` means.
     fn show(&self, value: &Duration) -> String {
-        value.as_millis().to_string()
+        value.as_millis().min(i64::MAX as u128).to_string()
     }
     #[cfg(test)]
     fn samples(&self) -> Vec<String> {
@@ -181,15 +196,15 @@ impl Codec for OptionalMillis {
         }
     }
     fn show(&self, value: &Option<Duration>) -> String {
-        value.map_or("-1".into(), |d| d.as_millis().to_string())
+        value.map_or("-1".into(), |d| LONG_MS.show(&d))
     }
     #[cfg(test)]
     fn samples(&self) -> Vec<String> {
-        ["-1", "0", "1000"].map(String::from).to_vec()
+        texts(&["-1", "0", "1000"])
     }
     #[cfg(test)]
     fn bad_samples(&self) -> Vec<String> {
-        ["x", "", "9223372036854775808"].map(String::from).to_vec()
+        texts(&["x", "", "9223372036854775808"])
     }
 }
 
@@ -216,11 +231,11 @@ impl Codec for GzipLevel {
     }
     #[cfg(test)]
     fn samples(&self) -> Vec<String> {
-        ["-1", "1", "9"].map(String::from).to_vec()
+        texts(&["-1", "1", "9"])
     }
     #[cfg(test)]
     fn bad_samples(&self) -> Vec<String> {
-        ["0", "10", "-2", "x"].map(String::from).to_vec()
+        texts(&["0", "10", "-2", "x"])
     }
 }
 
@@ -241,11 +256,11 @@ impl Codec for Bool {
     }
     #[cfg(test)]
     fn samples(&self) -> Vec<String> {
-        ["true", "false", "TRUE"].map(String::from).to_vec()
+        texts(&["true", "false", "TRUE"])
     }
     #[cfg(test)]
     fn bad_samples(&self) -> Vec<String> {
-        ["maybe", "", "1"].map(String::from).to_vec()
+        texts(&["maybe", "", "1"])
     }
 }
 
@@ -275,7 +290,7 @@ impl<T: Copy + PartialEq> Codec for Choice<T> {
     }
     #[cfg(test)]
     fn bad_samples(&self) -> Vec<String> {
-        ["nope", ""].map(String::from).to_vec()
+        texts(&["nope", ""])
     }
 }
 
@@ -292,7 +307,7 @@ impl Codec for Text {
     }
     #[cfg(test)]
     fn samples(&self) -> Vec<String> {
-        ["", "my-producer"].map(String::from).to_vec()
+        texts(&["", "my-producer"])
     }
     #[cfg(test)]
     fn bad_samples(&self) -> Vec<String> {
@@ -313,7 +328,7 @@ impl Codec for OptionalText {
     }
     #[cfg(test)]
     fn samples(&self) -> Vec<String> {
-        ["", "tx-1"].map(String::from).to_vec()
+        texts(&["", "tx-1"])
     }
     #[cfg(test)]
     fn bad_samples(&self) -> Vec<String> {
@@ -342,7 +357,7 @@ impl Codec for List {
     }
     #[cfg(test)]
     fn samples(&self) -> Vec<String> {
-        ["", "a", "a,b"].map(String::from).to_vec()
+        texts(&["", "a", "a,b"])
     }
     #[cfg(test)]
     fn bad_samples(&self) -> Vec<String> {
@@ -371,11 +386,11 @@ impl Codec for HostPorts {
     }
     #[cfg(test)]
     fn samples(&self) -> Vec<String> {
-        ["", "h:1", "a:9092,[::1]:9093"].map(String::from).to_vec()
+        texts(&["", "h:1", "a:9092,[::1]:9093"])
     }
     #[cfg(test)]
     fn bad_samples(&self) -> Vec<String> {
-        ["localhost", "h:0", "h:x", ":1"].map(String::from).to_vec()
+        texts(&["localhost", "h:0", "h:x", ":1"])
     }
 }
 
@@ -416,16 +431,12 @@ impl Codec for PartitionerClass {
     }
     #[cfg(test)]
     fn samples(&self) -> Vec<String> {
-        ["", "RoundRobinPartitioner", ROUND_ROBIN, "murmur2_random"]
-            .map(String::from)
-            .to_vec()
+        texts(&["", "RoundRobinPartitioner", ROUND_ROBIN, "murmur2_random"])
     }
     #[cfg(test)]
     fn bad_samples(&self) -> Vec<String> {
         let default = "org.apache.kafka.clients.producer.internals.DefaultPartitioner";
-        ["com.example.MyPartitioner", default]
-            .map(String::from)
-            .to_vec()
+        texts(&["com.example.MyPartitioner", default])
     }
 }
 
@@ -451,12 +462,10 @@ impl Codec for SerializerClass {
     #[cfg(test)]
     fn samples(&self) -> Vec<String> {
         let long = "org.apache.kafka.common.serialization.LongSerializer";
-        ["StringSerializer", long].map(String::from).to_vec()
+        texts(&["StringSerializer", long])
     }
     #[cfg(test)]
     fn bad_samples(&self) -> Vec<String> {
-        ["", "com.example.AvroSerializer"]
-            .map(String::from)
-            .to_vec()
+        texts(&["", "com.example.AvroSerializer"])
     }
 }
