@@ -171,15 +171,14 @@ fn a_transactional_id_implies_idempotence_and_refuses_it_off() {
 
 #[test]
 fn every_known_key_is_handled() {
-    // set() has an unreachable!() arm for keys it forgets; exercise all,
-    // at Java's default. It must be accepted unless keys() documents it
-    // as refused there: a NotYet key, or a Partial key whose Java
-    // default is not the value this release accepts.
+    // Every key at Java's default. It must be accepted unless keys()
+    // documents it as refused there: a NotYet key, or a Partial key whose
+    // Java default is not the value this release accepts (each Partial
+    // text must start with the value its row's `only` names).
     //
-    // Java has no default for the serializers (they are required, ""
-    // is no class name): "" is refused as Java's ConfigException is,
-    // and a real class name is accepted.
-    const REQUIRED: &[&str] = &["key.serializer", "value.serializer"];
+    // Java has no default for the serializers (REQUIRED: "" is no class
+    // name): "" is refused as Java's ConfigException is, and a real class
+    // name is accepted.
     let mut partial_accepted = 0;
     for k in ProducerConfig::keys() {
         let mut c = ProducerConfig::new();
