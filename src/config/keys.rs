@@ -1,0 +1,395 @@
+//! Every configuration key, one row each: Java's name, type, default, this
+//! release's support, a one-line description, how its value is parsed and
+//! checked, the field that holds it and its typed builder. `config_keys!`
+//! (`config/table.rs`) writes `ProducerConfig`, `new`, `set`, `get`,
+//! `keys()` and the builders from these rows; nothing else lists keys.
+//!
+//! Adding a key is adding its row (and, if its builder does not take the
+//! field's type, writing that builder in `config/mod.rs`). A key moves
+//! from `refused` to `checked` or `stored` as it is implemented.
+//! Rules between keys belong in `ProducerConfig::validate`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::table::{config_keys, first};
+use super::value::{
+    ms, Bool, Choice, Codec, GzipLevel, HostPorts, Int, List, Millis, OptionalMillis, OptionalText,
+    PartitionerClass, SerializerClass, Text, INT_MS, LONG_MS, MAX_INT,
+};
+use super::{
+    not_yet, partial, unknown_key_message, Acks, KeyInfo, Kind, MetadataRecoveryStrategy,
+    PartitionerChoice, Support,
+};
+use crate::error::{Error, Result};
+
+use Support::{Implemented as Impl, NoEffect, Partial};
+
+const TLS: &str = "TLS is planned (rustls); use security.protocol=PLAINTEXT";
+const SASL: &str = "SASL is planned; use security.protocol=PLAINTEXT";
+
+const ACKS: Choice<Acks> = Choice(&[
+    ("all", Acks::All),
+    ("-1", Acks::All),
+    ("0", Acks::None),
+    ("1", Acks::Leader),
+]);
+const COMPRESSION_TYPE: Choice<&str> = Choice(&[
+    ("none", "none"),
+    ("gzip", "gzip"),
+    ("snappy", "snappy"),
+    ("lz4", "lz4"),
+    ("zstd", "zstd"),
+]);
+const RECOVERY: Choice<MetadataRecoveryStrategy> = Choice(&[
+    ("none", MetadataRecoveryStrategy::None),
+    ("rebootstrap", MetadataRecoveryStrategy::Rebootstrap),
+]);
+const SECURITY_PROTOCOL: Choice<&str> = Choice(&[
+    ("PLAINTEXT", "PLAINTEXT"),
+    ("SSL", "SSL"),
+    ("SASL_PLAINTEXT", "SASL_PLAINTEXT"),
+    ("SASL_SSL", "SASL_SSL"),
+]);
+const DNS_LOOKUP: Choice<&str> = Choice(&[
+    ("use_all_dns_ips", "use_all_dns_ips"),
+    (
+        "resolve_canonical_bootstrap_servers_only",
+        "resolve_canonical_bootstrap_servers_only",
+    ),
+]);
+const RECORDING_LEVEL: Choice<&str> =
+    Choice(&[("INFO", "INFO"), ("DEBUG", "DEBUG"), ("TRACE", "TRACE")]);
+
+config_keys! {
+    /// The producer's configuration, by Java's property names.
+    ///
+    /// ```
+    /// use kafka_producer::{Acks, ProducerConfig};
+    /// use std::time::Duration;
+    ///
+    /// // From pairs, as Java's Properties ...
+    /// let a = ProducerConfig::from_pairs([
+    ///     ("bootstrap.servers", "localhost:9092"),
+    ///     ("acks", "1"),
+    ///     ("linger.ms", "20"),
+    /// ])?;
+    /// // ... or typed.
+    /// let b = ProducerConfig::new()
+    ///     .bootstrap_servers("localhost:9092")
+    ///     .acks(Acks::Leader)
+    ///     .linger(Duration::from_millis(20));
+    /// assert_eq!(a.get("linger.ms"), b.get("linger.ms"));
+    /// assert!(ProducerConfig::from_pairs([("linger.msec", "1")]).is_err());
+    /// # Ok::<(), kafka_producer::Error>(())
+    /// ```
+    #[derive(Debug, Clone)]
+    pub struct ProducerConfig;
+
+    stored {
+        // Required; `validate` refuses an empty list. Builder: mod.rs.
+        "bootstrap.servers": List = "", Impl, "host:port pairs to ask for the cluster's metadata first";
+        HostPorts => bootstrap_servers: Vec<String> = Vec::new();
+
+        // Empty until `validate` names it producer-N. Builder: mod.rs.
+        "client.id": String = "", Impl, "the name brokers log for this producer (default producer-N)";
+        Text => client_id: String = String::new();
+
+        "acks": String = "all", Impl, "acknowledgements a write needs: all (-1), 1 (the leader) or 0 (none)";
+        ACKS => acks: Acks = Acks::All;
+        /// `acks`: how many replicas must have a record before the broker
+        /// answers. Defaults to [`Acks::All`], as Java since 3.0.
+        fn acks;
+
+        "linger.ms": Long = "5", Impl, "how long a batch waits for more records before it is sent";
+        INT_MS => linger: Duration = ms(5);
+        /// `linger.ms`: how long a batch waits for more records before it is
+        /// sent. Defaults to 5 ms, as Java since 4.0.
+        fn linger;
+
+        "batch.size": Int = "16384", Impl, "bytes of records per partition batch";
+        Int::<usize>::new(0, MAX_INT) => batch_size: usize = 16384;
+        /// `batch.size`: the bytes of records a batch fills before it is sent
+        /// (compressed bytes, with compression). Defaults to 16384.
+        fn batch_size;
+
+        "buffer.memory": Long = "33554432", Impl, "bytes of records buffered before send blocks";
+        Int::<usize>::new(0, i64::MAX) => buffer_memory: usize = 32 * 1024 * 1024;
+        /// `buffer.memory`: the bytes all waiting batches may take; when it is
+        /// full, `send` blocks up to `max.block.ms`. Defaults to 33554432
+        /// (32 MiB).
+        fn buffer_memory;
+
+        "max.block.ms": Long = "60000", Impl, "how long send and partitions_for block for metadata or memory";
+        LONG_MS => max_block: Duration = ms(60_000);
+        /// `max.block.ms`: the longest `send` and `partitions_for` block, for
+        /// metadata and for memory together. Defaults to 60000 ms.
+        fn max_block;
+
+        "max.request.size": Int = "1048576", Impl, "the largest Produce request, and so the largest record, in bytes";
+        Int::<usize>::new(0, MAX_INT) => max_request_size: usize = 1024 * 1024;
+        /// `max.request.size`: the largest request, and so the largest record,
+        /// in bytes. Defaults to 1048576.
+        fn max_request_size;
+
+        "request.timeout.ms": Int = "30000", Impl, "how long a request waits for its answer before it is retried";
+        INT_MS => request_timeout: Duration = ms(30_000);
+        /// `request.timeout.ms`: how long a request may wait for its answer
+        /// before its connection is dropped and its batches retried. Defaults to
+        /// 30000 ms.
+        fn request_timeout;
+
+        // At least linger.ms + request.timeout.ms once validated.
+        "delivery.timeout.ms": Int = "120000", Impl, "how long a record may take from send to its outcome, retries included";
+        INT_MS => delivery_timeout: Duration = ms(120_000);
+        /// `delivery.timeout.ms`: the most time a record may take from `send` to
+        /// its outcome, retries included; at least `linger.ms` plus
+        /// `request.timeout.ms`. Defaults to 120000 ms.
+        fn delivery_timeout;
+
+        "retries": Int = "2147483647", Impl, "how many times a failed batch is sent again";
+        Int::<u32>::new(0, MAX_INT) => retries: u32 = i32::MAX as u32;
+        /// `retries`: how many times a batch is sent again after a retriable
+        /// error, within `delivery.timeout.ms`. Defaults to 2147483647.
+        fn retries;
+
+        "retry.backoff.ms": Long = "100", Impl, "the first wait before a retry (KIP-580 backoff)";
+        LONG_MS => retry_backoff: Duration = ms(100);
+        /// `retry.backoff.ms`: the first wait before a retry (it doubles per
+        /// attempt, with jitter, up to `retry.backoff.max.ms`). Defaults to
+        /// 100 ms.
+        fn retry_backoff;
+
+        // At least retry.backoff.ms once validated (KIP-580).
+        "retry.backoff.max.ms": Long = "1000", Impl, "the longest wait before a retry";
+        LONG_MS => retry_backoff_max: Duration = ms(1000);
+        /// `retry.backoff.max.ms`: the longest wait before a retry. Defaults to
+        /// 1000 ms.
+        fn retry_backoff_max;
+
+        "max.in.flight.requests.per.connection": Int = "5", Impl, "unanswered Produce requests per broker connection";
+        Int::<usize>::new(1, MAX_INT) => max_in_flight: usize = 5;
+        /// `max.in.flight.requests.per.connection`: requests a connection may
+        /// have unanswered; 1 keeps each partition's order across retries.
+        /// Defaults to 5.
+        fn max_in_flight_requests_per_connection;
+
+        "metadata.max.age.ms": Long = "300000", Impl, "how often metadata is refreshed even when nothing asks for it";
+        LONG_MS => metadata_max_age: Duration = ms(300_000);
+        /// `metadata.max.age.ms`: how often metadata is refreshed even when
+        /// nothing asks for it. Defaults to 300000 ms.
+        fn metadata_max_age;
+
+        "metadata.max.idle.ms": Long = "300000", Impl, "how long a topic nothing is sent to stays in the metadata";
+        Millis::new(5000, i64::MAX) => metadata_max_idle: Duration = ms(300_000);
+        /// `metadata.max.idle.ms`: how long a topic nothing is sent to stays
+        /// in the metadata (and its queues in the producer); at least 5000 ms.
+        /// Defaults to 300000 ms.
+        fn metadata_max_idle;
+
+        // Builders: `partitioner` and `round_robin_partitioner` in mod.rs.
+        "partitioner.class": Class = "", Impl, "the partitioner: unset (built-in), RoundRobinPartitioner or a librdkafka name";
+        PartitionerClass => partitioner: PartitionerChoice = PartitionerChoice::BuiltIn;
+
+        "partitioner.adaptive.partitioning.enable": Boolean = "true", Impl, "keyless records favour brokers with shorter queues";
+        Bool => partitioner_adaptive: bool = true;
+        /// `partitioner.adaptive.partitioning.enable`: the sticky partitioner
+        /// favours partitions whose brokers keep up. Defaults to `true`.
+        fn partitioner_adaptive_partitioning;
+
+        "partitioner.ignore.keys": Boolean = "false", Impl, "place keyed records as if they had no key";
+        Bool => partitioner_ignore_keys: bool = false;
+        /// `partitioner.ignore.keys`: place keyed records as keyless ones
+        /// (sticky). Defaults to `false`.
+        fn partitioner_ignore_keys;
+
+        // The serializers themselves are given to `Producer::new`.
+        "key.serializer": Class = "", Impl, "the key serializer, by Java class name";
+        SerializerClass => key_serializer: Option<&'static str> = None;
+        "value.serializer": Class = "", Impl, "the value serializer, by Java class name";
+        SerializerClass => value_serializer: Option<&'static str> = None;
+
+        "reconnect.backoff.ms": Long = "50", Impl, "the first wait before reconnecting to a broker";
+        LONG_MS => reconnect_backoff: Duration = ms(50);
+        /// `reconnect.backoff.ms`: the wait before reconnecting to a broker
+        /// after a failed or lost connection; it doubles per failure, with
+        /// jitter, up to `reconnect.backoff.max.ms`. Defaults to 50 ms.
+        fn reconnect_backoff;
+
+        "reconnect.backoff.max.ms": Long = "1000", Impl, "the longest wait before reconnecting to a broker";
+        LONG_MS => reconnect_backoff_max: Duration = ms(1000);
+        /// `reconnect.backoff.max.ms`: the longest wait before reconnecting to
+        /// a broker. Defaults to 1000 ms.
+        fn reconnect_backoff_max;
+
+        "socket.connection.setup.timeout.ms": Long = "10000", Impl, "how long a connection may take to open, at first";
+        LONG_MS => connection_setup_timeout: Duration = ms(10_000);
+        /// `socket.connection.setup.timeout.ms`: how long a connection attempt
+        /// may take; it doubles per consecutive failure up to
+        /// `socket.connection.setup.timeout.max.ms`. Defaults to 10000 ms.
+        fn socket_connection_setup_timeout;
+
+        "socket.connection.setup.timeout.max.ms": Long = "30000", Impl, "how long a connection may take to open, at most";
+        LONG_MS => connection_setup_timeout_max: Duration = ms(30_000);
+        /// `socket.connection.setup.timeout.max.ms`: the longest a connection
+        /// attempt may take. Defaults to 30000 ms.
+        fn socket_connection_setup_timeout_max;
+
+        "connections.max.idle.ms": Long = "540000", Impl, "idle connections are closed after this long (-1: never)";
+        OptionalMillis => connections_max_idle: Option<Duration> = Some(ms(540_000));
+        /// `connections.max.idle.ms`: a connection that has carried nothing
+        /// for this long is closed (the next request opens a new one); `None`
+        /// is Java's -1, never. Defaults to 540000 ms (9 minutes).
+        fn connections_max_idle;
+
+        // The three compression keys combine in `compression_codec`;
+        // builder: `compression` in mod.rs.
+        "compression.type": String = "none", Impl, "how batches are compressed: none, gzip, snappy, lz4, zstd";
+        COMPRESSION_TYPE => compression_type: &'static str = "none";
+        "compression.gzip.level": Int = "-1", Impl, "gzip level: -1 (default) or 1-9";
+        GzipLevel => gzip_level: i32 = -1;
+        "compression.zstd.level": Int = "3", Impl, "zstd level: -131072 to 22";
+        Int::<i32>::new(-131_072, 22) => zstd_level: i32 = 3;
+
+        // Once validated, false if a conflicting setting turned the
+        // default off (Java's rule, in `validate`).
+        "enable.idempotence": Boolean = "true", Impl, "each record is written once and in order despite retries";
+        Bool => idempotence: bool = true;
+        /// `enable.idempotence`: each batch carries a producer id, epoch and
+        /// sequence number, so the broker writes a retried batch once and in
+        /// order. Needs `acks=all`, `retries > 0` and at most 5 requests in
+        /// flight: set explicitly, a conflict is a config error; left at its
+        /// default, a conflicting setting turns it off (logged at info, as
+        /// Java). Defaults to `true`.
+        fn enable_idempotence;
+
+        // `Some` makes the producer transactional (and idempotent); empty
+        // is Java's null. Builder: mod.rs.
+        "transactional.id": String = "", Impl, "makes the producer transactional under this id";
+        OptionalText => transactional_id: Option<String> = None;
+
+        "transaction.timeout.ms": Int = "60000", Impl, "how long a transaction may stay open before the coordinator aborts it";
+        INT_MS => transaction_timeout: Duration = ms(60_000);
+        /// `transaction.timeout.ms`: how long the transaction coordinator lets
+        /// a transaction stay open before it aborts it (sent in
+        /// InitProducerId; the broker refuses values above its
+        /// `transaction.max.timeout.ms`, 15 minutes by default). Defaults to
+        /// 60000 ms.
+        fn transaction_timeout;
+
+        "metadata.recovery.strategy": String = "rebootstrap", Impl, "what to do when no known broker answers: rebootstrap or none";
+        RECOVERY => metadata_recovery: MetadataRecoveryStrategy = MetadataRecoveryStrategy::Rebootstrap;
+        /// `metadata.recovery.strategy`: whether to fall back to the bootstrap
+        /// servers when no known broker answers. Defaults to
+        /// [`MetadataRecoveryStrategy::Rebootstrap`], as in Kafka 4.
+        fn metadata_recovery_strategy;
+
+        "metadata.recovery.rebootstrap.trigger.ms": Long = "300000", Impl, "how long metadata may fail before rebootstrapping";
+        LONG_MS => rebootstrap_trigger: Duration = ms(300_000);
+        /// `metadata.recovery.rebootstrap.trigger.ms`: with the `rebootstrap`
+        /// strategy, how long without metadata before the bootstrap servers
+        /// are asked first. Defaults to 300000 ms (5 minutes).
+        fn metadata_recovery_rebootstrap_trigger;
+
+        // -1 leaves the operating system's default (Java's
+        // CommonClientConfigs.SEND_BUFFER_LOWER_BOUND).
+        "send.buffer.bytes": Int = "131072", Impl, "SO_SNDBUF of broker sockets (-1: the OS default)";
+        Int::<i32>::new(-1, MAX_INT) => send_buffer: i32 = 128 * 1024;
+        /// `send.buffer.bytes`: the size of every broker socket's send buffer
+        /// (SO_SNDBUF), in bytes, set before it connects; -1 leaves the
+        /// operating system's default (and, on Linux, its autotuning). Values
+        /// below -1 fail [`Producer::new`](crate::Producer::new) with
+        /// [`Error::Config`]. Defaults to 131072, as in Java.
+        fn send_buffer_bytes;
+
+        "receive.buffer.bytes": Int = "32768", Impl, "SO_RCVBUF of broker sockets (-1: the OS default)";
+        Int::<i32>::new(-1, MAX_INT) => receive_buffer: i32 = 32 * 1024;
+        /// `receive.buffer.bytes`: the size of every broker socket's receive
+        /// buffer (SO_RCVBUF), in bytes, set before it connects, so the TCP
+        /// window scale agreed in the handshake fits it; -1 leaves the
+        /// operating system's default (and, on Linux, its autotuning). Values
+        /// below -1 fail [`Producer::new`](crate::Producer::new) with
+        /// [`Error::Config`]. Defaults to 32768, as in Java.
+        fn receive_buffer_bytes;
+    }
+
+    checked {
+        "partitioner.availability.timeout.ms": Long = "0", Partial("0 (partition availability tracking is planned)"), "when a broker that takes no records is avoided";
+        Int::<i64>::new(0, i64::MAX), only "0";
+        "compression.lz4.level": Int = "9", NoEffect("the lz4 encoder (lz4_flex) has one level, like Java's default"), "lz4 level: 1-17";
+        Int::<i32>::new(1, 17);
+        "transaction.two.phase.commit.enable": Boolean = "false", Partial("false"), "two-phase commit with an external coordinator (KIP-939)";
+        Bool, only "false";
+        "client.dns.lookup": String = "use_all_dns_ips", Partial("use_all_dns_ips"), "how broker host names are resolved";
+        DNS_LOOKUP, only "use_all_dns_ips";
+        "interceptor.classes": List = "", Partial("an empty list (interceptors are planned)"), "producer interceptors, by class name";
+        List, only "";
+        "metric.reporters": List = "", Partial("an empty list (metrics are planned)"), "metric reporters, by class name";
+        List, only "";
+        "metrics.num.samples": Int = "2", Partial("2 (metrics are planned)"), "samples kept per metric";
+        Int::<i32>::new(1, MAX_INT), only "2";
+        "metrics.sample.window.ms": Long = "30000", Partial("30000 (metrics are planned)"), "the window a metric sample covers";
+        Int::<i64>::new(0, i64::MAX), only "30000";
+        "metrics.recording.level": String = "INFO", Partial("INFO (metrics are planned)"), "which metrics are recorded: INFO, DEBUG, TRACE";
+        RECORDING_LEVEL, only "INFO";
+        "enable.metrics.push": Boolean = "true", Partial("false (client metrics push, KIP-714, is not implemented)"), "push client metrics to the cluster (KIP-714)";
+        Bool, only "false";
+        "auto.include.jmx.reporter": Boolean = "true", Partial("false (there is no JMX)"), "register metrics with JMX";
+        Bool, only "false";
+        "security.protocol": String = "PLAINTEXT", Partial("PLAINTEXT (TLS and SASL are planned)"), "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL";
+        SECURITY_PROTOCOL, only "PLAINTEXT";
+    }
+
+    refused {
+        "security.providers": String = "", NotYet(TLS), "security provider creators, by class name";
+        "config.providers": List = "", NotYet("config providers are not planned"), "configuration providers, by name";
+        "ssl.protocol": String = "TLSv1.3", NotYet(TLS), "the TLS protocol to ask for";
+        "ssl.enabled.protocols": List = "TLSv1.2,TLSv1.3", NotYet(TLS), "the TLS protocols allowed";
+        "ssl.provider": String = "", NotYet(TLS), "the TLS provider";
+        "ssl.cipher.suites": List = "", NotYet(TLS), "the TLS cipher suites allowed";
+        "ssl.keystore.type": String = "JKS", NotYet(TLS), "the key store's format (JKS, PKCS12, PEM)";
+        "ssl.keystore.location": String = "", NotYet(TLS), "the key store's file (client certificate)";
+        "ssl.keystore.password": Password = "", NotYet(TLS), "the key store's password";
+        "ssl.key.password": Password = "", NotYet(TLS), "the private key's password";
+        "ssl.keystore.key": Password = "", NotYet(TLS), "the private key, PEM";
+        "ssl.keystore.certificate.chain": Password = "", NotYet(TLS), "the client certificate chain, PEM";
+        "ssl.truststore.type": String = "JKS", NotYet(TLS), "the trust store's format (JKS, PKCS12, PEM)";
+        "ssl.truststore.location": String = "", NotYet(TLS), "the trust store's file (CA certificates)";
+        "ssl.truststore.password": Password = "", NotYet(TLS), "the trust store's password";
+        "ssl.truststore.certificates": Password = "", NotYet(TLS), "trusted certificates, PEM";
+        "ssl.keymanager.algorithm": String = "SunX509", NotYet(TLS), "the key manager factory's algorithm";
+        "ssl.trustmanager.algorithm": String = "PKIX", NotYet(TLS), "the trust manager factory's algorithm";
+        "ssl.endpoint.identification.algorithm": String = "https", NotYet(TLS), "host name verification: https, or empty for none";
+        "ssl.secure.random.implementation": String = "", NotYet(TLS), "the SecureRandom implementation";
+        "ssl.engine.factory.class": Class = "", NotYet(TLS), "a custom SSL engine factory";
+        "sasl.mechanism": String = "GSSAPI", NotYet(SASL), "the SASL mechanism (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER, GSSAPI)";
+        "sasl.jaas.config": Password = "", NotYet(SASL), "the JAAS login module and its options";
+        "sasl.client.callback.handler.class": Class = "", NotYet(SASL), "a SASL client callback handler";
+        "sasl.login.callback.handler.class": Class = "", NotYet(SASL), "a SASL login callback handler";
+        "sasl.login.class": Class = "", NotYet(SASL), "a SASL login class";
+        "sasl.kerberos.service.name": String = "", NotYet(SASL), "the broker's Kerberos principal name";
+        "sasl.kerberos.kinit.cmd": String = "/usr/bin/kinit", NotYet(SASL), "the kinit command";
+        "sasl.kerberos.ticket.renew.window.factor": Double = "0.8", NotYet(SASL), "when a Kerberos ticket is renewed, as a share of its lifetime";
+        "sasl.kerberos.ticket.renew.jitter": Double = "0.05", NotYet(SASL), "jitter added to the Kerberos renewal time";
+        "sasl.kerberos.min.time.before.relogin": Long = "60000", NotYet(SASL), "the least time between Kerberos relogins";
+        "sasl.login.refresh.window.factor": Double = "0.8", NotYet(SASL), "when a login is refreshed, as a share of its lifetime";
+        "sasl.login.refresh.window.jitter": Double = "0.05", NotYet(SASL), "jitter added to the login refresh time";
+        "sasl.login.refresh.min.period.seconds": Short = "60", NotYet(SASL), "the least time between login refreshes";
+        "sasl.login.refresh.buffer.seconds": Short = "300", NotYet(SASL), "how long before expiry a login is refreshed";
+        "sasl.login.connect.timeout.ms": Int = "", NotYet(SASL), "the OAuth login's connect timeout";
+        "sasl.login.read.timeout.ms": Int = "", NotYet(SASL), "the OAuth login's read timeout";
+        "sasl.login.retry.backoff.ms": Long = "100", NotYet(SASL), "the first wait before an OAuth login retry";
+        "sasl.login.retry.backoff.max.ms": Long = "10000", NotYet(SASL), "the longest wait before an OAuth login retry";
+        "sasl.oauthbearer.scope.claim.name": String = "scope", NotYet(SASL), "the JWT claim that holds the scope";
+        "sasl.oauthbearer.sub.claim.name": String = "sub", NotYet(SASL), "the JWT claim that holds the subject";
+        "sasl.oauthbearer.token.endpoint.url": String = "", NotYet(SASL), "the OAuth token endpoint";
+        "sasl.oauthbearer.jwks.endpoint.url": String = "", NotYet(SASL), "the OAuth JWKS endpoint";
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms": Long = "3600000", NotYet(SASL), "how often the JWKS are fetched";
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms": Long = "100", NotYet(SASL), "the first wait before a JWKS retry";
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms": Long = "10000", NotYet(SASL), "the longest wait before a JWKS retry";
+        "sasl.oauthbearer.clock.skew.seconds": Int = "30", NotYet(SASL), "clock skew allowed when checking a JWT";
+        "sasl.oauthbearer.expected.audience": List = "", NotYet(SASL), "the audiences a JWT must name";
+        "sasl.oauthbearer.expected.issuer": String = "", NotYet(SASL), "the issuer a JWT must name";
+        "sasl.oauthbearer.header.urlencode": Boolean = "false", NotYet(SASL), "URL-encode the OAuth client credentials";
+    }
+}
