@@ -53,9 +53,11 @@ mod accumulator;
 pub mod config;
 mod error;
 mod future;
+mod interceptor;
 mod io;
 mod lifecycle;
 mod metadata;
+mod metrics;
 pub mod partitioner;
 mod producer;
 /// The wire protocol: internal. Tests, benches and the fuzz targets reach
@@ -81,7 +83,9 @@ struct ReadmeDoctests;
 pub use config::{Acks, MetadataRecoveryStrategy, ProducerConfig};
 pub use error::{Error, RecordPart, Result};
 pub use future::RecordFuture;
+pub use interceptor::{InterceptedRecord, InterceptorError, ProducerInterceptor};
 pub use metadata::{Cluster, Node};
+pub use metrics::{Metric, MetricsSnapshot, StatisticsCallback};
 pub use partitioner::{
     murmur2, murmur2_partition, LibrdkafkaPartitioner, Partitioner, RoundRobinPartitioner,
 };

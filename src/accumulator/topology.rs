@@ -37,6 +37,7 @@ impl RecordAccumulator {
                             })),
                             sticky: Sticky::new(),
                             ratio: Arc::default(),
+                            sensors: self.metrics.topic(k),
                             last_used_ms: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
                             registered: AtomicBool::new(true),
                         })
@@ -50,6 +51,7 @@ impl RecordAccumulator {
                         info.partition,
                         -1,
                         tq.ratio.clone(),
+                        tq.sensors.clone(),
                     )));
                 }
                 for (q, info) in partitions.iter().zip(&tm.partitions) {
