@@ -42,9 +42,14 @@
 //!   `commit_transaction`, `abort_transaction`, with Java's semantics (the
 //!   transactions v1 protocol flow).
 //!
+//! * Metrics with Java's names ([`Producer::metrics`]), a statistics
+//!   callback every `statistics.interval.ms`
+//!   ([`ProducerConfig::statistics_callback`]), interceptors
+//!   ([`ProducerInterceptor`], [`Producer::with_interceptor`]) and KIP-219
+//!   quota throttling.
+//!
 //! Not yet implemented (refused with [`Error::NotSupportedYet`] when
-//! configured, never ignored): TLS and SASL, metrics and interceptors. See
-//! the README for the plan.
+//! configured, never ignored): TLS and SASL. See the README for the plan.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -401,7 +401,10 @@ fn statistics_example_prints_json_lines() {
         last["producer-topic-metrics"][&topic]["record-send-total"], 50.0,
         "{last}"
     );
-    assert!(!last["producer-node-metrics"].as_object().unwrap().is_empty());
+    assert!(!last["producer-node-metrics"]
+        .as_object()
+        .unwrap()
+        .is_empty());
     consume(Broker::Mock.bootstrap(), &topic, 50, T);
 }
 
