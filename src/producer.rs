@@ -344,23 +344,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         KB: Data<K>,
         VB: Data<V>,
     {
-        let (key, value) = (record.key.as_ref(), record.value.as_ref());
-        let rec = InterceptedRecord::new(
-            record.topic,
-            record.partition,
-            record.timestamp,
-            record.headers,
-            key.map(Data::data),
-            value.map(Data::data),
-        );
-        if self.interceptors.is_empty() {
-            return self.do_send(rec, None);
-        }
-        self.intercepted(rec, |acks, topic| {
-            Pending(Some(move |r: Result<RecordMetadata>| {
-                acks.on_acknowledgement(&topic, &r)
-            }))
-        })
+        self.route::<KB, VB, fn(Result<RecordMetadata>)>(record, None)
     }
 
     /// Like [`send`](Self::send), and runs `callback` with the record's
@@ -380,6 +364,21 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         VB: Data<V>,
         F: FnOnce(Result<RecordMetadata>) + Send + 'static,
     {
+        self.route(record, Some(callback))
+    }
+
+    /// Both sends: the record as interceptors see it, then straight to
+    /// `do_send` without interceptors, or through them.
+    fn route<KB, VB, F>(
+        &self,
+        record: ProducerRecord<'_, KB, VB>,
+        callback: Option<F>,
+    ) -> Result<RecordFuture>
+    where
+        KB: Data<K>,
+        VB: Data<V>,
+        F: FnOnce(Result<RecordMetadata>) + Send + 'static,
+    {
         let (key, value) = (record.key.as_ref(), record.value.as_ref());
         let rec = InterceptedRecord::new(
             record.topic,
@@ -390,15 +389,22 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             value.map(Data::data),
         );
         if self.interceptors.is_empty() {
-            // Kept unboxed: the batch stores closures by type (no
-            // allocation per record, see `accumulator/callbacks.rs`).
-            let mut pending = Pending(Some(callback));
-            return self.do_send(rec, Some(&mut pending));
+            return match callback {
+                None => self.do_send(rec, None),
+                Some(f) => {
+                    // Kept unboxed: the batch stores closures by type (no
+                    // allocation per record, see `accumulator/callbacks.rs`).
+                    let mut pending = Pending(Some(f));
+                    self.do_send(rec, Some(&mut pending))
+                }
+            };
         }
         self.intercepted(rec, |acks, topic| {
             Pending(Some(move |r: Result<RecordMetadata>| {
                 acks.on_acknowledgement(&topic, &r);
-                callback(r)
+                if let Some(f) = callback {
+                    f(r);
+                }
             }))
         })
     }
