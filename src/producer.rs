@@ -82,8 +82,9 @@ struct Inner {
     /// The sensors the accumulator and the I/O threads record into.
     metrics: Arc<Metrics>,
     /// With `statistics.interval.ms`: the thread that calls the
-    /// statistics callback; stopped by `close`.
-    stats: Option<StatsThread>,
+    /// statistics callback, set once right after `Inner` is made (it holds
+    /// `Inner` weakly); stopped by `close`.
+    stats: std::sync::OnceLock<StatsThread>,
 }
 
 impl Inner {
@@ -231,38 +232,36 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             metadata.clone(),
             lifecycle.clone(),
         )?;
-        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
-            // The statistics thread holds the producer weakly: a producer
-            // dropped without `close` still closes (and stops it).
-            let stats = cfg.statistics_callback.as_ref().and_then(|cb| {
-                let weak = weak.clone();
-                let started = StatsThread::start(
-                    format!("{}-stats", cfg.client_id),
-                    cfg.statistics_interval,
-                    cb.0.clone(),
-                    move || weak.upgrade().map(|i| i.metrics()),
-                );
-                match started {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        log::error!("cannot start the statistics thread: {e}");
-                        None
-                    }
-                }
-            });
-            Inner {
-                cfg,
-                accumulator,
-                metadata,
-                io,
-                round_robin: RoundRobinPartitioner::new(),
-                lifecycle,
-                joined: Mutex::new(false),
-                txn,
-                metrics,
-                stats,
-            }
+        let stats_callback = cfg.statistics_callback.clone();
+        let inner = Arc::new(Inner {
+            cfg,
+            accumulator,
+            metadata,
+            io,
+            round_robin: RoundRobinPartitioner::new(),
+            lifecycle,
+            joined: Mutex::new(false),
+            txn,
+            metrics,
+            stats: std::sync::OnceLock::new(),
         });
+        if let Some(cb) = stats_callback {
+            // Weakly: a producer dropped without `close` still closes
+            // (and stops the thread).
+            let weak = Arc::downgrade(&inner);
+            let started = StatsThread::start(
+                format!("{}-stats", inner.cfg.client_id),
+                inner.cfg.statistics_interval,
+                cb.0,
+                move || weak.upgrade().map(|i| i.metrics()),
+            );
+            match started {
+                Ok(t) => {
+                    let _ = inner.stats.set(t);
+                }
+                Err(e) => log::error!("cannot start the statistics thread: {e}"),
+            }
+        }
         Ok(Producer {
             inner,
             key_serializer: Box::new(key_serializer),
@@ -923,7 +922,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             log::warn!("close() called from a send callback: closing without waiting");
             self.abort_all(None);
             inner.io.stop();
-            if let Some(stats) = &inner.stats {
+            if let Some(stats) = inner.stats.get() {
                 stats.stop(false); // its callback may be waiting for this thread
             }
             return Ok(());
@@ -955,7 +954,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         if let Some(txn) = &inner.txn {
             txn.shutdown();
         }
-        if let Some(stats) = &inner.stats {
+        if let Some(stats) = inner.stats.get() {
             stats.stop(true);
         }
         let mut joined = inner.joined.lock();
