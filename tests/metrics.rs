@@ -503,3 +503,72 @@ fn validation_interceptor_example_rejects_keyless_records() {
         );
     }
 }
+
+/// KIP-219, the client's side: a proxy sets `throttle_time_ms` = 300 in
+/// every Produce answer from Kafka (v11 here). With one request in flight,
+/// every request after a throttled answer is one the producer sent after
+/// reading it, so none may reach the proxy before the throttle time has
+/// passed since the answer left. Kafka's own quotas mute the broker's
+/// side too, so this is what shows the producer itself holds back. The
+/// bound is a lower one that only the producer's wait can satisfy: a slow
+/// machine widens the gaps, never narrows them.
+#[test]
+fn a_throttled_broker_gets_nothing_until_the_throttle_time_has_passed() {
+    use common::kproxy::{KProxy, ProduceEvent};
+    let proxy = KProxy::start(Broker::Kafka.bootstrap());
+    let topic = topic("throttled");
+    let p = Producer::new(
+        ProducerConfig::new()
+            .bootstrap_servers(proxy.bootstrap.as_str())
+            .max_in_flight_requests_per_connection(1)
+            .linger(Duration::ZERO),
+        StringSerializer,
+        StringSerializer,
+    )
+    .unwrap();
+    p.partitions_for(&topic).unwrap();
+    proxy.throttle_produce(300);
+    for i in 0..5 {
+        p.send(ProducerRecord::new(topic.as_str(), format!("t{i}")))
+            .unwrap()
+            .get()
+            .unwrap();
+    }
+    let m = p.metrics();
+    p.close().unwrap();
+    proxy.throttle_produce(0);
+    let timeline = proxy.produce_timeline();
+    let mut checked = 0;
+    for (i, e) in timeline.iter().enumerate() {
+        let ProduceEvent::Throttled {
+            conn,
+            at,
+            throttle_ms,
+        } = *e
+        else {
+            continue;
+        };
+        let until = at + Duration::from_millis(throttle_ms as u64);
+        for later in &timeline[i + 1..] {
+            if let ProduceEvent::Request { conn: c, at: t } = *later {
+                if c == conn {
+                    assert!(
+                        t >= until,
+                        "a request {:?} after a {throttle_ms} ms throttle",
+                        t - at
+                    );
+                    checked += 1;
+                    break;
+                }
+            }
+        }
+    }
+    assert!(
+        checked >= 4,
+        "{checked} requests after a throttled answer: {timeline:?}"
+    );
+    assert_eq!(value(&m, "produce-throttle-time-max"), 300.0);
+    assert_eq!(value(&m, "produce-throttle-time-avg"), 300.0);
+    assert!(proxy.errors().is_empty(), "{:?}", proxy.errors());
+    consume(Broker::Kafka.bootstrap(), &topic, 5, T);
+}
