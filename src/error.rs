@@ -125,6 +125,19 @@ pub enum Error {
         timestamp: i64,
     },
 
+    /// A [`ProducerInterceptor`](crate::ProducerInterceptor) refused the
+    /// record in `on_send` ([`InterceptorError::Reject`](crate::InterceptorError::Reject)).
+    /// The record was not sent; later interceptors did not see it.
+    #[error("interceptor {interceptor} rejected a record to topic {topic}: {reason}")]
+    Rejected {
+        /// The record's topic (as the interceptors had left it).
+        topic: String,
+        /// The interceptor's [`name`](crate::ProducerInterceptor::name).
+        interceptor: String,
+        /// Why, in the interceptor's words.
+        reason: String,
+    },
+
     /// The serialized record is larger than a limit (`max.request.size` or
     /// `buffer.memory`). The record was not sent.
     #[error(

@@ -47,9 +47,14 @@
 //!   is an in-process Kafka cluster on 127.0.0.1 that any producer can
 //!   write to, with faults you script and a log you read back.
 //!
+//! * Metrics with Java's names ([`Producer::metrics`]), a statistics
+//!   callback every `statistics.interval.ms`
+//!   ([`ProducerConfig::statistics_callback`]), interceptors
+//!   ([`ProducerInterceptor`], [`Producer::with_interceptor`]) and KIP-219
+//!   quota throttling.
+//!
 //! Not yet implemented (refused with [`Error::NotSupportedYet`] when
-//! configured, never ignored): TLS and SASL, metrics and interceptors. See
-//! the README for the plan.
+//! configured, never ignored): TLS and SASL. See the README for the plan.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -58,11 +63,13 @@ mod accumulator;
 pub mod config;
 mod error;
 mod future;
+mod interceptor;
 mod io;
 mod lifecycle;
 mod metadata;
 #[cfg(feature = "mock")]
 pub mod mock;
+mod metrics;
 pub mod partitioner;
 mod producer;
 /// The wire protocol: internal. Tests, benches and the fuzz targets reach
@@ -88,7 +95,9 @@ struct ReadmeDoctests;
 pub use config::{Acks, MetadataRecoveryStrategy, ProducerConfig};
 pub use error::{Error, RecordPart, Result};
 pub use future::RecordFuture;
+pub use interceptor::{InterceptedRecord, InterceptorError, ProducerInterceptor};
 pub use metadata::{Cluster, Node};
+pub use metrics::{Metric, MetricsSnapshot, StatisticsCallback};
 pub use partitioner::{
     murmur2, murmur2_partition, LibrdkafkaPartitioner, Partitioner, RoundRobinPartitioner,
 };

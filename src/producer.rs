@@ -18,9 +18,11 @@ use crate::accumulator::{AccumulatorConfig, Layout, RecordAccumulator, RecordPar
 use crate::config::{PartitionerChoice, ProducerConfig};
 use crate::error::{Error, RecordPart, Result};
 use crate::future::RecordFuture;
+use crate::interceptor::{Acks, InterceptedRecord, Interceptors, ProducerInterceptor};
 use crate::io::{in_io_thread, Io};
 use crate::lifecycle::Lifecycle;
 use crate::metadata::{Cluster, Metadata};
+use crate::metrics::{Metrics, MetricsSnapshot, StatsThread};
 use crate::partitioner::{murmur2_partition, Partitioner, RoundRobinPartitioner};
 use crate::protocol::records::{record_fixed_size, record_size_upper_bound, RECORD_BATCH_OVERHEAD};
 use crate::protocol::ErrorCode;
@@ -77,6 +79,19 @@ struct Inner {
     joined: Mutex<bool>,
     /// With `transactional.id`: the transaction state and thread.
     txn: Option<Arc<TransactionManager>>,
+    /// The sensors the accumulator and the I/O threads record into.
+    metrics: Arc<Metrics>,
+    /// With `statistics.interval.ms`: the thread that calls the
+    /// statistics callback, set once right after `Inner` is made (it holds
+    /// `Inner` weakly); stopped by `close`.
+    stats: std::sync::OnceLock<StatsThread>,
+}
+
+impl Inner {
+    fn metrics(&self) -> MetricsSnapshot {
+        let pool = self.accumulator.pool().gauges();
+        self.metrics.snapshot(&self.cfg.client_id, pool)
+    }
 }
 
 /// A Kafka producer, typed by what its key and value serializers take.
@@ -127,6 +142,8 @@ pub struct Producer<K: ?Sized = [u8], V: ?Sized = [u8]> {
     inner: Arc<Inner>,
     key_serializer: Box<dyn Serializer<K>>,
     value_serializer: Box<dyn Serializer<V>>,
+    /// [`with_interceptor`](Producer::with_interceptor)'s, in order.
+    interceptors: Interceptors<K, V>,
 }
 
 impl<K: ?Sized, V: ?Sized> std::fmt::Debug for Producer<K, V> {
@@ -180,7 +197,8 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         resolve_bootstrap(&cfg.bootstrap_servers)?;
         let cfg = Arc::new(cfg);
         let lifecycle = Arc::new(Lifecycle::default());
-        let accumulator = Arc::new(RecordAccumulator::new(
+        let metrics = Arc::new(Metrics::new(cfg.metrics_windows()));
+        let accumulator = Arc::new(RecordAccumulator::with_metrics(
             AccumulatorConfig {
                 batch_size: cfg.batch_size,
                 buffer_memory: cfg.buffer_memory,
@@ -195,6 +213,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 idempotent: cfg.idempotence,
             },
             lifecycle.clone(),
+            metrics.clone(),
         ));
         let metadata = Arc::new(Metadata::new(lifecycle.clone()));
         // Before any I/O thread can drain: the accumulator gets its hooks.
@@ -212,20 +231,84 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             metadata.clone(),
             lifecycle.clone(),
         )?;
+        let stats_callback = cfg.statistics_callback.clone();
+        let inner = Arc::new(Inner {
+            cfg,
+            accumulator,
+            metadata,
+            io,
+            round_robin: RoundRobinPartitioner::new(),
+            lifecycle,
+            joined: Mutex::new(false),
+            txn,
+            metrics,
+            stats: std::sync::OnceLock::new(),
+        });
+        if let Some(cb) = stats_callback {
+            // Weakly: a producer dropped without `close` still closes
+            // (and stops the thread).
+            let weak = Arc::downgrade(&inner);
+            let started = StatsThread::start(
+                format!("{}-stats", inner.cfg.client_id),
+                inner.cfg.statistics_interval,
+                cb.0,
+                move || weak.upgrade().map(|i| i.metrics()),
+            );
+            match started {
+                Ok(t) => {
+                    let _ = inner.stats.set(t);
+                }
+                Err(e) => log::error!("cannot start the statistics thread: {e}"),
+            }
+        }
         Ok(Producer {
-            inner: Arc::new(Inner {
-                cfg,
-                accumulator,
-                metadata,
-                io,
-                round_robin: RoundRobinPartitioner::new(),
-                lifecycle,
-                joined: Mutex::new(false),
-                txn,
-            }),
+            inner,
             key_serializer: Box::new(key_serializer),
             value_serializer: Box::new(value_serializer),
+            interceptors: Interceptors::default(),
         })
+    }
+
+    /// Adds an interceptor (Java's `interceptor.classes`, which cannot load
+    /// Java classes here): its `on_send` sees every record after those of
+    /// the interceptors added before it, and its `on_acknowledgement` every
+    /// outcome, in the same order. See [`ProducerInterceptor`] for what a
+    /// failing interceptor does.
+    ///
+    /// ```no_run
+    /// use kafka_producer::{InterceptedRecord, InterceptorError, Producer, ProducerConfig};
+    /// use kafka_producer::{ProducerInterceptor, StringSerializer};
+    ///
+    /// struct RequireKey;
+    /// impl ProducerInterceptor<str, str> for RequireKey {
+    ///     fn on_send(&self, r: &mut InterceptedRecord<'_, str, str>) -> Result<(), InterceptorError> {
+    ///         match r.key() {
+    ///             Some(_) => Ok(()),
+    ///             None => Err(InterceptorError::Reject("records need a key".into())),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let config = ProducerConfig::new().bootstrap_servers("localhost:9092");
+    /// let producer = Producer::new(config, StringSerializer, StringSerializer)?
+    ///     .with_interceptor(RequireKey);
+    /// # Ok::<(), kafka_producer::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_interceptor(
+        mut self,
+        interceptor: impl ProducerInterceptor<K, V> + 'static,
+    ) -> Self {
+        self.interceptors.push(interceptor);
+        self
+    }
+
+    /// A snapshot of the producer's metrics, by Java's names: the
+    /// `producer-metrics` group, `producer-topic-metrics` per topic and
+    /// `producer-node-metrics` per broker. See the README's "Metrics" for
+    /// the list and how rates and averages are computed.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.metrics()
     }
 
     /// The client id (`client.id`, or the generated `producer-N`).
@@ -250,7 +333,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     /// `max.request.size` or `buffer.memory`), [`Error::MetadataTimeout`]
     /// (topic or partition not in metadata within `max.block.ms`),
     /// [`Error::BufferExhausted`] (no room in `buffer.memory` within
-    /// `max.block.ms`), [`Error::Broker`] for a topic metadata refuses
+    /// `max.block.ms`), [`Error::Rejected`] (by an interceptor), [`Error::Broker`] for a topic metadata refuses
     /// (authorization, invalid name), or [`Error::Closed`]. Unlike Java,
     /// these come back from `send` itself rather than through the handle or
     /// callback.
@@ -259,7 +342,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         KB: Data<K>,
         VB: Data<V>,
     {
-        self.do_send(record, None)
+        self.route::<KB, VB, fn(Result<RecordMetadata>)>(record, None)
     }
 
     /// Like [`send`](Self::send), and runs `callback` with the record's
@@ -279,21 +362,82 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         VB: Data<V>,
         F: FnOnce(Result<RecordMetadata>) + Send + 'static,
     {
-        // Kept unboxed: the batch stores closures by type (no allocation
-        // per record, see `accumulator/callbacks.rs`).
-        let mut pending = Pending(Some(callback));
-        self.do_send(record, Some(&mut pending))
+        self.route(record, Some(callback))
     }
 
-    fn do_send<KB, VB>(
+    /// Both sends: the record as interceptors see it, then straight to
+    /// `do_send` without interceptors, or through them.
+    fn route<KB, VB, F>(
         &self,
-        mut record: ProducerRecord<'_, KB, VB>,
-        callback: Option<&mut dyn Register>,
+        record: ProducerRecord<'_, KB, VB>,
+        callback: Option<F>,
     ) -> Result<RecordFuture>
     where
         KB: Data<K>,
         VB: Data<V>,
+        F: FnOnce(Result<RecordMetadata>) + Send + 'static,
     {
+        let (key, value) = (record.key.as_ref(), record.value.as_ref());
+        let rec = InterceptedRecord::new(
+            record.topic,
+            record.partition,
+            record.timestamp,
+            record.headers,
+            key.map(Data::data),
+            value.map(Data::data),
+        );
+        if self.interceptors.is_empty() {
+            return match callback {
+                None => self.do_send(rec, None),
+                Some(f) => {
+                    // Kept unboxed: the batch stores closures by type (no
+                    // allocation per record, see `accumulator/callbacks.rs`).
+                    let mut pending = Pending(Some(f));
+                    self.do_send(rec, Some(&mut pending))
+                }
+            };
+        }
+        self.intercepted(rec, |acks, topic| {
+            Pending(Some(move |r: Result<RecordMetadata>| {
+                acks.on_acknowledgement(&topic, &r);
+                if let Some(f) = callback {
+                    f(r);
+                }
+            }))
+        })
+    }
+
+    /// `send` through the interceptors: `on_send`, then the send with the
+    /// callback `wrap` makes (it runs `on_acknowledgement` first), or, if
+    /// the record is refused before it is appended, `on_acknowledgement`
+    /// with the error here (the callback is then dropped uncalled).
+    fn intercepted<F>(
+        &self,
+        mut rec: InterceptedRecord<'_, K, V>,
+        wrap: impl FnOnce(Acks, Arc<str>) -> Pending<F>,
+    ) -> Result<RecordFuture>
+    where
+        Pending<F>: Register,
+    {
+        let acks = self.interceptors.acks();
+        if let Err(e) = self.interceptors.on_send(&mut rec) {
+            acks.on_acknowledgement(&rec.topic, &Err(e.clone()));
+            return Err(e);
+        }
+        let topic: Arc<str> = Arc::from(&*rec.topic);
+        let mut pending = wrap(acks.clone(), topic.clone());
+        let sent = self.do_send(rec, Some(&mut pending));
+        if let Err(e) = &sent {
+            acks.on_acknowledgement(&topic, &Err(e.clone()));
+        }
+        sent
+    }
+
+    fn do_send(
+        &self,
+        mut record: InterceptedRecord<'_, K, V>,
+        callback: Option<&mut dyn Register>,
+    ) -> Result<RecordFuture> {
         let inner = &*self.inner;
         // Java refuses this when the record is built, before any check of
         // the producer.
@@ -340,24 +484,25 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             };
             key_buf.clear();
             value_buf.clear();
-            let headers = &mut record.headers;
-            let key = match &record.key {
+            let (wanted_partition, timestamp) = (record.partition, record.timestamp);
+            let (headers, key, value) = record.parts_mut();
+            let key = match key {
                 Some(k) => Some(
                     self.key_serializer
-                        .serialize(topic, headers, k.data(), key_buf)
+                        .serialize(topic, headers, k, key_buf)
                         .map_err(|e| serialization(RecordPart::Key, e))?,
                 ),
                 None => None,
             };
-            let value = match &record.value {
+            let value = match value {
                 Some(v) => Some(
                     self.value_serializer
-                        .serialize(topic, headers, v.data(), value_buf)
+                        .serialize(topic, headers, v, value_buf)
                         .map_err(|e| serialization(RecordPart::Value, e))?,
                 ),
                 None => None,
             };
-            let headers = &record.headers[..];
+            let headers = &headers[..];
             let fixed_size = record_fixed_size(
                 key,
                 value,
@@ -379,7 +524,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 });
             }
             let count = layout.partitions.len();
-            let partition = match (record.partition, partitioner.zip(cluster.as_deref())) {
+            let partition = match (wanted_partition, partitioner.zip(cluster.as_deref())) {
                 (Some(p), _) => Some(p),
                 (None, Some((p, cluster))) => {
                     Some(custom_partition(p, cluster, topic, key, value, count)?)
@@ -395,7 +540,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 key,
                 value,
                 headers,
-                timestamp: record.timestamp.unwrap_or(now_ms),
+                timestamp: timestamp.unwrap_or(now_ms),
                 fixed_size,
             };
             let key_size = key.map_or(-1, |k| k.len() as i32);
@@ -785,6 +930,9 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             log::warn!("close() called from a send callback: closing without waiting");
             self.abort_all(None);
             inner.io.stop();
+            if let Some(stats) = inner.stats.get() {
+                stats.stop(false); // its callback may be waiting for this thread
+            }
             return Ok(());
         }
         // Records failed below run their callbacks on this thread.
@@ -813,6 +961,9 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         // same id, whose `init_transactions` aborts it.
         if let Some(txn) = &inner.txn {
             txn.shutdown();
+        }
+        if let Some(stats) = inner.stats.get() {
+            stats.stop(true);
         }
         let mut joined = inner.joined.lock();
         if *joined {

@@ -38,6 +38,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::future::{BatchResult, Delivered, RecordFuture};
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
 use crate::protocol::compression::Compression;
 use crate::protocol::records::{record_size_upper_bound, RECORD_BATCH_OVERHEAD};
 use crate::util::{later, Budget, FxBuildHasher};
@@ -127,10 +128,27 @@ pub(crate) struct RecordAccumulator {
     lifecycle: Arc<Lifecycle>,
     /// Set once, before any record, for a transactional producer.
     txn: std::sync::OnceLock<Arc<dyn TxnHooks>>,
+    /// The producer's sensors: drain, retries and failures are recorded
+    /// here, per batch (each partition holds its topic's sensors).
+    metrics: Arc<Metrics>,
 }
 
 impl RecordAccumulator {
+    #[cfg(test)]
     pub(crate) fn new(cfg: AccumulatorConfig, lifecycle: Arc<Lifecycle>) -> Self {
+        let windows = crate::metrics::Windows {
+            window_ms: 30_000,
+            samples: 2,
+        };
+        Self::with_metrics(cfg, lifecycle, Arc::new(Metrics::new(windows)))
+    }
+
+    /// An accumulator that records into `metrics`.
+    pub(crate) fn with_metrics(
+        cfg: AccumulatorConfig,
+        lifecycle: Arc<Lifecycle>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         RecordAccumulator {
             producer_id: Mutex::new(None),
             fatal: OnceLock::new(),
@@ -150,7 +168,13 @@ impl RecordAccumulator {
             flushes_in_progress: AtomicUsize::new(0),
             lifecycle,
             txn: std::sync::OnceLock::new(),
+            metrics,
         }
+    }
+
+    /// The producer's sensors.
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Makes this a transactional producer's accumulator (once, before any
@@ -483,9 +507,23 @@ impl RecordAccumulator {
                 _ => None,
             };
             drop(g);
-            if let Some((plain, compressed)) = batch.seal(identity) {
-                q.ratio.observe(plain, compressed);
-            }
+            let first_drain = batch.attempts == 0;
+            let compression = match batch.seal(identity) {
+                Some((plain, compressed)) => {
+                    q.ratio.observe(plain, compressed);
+                    Some(compressed as f64 / plain.max(1) as f64)
+                }
+                None => first_drain.then_some(1.0),
+            };
+            // As Java's Sender: a retried batch counts as sent again.
+            self.metrics.on_drain(
+                &q.sensors,
+                batch.record_count(),
+                batch.size_in_bytes(),
+                now.saturating_duration_since(batch.created),
+                compression,
+                now,
+            );
             batch.attempts += 1;
             batch.last_attempt = Some(now);
             batch.retry_at = None;
@@ -532,10 +570,12 @@ impl RecordAccumulator {
             }
             None => 0,
         };
+        let records = batch.record_count();
         g.batches.insert(at, batch);
         queue.queued.store(g.batches.len(), Ordering::Relaxed);
         let leader = queue.leader();
         drop(g);
+        self.metrics.on_retry(&queue.sensors, records);
         self.notify_leader(leader, retry_at);
     }
 
@@ -583,6 +623,9 @@ impl RecordAccumulator {
             if waiting {
                 self.notify_leader(queue.leader(), Instant::now());
             }
+        }
+        if outcome.is_err() {
+            self.metrics.on_error(&queue.sensors, batch.record_count());
         }
         if let (Err(e), Some(txn)) = (&outcome, self.txn.get()) {
             txn.on_failed(e, batch.identity().is_some());

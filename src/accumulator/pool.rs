@@ -15,15 +15,17 @@
 //! pool refuses every allocation, fails its waiters (`Io::stop` wakes them
 //! with [`BufferPool::wake_waiters`]) and recycles no more buffers.
 
-use crate::util::Budget;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 use crate::lifecycle::Lifecycle;
+use crate::metrics::PoolGauges;
+use crate::util::Budget;
 
 #[derive(Debug)]
 struct Inner {
@@ -44,6 +46,12 @@ pub(crate) struct BufferPool {
     /// `inner.waiters.len()`, readable without the lock: the I/O threads
     /// treat every batch as ready while someone waits for memory.
     waiting: AtomicUsize,
+    /// Nanoseconds allocations spent blocked, in total
+    /// (`bufferpool-wait-time-ns-total`); updated once per blocked
+    /// allocation, never on the fast path.
+    wait_ns: AtomicU64,
+    /// Allocations that gave up at their deadline (`buffer-exhausted-total`).
+    exhausted: AtomicU64,
     /// Stopped: no more allocations. A waiter checks it under `inner`,
     /// and `Io::stop` takes `inner` after the move to wake it.
     lifecycle: Arc<Lifecycle>,
@@ -61,12 +69,24 @@ impl BufferPool {
                 waiters: VecDeque::new(),
             }),
             waiting: AtomicUsize::new(0),
+            wait_ns: AtomicU64::new(0),
+            exhausted: AtomicU64::new(0),
             lifecycle,
         }
     }
 
+    /// The pool's metrics, now: buffer-total-bytes and the rest.
+    pub(crate) fn gauges(&self) -> PoolGauges {
+        PoolGauges {
+            total: self.total as u64,
+            available: self.available_memory() as u64,
+            waiting: self.waiting.load(Ordering::Relaxed) as u64,
+            wait_ns: self.wait_ns.load(Ordering::Relaxed),
+            exhausted: self.exhausted.load(Ordering::Relaxed),
+        }
+    }
+
     /// Bytes that could be allocated now without waiting.
-    #[cfg(test)]
     pub(crate) fn available_memory(&self) -> usize {
         let g = self.inner.lock();
         g.non_pooled_available + g.free.len() * self.poolable_size
@@ -124,6 +144,7 @@ impl BufferPool {
         drop(g);
         on_block();
         let deadline = budget.deadline();
+        let blocked_at = Instant::now();
         let mut g = self.inner.lock();
         let mut accumulated = 0usize;
         let mut reused: Option<Vec<u8>> = None;
@@ -160,6 +181,11 @@ impl BufferPool {
             g.waiters.remove(i);
         }
         self.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.wait_ns
+            .fetch_add(blocked_at.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if let Err(Error::BufferExhausted { .. }) = outcome {
+            self.exhausted.fetch_add(1, Ordering::Relaxed);
+        }
         if outcome.is_err() {
             if let Some(b) = reused.take() {
                 g.free.push(b);

@@ -28,6 +28,7 @@ use super::ratio::RatioEstimator;
 use super::sequence::Sequences;
 use super::sticky::Sticky;
 use super::ProducerBatch;
+use crate::metrics::TopicSensors;
 
 /// One partition's queue of batches, and its sequence state.
 pub(crate) struct PartitionQueue {
@@ -40,6 +41,8 @@ pub(crate) struct PartitionQueue {
     pub(super) inner: Mutex<PartitionInner>,
     /// The topic's compression-ratio estimate, shared by its partitions.
     pub(super) ratio: Arc<RatioEstimator>,
+    /// The topic's sensors (producer-topic-metrics), shared likewise.
+    pub(super) sensors: Arc<TopicSensors>,
 }
 
 pub(super) struct PartitionInner {
@@ -62,11 +65,13 @@ impl PartitionQueue {
         partition: i32,
         leader: i32,
         ratio: Arc<RatioEstimator>,
+        sensors: Arc<TopicSensors>,
     ) -> Self {
         PartitionQueue {
             topic,
             partition,
             ratio,
+            sensors,
             leader: AtomicI32::new(leader),
             queued: AtomicUsize::new(0),
             inner: Mutex::new(PartitionInner {
@@ -104,6 +109,8 @@ pub(crate) struct TopicQueues {
     pub(super) sticky: Sticky,
     /// How much this topic's batches shrink compressed.
     pub(super) ratio: Arc<RatioEstimator>,
+    /// The topic's sensors, handed to each of its partitions.
+    pub(super) sensors: Arc<TopicSensors>,
     /// Last `send` to this topic, wall-clock ms.
     pub(super) last_used_ms: AtomicI64,
     /// True while metadata refreshes this topic. Cleared when the topic

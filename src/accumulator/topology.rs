@@ -38,6 +38,7 @@ impl RecordAccumulator {
                             })),
                             sticky: Sticky::new(),
                             ratio: Arc::default(),
+                            sensors: self.metrics.topic(k),
                             last_used_ms: AtomicI64::new(now_ms()),
                             registered: AtomicBool::new(true),
                         })
@@ -51,6 +52,7 @@ impl RecordAccumulator {
                         info.partition,
                         -1,
                         tq.ratio.clone(),
+                        tq.sensors.clone(),
                     )));
                 }
                 for (q, info) in partitions.iter().zip(&tm.partitions) {

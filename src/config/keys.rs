@@ -19,7 +19,7 @@ use super::value::{
 };
 use super::{
     not_yet, partial, unknown_key_message, Acks, KeyInfo, Kind, MetadataRecoveryStrategy,
-    PartitionerChoice, Support,
+    PartitionerChoice, StatsCallback, Support,
 };
 use crate::error::{Error, Result};
 
@@ -311,6 +311,31 @@ config_keys! {
         /// below -1 fail [`Producer::new`](crate::Producer::new) with
         /// [`Error::Config`]. Defaults to 32768, as in Java.
         fn receive_buffer_bytes;
+
+        "metrics.num.samples": Int = "2", Impl, "samples kept per metric";
+        Int::<usize>::new(1, MAX_INT) => metrics_num_samples: usize = 2;
+        /// `metrics.num.samples`: how many samples a windowed metric keeps
+        /// (at least 1). Defaults to 2, as Java. See the README's "Metrics".
+        fn metrics_num_samples;
+
+        "metrics.sample.window.ms": Long = "30000", Impl, "the window a metric sample covers";
+        LONG_MS => metrics_sample_window: Duration = ms(30_000);
+        /// `metrics.sample.window.ms`: the window one metric sample covers.
+        /// Defaults to 30000 ms, as Java. See the README's "Metrics".
+        fn metrics_sample_window;
+
+        // librdkafka's key (not Java's) and its range: 0 (off) to a day.
+        "statistics.interval.ms": Int = "0", Impl, "librdkafka's: how often the statistics callback gets a metrics snapshot (0: never); not a Java key";
+        Millis::new(0, 86_400_000) => statistics_interval: Duration = Duration::ZERO;
+        /// `statistics.interval.ms` (librdkafka's key, not Java's): how often
+        /// the [statistics callback](Self::statistics_callback) runs, at most
+        /// a day. Defaults to 0: off.
+        fn statistics_interval;
+    }
+
+    extra {
+        /// What [`statistics_callback`](Self::statistics_callback) set.
+        statistics_callback: Option<StatsCallback> = None;
     }
 
     checked {
@@ -322,15 +347,11 @@ config_keys! {
         Bool, only "false";
         "client.dns.lookup": String = "use_all_dns_ips", Partial("use_all_dns_ips"), "how broker host names are resolved";
         DNS_LOOKUP, only "use_all_dns_ips";
-        "interceptor.classes": List = "", Partial("an empty list (interceptors are planned)"), "producer interceptors, by class name";
+        "interceptor.classes": List = "", Partial("an empty list (Java classes cannot be loaded here: add Rust interceptors with Producer::with_interceptor)"), "producer interceptors, by class name";
         List, only "";
-        "metric.reporters": List = "", Partial("an empty list (metrics are planned)"), "metric reporters, by class name";
+        "metric.reporters": List = "", Partial("an empty list (Java reporters cannot be loaded here: read Producer::metrics or set a statistics callback)"), "metric reporters, by class name";
         List, only "";
-        "metrics.num.samples": Int = "2", Partial("2 (metrics are planned)"), "samples kept per metric";
-        Int::<i32>::new(1, MAX_INT), only "2";
-        "metrics.sample.window.ms": Long = "30000", Partial("30000 (metrics are planned)"), "the window a metric sample covers";
-        Int::<i64>::new(0, i64::MAX), only "30000";
-        "metrics.recording.level": String = "INFO", Partial("INFO (metrics are planned)"), "which metrics are recorded: INFO, DEBUG, TRACE";
+        "metrics.recording.level": String = "INFO", Partial("INFO (every metric this release has is an INFO one)"), "which metrics are recorded: INFO, DEBUG, TRACE";
         RECORDING_LEVEL, only "INFO";
         "enable.metrics.push": Boolean = "true", Partial("false (client metrics push, KIP-714, is not implemented)"), "push client metrics to the cluster (KIP-714)";
         Bool, only "false";

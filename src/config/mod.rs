@@ -40,8 +40,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::metrics::{MetricsSnapshot, StatisticsCallback, Windows};
 use crate::partitioner::Partitioner;
 use crate::protocol::compression::Compression;
+
+/// The statistics callback, printable in the configuration's `Debug`.
+#[derive(Clone)]
+pub(crate) struct StatsCallback(pub(crate) StatisticsCallback);
+
+impl fmt::Debug for StatsCallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StatisticsCallback(..)")
+    }
+}
 
 mod keys;
 mod table;
@@ -322,6 +333,40 @@ impl ProducerConfig {
         self.mark("partitioner.class", ROUND_ROBIN)
     }
 
+    /// librdkafka's `stats_cb`: `callback` gets the producer's
+    /// [`MetricsSnapshot`] every `statistics.interval.ms` (which must be
+    /// set too, or [`Producer::new`](crate::Producer::new) refuses the
+    /// configuration), on a thread of its own (`<client.id>-stats`), from
+    /// one interval after `Producer::new` until `close`. A panicking
+    /// callback is logged and called again next time. Defaults to none.
+    ///
+    /// ```no_run
+    /// use kafka_producer::ProducerConfig;
+    /// use std::time::Duration;
+    ///
+    /// let config = ProducerConfig::new()
+    ///     .bootstrap_servers("localhost:9092")
+    ///     .statistics_interval(Duration::from_secs(10))
+    ///     .statistics_callback(|stats| println!("{}", stats.to_json()));
+    /// ```
+    #[must_use]
+    pub fn statistics_callback(
+        mut self,
+        callback: impl Fn(&MetricsSnapshot) + Send + Sync + 'static,
+    ) -> Self {
+        self.statistics_callback = Some(StatsCallback(Arc::new(callback)));
+        self
+    }
+
+    /// `metrics.sample.window.ms` and `metrics.num.samples`, for the
+    /// metrics registry.
+    pub(crate) fn metrics_windows(&self) -> Windows {
+        Windows {
+            window_ms: self.metrics_sample_window.as_millis() as u64,
+            samples: self.metrics_num_samples,
+        }
+    }
+
     /// Checks the whole configuration as Java's constructor does, and fills
     /// in derived values (the client id, a raised delivery timeout).
     ///
@@ -340,6 +385,24 @@ impl ProducerConfig {
                 "bootstrap.servers",
                 "must be set to at least one host:port",
             ));
+        }
+        // librdkafka calls stats_cb only with an interval; a callback that
+        // could never run, or an interval with nothing to call, is a
+        // mistake worth naming.
+        match (self.statistics_interval.is_zero(), &self.statistics_callback) {
+            (true, Some(_)) => {
+                return Err(Error::config(
+                    "statistics.interval.ms",
+                    "a statistics callback is set, but statistics.interval.ms is 0 (off): set the interval",
+                ))
+            }
+            (false, None) => {
+                return Err(Error::config(
+                    "statistics.interval.ms",
+                    "is set, but no statistics callback is: add one with ProducerConfig::statistics_callback",
+                ))
+            }
+            _ => {}
         }
         // Java: a transactional producer is idempotent; an explicit
         // enable.idempotence=false with a transactional.id is an error.
@@ -504,7 +567,6 @@ const LIBRDKAFKA_KEYS: &[(&str, &str)] = &[
         "partitioner",
         "partitioner.class (or ProducerConfig::partitioner)",
     ),
-    ("statistics.interval.ms", "nothing yet: metrics are planned"),
     (
         "debug",
         "nothing: logs go through the `log` crate; set its level",

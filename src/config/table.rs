@@ -11,6 +11,10 @@
 //!     /// builder doc (what it sets, "Defaults to ...")
 //!     fn linger;                            // optional: a builder taking the field's type
 //! }
+//! extra {                                   // a field set by a builder, no key
+//!     /// field doc
+//!     statistics_callback: Option<StatsCallback> = None;
+//! }
 //! checked {                                 // validated, held nowhere
 //!     "metrics.num.samples": Int = "2", Partial("2 (...)"), "one-line description";
 //!     Int::<i32>::new(1, MAX_INT), only "2"; // codec[, the one value this release does]
@@ -40,6 +44,12 @@ macro_rules! config_keys {
                 $( $(#[doc = $bdoc:literal])* fn $method:ident; )?
             )*
         }
+        extra {
+            $(
+                $(#[doc = $xdoc:literal])*
+                $xfield:ident: $xty:ty = $xinit:expr;
+            )*
+        }
         checked {
             $(
                 $cname:literal: $ckind:ident = $cdefault:literal, $csupport:expr, $cdoc:literal;
@@ -60,6 +70,10 @@ macro_rules! config_keys {
             $(
                 #[doc = concat!("`", $sname, "`: ", $sdoc, ".")]
                 pub(crate) $field: $ty,
+            )*
+            $(
+                $(#[doc = $xdoc])*
+                pub(crate) $xfield: $xty,
             )*
         }
 
@@ -93,6 +107,7 @@ macro_rules! config_keys {
                 ProducerConfig {
                     explicit: BTreeMap::new(),
                     $($field: $init,)*
+                    $($xfield: $xinit,)*
                 }
             }
 

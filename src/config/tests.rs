@@ -237,7 +237,7 @@ fn every_known_key_is_handled() {
         }
     }
     assert!(
-        partial_accepted > 10,
+        partial_accepted >= 9,
         "{partial_accepted} partly supported keys"
     );
 }

@@ -34,6 +34,7 @@ use crate::config::Acks;
 use crate::error::Error;
 use crate::future::Delivered;
 use crate::metadata::LeaderHint;
+use crate::metrics::NodeSensors;
 use crate::protocol::messages::header::decode_response_header;
 use crate::protocol::messages::produce::{self, PartitionProduceResponse, ProduceResponse};
 use crate::protocol::primitives::Decoder;
@@ -43,6 +44,10 @@ use crate::util::{later, LogLimiter};
 /// The largest response frame accepted with no request it could answer in
 /// flight (an answer to an acks=0 request, which some brokers send).
 const STRAY_RESPONSE_MAX: usize = 1024 * 1024;
+
+/// The first Produce version whose `throttle_time_ms` the client must
+/// honour itself (KIP-219; Java's `ProduceResponse.shouldClientThrottle`).
+const CLIENT_THROTTLE_VERSION: i16 = 6;
 
 /// The poll token of the thread's waker.
 pub(crate) const WAKE: Token = Token(0);
@@ -143,6 +148,13 @@ pub(crate) struct BrokerThread {
     /// Rate-limits the warnings of a connection that keeps failing (every
     /// reconnect during an outage): failed connects and disconnects.
     fault_log: LogLimiter,
+    /// This broker's sensors (producer-node-metrics).
+    sensors: Arc<NodeSensors>,
+    /// KIP-219: the broker asked us to send nothing before this instant
+    /// (`throttle_time_ms` of a Produce v6+ answer). Java mutes the
+    /// channel; here the thread drains nothing until then, and still reads
+    /// the answers to what is in flight.
+    throttled_until: Option<Instant>,
 }
 
 impl BrokerThread {
@@ -155,7 +167,7 @@ impl BrokerThread {
     ) -> Self {
         BrokerThread {
             node,
-            shared,
+            shared: shared.clone(),
             signal,
             control,
             poll,
@@ -173,6 +185,8 @@ impl BrokerThread {
             idle_since: None,
             poisoned: None,
             fault_log: LogLimiter::new(super::FAULT_LOG_INTERVAL),
+            sensors: shared.accumulator.metrics().node(node),
+            throttled_until: None,
         }
     }
 
@@ -329,6 +343,12 @@ impl BrokerThread {
                 };
                 return (next, false);
             }
+        }
+        if let Some(t) = self.throttled_until {
+            if t > now {
+                return (Some(t), false);
+            }
+            self.throttled_until = None;
         }
         let cfg = self.shared.cfg.clone();
         loop {
@@ -495,6 +515,7 @@ impl BrokerThread {
         });
         let acks = cfg.acks;
         let timeout_ms = cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32;
+        let before = conn.enqueued_total();
         let correlation_id = conn.enqueue(&produce::API, version, |buf| {
             let topics = 1 + drained
                 .windows(2)
@@ -524,6 +545,12 @@ impl BrokerThread {
             produce::end_request(buf, version);
         });
         self.last_activity = now;
+        let records = drained.iter().map(|d| d.batch.record_count()).sum();
+        self.shared.accumulator.metrics().on_request(
+            &self.sensors,
+            (conn.enqueued_total() - before) as usize,
+            records,
+        );
         // acks=0: no response will be awaited (the test brokers send one
         // anyway; it matches no entry and is dropped).
         let acks0_end = (acks == Acks::None).then(|| conn.enqueued_total());
@@ -640,7 +667,8 @@ impl BrokerThread {
         }
         let mut entry = self.in_flight.remove(i).expect("found");
         let batches: Vec<Drained> = entry.batches.iter_mut().filter_map(Slot::take).collect();
-        self.on_produce_response(batches, entry.version, frame, now);
+        let latency = now.saturating_duration_since(entry.sent_at);
+        self.on_produce_response(batches, entry.version, frame, latency, now);
         entry.done(&self.shared.accumulator);
         // An epoch bump past i16::MAX dropped the idempotent producer's id
         // (`RecordAccumulator::bump_epoch`): the metadata thread asks for a
@@ -650,18 +678,24 @@ impl BrokerThread {
         }
     }
 
-    /// Completes or retries each batch of one answered Produce request.
+    /// Completes or retries each batch of one answered Produce request,
+    /// `latency` after it was sent. The response is counted in the metrics
+    /// before any batch completes, so a `flush` that returns sees it.
     fn on_produce_response(
         &mut self,
         batches: Vec<Drained>,
         version: i16,
         frame: &[u8],
+        latency: Duration,
         now: Instant,
     ) {
         let resp_hv = produce::API.response_header_version(version);
         let mut d = Decoder::new(frame, false);
         let parsed = decode_response_header(&mut d, resp_hv)
             .and_then(|_| ProduceResponse::decode(&frame[d.position()..], version));
+        let metrics = self.shared.accumulator.metrics();
+        let throttle = parsed.as_ref().ok().map(|r| r.throttle_time_ms);
+        metrics.on_response(&self.sensors, frame.len(), latency, throttle, now);
         let resp = match parsed {
             Ok(r) => r,
             Err(e) => {
@@ -675,8 +709,12 @@ impl BrokerThread {
                 return;
             }
         };
-        if resp.throttle_time_ms > 0 {
+        // KIP-219: from Produce v6 the broker answers at once and leaves
+        // the wait to the client; before, it held the answer back itself.
+        if resp.throttle_time_ms > 0 && version >= CLIENT_THROTTLE_VERSION {
             log::debug!("{}: throttled {} ms", self.label(), resp.throttle_time_ms);
+            let until = later(now, Duration::from_millis(resp.throttle_time_ms as u64));
+            self.throttled_until = Some(self.throttled_until.map_or(until, |t| t.max(until)));
         }
         self.apply_leader_hints(&resp);
         // The batches are in a local here, out of their slots: a panic now

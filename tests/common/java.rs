@@ -386,3 +386,29 @@ pub fn group_offsets(bootstrap: &str, group: &str) -> Vec<(String, i32, i64, Opt
         })
         .collect()
 }
+
+/// Sets (`Some`) or removes (`None`) the `producer_byte_rate` quota of
+/// `client_id`, in bytes per second, with Java's Admin client, and waits
+/// until the cluster describes it so.
+pub fn set_client_quota(bootstrap: &str, client_id: &str, producer_byte_rate: Option<u64>) {
+    let rate = producer_byte_rate.map_or("none".to_owned(), |r| r.to_string());
+    let out = oracle(&[
+        "client-quota",
+        "--bootstrap",
+        bootstrap,
+        "--client-id",
+        client_id,
+        "--producer-byte-rate",
+        &rate,
+    ])
+    .output()
+    .expect("run JavaOracle client-quota");
+    assert!(
+        out.status.success(),
+        "JavaOracle client-quota {client_id} {rate} failed: {}",
+        out.status
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "client-quota prints one line");
+    assert_eq!(lines[0]["client_id"], client_id, "{}", lines[0]);
+}

@@ -17,16 +17,20 @@
 //!   sides: the broker has appended the batch (it answered), the client
 //!   never learns it, so it sends the batch again on a new connection.
 //!
+//! - with [`KProxy::throttle_produce`], sets `throttle_time_ms` in every
+//!   Produce response (KIP-219), and logs when each Produce request came
+//!   and each throttled answer went ([`KProxy::produce_timeline`]).
+//!
 //! Everything runs on blocking threads that end when their sockets close;
 //! dropping the proxy closes every socket and joins every thread.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -93,6 +97,24 @@ struct Shared {
     /// what went wrong inside the proxy (a response it could not rewrite,
     /// an upstream it could not reach): tests assert this is empty
     errors: Mutex<Vec<String>>,
+    /// `throttle_time_ms` written into every Produce response (0: none)
+    throttle_ms: AtomicI32,
+    /// with a throttle: Produce requests in and throttled answers out
+    timeline: Mutex<Vec<ProduceEvent>>,
+}
+
+/// A moment in the life of a throttled connection (see
+/// [`KProxy::produce_timeline`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProduceEvent {
+    /// A Produce request arrived from the client on connection `conn`.
+    Request { conn: u64, at: Instant },
+    /// An answer with `throttle_ms` was written to the client.
+    Throttled {
+        conn: u64,
+        at: Instant,
+        throttle_ms: i32,
+    },
 }
 
 /// The proxy; see the module doc. Closes everything on drop.
@@ -135,6 +157,18 @@ impl KProxy {
             remaining: Some(k),
             counter: 0,
         };
+    }
+
+    /// From now on, every Produce response tells the client to hold back
+    /// `ms` milliseconds (KIP-219; 0 stops it).
+    pub fn throttle_produce(&self, ms: i32) {
+        self.shared.throttle_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// With a throttle: every Produce request's arrival and every throttled
+    /// answer's departure, in order.
+    pub fn produce_timeline(&self) -> Vec<ProduceEvent> {
+        self.shared.timeline.lock().unwrap().clone()
     }
 
     /// No more faults: every response is forwarded.
@@ -341,6 +375,16 @@ impl Conn {
             self.shared.requests.lock().unwrap().push((key, version));
             if key == ApiKey::Produce as i16 {
                 self.note_produce(version, corr, &frame);
+                if self.shared.throttle_ms.load(Ordering::SeqCst) > 0 {
+                    self.shared
+                        .timeline
+                        .lock()
+                        .unwrap()
+                        .push(ProduceEvent::Request {
+                            conn: self.id,
+                            at: Instant::now(),
+                        });
+                }
             }
             if server.write_all(&frame).is_err() {
                 break;
@@ -358,6 +402,9 @@ impl Conn {
             }
             let corr = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
             let request = self.pending.lock().unwrap().remove(&corr);
+            let throttled = matches!(request, Some((k, _)) if k == ApiKey::Produce as i16)
+                .then(|| self.shared.throttle_ms.load(Ordering::SeqCst))
+                .filter(|t| *t > 0);
             let out = match request {
                 Some((key, version)) => match self.answer(key, version, corr, frame) {
                     Some(out) => out,
@@ -368,6 +415,19 @@ impl Conn {
                 },
                 None => frame,
             };
+            // Logged before the client can have it: any request it sends
+            // after reading it is logged later.
+            if let Some(throttle_ms) = throttled {
+                self.shared
+                    .timeline
+                    .lock()
+                    .unwrap()
+                    .push(ProduceEvent::Throttled {
+                        conn: self.id,
+                        at: Instant::now(),
+                        throttle_ms,
+                    });
+            }
             if client.write_all(&out).is_err() {
                 break;
             }
@@ -403,10 +463,14 @@ impl Conn {
                     close(&self.shared, self.id);
                     return None;
                 }
+                let throttle = self.shared.throttle_ms.load(Ordering::SeqCst);
                 match decoded {
-                    Some((header_len, mut m)) if !m.node_endpoints.is_empty() => {
+                    Some((header_len, mut m)) if !m.node_endpoints.is_empty() || throttle > 0 => {
                         for e in &mut m.node_endpoints {
                             (e.host, e.port) = self.point(e.host.as_str(), e.port);
+                        }
+                        if throttle > 0 {
+                            m.throttle_time_ms = throttle;
                         }
                         Some(self.encode(api, version, frame, header_len, &m))
                     }

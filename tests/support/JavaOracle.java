@@ -57,6 +57,12 @@
  *     sorted: {"topic": T, "partition": int, "offset": int, "metadata": str|null}.
  *     A group with no offsets prints nothing.
  *
+ * client-quota --bootstrap B --client-id C --producer-byte-rate N|none [--timeout S]
+ *     Sets (or, with none, removes) the producer_byte_rate quota (bytes/s) of
+ *     client id C with Admin.alterClientQuotas, then waits (at most S seconds,
+ *     default 30) until Admin.describeClientQuotas shows it.  Prints
+ *     {"client_id": C, "producer_byte_rate": number|null}.
+ *
  * stdout carries only the JSON lines: System.out is redirected to stderr for
  * everything else, and Kafka's logging goes to stderr at WARN.
  * Set KP_JAVA_ORACLE_LOG=DEBUG (or INFO, TRACE) to see the clients' logs.
@@ -192,9 +198,11 @@ public final class JavaOracle {
                 return churnLeaders(a);
             case "group-offsets":
                 return groupOffsets(a);
+            case "client-quota":
+                return clientQuota(a);
             default:
                 throw new Exit(EXIT_USAGE,
-                        "unknown subcommand '" + argv[0] + "' (partition, consume, create-topic, move-leader, churn-leaders, group-offsets)");
+                        "unknown subcommand '" + argv[0] + "' (partition, consume, create-topic, move-leader, churn-leaders, group-offsets, client-quota)");
         }
     }
 
@@ -749,6 +757,51 @@ public final class JavaOracle {
             }
             out.flush();
         }
+        return EXIT_OK;
+    }
+
+    static int clientQuota(Args a) throws Exception {
+        a.only("bootstrap", "client-id", "producer-byte-rate", "timeout");
+        String clientId = a.str("client-id");
+        String rate = a.str("producer-byte-rate");
+        Double value;
+        if (rate.equals("none")) {
+            value = null;
+        } else {
+            try {
+                value = Double.parseDouble(rate);
+            } catch (NumberFormatException e) {
+                throw new Exit(EXIT_USAGE, "client-quota: --producer-byte-rate must be a number or none");
+            }
+        }
+        long deadline = System.nanoTime() + (long) (a.seconds("timeout", 30) * 1e9);
+        org.apache.kafka.common.quota.ClientQuotaEntity entity = new org.apache.kafka.common.quota.ClientQuotaEntity(
+                Collections.singletonMap(org.apache.kafka.common.quota.ClientQuotaEntity.CLIENT_ID, clientId));
+        org.apache.kafka.common.quota.ClientQuotaAlteration alteration = new org.apache.kafka.common.quota.ClientQuotaAlteration(
+                entity, Collections.singletonList(
+                        new org.apache.kafka.common.quota.ClientQuotaAlteration.Op("producer_byte_rate", value)));
+        try (Admin admin = Admin.create(common(a.str("bootstrap")))) {
+            admin.alterClientQuotas(Collections.singletonList(alteration)).all()
+                    .get(remainingMs(deadline), TimeUnit.MILLISECONDS);
+            org.apache.kafka.common.quota.ClientQuotaFilter filter = org.apache.kafka.common.quota.ClientQuotaFilter.containsOnly(
+                    Collections.singletonList(org.apache.kafka.common.quota.ClientQuotaFilterComponent.ofEntity(
+                            org.apache.kafka.common.quota.ClientQuotaEntity.CLIENT_ID, clientId)));
+            while (true) {
+                Map<org.apache.kafka.common.quota.ClientQuotaEntity, Map<String, Double>> q = admin
+                        .describeClientQuotas(filter).entities().get(remainingMs(deadline), TimeUnit.MILLISECONDS);
+                Double seen = q.getOrDefault(entity, Collections.emptyMap()).get("producer_byte_rate");
+                if (value == null ? seen == null : value.equals(seen)) {
+                    break;
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new Exit(EXIT_ERROR, "client-quota: " + clientId + " still shows " + seen + ", not " + value);
+                }
+                Thread.sleep(100);
+            }
+        }
+        out.println("{\"client_id\": " + str(clientId) + ", \"producer_byte_rate\": "
+                + (value == null ? "null" : String.valueOf(value)) + "}");
+        out.flush();
         return EXIT_OK;
     }
 
