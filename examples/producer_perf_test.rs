@@ -12,7 +12,8 @@
 //! latency, P50 ms 50th, P95 ms 95th, P99 ms 99th, P999 ms 99.9th.`
 //!
 //! Like Java it sends one random A-Z payload of `--record-size` bytes (or
-//! lines of `--payload-file`), with no key, and measures each record's
+//! lines of `--payload-file`), with no key (`--key-mode random`: 8 random
+//! bytes of key per record, as peerbench's option), and measures each record's
 //! latency from `send` to its callback in milliseconds. Extra options, not
 //! in Java's tool, for comparing clients: `--latency-every K` times every
 //! K-th record only (Java: 1); `--warmup true` first sends one record to
@@ -47,13 +48,18 @@ struct Args {
     warmup: bool,
     json: bool,
     sync: bool,
+    /// `--key-mode random`: 8 random bytes of key per record (peerbench's
+    /// `--key-mode random`), so records spread over every partition by
+    /// murmur2. `none` (the default, Java's tool): null keys.
+    random_keys: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: producer_perf_test --topic TOPIC --num-records N (--record-size B | --payload-file F)\n\
          \x20      --throughput T [--producer-props K=V ...] [--producer.config FILE]\n\
-         \x20      [--payload-delimiter D] [--latency-every K] [--warmup true|false] [--json true|false] [--sync true|false]"
+         \x20      [--payload-delimiter D] [--latency-every K] [--warmup true|false] [--json true|false] [--sync true|false]\n\
+         \x20      [--key-mode none|random]"
     );
     std::process::exit(2)
 }
@@ -72,6 +78,7 @@ fn parse_args() -> Args {
         warmup: false,
         json: false,
         sync: false,
+        random_keys: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -99,6 +106,13 @@ fn parse_args() -> Args {
             "--warmup" => a.warmup = value(&mut i) == "true",
             "--json" => a.json = value(&mut i) == "true",
             "--sync" => a.sync = value(&mut i) == "true",
+            "--key-mode" => {
+                a.random_keys = match value(&mut i).as_str() {
+                    "none" => false,
+                    "random" => true,
+                    _ => usage(),
+                }
+            }
             "--producer-props" => {
                 while i + 1 < argv.len() && !argv[i + 1].starts_with("--") {
                     i += 1;
@@ -313,51 +327,72 @@ fn main() {
     stats.lock().window_start = start;
     let throttle = (a.throughput > 0.0).then(|| Duration::from_secs_f64(1.0 / a.throughput));
     let mut sent_bytes = 0u64;
+    // xorshift64 for the keys: a few instructions per record, no allocation.
+    let mut key_state: u64 = 0x2545_F491_4F6C_DD1D ^ std::process::id() as u64;
     for i in 0..a.num_records {
         let payload = &payloads[(i as usize) % payloads.len()];
-        let record = ProducerRecord::new(a.topic.as_str(), payload.as_slice());
-        let r = if a.sync {
-            // One at a time: the round trip of a synchronous caller.
-            let t0 = Instant::now();
-            producer.send(record).and_then(|h| h.get()).map(|_| {
-                let now = Instant::now();
-                ACKED.fetch_add(1, Ordering::Relaxed);
-                stats.lock().record(now - t0, payload.len(), now);
-            })
-        } else if i % a.latency_every == 0 {
-            let stats = stats.clone();
-            let t0 = Instant::now();
-            let bytes = payload.len();
-            producer
-                .send_with_callback(record, move |r| {
-                    let now = Instant::now();
-                    match r {
-                        Ok(_) => {
-                            ACKED.fetch_add(1, Ordering::Relaxed);
-                            stats.lock().record(now - t0, bytes, now);
-                        }
-                        Err(e) => {
-                            if FAILED.fetch_add(1, Ordering::Relaxed) == 0 {
-                                eprintln!("first delivery error: {e}");
-                            }
-                        }
-                    }
-                })
-                .map(drop)
-        } else {
-            // Captures nothing, so boxing it allocates nothing.
-            producer
-                .send_with_callback(record, |r| match r {
-                    Ok(_) => {
+        // A macro, not a branch on the record: a keyed and a keyless record
+        // are different types, and the keyless path stays as it was.
+        macro_rules! send_one {
+            ($record:expr) => {{
+                let record = $record;
+                if a.sync {
+                    // One at a time: the round trip of a synchronous caller.
+                    let t0 = Instant::now();
+                    producer.send(record).and_then(|h| h.get()).map(|_| {
+                        let now = Instant::now();
                         ACKED.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        if FAILED.fetch_add(1, Ordering::Relaxed) == 0 {
-                            eprintln!("first delivery error: {e}");
-                        }
-                    }
-                })
-                .map(drop)
+                        stats.lock().record(now - t0, payload.len(), now);
+                    })
+                } else if i % a.latency_every == 0 {
+                    let stats = stats.clone();
+                    let t0 = Instant::now();
+                    let bytes = payload.len();
+                    producer
+                        .send_with_callback(record, move |r| {
+                            let now = Instant::now();
+                            match r {
+                                Ok(_) => {
+                                    ACKED.fetch_add(1, Ordering::Relaxed);
+                                    stats.lock().record(now - t0, bytes, now);
+                                }
+                                Err(e) => {
+                                    if FAILED.fetch_add(1, Ordering::Relaxed) == 0 {
+                                        eprintln!("first delivery error: {e}");
+                                    }
+                                }
+                            }
+                        })
+                        .map(drop)
+                } else {
+                    // Captures nothing, so boxing it allocates nothing.
+                    producer
+                        .send_with_callback(record, |r| match r {
+                            Ok(_) => {
+                                ACKED.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => {
+                                if FAILED.fetch_add(1, Ordering::Relaxed) == 0 {
+                                    eprintln!("first delivery error: {e}");
+                                }
+                            }
+                        })
+                        .map(drop)
+                }
+            }};
+        }
+        let r = if a.random_keys {
+            key_state ^= key_state << 13;
+            key_state ^= key_state >> 7;
+            key_state ^= key_state << 17;
+            let key = key_state.to_le_bytes();
+            send_one!(ProducerRecord::with_key(
+                a.topic.as_str(),
+                &key[..],
+                payload.as_slice()
+            ))
+        } else {
+            send_one!(ProducerRecord::new(a.topic.as_str(), payload.as_slice()))
         };
         if let Err(e) = r {
             if FAILED.fetch_add(1, Ordering::Relaxed) == 0 {
