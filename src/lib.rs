@@ -67,9 +67,9 @@ mod interceptor;
 mod io;
 mod lifecycle;
 mod metadata;
+mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
-mod metrics;
 pub mod partitioner;
 mod producer;
 /// The wire protocol: internal. Tests, benches and the fuzz targets reach
