@@ -361,6 +361,18 @@ fn a_lost_leader_fails_over_to_a_replica() {
     assert_delivered_once_in_order(&cluster, topic, &metas);
 }
 
+/// Waits (at most 20 s) until the cluster holds a request.
+fn await_held(cluster: &MockCluster) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cluster.held() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the Produce request never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn held_request_answers_when_released() {
     let cluster = MockCluster::new(1).unwrap();
@@ -370,14 +382,7 @@ fn held_request_answers_when_released() {
     send_all(&p, topic, 1);
     cluster.inject(Fault::hold(Api::Produce)).unwrap();
     let f = p.send(ProducerRecord::with_key(topic, "k1", "v1")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while cluster.held() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the Produce request never arrived"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    await_held(&cluster);
     // Held: not appended, so not acknowledged.
     assert_eq!(cluster.records(topic, 0).unwrap().len(), 1);
     assert!(!f.is_done());
@@ -1154,14 +1159,7 @@ fn drop_is_bounded_with_held_requests_and_open_connections() {
     send_all(&p, topic, 1);
     cluster.inject(Fault::hold(Api::Produce)).unwrap();
     let f = p.send(ProducerRecord::with_key(topic, "k", "v")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while cluster.held() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the Produce request never arrived"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    await_held(&cluster);
     let down = cluster
         .broker_ids()
         .into_iter()
