@@ -84,13 +84,17 @@ pub(crate) struct ProducerBatch {
     /// Shared with every `RecordFuture` of the batch.
     pub(crate) result: Arc<BatchResult>,
     /// The records section (RecordBatch v2 after the 61-byte header).
-    /// Invariant: never grows past `limit`, so it never reallocates and its
-    /// capacity is exactly what the pool handed out.
+    /// Invariant: never grows past `limit`; it reallocates only when the
+    /// reservation grows (`grow`), to exactly the new limit.
     records: Vec<u8>,
     /// Bytes reserved from the pool for `records`.
     pub(crate) reserved: usize,
     /// Most bytes `records` may hold: the reservation minus the header.
     limit: usize,
+    /// Most bytes `records` may grow to (`batch.size` minus the header):
+    /// the batch is full only there, or once the pool refused to grow it.
+    /// Never below `limit`.
+    target: usize,
     record_count: u32,
     base_timestamp: i64,
     max_timestamp: i64,
@@ -153,6 +157,7 @@ impl ProducerBatch {
             records: buffer,
             reserved,
             limit: reserved.saturating_sub(RECORD_BATCH_OVERHEAD),
+            target: reserved.saturating_sub(RECORD_BATCH_OVERHEAD),
             record_count: 0,
             base_timestamp: 0,
             max_timestamp: i64::MIN,
@@ -168,6 +173,46 @@ impl ProducerBatch {
             ledger,
             done: false,
         }
+    }
+
+    /// Lets the batch grow, reservation by reservation, up to
+    /// `target_reserved` bytes (header included).
+    pub(crate) fn with_growth_to(mut self, target_reserved: usize) -> Self {
+        self.target = self
+            .limit
+            .max(target_reserved.saturating_sub(RECORD_BATCH_OVERHEAD));
+        self
+    }
+
+    /// The bytes to ask the pool for so that a record of `size` bytes (as
+    /// [`record_size`] counts it) fits: the reservation doubled, capped at
+    /// the target, at least what the record needs. `None` if it fits
+    /// already, the batch is sealed, or it would not fit even grown.
+    pub(crate) fn growth_for(&self, rec: &RecordParts<'_>) -> Option<usize> {
+        if self.header.is_some() || self.record_count == 0 {
+            return None;
+        }
+        let ts_delta = rec.timestamp.wrapping_sub(self.base_timestamp);
+        let body = body_size_with_deltas(rec.fixed_size, self.record_count as i32, ts_delta);
+        let need = self.records.len() + record_size(body);
+        if need <= self.limit || need > self.target {
+            return None;
+        }
+        let doubled = (self.limit + self.reserved).min(self.target);
+        Some(doubled.max(need) - self.limit)
+    }
+
+    /// Adds `extra` bytes the pool granted to the reservation.
+    pub(crate) fn grow(&mut self, extra: usize) {
+        self.reserved += extra;
+        self.limit += extra;
+        debug_assert!(self.limit <= self.target);
+        self.records.reserve_exact(self.limit - self.records.len());
+    }
+
+    /// The pool refused to grow the batch: it is as full as it gets.
+    pub(crate) fn stop_growing(&mut self) {
+        self.target = self.limit;
     }
 
     /// Bytes the record would take here, or `None` if it does not fit (or
@@ -235,7 +280,7 @@ impl ProducerBatch {
     pub(crate) fn is_full(&self) -> bool {
         // The smallest record is 7 bytes (length, attributes, two deltas,
         // null key, null value, no headers).
-        self.header.is_some() || self.records.len() + 7 > self.limit
+        self.header.is_some() || self.records.len() + 7 > self.target
     }
 
     /// Records in the batch.
@@ -410,6 +455,7 @@ impl ProducerBatch {
                     id: self.id,
                     result: BatchResult::new(self.result.topic.clone(), self.result.partition),
                     limit: records.len(),
+                    target: records.len(),
                     records,
                     reserved: reserved[h],
                     record_count: recs.len() as u32,

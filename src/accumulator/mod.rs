@@ -50,6 +50,14 @@ pub(crate) use pool::BufferPool;
 use queue::PartitionInner;
 pub(crate) use queue::{Layout, PartitionQueue, TopicQueues};
 use sequence::Gate;
+
+/// Where a partition's first batch starts, in bytes reserved: it grows
+/// (doubling, without waiting) toward `batch.size`, and the partition's
+/// next batch starts at the size this one reached. A batch takes from
+/// `buffer.memory` what it holds, not `batch.size` up front, so many
+/// partitions with a large `batch.size` do not exhaust the pool with empty
+/// reservations.
+const FIRST_RESERVE: usize = 16 * 1024;
 pub(crate) use signal::DrainSignal;
 
 /// What the accumulator needs from the configuration.
@@ -282,7 +290,7 @@ impl RecordAccumulator {
         budget: &Budget,
     ) -> Result<RecordFuture> {
         let upper = RECORD_BATCH_OVERHEAD + record_size_upper_bound(rec.fixed_size);
-        let mut buffer: Option<(Vec<u8>, usize)> = None;
+        let mut buffer: Option<(Vec<u8>, usize, usize)> = None;
         let outcome = loop {
             let (p, sticky) = match partition {
                 Some(p) => (p, false),
@@ -303,9 +311,21 @@ impl RecordAccumulator {
             if sticky && topic.sticky.partition.load(Ordering::Acquire) != p {
                 continue; // another thread switched partitions; follow it
             }
-            // 1. The last batch has room.
+            // 1. The last batch has room, or grows to make it (without
+            //    waiting: a batch the pool cannot grow now is full).
             if let Some(last) = g.batches.back_mut() {
-                if let Some(size) = last.room_for(rec) {
+                let mut room = last.room_for(rec);
+                if room.is_none() {
+                    if let Some(extra) = last.growth_for(rec) {
+                        if self.ledger.pool.try_grow(extra) {
+                            last.grow(extra);
+                            room = last.room_for(rec);
+                        } else {
+                            last.stop_growing();
+                        }
+                    }
+                }
+                if let Some(size) = room {
                     let fut = Self::append_to(last, rec, key_size, value_size, &mut callback);
                     if sticky {
                         topic.sticky.bytes.fetch_add(size, Ordering::Relaxed);
@@ -326,8 +346,11 @@ impl RecordAccumulator {
                 drop(g);
                 continue;
             }
-            // 3. A new batch, with memory taken outside the lock.
-            let Some((buf, reserved)) = buffer.take() else {
+            // 3. A new batch, with memory taken outside the lock. It starts
+            //    where the partition's last batch ended (small for a
+            //    trickle, batch.size when busy) and grows from there.
+            let Some((buf, reserved, grows_to)) = buffer.take() else {
+                let start = g.next_reserve;
                 drop(g);
                 // Compressed batches fill toward batch.size compressed.
                 let target = if self.cfg.compression == Compression::None {
@@ -338,12 +361,14 @@ impl RecordAccumulator {
                     let cap = (self.cfg.buffer_memory / 4).max(self.cfg.batch_size);
                     queue.ratio.batch_bytes(self.cfg.batch_size).min(cap)
                 };
-                let size = target.max(upper);
+                let grows_to = target.max(upper);
+                let first = if start == 0 { FIRST_RESERVE } else { start };
+                let size = first.clamp(upper, grows_to);
                 let buf = self
                     .ledger
                     .pool
                     .allocate(size, budget, || self.wake_all())?;
-                buffer = Some((buf, size));
+                buffer = Some((buf, size, grows_to));
                 continue; // re-check: someone may have made a batch meanwhile
             };
             let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
@@ -357,7 +382,8 @@ impl RecordAccumulator {
                 now,
                 self.cfg.compression,
                 Some(self.ledger.clone()),
-            );
+            )
+            .with_growth_to(grows_to);
             let size = batch.room_for(rec).expect("first record fits");
             let fut = Self::append_to(&mut batch, rec, key_size, value_size, &mut callback);
             if sticky {
@@ -382,7 +408,7 @@ impl RecordAccumulator {
             self.notify_leader(leader, ready_at);
             break Ok(fut);
         };
-        if let Some((buf, size)) = buffer {
+        if let Some((buf, size, _)) = buffer {
             self.ledger.pool.deallocate(buf, size);
         }
         outcome
@@ -497,6 +523,9 @@ impl RecordAccumulator {
             }
             let mut batch = g.batches.pop_front().expect("peeked");
             q.queued.store(g.batches.len(), Ordering::Relaxed);
+            if batch.attempts == 0 {
+                g.next_reserve = batch.reserved;
+            }
             g.muted = self.cfg.guarantee_order;
             // Idempotence: the sequence is taken under the partition lock
             // the first time the batch is drained; a retry keeps its bytes.
@@ -1069,6 +1098,91 @@ pub(crate) mod tests {
         for x in d {
             acc.complete(&x.queue, x.batch, Err(Error::Closed));
         }
+    }
+
+    /// Many partitions, a `batch.size` the pool could hold only twice:
+    /// each partition's batch takes what it holds (starting at
+    /// `FIRST_RESERVE`), so every partition gets one without waiting, a
+    /// busy one grows past the start, and what is reserved never exceeds
+    /// `buffer.memory`. (Before, each batch took `batch.size` up front and
+    /// the third partition's first record failed at once.)
+    #[test]
+    fn batches_take_what_they_hold_and_grow_within_buffer_memory() {
+        let acc = RecordAccumulator::new(
+            AccumulatorConfig {
+                batch_size: 100_000,
+                buffer_memory: 200_000,
+                ..cfg()
+            },
+            Arc::default(),
+        );
+        acc.update_metadata(&cluster(8));
+        for p in 0..8 {
+            send(&acc, Some(p), &[1; 100]).unwrap();
+        }
+        assert_eq!(acc.pool().available_memory(), 200_000 - 8 * FIRST_RESERVE);
+        // Partition 0 grows (doubling) until the pool has nothing left to
+        // give it; the record that finds no room then waits for memory,
+        // which a zero budget turns into BufferExhausted.
+        let mut sent = 0;
+        let refused = loop {
+            match send(&acc, Some(0), &[2; 1000]) {
+                Ok(_) => sent += 1,
+                Err(e) => break e,
+            }
+            assert!(sent < 1000, "partition 0 never stopped growing");
+        };
+        assert!(
+            matches!(refused, Error::BufferExhausted { .. }),
+            "{refused:?}"
+        );
+        assert!(sent * 1000 > FIRST_RESERVE, "it grew past its start");
+        let parts = acc.partitions_led_by(1);
+        let q0 = parts.iter().find(|q| q.partition == 0).unwrap();
+        let reserved: usize = parts
+            .iter()
+            .map(|q| {
+                q.inner
+                    .lock()
+                    .batches
+                    .iter()
+                    .map(|b| b.reserved)
+                    .sum::<usize>()
+            })
+            .sum();
+        assert!(reserved <= 200_000, "{reserved} reserved");
+        assert_eq!(reserved + acc.pool().available_memory(), 200_000);
+        assert!(q0.inner.lock().batches.len() >= 1);
+    }
+
+    /// Growth never jumps the queue: while a send waits for memory, a
+    /// batch is not grown (it is full as it is), so the waiter, first in
+    /// line, gets the memory that comes back.
+    #[test]
+    fn a_batch_does_not_grow_while_someone_waits_for_memory() {
+        let pool = BufferPool::new(100_000, 50_000, Arc::default());
+        let held = pool
+            .allocate(90_000, &Budget::new(Duration::ZERO), || {})
+            .unwrap();
+        assert!(pool.try_grow(5_000), "free memory and no waiter: granted");
+        let p = Arc::new(pool);
+        let waiter = {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                p.allocate(20_000, &Budget::new(Duration::from_secs(10)), || {})
+                    .map(|b| (b.capacity() >= 20_000, p.available_memory()))
+            })
+        };
+        let t0 = Instant::now();
+        while !p.has_waiters() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "never waited");
+            std::thread::yield_now();
+        }
+        assert!(!p.try_grow(1_000), "refused while someone waits");
+        p.deallocate(held, 90_000);
+        let (ok, _) = waiter.join().unwrap().unwrap();
+        assert!(ok);
+        assert!(p.try_grow(1_000), "granted again once nobody waits");
     }
 
     #[test]

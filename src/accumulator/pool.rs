@@ -210,7 +210,24 @@ impl BufferPool {
         }
     }
 
-    /// Returns a buffer taken with `allocate(size, ..)`.
+    /// Takes `extra` more bytes for a batch that grows, without waiting:
+    /// false if they are not free now, or if anyone waits for memory (they
+    /// come first, in order).
+    pub(crate) fn try_grow(&self, extra: usize) -> bool {
+        let mut g = self.inner.lock();
+        if self.lifecycle.is_stopped() || !g.waiters.is_empty() {
+            return false;
+        }
+        if g.non_pooled_available + g.free.len() * self.poolable_size < extra {
+            return false;
+        }
+        self.free_up(&mut g, extra);
+        g.non_pooled_available -= extra;
+        true
+    }
+
+    /// Returns a buffer taken with `allocate(size, ..)` (and grown by
+    /// `try_grow` to `size`).
     pub(crate) fn deallocate(&self, mut buffer: Vec<u8>, size: usize) {
         let mut g = self.inner.lock();
         if size == self.poolable_size && buffer.capacity() == size && !self.lifecycle.is_stopped() {

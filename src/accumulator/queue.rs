@@ -57,6 +57,12 @@ pub(super) struct PartitionInner {
     pub(super) muted: bool,
     /// Idempotence: sequences taken and not yet settled (`sequence.rs`).
     pub(super) seq: Sequences,
+    /// The reservation the partition's last drained batch had grown to:
+    /// where its next batch starts (0: none drained yet). A busy
+    /// partition's batches start at `batch.size` (and reuse the pool's
+    /// buffers); a trickle's start small and leave `buffer.memory` to the
+    /// others.
+    pub(super) next_reserve: usize,
 }
 
 impl PartitionQueue {
@@ -78,6 +84,7 @@ impl PartitionQueue {
                 batches: VecDeque::new(),
                 muted: false,
                 seq: Sequences::default(),
+                next_reserve: 0,
             }),
         }
     }
