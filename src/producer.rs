@@ -650,7 +650,10 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                     // metadata thread updates layouts before it publishes
                     // a view), so every partition the snapshot shows a
                     // partitioner exists in the layout `send` indexes.
-                    Some(c) => (t.clone(), t.layout(), Some(c)),
+                    Some(c) => {
+                        let layout = t.layout();
+                        (t, layout, Some(c))
+                    }
                     None => (t, layout, None),
                 });
             }

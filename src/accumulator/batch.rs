@@ -184,17 +184,15 @@ impl ProducerBatch {
         self
     }
 
-    /// The bytes to ask the pool for so that a record of `size` bytes (as
-    /// [`record_size`] counts it) fits: the reservation doubled, capped at
-    /// the target, at least what the record needs. `None` if it fits
-    /// already, the batch is sealed, or it would not fit even grown.
+    /// The bytes to ask the pool for so that `rec` fits: the reservation
+    /// doubled, capped at the target, at least what the record needs.
+    /// `None` if it fits already, the batch is sealed, or it would not fit
+    /// even grown.
     pub(crate) fn growth_for(&self, rec: &RecordParts<'_>) -> Option<usize> {
         if self.header.is_some() || self.record_count == 0 {
             return None;
         }
-        let ts_delta = rec.timestamp.wrapping_sub(self.base_timestamp);
-        let body = body_size_with_deltas(rec.fixed_size, self.record_count as i32, ts_delta);
-        let need = self.records.len() + record_size(body);
+        let need = self.records.len() + self.size_here(rec);
         if need <= self.limit || need > self.target {
             return None;
         }
@@ -221,15 +219,24 @@ impl ProducerBatch {
         if self.header.is_some() {
             return None;
         }
+        let size = self.size_here(rec);
+        // The first record always fits: the buffer was sized for it.
+        (self.record_count == 0 || self.records.len() + size <= self.limit).then_some(size)
+    }
+
+    /// Bytes `rec` takes as this batch's next record (its deltas from the
+    /// batch's first offset and timestamp).
+    fn size_here(&self, rec: &RecordParts<'_>) -> usize {
         let ts_delta = if self.record_count == 0 {
             0
         } else {
             rec.timestamp.wrapping_sub(self.base_timestamp)
         };
-        let body = body_size_with_deltas(rec.fixed_size, self.record_count as i32, ts_delta);
-        let size = record_size(body);
-        // The first record always fits: the buffer was sized for it.
-        (self.record_count == 0 || self.records.len() + size <= self.limit).then_some(size)
+        record_size(body_size_with_deltas(
+            rec.fixed_size,
+            self.record_count as i32,
+            ts_delta,
+        ))
     }
 
     /// Appends a record that [`room_for`](Self::room_for) accepted and

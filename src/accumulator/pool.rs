@@ -88,7 +88,11 @@ impl BufferPool {
 
     /// Bytes that could be allocated now without waiting.
     pub(crate) fn available_memory(&self) -> usize {
-        let g = self.inner.lock();
+        self.free_bytes(&self.inner.lock())
+    }
+
+    /// Bytes free under `g`: unpooled, and in free buffers.
+    fn free_bytes(&self, g: &Inner) -> usize {
         g.non_pooled_available + g.free.len() * self.poolable_size
     }
 
@@ -129,7 +133,7 @@ impl BufferPool {
                     return Ok(b);
                 }
             }
-            if g.non_pooled_available + g.free.len() * self.poolable_size >= size {
+            if self.free_bytes(&g) >= size {
                 self.free_up(&mut g, size);
                 g.non_pooled_available -= size;
                 drop(g);
@@ -218,7 +222,7 @@ impl BufferPool {
         if self.lifecycle.is_stopped() || !g.waiters.is_empty() {
             return false;
         }
-        if g.non_pooled_available + g.free.len() * self.poolable_size < extra {
+        if self.free_bytes(&g) < extra {
             return false;
         }
         self.free_up(&mut g, extra);
@@ -367,6 +371,27 @@ mod tests {
             served.load(Ordering::Relaxed),
             timed_out.load(Ordering::Relaxed)
         );
+    }
+
+    /// Growth never jumps the queue: while an allocation waits, a batch
+    /// is not grown (it is full as it is), so the waiter, first in line,
+    /// gets the memory that comes back.
+    #[test]
+    fn a_batch_does_not_grow_while_someone_waits_for_memory() {
+        let pool = Arc::new(BufferPool::new(100_000, 50_000, Arc::default()));
+        let held = pool.allocate(90_000, &soon(0), || {}).unwrap();
+        assert!(pool.try_grow(5_000), "free memory and no waiter: granted");
+        let p = pool.clone();
+        let waiter = std::thread::spawn(move || p.allocate(20_000, &soon(10_000), || {}));
+        let t0 = Instant::now();
+        while !pool.has_waiters() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "never waited");
+            std::thread::yield_now();
+        }
+        assert!(!pool.try_grow(1_000), "refused while someone waits");
+        pool.deallocate(held, 90_000);
+        assert!(waiter.join().unwrap().unwrap().capacity() >= 20_000);
+        assert!(pool.try_grow(1_000), "granted again once nobody waits");
     }
 
     #[test]
