@@ -917,7 +917,10 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     ///
     /// A transactional producer with a transaction open aborts it first (as
     /// Java's does): its buffered records fail with [`Error::Aborted`], and
-    /// the EndTxn(abort) waits at most `timeout` and `max.block.ms`.
+    /// the EndTxn(abort) waits at most `timeout` and `max.block.ms`. A
+    /// commit or abort already under way on another thread is waited for,
+    /// up to `timeout`, as Java's sender finishes its transactional
+    /// requests before it stops.
     ///
     /// # Errors
     ///

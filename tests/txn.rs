@@ -1111,37 +1111,48 @@ fn concurrent_commits_share_one_end_txn() {
 }
 
 /// `close_timeout` while the transaction thread waits for a slow
-/// coordinator (its broker answers EndTxn after 3 s): close returns (it
-/// gives up the transaction thread, which holds no batch: every record was
-/// delivered), the commit still gets an outcome (the EndTxn's, or
-/// `Error::Closed`), and nothing hangs.
+/// coordinator (its broker answers EndTxn after 3 s). With less time than
+/// that, close returns (it gives up the transaction thread, which holds no
+/// batch: every record was delivered), the commit still gets an outcome
+/// (the EndTxn's, or `Error::Closed`), and nothing hangs. With more, close
+/// waits for the EndTxn under way, as Java's sender runs its transactional
+/// requests until the close times out: the commit is over, and committed,
+/// when close returns.
 #[test]
 fn close_during_a_coordinator_request_returns_and_the_commit_gets_an_outcome() {
-    let t = topic("txclose");
-    let id = txn_id("close-coord");
-    let (mut mock, p) = on_mock(3, &t, &id, |c| c);
-    mock.command(&format!("coordinator transaction {id} 1"));
-    p.init_transactions().unwrap();
-    p.begin_transaction().unwrap();
-    for h in send_all(&p, &t, &strings("cl", 4)) {
-        h.get_timeout(WAIT).unwrap();
+    for (name, close_in) in [("short", 500), ("long", 20_000)] {
+        let t = topic(&format!("txclose{name}"));
+        let id = txn_id(&format!("close-coord-{name}"));
+        let (mut mock, p) = on_mock(3, &t, &id, |c| c);
+        mock.command(&format!("coordinator transaction {id} 1"));
+        p.init_transactions().unwrap();
+        p.begin_transaction().unwrap();
+        for h in send_all(&p, &t, &strings("cl", 4)) {
+            h.get_timeout(WAIT).unwrap();
+        }
+        mock.command("rtt 1 3000");
+        std::thread::scope(|s| {
+            let commit = s.spawn(|| p.commit_transaction());
+            // The commit's flush is instant (all delivered); EndTxn is then
+            // in flight on the transaction thread.
+            std::thread::sleep(Duration::from_millis(300));
+            let t0 = Instant::now();
+            let closed = p.close_timeout(Duration::from_millis(close_in));
+            let took = t0.elapsed();
+            eprintln!("close_timeout({close_in} ms) returned {closed:?} after {took:?}");
+            let over_at_close = commit.is_finished();
+            let r = commit.join().unwrap();
+            eprintln!("the commit returned {r:?}");
+            if close_in > 3_000 {
+                assert!(over_at_close, "close returned before the EndTxn under way");
+                assert!(r.is_ok(), "the commit: {r:?}");
+            } else {
+                assert!(
+                    matches!(r, Err(Error::Closed) | Ok(())),
+                    "the commit: {r:?}"
+                );
+            }
+        });
+        mock.command("rtt 1 0");
     }
-    mock.command("rtt 1 3000");
-    std::thread::scope(|s| {
-        let commit = s.spawn(|| p.commit_transaction());
-        // The commit's flush is instant (all delivered); EndTxn is then in
-        // flight on the transaction thread.
-        std::thread::sleep(Duration::from_millis(300));
-        let t0 = Instant::now();
-        let closed = p.close_timeout(Duration::from_millis(500));
-        let took = t0.elapsed();
-        eprintln!("close_timeout(500 ms) returned {closed:?} after {took:?}");
-        let r = commit.join().unwrap();
-        eprintln!("the commit returned {r:?}");
-        assert!(
-            matches!(r, Err(Error::Closed) | Ok(())),
-            "the commit: {r:?}"
-        );
-    });
-    mock.command("rtt 1 0");
 }

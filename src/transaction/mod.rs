@@ -499,18 +499,32 @@ impl TransactionManager {
     /// For a graceful `close`: aborts a transaction left open (as Java's
     /// producer does when it closes), waiting until `deadline` at most, so
     /// that it does not hold back `read_committed` readers until
-    /// `transaction.timeout.ms`. Nothing happens outside a transaction, or
-    /// while a timed-out call awaits its retry.
+    /// `transaction.timeout.ms`. An operation already handed to the
+    /// transaction thread (a commit's or abort's EndTxn, say, called on
+    /// another thread) is waited for instead, until `deadline` too: Java's
+    /// sender keeps running its transactional requests until the close
+    /// times out. Nothing happens outside a transaction, or while a
+    /// timed-out call awaits its retry.
     pub(crate) fn abort_on_close(&self, deadline: Instant) {
-        let open = {
+        let (open, under_way) = {
             let g = self.shared.inner.lock();
-            g.pending.is_none()
+            let under_way = g
+                .pending
+                .as_ref()
+                .filter(|p| p.handed_over)
+                .map(|p| p.completion.clone());
+            let open = g.pending.is_none()
                 && matches!(
                     g.st.state,
                     state::State::InTransaction | state::State::AbortableError(_)
-                )
+                );
+            (open, under_way)
         };
-        if open {
+        if let Some(c) = under_way {
+            log::info!("waiting for the transactional request under way: the producer is closing");
+            // Its caller takes the outcome; this only waits for it.
+            let _ = c.wait_until(deadline);
+        } else if open {
             log::info!("aborting the open transaction: the producer is closing");
             if let Err(e) = self.abort(deadline) {
                 log::warn!("could not abort the open transaction while closing: {e}");
