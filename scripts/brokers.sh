@@ -15,6 +15,10 @@
 #   scripts/brokers.sh stop      stop everything (by pid file: TERM, then KILL)
 #   scripts/brokers.sh status    say what runs (exit 1 if anything is down)
 #   scripts/brokers.sh env       print `export KP_...=` lines for the running brokers
+#                                (KP_KAFKA_{SSL,SASL_SSL,SASL_PLAINTEXT}_BOOTSTRAP,
+#                                KP_KAFKA_CA, _OTHER_CA, _CLIENT_CERT, _CLIENT_KEY,
+#                                _SCRAM_USER, _SCRAM_PASSWORD, ... for the secure
+#                                listeners)
 #   scripts/brokers.sh logs [N]  print the last N (default 40) lines of each log
 #   scripts/brokers.sh kafka-node kill|stop|start N
 #                                SIGKILL, stop gracefully (SIGTERM, controlled
@@ -26,9 +30,29 @@
 #                    each broker and controller, on 127.0.0.1:$KAFKA_PORT..+2
 #                    (default 39092-39094; controllers on +100). Storage is
 #                    formatted with a fresh cluster id at every `start` that finds
-#                    no node running. Auto-created topics: 4 partitions,
-#                    replication factor 3, min.insync.replicas 1.
+#                    no node running; `start` refuses nodes that run with another
+#                    configuration than it writes (e.g. started by an older
+#                    brokers.sh, without the secure listeners): restart them.
+#                    Auto-created topics: 4 partitions, replication factor 3,
+#                    min.insync.replicas 1.
 #                    Heap $KAFKA_HEAP (default -Xms128m -Xmx512m) per node.
+#                    Secure listeners on every node n (inter-broker and
+#                    controller traffic stays PLAINTEXT), all advertised:
+#                      SSL            $KAFKA_PORT+200+n-1, client certificate REQUIRED
+#                      SASL_SSL       $KAFKA_PORT+300+n-1, no client certificate
+#                      SASL_PLAINTEXT $KAFKA_PORT+400+n-1
+#                    SASL mechanisms PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (one user,
+#                    KP_KAFKA_SCRAM_USER/_PASSWORD, valid for all three; the SCRAM
+#                    credentials are formatted into the metadata) and OAUTHBEARER
+#                    (unsecured JWS tokens: Kafka's default validator; any sub).
+#                    TLS material in $KP_STATE/tls (made once by openssl, kept):
+#                    ca.pem (+ ca.key), broker cert (SAN IP:127.0.0.1, DNS:localhost),
+#                    client.pem/client.key (unencrypted PKCS#8), client-keystore.pem
+#                    (key + chain), other-ca.pem (signed nothing). Java client
+#                    properties that work, per listener and mechanism:
+#                    tests/brokers/kafka/README.md, and as files in
+#                    $KP_KAFKA_CLIENT_PROPS (ssl.properties, sasl_ssl-plain.properties,
+#                    sasl_plaintext-scram-sha-512.properties, ...).
 #   Tansu 0.6.0      single node (id 111) on 127.0.0.1:$TANSU_PORT (default 29092),
 #                    memory storage, flexible protocol versions, idempotence and
 #                    transactions; unknown topics auto-created with 4 partitions.
@@ -357,7 +381,7 @@ install_java_oracle() {
 }
 
 installed() {
-  mock_current && [ -x "$TANSU_BIN" ] &&
+  mock_current && [ -x "$TANSU_BIN" ] && command -v openssl > /dev/null &&
     [ -x "$(cat "$PYTHON_FILE" 2> /dev/null || echo /nonexistent)" ] &&
     java_tools_present && kafka_current && java_current
 }
@@ -764,6 +788,9 @@ start_kafka() {
       missing+=("$n")
     fi
   done
+  if [ ${#running[@]} -gt 0 ] && ! tls_current; then
+    die "kafka nodes ${running[*]} run, but the TLS material in $TLS_DIR is missing, old or about to expire; run: scripts/brokers.sh restart"
+  fi
   tls_make
   client_props_write
   # a node started by an older brokers.sh (or with other ports) lacks listeners
