@@ -31,6 +31,15 @@ produce() { # name bootstrap props topic: one record whose value is name
     --bootstrap-server "$2" --topic "$4" --command-config "$3" \
     --command-property request.timeout.ms=15000 --command-property delivery.timeout.ms=30000 \
     --command-property max.block.ms=30000 > "$D/$1.log" 2>&1
+  echo $? > "$D/$1.rc"
+}
+
+exit_of() { # name: how its producer ended
+  case $(cat "$D/$1.rc" 2> /dev/null) in
+    0) echo "producer exited 0" ;;
+    124) echo "producer killed after 120 s (a loaded machine?)" ;;
+    *) echo "producer exited $(cat "$D/$1.rc" 2> /dev/null)" ;;
+  esac
 }
 
 bootstrap_of() {
@@ -92,7 +101,7 @@ for n in "${bad[@]}"; do
     echo "FAILED  $n: accepted"
     fail=1
   elif [ -z "$why" ]; then
-    echo "FAILED  $n: no authentication error in the producer's log"
+    echo "FAILED  $n: no authentication error in the producer's log ($(exit_of "$n"); last line: $(tail -n 1 "$D/$n.log" | cut -c1-200))"
     fail=1
   else
     echo "ok      $n: refused: $why"
