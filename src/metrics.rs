@@ -32,6 +32,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -205,6 +206,9 @@ pub(crate) struct NodeSensors {
     pub(crate) responses: Sensor,
     /// Milliseconds from a request's send to its response.
     pub(crate) latency: Sensor,
+    /// Requests written and not yet answered, as the I/O thread last went
+    /// to sleep (Java's `requests-in-flight` gauge, summed over nodes).
+    pub(crate) in_flight: AtomicUsize,
 }
 
 /// Every sensor of one producer. Shared (`Arc`) by the accumulator, the
@@ -217,6 +221,10 @@ pub(crate) struct Metrics {
     pub(crate) errors: Sensor,
     pub(crate) retries: Sensor,
     pub(crate) batch_size: Sensor,
+    /// The largest record of each batch sent (Java's `maxRecordSizeSensor`).
+    pub(crate) record_size: Sensor,
+    /// One per batch split in two after MESSAGE_TOO_LARGE.
+    pub(crate) splits: Sensor,
     pub(crate) compression: Sensor,
     pub(crate) queue_time: Sensor,
     pub(crate) records_per_request: Sensor,
@@ -245,6 +253,8 @@ impl Metrics {
             errors: s(),
             retries: s(),
             batch_size: s(),
+            record_size: s(),
+            splits: s(),
             compression: s(),
             queue_time: s(),
             records_per_request: s(),
@@ -253,6 +263,7 @@ impl Metrics {
                 requests: s(),
                 responses: s(),
                 latency: s(),
+                in_flight: AtomicUsize::new(0),
             },
             topics: RwLock::new(BTreeMap::new()),
             nodes: RwLock::new(BTreeMap::new()),
@@ -298,19 +309,23 @@ impl Metrics {
                     requests: self.sensor(),
                     responses: self.sensor(),
                     latency: self.sensor(),
+                    in_flight: AtomicUsize::new(0),
                 })
             })
             .clone()
     }
 
-    /// A batch of `records` records and `bytes` bytes of `topic` is in a
-    /// request now, after `queued` in the accumulator; `compression` is its
-    /// compressed/uncompressed ratio the first time it is sealed.
+    /// A batch of `records` records and `bytes` bytes of `topic`, the
+    /// largest `max_record` bytes, is in a request now, after `queued` in
+    /// the accumulator; `compression` is its compressed/uncompressed ratio
+    /// the first time it is sealed.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_drain(
         &self,
         topic: &TopicSensors,
         records: usize,
         bytes: usize,
+        max_record: usize,
         queued: Duration,
         compression: Option<f64>,
         now: Instant,
@@ -320,6 +335,7 @@ impl Metrics {
         topic.records.record(records, now);
         topic.bytes.record(bytes as f64, now);
         self.batch_size.record(bytes as f64, now);
+        self.record_size.record(max_record as f64, now);
         self.queue_time.record(queued.as_secs_f64() * 1000.0, now);
         if let Some(c) = compression {
             self.compression.record(c, now);
@@ -362,6 +378,11 @@ impl Metrics {
         topic.retries.record(records as f64, now);
     }
 
+    /// A batch was split in two (MESSAGE_TOO_LARGE).
+    pub(crate) fn on_split(&self) {
+        self.splits.record(1.0, Instant::now());
+    }
+
     /// A batch of `records` records of `topic` failed.
     pub(crate) fn on_error(&self, topic: &TopicSensors, records: usize) {
         let now = Instant::now();
@@ -395,6 +416,12 @@ impl Metrics {
         let r = self.batch_size.read(now);
         put(P, "batch-size-avg", &tags, r.avg);
         put(P, "batch-size-max", &tags, r.max);
+        let r = self.record_size.read(now);
+        put(P, "record-size-avg", &tags, r.avg);
+        put(P, "record-size-max", &tags, r.max);
+        let r = self.splits.read(now);
+        put(P, "batch-split-rate", &tags, r.rate);
+        put(P, "batch-split-total", &tags, r.total_sum);
         put(
             P,
             "compression-rate-avg",
@@ -410,6 +437,10 @@ impl Metrics {
         put(P, "produce-throttle-time-avg", &tags, r.avg);
         put(P, "produce-throttle-time-max", &tags, r.max);
         node_metrics(&self.all_nodes, now, |name, v| put(P, name, &tags, v));
+        let in_flight: usize = (self.nodes.read().values())
+            .map(|n| n.in_flight.load(Ordering::Relaxed))
+            .sum();
+        put(P, "requests-in-flight", &tags, in_flight as f64);
         // Java's bufferpool-wait-time-total (deprecated) is in ns too.
         let wait = pool.wait_ns as f64;
         put(P, "buffer-total-bytes", &tags, pool.total as f64);
@@ -766,8 +797,12 @@ mod tests {
         let topic = m.topic(&Arc::from("a\"b"));
         let node = m.node(3);
         let now = Instant::now();
-        m.on_drain(&topic, 4, 100, Duration::from_millis(2), Some(0.5), now);
+        m.on_drain(&topic, 4, 100, 30, Duration::from_millis(2), Some(0.5), now);
+        m.on_drain(&topic, 1, 70, 10, Duration::from_millis(2), None, now);
+        m.on_split();
         m.on_request(&node, 150, 4);
+        node.in_flight.store(2, Ordering::Relaxed);
+        m.node(5).in_flight.store(1, Ordering::Relaxed);
         m.on_response(&node, 40, Duration::from_millis(8), Some(12), now);
         m.on_error(&topic, 1);
         let pool = PoolGauges {
@@ -777,7 +812,12 @@ mod tests {
         };
         let s = m.snapshot("c1", pool);
         let v = |n| s.value("producer-metrics", n).unwrap();
-        assert_eq!(v("record-send-total"), 4.0);
+        assert_eq!(v("record-send-total"), 5.0);
+        assert_eq!(v("record-size-max"), 30.0);
+        assert_eq!(v("record-size-avg"), 20.0);
+        assert_eq!(v("batch-split-total"), 1.0);
+        assert!(v("batch-split-rate") > 0.0);
+        assert_eq!(v("requests-in-flight"), 3.0);
         assert_eq!(v("record-error-total"), 1.0);
         assert_eq!(v("batch-size-max"), 100.0);
         assert_eq!(v("compression-rate-avg"), 0.5);
@@ -787,7 +827,7 @@ mod tests {
         assert_eq!(v("outgoing-byte-total"), 150.0);
         assert_eq!(v("buffer-available-bytes"), 512.0);
         assert!(v("record-retry-rate") == 0.0);
-        assert_eq!(s.topic_value("a\"b", "byte-total"), Some(100.0));
+        assert_eq!(s.topic_value("a\"b", "byte-total"), Some(170.0));
         assert_eq!(s.node_value(3, "response-total"), Some(1.0));
         assert_eq!(s.node_value(4, "response-total"), None);
         let json = s.to_json();

@@ -52,6 +52,7 @@ fn counts_match_what_the_consumer_reads() {
             "{broker:?}"
         );
         assert!(value(&before, "batch-size-avg").is_nan(), "{broker:?}");
+        assert_eq!(value(&before, "requests-in-flight"), 0.0, "{broker:?}");
         let n = 300;
         let mut payload = 0usize;
         for i in 0..n {
@@ -100,6 +101,22 @@ fn counts_match_what_the_consumer_reads() {
         let batch_max = value(&m, "batch-size-max");
         assert!(batch_max >= value(&m, "batch-size-avg") && batch_max > 0.0);
         assert_eq!(value(&m, "compression-rate-avg"), 1.0, "{broker:?}");
+        // A record of a 2-4 byte key and an 11-byte value, encoded: its
+        // length, attributes, deltas and the key's and value's lengths.
+        let size_max = value(&m, "record-size-max");
+        assert!((20.0..=30.0).contains(&size_max), "{broker:?}: {size_max}");
+        assert!(value(&m, "record-size-avg") <= size_max, "{broker:?}");
+        assert_eq!(value(&m, "batch-split-total"), 0.0, "{broker:?}");
+        // Every request was answered; the I/O threads publish the count as
+        // they go to sleep, so allow them a moment to get there.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while value(&p.metrics(), "requests-in-flight") != 0.0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{broker:?}: requests-in-flight"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert!(value(&m, "request-latency-avg") >= 0.0, "{broker:?}");
         assert!(
             value(&m, "request-latency-max") >= value(&m, "request-latency-avg"),

@@ -386,11 +386,28 @@ fn held_request_answers_when_released() {
     // Held: not appended, so not acknowledged.
     assert_eq!(cluster.records(topic, 0).unwrap().len(), 1);
     assert!(!f.is_done());
+    // The held request is in flight (the I/O thread publishes the count as
+    // it goes to sleep, which it does once the request is written).
+    let in_flight = || {
+        p.metrics()
+            .value("producer-metrics", "requests-in-flight")
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while in_flight() != 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "requests-in-flight {}",
+            in_flight()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     cluster.release();
     let m = f.get().unwrap();
     assert_eq!(m.offset(), 1);
     p.close().unwrap();
     assert_eq!(cluster.held(), 0);
+    assert_eq!(in_flight(), 0.0);
 }
 
 #[test]

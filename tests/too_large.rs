@@ -76,6 +76,12 @@ fn kafka_batches_above_max_message_bytes_are_split_until_they_fit() {
             .max_in_flight_requests_per_connection(1),
     );
     send_and_check(&p, bootstrap, &topic, 400, 1000);
+    // 400 kB in 200 kB batches, split until under 20 kB: at least 8 splits.
+    let splits = p
+        .metrics()
+        .value("producer-metrics", "batch-split-total")
+        .unwrap();
+    assert!(splits >= 8.0, "batch-split-total {splits}");
     // A single record above the limit cannot be split: it fails with the
     // broker's error, and only it.
     let big = p
@@ -129,5 +135,10 @@ fn an_injected_message_too_large_splits_the_batch() {
     p.partitions_for("split").unwrap();
     mock.command("errors 0 10");
     send_and_check(&p, &mock.bootstrap, "split", 50, 100);
+    let splits = p
+        .metrics()
+        .value("producer-metrics", "batch-split-total")
+        .unwrap();
+    assert!(splits >= 1.0, "batch-split-total {splits}");
     p.close().unwrap();
 }

@@ -96,6 +96,9 @@ pub(crate) struct ProducerBatch {
     /// Never below `limit`.
     target: usize,
     record_count: u32,
+    /// The largest record appended, in bytes as encoded (Java's
+    /// `ProducerBatch.maxRecordSize`, for `record-size-max`/`-avg`).
+    max_record_size: usize,
     base_timestamp: i64,
     max_timestamp: i64,
     /// When the batch was created: linger and `delivery.timeout.ms` count
@@ -159,6 +162,7 @@ impl ProducerBatch {
             limit: reserved.saturating_sub(RECORD_BATCH_OVERHEAD),
             target: reserved.saturating_sub(RECORD_BATCH_OVERHEAD),
             record_count: 0,
+            max_record_size: 0,
             base_timestamp: 0,
             max_timestamp: i64::MIN,
             created: now,
@@ -250,6 +254,7 @@ impl ProducerBatch {
         let ts_delta = rec.timestamp.wrapping_sub(self.base_timestamp);
         let body = body_size_with_deltas(rec.fixed_size, offset as i32, ts_delta);
         let before = self.records.capacity();
+        let start = self.records.len();
         write_record(
             &mut self.records,
             body,
@@ -260,6 +265,7 @@ impl ProducerBatch {
             rec.headers(),
         );
         debug_assert_eq!(before, self.records.capacity(), "batch buffer reallocated");
+        self.max_record_size = self.max_record_size.max(self.records.len() - start);
         self.record_count += 1;
         self.max_timestamp = self.max_timestamp.max(rec.timestamp);
         offset
@@ -293,6 +299,11 @@ impl ProducerBatch {
     /// Records in the batch.
     pub(crate) fn record_count(&self) -> usize {
         self.record_count as usize
+    }
+
+    /// The largest record in the batch, in bytes as encoded.
+    pub(crate) fn max_record_size(&self) -> usize {
+        self.max_record_size
     }
 
     /// Bytes on the wire: header plus records.
@@ -437,6 +448,7 @@ impl ProducerBatch {
                 let first_ts = base + recs[0].timestamp_delta;
                 let mut records = Vec::with_capacity(sizes[h]);
                 let mut max_ts = i64::MIN;
+                let mut max_record_size = 0;
                 for (j, rec) in recs.iter().enumerate() {
                     let ts = base + rec.timestamp_delta;
                     max_ts = max_ts.max(ts);
@@ -447,6 +459,7 @@ impl ProducerBatch {
                         rec.value,
                         rec.headers.iter().copied(),
                     );
+                    let start = records.len();
                     write_record(
                         &mut records,
                         body,
@@ -456,6 +469,7 @@ impl ProducerBatch {
                         rec.value,
                         rec.headers.iter().copied(),
                     );
+                    max_record_size = max_record_size.max(records.len() - start);
                 }
                 let callbacks = std::mem::take(&mut thunks[h]);
                 let mut half = ProducerBatch {
@@ -466,6 +480,7 @@ impl ProducerBatch {
                     records,
                     reserved: reserved[h],
                     record_count: recs.len() as u32,
+                    max_record_size,
                     base_timestamp: first_ts,
                     max_timestamp: max_ts,
                     created: self.created,

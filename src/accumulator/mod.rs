@@ -549,6 +549,7 @@ impl RecordAccumulator {
                 &q.sensors,
                 batch.record_count(),
                 batch.size_in_bytes(),
+                batch.max_record_size(),
                 now.saturating_duration_since(batch.created),
                 compression,
                 now,

@@ -19,6 +19,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -195,6 +196,7 @@ impl BrokerThread {
     /// of leaving its records without an outcome.
     pub(crate) fn run(mut self) {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_loop()));
+        self.sensors.in_flight.store(0, Ordering::Relaxed);
         if let Err(p) = r {
             let what = p
                 .downcast_ref::<&str>()
@@ -271,6 +273,7 @@ impl BrokerThread {
                 self.shared.accumulator.next_expiry(&self.partitions),
             );
             let until = next_wake.map_or(u64::MAX, |t| self.shared.accumulator.nanos(t));
+            (self.sensors.in_flight).store(self.in_flight.len(), Ordering::Relaxed);
             if !self.signal.prepare_sleep(until) {
                 continue;
             }
@@ -807,6 +810,7 @@ impl BrokerThread {
                 let records = d.batch.record_count();
                 match acc.split_and_reenqueue(&d.queue, d.batch, now) {
                     Ok(()) => {
+                        acc.metrics().on_split();
                         log::debug!(
                             "{}: {}-{} refused {records} records as too large; split in two",
                             self.label(),
