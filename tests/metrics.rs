@@ -521,40 +521,11 @@ fn validation_interceptor_example_rejects_keyless_records() {
     }
 }
 
-/// KIP-219, the client's side: a proxy sets `throttle_time_ms` = 300 in
-/// every Produce answer from Kafka (v11 here). With one request in flight,
-/// every request after a throttled answer is one the producer sent after
-/// reading it, so none may reach the proxy before the throttle time has
-/// passed since the answer left. Kafka's own quotas mute the broker's
-/// side too, so this is what shows the producer itself holds back. The
-/// bound is a lower one that only the producer's wait can satisfy: a slow
-/// machine widens the gaps, never narrows them.
-#[test]
-fn a_throttled_broker_gets_nothing_until_the_throttle_time_has_passed() {
-    use common::kproxy::{KProxy, ProduceEvent};
-    let proxy = KProxy::start(Broker::Kafka.bootstrap());
-    let topic = topic("throttled");
-    let p = Producer::new(
-        ProducerConfig::new()
-            .bootstrap_servers(proxy.bootstrap.as_str())
-            .max_in_flight_requests_per_connection(1)
-            .linger(Duration::ZERO),
-        StringSerializer,
-        StringSerializer,
-    )
-    .unwrap();
-    p.partitions_for(&topic).unwrap();
-    proxy.throttle_produce(300);
-    for i in 0..5 {
-        p.send(ProducerRecord::new(topic.as_str(), format!("t{i}")))
-            .unwrap()
-            .get()
-            .unwrap();
-    }
-    let m = p.metrics();
-    p.close().unwrap();
-    proxy.throttle_produce(0);
-    let timeline = proxy.produce_timeline();
+/// Checks that no request in `timeline` reached the proxy on a connection
+/// before the throttle time of the answer before it on that connection
+/// had passed; returns how many requests followed a throttled answer.
+fn requests_after_throttles(timeline: &[common::kproxy::ProduceEvent]) -> usize {
+    use common::kproxy::ProduceEvent;
     let mut checked = 0;
     for (i, e) in timeline.iter().enumerate() {
         let ProduceEvent::Throttled {
@@ -580,6 +551,84 @@ fn a_throttled_broker_gets_nothing_until_the_throttle_time_has_passed() {
             }
         }
     }
+    checked
+}
+
+/// KIP-219 beyond Produce: a proxy sets `throttle_time_ms` = 400 in every
+/// Metadata answer, and `metadata.max.age.ms` = 100 makes the producer ask
+/// again and again. The metadata connection's next request may not reach
+/// the broker before the throttle time has passed (without the hold-back
+/// it came about 100 ms after the answer).
+#[test]
+fn a_throttled_metadata_answer_holds_the_next_metadata_request_back() {
+    use common::kproxy::KProxy;
+    let proxy = KProxy::start(Broker::Kafka.bootstrap());
+    let topic = topic("throttled-metadata");
+    let p = Producer::new(
+        ProducerConfig::new()
+            .bootstrap_servers(proxy.bootstrap.as_str())
+            .metadata_max_age(Duration::from_millis(100)),
+        StringSerializer,
+        StringSerializer,
+    )
+    .unwrap();
+    p.partitions_for(&topic).unwrap();
+    proxy.throttle_metadata(400);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while requests_after_throttles(&proxy.metadata_timeline()) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "metadata requests: {:?}",
+            proxy.metadata_timeline()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The producer still works while throttled.
+    p.send(ProducerRecord::new(topic.as_str(), "after"))
+        .unwrap()
+        .get()
+        .unwrap();
+    proxy.throttle_metadata(0);
+    p.close().unwrap();
+    assert!(proxy.errors().is_empty(), "{:?}", proxy.errors());
+    consume(Broker::Kafka.bootstrap(), &topic, 1, T);
+}
+
+/// KIP-219, the client's side: a proxy sets `throttle_time_ms` = 300 in
+/// every Produce answer from Kafka (v11 here). With one request in flight,
+/// every request after a throttled answer is one the producer sent after
+/// reading it, so none may reach the proxy before the throttle time has
+/// passed since the answer left. Kafka's own quotas mute the broker's
+/// side too, so this is what shows the producer itself holds back. The
+/// bound is a lower one that only the producer's wait can satisfy: a slow
+/// machine widens the gaps, never narrows them.
+#[test]
+fn a_throttled_broker_gets_nothing_until_the_throttle_time_has_passed() {
+    use common::kproxy::KProxy;
+    let proxy = KProxy::start(Broker::Kafka.bootstrap());
+    let topic = topic("throttled");
+    let p = Producer::new(
+        ProducerConfig::new()
+            .bootstrap_servers(proxy.bootstrap.as_str())
+            .max_in_flight_requests_per_connection(1)
+            .linger(Duration::ZERO),
+        StringSerializer,
+        StringSerializer,
+    )
+    .unwrap();
+    p.partitions_for(&topic).unwrap();
+    proxy.throttle_produce(300);
+    for i in 0..5 {
+        p.send(ProducerRecord::new(topic.as_str(), format!("t{i}")))
+            .unwrap()
+            .get()
+            .unwrap();
+    }
+    let m = p.metrics();
+    p.close().unwrap();
+    proxy.throttle_produce(0);
+    let timeline = proxy.produce_timeline();
+    let checked = requests_after_throttles(&timeline);
     assert!(
         checked >= 4,
         "{checked} requests after a throttled answer: {timeline:?}"

@@ -159,6 +159,11 @@ pub(crate) struct Connection<S: Transport = TcpStream> {
     /// unless the owner knows what its requests can be answered with
     /// ([`set_max_frame`](Self::set_max_frame)).
     max_frame: usize,
+    /// KIP-219: until when the broker asked us (with `throttle_time_ms`
+    /// in an answer) to send it nothing; the next blocking
+    /// [`request`](Self::request) waits for it. (The I/O threads keep
+    /// their own hold-back for Produce.)
+    throttled_until: Option<Instant>,
 }
 
 impl Connection<TcpStream> {
@@ -224,6 +229,17 @@ impl<S: Transport> Connection<S> {
             rpos: 0,
             rlen: 0,
             max_frame: MAX_RESPONSE_SIZE,
+            throttled_until: None,
+        }
+    }
+
+    /// An answer said the broker throttled us for `ms` (its
+    /// `throttle_time_ms`): the next blocking request to it waits that long
+    /// from now, as Java's client mutes a throttled connection.
+    pub(crate) fn throttled(&mut self, ms: i32) {
+        if ms > 0 {
+            log::debug!("{}: throttled for {ms} ms", self.label);
+            self.throttled_until = Some(later(Instant::now(), Duration::from_millis(ms as u64)));
         }
     }
 
@@ -256,6 +272,7 @@ impl<S: Transport> Connection<S> {
             )?;
             let resp = ApiVersionsResponse::decode(&body, version)
                 .map_err(|e| Error::Protocol(format!("ApiVersions from {}: {e}", self.label)))?;
+            self.throttled(resp.throttle_time_ms);
             match ErrorCode(resp.error_code) {
                 ErrorCode::NONE => {
                     self.api = resp;
@@ -518,7 +535,9 @@ impl<S: Transport> Connection<S> {
 
     /// Sends one request and waits for its response in blocking mode,
     /// until `deadline`. Returns the response body (after the header).
-    /// Frames with other correlation ids are skipped.
+    /// Frames with other correlation ids are skipped. If the broker's last
+    /// answer throttled us, the request is sent once that time has passed
+    /// (or at `deadline`, whichever is first).
     pub(crate) fn request(
         &mut self,
         api: &Api,
@@ -526,6 +545,14 @@ impl<S: Transport> Connection<S> {
         body: impl FnOnce(&mut Vec<u8>),
         deadline: Instant,
     ) -> Result<Vec<u8>> {
+        if let Some(until) = self.throttled_until.take() {
+            let wait = until
+                .min(deadline)
+                .saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
         let resp_hv = api.response_header_version(version);
         let id = self.enqueue(api, version, body);
         let remaining = |d: Instant| {

@@ -396,6 +396,7 @@ fn init_producer_id(c: &mut Connection, cfg: &ProducerConfig) -> Result<(i64, i1
     )?;
     let resp = InitProducerIdResponse::decode(&body, v)
         .map_err(|e| Error::Protocol(format!("InitProducerId v{v} from {}: {e}", c.label)))?;
+    c.throttled(resp.throttle_time_ms);
     let code = ErrorCode(resp.error_code);
     if !code.is_ok() {
         let why = format!("InitProducerId v{v} to {} failed with {code}", c.label);
@@ -422,6 +423,7 @@ fn request(c: &mut Connection, topics: &[String], timeout: Duration) -> Result<C
     )?;
     let resp = MetadataResponse::decode(&body, v)
         .map_err(|e| Error::Protocol(format!("Metadata v{v} from {}: {e}", c.label)))?;
+    c.throttled(resp.throttle_time_ms);
     Ok(Cluster::from_response(&resp))
 }
 

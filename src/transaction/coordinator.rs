@@ -365,6 +365,7 @@ impl Coordinators {
             .map_err(Step::net)?;
         let resp = FindCoordinatorResponse::decode(&body, v)
             .map_err(|e| Step::decode(api, &any.label, e))?;
+        any.throttled(resp.throttle_time_ms);
         self.any = Some(any);
         let (code, node, host, port) = if v >= 4 {
             match resp.coordinators.into_iter().find(|c| c.key == key) {
@@ -537,6 +538,7 @@ impl Coordinators {
                     .map_err(Step::net)?;
                 let resp = InitProducerIdResponse::decode(&body, v)
                     .map_err(|e| Step::decode(api, &c.label, e))?;
+                c.throttled(resp.throttle_time_ms);
                 match ErrorCode(resp.error_code) {
                     ErrorCode::NONE => Ok((resp.producer_id, resp.producer_epoch)),
                     code => Err(Step::of(api, code)),
@@ -588,6 +590,7 @@ impl Coordinators {
                     .map_err(Step::net)?;
                 let resp = AddPartitionsToTxnResponse::decode(&body, v)
                     .map_err(|e| Step::decode(api, &c.label, e))?;
+                c.throttled(resp.throttle_time_ms);
                 match worst(api, &resp.results_by_topic) {
                     None => Ok(()),
                     Some(step) => Err(step),
@@ -641,6 +644,7 @@ impl Coordinators {
                     .map_err(Step::net)?;
                 let resp = AddOffsetsToTxnResponse::decode(&body, v)
                     .map_err(|e| Step::decode(api, &c.label, e))?;
+                c.throttled(resp.throttle_time_ms);
                 match ErrorCode(resp.error_code) {
                     ErrorCode::NONE => Ok(()),
                     code => Err(Step::of(api, code)),
@@ -714,6 +718,7 @@ impl Coordinators {
                     .map_err(Step::net)?;
                 let resp = TxnOffsetCommitResponse::decode(&body, v)
                     .map_err(|e| Step::decode(api, &c.label, e))?;
+                c.throttled(resp.throttle_time_ms);
                 match worst(api, &resp.topics) {
                     None => Ok(()),
                     Some(step) => Err(step),
@@ -750,6 +755,7 @@ impl Coordinators {
                     .map_err(Step::net)?;
                 let resp =
                     EndTxnResponse::decode(&body, v).map_err(|e| Step::decode(api, &c.label, e))?;
+                c.throttled(resp.throttle_time_ms);
                 match ErrorCode(resp.error_code) {
                     // Java adopts any id it is given (v5+), and keeps its
                     // own when the broker sends -1.

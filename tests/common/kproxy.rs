@@ -101,6 +101,11 @@ struct Shared {
     throttle_ms: AtomicI32,
     /// with a throttle: Produce requests in and throttled answers out
     timeline: Mutex<Vec<ProduceEvent>>,
+    /// `throttle_time_ms` written into every Metadata response (0: none)
+    metadata_throttle_ms: AtomicI32,
+    /// with a Metadata throttle: Metadata requests in and throttled
+    /// answers out
+    metadata_timeline: Mutex<Vec<ProduceEvent>>,
 }
 
 /// A moment in the life of a throttled connection (see
@@ -169,6 +174,18 @@ impl KProxy {
     /// answer's departure, in order.
     pub fn produce_timeline(&self) -> Vec<ProduceEvent> {
         self.shared.timeline.lock().unwrap().clone()
+    }
+
+    /// From now on, every Metadata response tells the client to hold back
+    /// `ms` milliseconds (0 stops it).
+    pub fn throttle_metadata(&self, ms: i32) {
+        self.shared.metadata_throttle_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// With a Metadata throttle: every Metadata request's arrival and every
+    /// throttled answer's departure, in order (as [`Self::produce_timeline`]).
+    pub fn metadata_timeline(&self) -> Vec<ProduceEvent> {
+        self.shared.metadata_timeline.lock().unwrap().clone()
     }
 
     /// No more faults: every response is forwarded.
@@ -386,6 +403,18 @@ impl Conn {
                         });
                 }
             }
+            if key == ApiKey::Metadata as i16
+                && self.shared.metadata_throttle_ms.load(Ordering::SeqCst) > 0
+            {
+                self.shared
+                    .metadata_timeline
+                    .lock()
+                    .unwrap()
+                    .push(ProduceEvent::Request {
+                        conn: self.id,
+                        at: Instant::now(),
+                    });
+            }
             if server.write_all(&frame).is_err() {
                 break;
             }
@@ -405,6 +434,10 @@ impl Conn {
             let throttled = matches!(request, Some((k, _)) if k == ApiKey::Produce as i16)
                 .then(|| self.shared.throttle_ms.load(Ordering::SeqCst))
                 .filter(|t| *t > 0);
+            let metadata_throttled =
+                matches!(request, Some((k, _)) if k == ApiKey::Metadata as i16)
+                    .then(|| self.shared.metadata_throttle_ms.load(Ordering::SeqCst))
+                    .filter(|t| *t > 0);
             let out = match request {
                 Some((key, version)) => match self.answer(key, version, corr, frame) {
                     Some(out) => out,
@@ -420,6 +453,17 @@ impl Conn {
             if let Some(throttle_ms) = throttled {
                 self.shared
                     .timeline
+                    .lock()
+                    .unwrap()
+                    .push(ProduceEvent::Throttled {
+                        conn: self.id,
+                        at: Instant::now(),
+                        throttle_ms,
+                    });
+            }
+            if let Some(throttle_ms) = metadata_throttled {
+                self.shared
+                    .metadata_timeline
                     .lock()
                     .unwrap()
                     .push(ProduceEvent::Throttled {
@@ -478,8 +522,12 @@ impl Conn {
                 }
             }
             ApiKey::Metadata => {
+                let throttle = self.shared.metadata_throttle_ms.load(Ordering::SeqCst);
                 Some(
                     self.rewrite::<MetadataResponse>(api, version, frame, |m, p| {
+                        if throttle > 0 {
+                            m.throttle_time_ms = throttle;
+                        }
                         for b in &mut m.brokers {
                             let (host, port) = p(b.host.as_str(), b.port);
                             b.host = host;
