@@ -3,9 +3,11 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::process::Command;
+use std::time::Duration;
 
-use common::{example, topic, BROKERS};
+use common::{consume, example, librdkafka_murmur2, topic, Broker, BROKERS};
 
 /// Parses Java's final line: `N records sent, X records/sec (Y MB/sec),
 /// A ms avg latency, M ms max latency, P50 ms 50th, P95 ms 95th, P99 ms
@@ -70,5 +72,70 @@ fn one_million_records_through_each_broker() {
             parse_summary(last).unwrap_or_else(|| panic!("{broker:?}: not Java's format: {last}"));
         assert_eq!(n, 1_000_000, "{broker:?}: {last}");
         assert!(percentiles.windows(2).all(|w| w[0] <= w[1]), "{last}");
+    }
+}
+
+/// `--key-mode random`: every record read back by librdkafka has its own
+/// 8-byte key and sits in the partition librdkafka's murmur2 partitioner
+/// (Java's) gives that key, so the records spread over every partition;
+/// without the flag (Java's tool), keys are null.
+#[test]
+fn key_mode_random_gives_each_record_an_8_byte_key_partitioned_by_murmur2() {
+    let bin = example("producer_perf_test");
+    let broker = Broker::Tansu;
+    for random in [true, false] {
+        let topic = topic("perf-keys");
+        let n = 2000;
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--topic", &topic, "--num-records", &n.to_string()])
+            .args(["--record-size", "100", "--throughput", "-1"]);
+        if random {
+            cmd.args(["--key-mode", "random"]);
+        }
+        let out = cmd
+            .arg("--producer-props")
+            .arg(format!("bootstrap.servers={}", broker.bootstrap()))
+            .arg("linger.ms=5")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "exit {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = consume(broker.bootstrap(), &topic, n, Duration::from_secs(60));
+        assert_eq!(got.len(), n);
+        if !random {
+            assert!(
+                got.iter().all(|r| r.key.is_none()),
+                "keys without --key-mode"
+            );
+            continue;
+        }
+        let keys: Vec<Vec<u8>> = got.iter().map(|r| r.key.clone().expect("a key")).collect();
+        assert!(keys.iter().all(|k| k.len() == 8), "8-byte keys");
+        let distinct: BTreeSet<&Vec<u8>> = keys.iter().collect();
+        assert!(
+            distinct.len() >= n - 2,
+            "{} distinct keys of {n}",
+            distinct.len()
+        );
+        let expected = librdkafka_murmur2(
+            broker.bootstrap(),
+            &common::topic("perf-keys-oracle"),
+            &keys,
+        );
+        let partitions: Vec<i32> = got.iter().map(|r| r.partition).collect();
+        assert_eq!(
+            partitions, expected,
+            "partitions against librdkafka's murmur2"
+        );
+        let used: BTreeSet<i32> = partitions.iter().copied().collect();
+        assert_eq!(
+            used.len(),
+            4,
+            "Tansu's auto-created topics have 4 partitions: {used:?}"
+        );
     }
 }
