@@ -26,7 +26,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::conn::{Connection, SocketBuffers};
+use super::conn::{Connection, SocketBuffers, Transport};
 use super::decide::{self, jittered, Verdict};
 use super::IoShared;
 use crate::accumulator::{DrainSignal, Drained, PartitionQueue, ProducerBatch};
@@ -399,6 +399,7 @@ impl BrokerThread {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let (client_id, request_timeout) = (cfg.client_id.clone(), cfg.request_timeout);
         let buffers = SocketBuffers::of(cfg);
+        let tls = cfg.tls.clone();
         let codec = cfg.compression_codec();
         let signal = self.signal.clone();
         let spawned = std::thread::Builder::new()
@@ -412,6 +413,7 @@ impl BrokerThread {
                     setup,
                     request_timeout,
                     buffers,
+                    tls.as_deref(),
                 )
                 .and_then(|c| {
                     // zstd needs Produce v7+ (KIP-110): an older broker

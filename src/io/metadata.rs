@@ -312,6 +312,7 @@ fn fetch(
             cfg.connection_setup_timeout,
             cfg.request_timeout,
             SocketBuffers::of(cfg),
+            cfg.tls.as_deref(),
         );
         match opened.and_then(|mut c| request(&mut c, topics, cfg.request_timeout).map(|r| (c, r)))
         {
