@@ -673,6 +673,11 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             if inner.lifecycle.is_closing() {
                 return Err(Error::Closed);
             }
+            // TLS refused: fail now, as Java's AuthenticationException.
+            if let Some(e) = inner.metadata.auth_error() {
+                inner.metadata.add_topic(topic);
+                return Err(e);
+            }
             inner.metadata.add_topic(topic);
             if count.is_some() {
                 inner.metadata.request_update(); // the partition is missing

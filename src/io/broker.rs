@@ -478,7 +478,9 @@ impl BrokerThread {
                 self.schedule_reconnect(Instant::now());
                 // A broker that speaks no Produce version we can send will
                 // never take these batches: fail them now, loudly.
-                if let Error::UnsupportedVersion { .. } = e {
+                // Nor will one that refuses to authenticate us (Java's
+                // Sender fails the batches of an AuthenticationException).
+                if let Error::UnsupportedVersion { .. } | Error::Authentication { .. } = e {
                     self.fail_queued(&e);
                 }
                 false

@@ -420,6 +420,12 @@ impl<S: Transport> Connection<S> {
         self.written_total
     }
 
+    /// Bytes the transport has taken so far (on the socket or not).
+    #[cfg(test)]
+    pub(crate) fn taken_total(&self) -> u64 {
+        self.taken_total
+    }
+
     /// True if bytes are waiting to be written: in the write buffer, or
     /// taken by the transport and held (TLS records not yet on the socket).
     pub(crate) fn wants_write(&self) -> bool {

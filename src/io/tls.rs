@@ -786,3 +786,674 @@ impl Transport for Stream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Against an in-process rustls server on 127.0.0.1 that answers the
+    //! ApiVersions exchange, with certificates made by rcgen.
+
+    use super::*;
+    use crate::io::conn::{Connection, SocketBuffers};
+    use crate::protocol::messages::api_versions::ApiVersionsResponse;
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+        KeyUsagePurpose,
+    };
+    use rustls::server::WebPkiClientVerifier;
+    use rustls::{ServerConfig, ServerConnection};
+    use std::net::TcpListener;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::thread::JoinHandle;
+
+    struct Ca {
+        issuer: Issuer<'static, KeyPair>,
+        pem: String,
+    }
+
+    fn ca(name: &str) -> Ca {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, name.to_owned());
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate().unwrap();
+        let pem = p.self_signed(&key).unwrap().pem();
+        Ca {
+            issuer: Issuer::new(p, key),
+            pem,
+        }
+    }
+
+    /// (certificate PEM, key PEM) for `names`, signed by `ca`.
+    fn leaf(ca: &Ca, names: &[&str], client: bool, expired: bool) -> (String, String) {
+        let mut p =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        p.extended_key_usages = vec![if client {
+            ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        if expired {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &ca.issuer).unwrap().pem();
+        (cert, key.serialize_pem())
+    }
+
+    /// A fresh directory for one test's PEM files.
+    fn dir() -> PathBuf {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "kp-tls-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+
+    fn server_config(cert: &(String, String), client_ca: Option<&Ca>) -> Arc<ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let chain = pem_certs("t", "t", cert.0.as_bytes()).unwrap();
+        let key = pem_key("t", "t", cert.1.as_bytes()).unwrap();
+        let b = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let b = match client_ca {
+            Some(ca) => {
+                let mut roots = RootCertStore::empty();
+                roots
+                    .add(pem_certs("t", "t", ca.pem.as_bytes()).unwrap().remove(0))
+                    .unwrap();
+                let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .unwrap();
+                b.with_client_cert_verifier(v)
+            }
+            None => b.with_no_client_auth(),
+        };
+        Arc::new(b.with_single_cert(chain, key).unwrap())
+    }
+
+    fn frame(corr: i32, body: &[u8]) -> Vec<u8> {
+        let mut f = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+        f.extend_from_slice(&corr.to_be_bytes());
+        f.extend_from_slice(body);
+        f
+    }
+
+    fn next_request(s: &mut impl Read) -> io::Result<Vec<u8>> {
+        let mut size = [0u8; 4];
+        s.read_exact(&mut size)?;
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        s.read_exact(&mut body)?;
+        Ok(body)
+    }
+
+    /// Answers ApiVersions as librdkafka's mock does (v3 refused, then v0).
+    fn answer_api_versions(s: &mut (impl Read + Write)) -> io::Result<()> {
+        next_request(s)?;
+        s.write_all(&frame(
+            0,
+            &[0x00, 0x23, 0x01, 0x00, 0x12, 0, 0, 0, 2, 0, 0, 0, 0],
+        ))?;
+        next_request(s)?;
+        let mut body = Vec::new();
+        ApiVersionsResponse::default().encode(&mut body, 0);
+        s.write_all(&frame(1, &body))?;
+        s.flush()
+    }
+
+    type Session = rustls::StreamOwned<ServerConnection, std::net::TcpStream>;
+
+    /// A TLS broker for one connection: handshake, ApiVersions, then
+    /// `then` with the session. Returns the port and the thread (its
+    /// result: what `then` returned, or the server's error).
+    fn tls_broker<T: Send + 'static>(
+        config: Arc<ServerConfig>,
+        then: impl FnOnce(&mut Session) -> io::Result<T> + Send + 'static,
+    ) -> (u16, JoinHandle<io::Result<T>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept()?;
+            tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
+            let conn = ServerConnection::new(config).map_err(io::Error::other)?;
+            let mut s = rustls::StreamOwned::new(conn, tcp);
+            while s.conn.is_handshaking() {
+                if let Err(e) = s.conn.complete_io(&mut s.sock) {
+                    // Send the alert rustls queued, as a broker would.
+                    let _ = s.conn.write_tls(&mut s.sock);
+                    return Err(e);
+                }
+            }
+            if let Err(e) = answer_api_versions(&mut s) {
+                let _ = s.conn.write_tls(&mut s.sock);
+                return Err(e);
+            }
+            then(&mut s)
+        });
+        (port, t)
+    }
+
+    /// A producer configuration with `pairs` over SSL, validated.
+    fn client(pairs: &[(&str, &str)]) -> Result<ProducerConfig> {
+        let mut c = ProducerConfig::new().bootstrap_servers("127.0.0.1:1");
+        c.set("security.protocol", "SSL")?;
+        for (k, v) in pairs {
+            c.set(k, v)?;
+        }
+        c.validate()
+    }
+
+    fn open(cfg: &ProducerConfig, host: &str, port: u16) -> Result<Connection> {
+        Connection::open(
+            "node 1".into(),
+            host,
+            port,
+            "cid",
+            Duration::from_secs(20),
+            Duration::from_secs(20),
+            SocketBuffers::of(cfg),
+            cfg.tls.as_deref(),
+        )
+    }
+
+    /// Opening `port` fails with an authentication error, quickly (well
+    /// within the 20 s timeouts: no wait for a timeout); its message.
+    fn refused(cfg: &ProducerConfig, host: &str, port: u16) -> String {
+        let started = Instant::now();
+        let e = open(cfg, host, port).map(|_| ()).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "took {:?}: {e}",
+            started.elapsed()
+        );
+        match e {
+            Error::Authentication { broker, message } => {
+                assert_eq!(broker, "node 1");
+                message
+            }
+            e => panic!("expected an authentication error, got {e:?}"),
+        }
+    }
+
+    struct Pki {
+        ca: Ca,
+        dir: PathBuf,
+        ca_file: String,
+        /// A file with the client's key and certificate (KIP-651's PEM
+        /// keystore).
+        keystore: String,
+        client_cert: String,
+        client_key: String,
+    }
+
+    fn pki() -> Pki {
+        let ca = ca("test CA");
+        let dir = dir();
+        let ca_file = write(&dir, "ca.pem", &ca.pem);
+        let (cert, key) = leaf(&ca, &["client"], true, false);
+        let keystore = write(&dir, "client.pem", &format!("{key}{cert}"));
+        let client_cert = write(&dir, "client.crt", &cert);
+        let client_key = write(&dir, "client.key", &key);
+        Pki {
+            ca,
+            dir,
+            ca_file,
+            keystore,
+            client_cert,
+            client_key,
+        }
+    }
+
+    #[test]
+    fn mutual_tls_connects_and_negotiates_with_each_way_of_giving_the_files() {
+        let pki = pki();
+        let server = leaf(&pki.ca, &["localhost", "127.0.0.1"], false, false);
+        let chain = std::fs::read_to_string(&pki.client_cert).unwrap();
+        let key = std::fs::read_to_string(&pki.client_key).unwrap();
+        let ca_pem = pki.ca.pem.clone();
+        let settings: Vec<Vec<(&str, &str)>> = vec![
+            vec![
+                ("ssl.truststore.type", "PEM"),
+                ("ssl.truststore.location", &pki.ca_file),
+                ("ssl.keystore.type", "PEM"),
+                ("ssl.keystore.location", &pki.keystore),
+            ],
+            vec![
+                ("ssl.truststore.type", "PEM"),
+                ("ssl.truststore.certificates", &ca_pem),
+                ("ssl.keystore.type", "PEM"),
+                ("ssl.keystore.certificate.chain", &chain),
+                ("ssl.keystore.key", &key),
+            ],
+            // librdkafka's names
+            vec![
+                ("ssl.ca.location", &pki.ca_file),
+                ("ssl.certificate.location", &pki.client_cert),
+                ("ssl.key.location", &pki.client_key),
+            ],
+        ];
+        for (i, pairs) in settings.iter().enumerate() {
+            let cfg = client(pairs).unwrap();
+            for host in ["localhost", "127.0.0.1"] {
+                let (port, t) =
+                    tls_broker(server_config(&server, Some(&pki.ca)), |s| {
+                        Ok(s.conn.peer_certificates().map_or(0, |c| c.len()))
+                    });
+                let c = open(&cfg, host, port).unwrap_or_else(|e| panic!("setting {i}: {e}"));
+                assert!(matches!(c.transport(), Stream::Tls(_)));
+                assert_eq!(t.join().unwrap().unwrap(), 1, "the client certificate");
+            }
+        }
+        // The CA directory form of ssl.ca.location.
+        let cfg = client(&[
+            ("ssl.ca.location", pki.dir.to_str().unwrap()),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", &pki.keystore),
+        ])
+        .unwrap();
+        let (port, t) = tls_broker(server_config(&server, Some(&pki.ca)), |_| Ok(()));
+        open(&cfg, "127.0.0.1", port).unwrap();
+        t.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn an_unknown_ca_is_an_authentication_error() {
+        let pki = pki();
+        let other = ca("someone else");
+        let server = leaf(&other, &["127.0.0.1"], false, false);
+        let cfg = client(&[("ssl.ca.location", &pki.ca_file)]).unwrap();
+        let (port, t) = tls_broker(server_config(&server, None), |_| Ok(()));
+        let m = refused(&cfg, "127.0.0.1", port);
+        assert!(m.contains("not signed by a trusted CA"), "{m}");
+        assert!(m.contains(&pki.ca_file), "names where the CAs came from: {m}");
+        assert!(t.join().unwrap().is_err());
+        // Turning host name checks off does not turn the chain check off.
+        let cfg = client(&[
+            ("ssl.ca.location", &pki.ca_file),
+            ("ssl.endpoint.identification.algorithm", ""),
+        ])
+        .unwrap();
+        let (port, t) = tls_broker(server_config(&server, None), |_| Ok(()));
+        let m = refused(&cfg, "127.0.0.1", port);
+        assert!(m.contains("not signed by a trusted CA"), "{m}");
+        assert!(t.join().unwrap().is_err());
+    }
+
+    #[test]
+    fn a_wrong_host_name_is_refused_unless_identification_is_off() {
+        let pki = pki();
+        let server = leaf(&pki.ca, &["broker.example"], false, false);
+        let cfg = client(&[("ssl.ca.location", &pki.ca_file)]).unwrap();
+        for host in ["127.0.0.1", "localhost"] {
+            let (port, t) = tls_broker(server_config(&server, None), |_| Ok(()));
+            let m = refused(&cfg, host, port);
+            assert!(m.contains(&format!("not valid for the host name {host}")), "{m}");
+            assert!(t.join().unwrap().is_err());
+        }
+        let cfg = client(&[
+            ("ssl.ca.location", &pki.ca_file),
+            ("ssl.endpoint.identification.algorithm", ""),
+        ])
+        .unwrap();
+        let (port, t) = tls_broker(server_config(&server, None), |_| Ok(()));
+        open(&cfg, "127.0.0.1", port).unwrap();
+        t.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn an_expired_certificate_is_refused() {
+        let pki = pki();
+        let server = leaf(&pki.ca, &["127.0.0.1"], false, true);
+        let cfg = client(&[("ssl.ca.location", &pki.ca_file)]).unwrap();
+        let (port, t) = tls_broker(server_config(&server, None), |_| Ok(()));
+        let m = refused(&cfg, "127.0.0.1", port);
+        assert!(m.contains("has expired"), "{m}");
+        assert!(t.join().unwrap().is_err());
+    }
+
+    #[test]
+    fn a_missing_or_untrusted_client_certificate_is_an_authentication_error() {
+        let pki = pki();
+        let server = leaf(&pki.ca, &["127.0.0.1"], false, false);
+        // No client certificate: TLS 1.3's client finishes its side of
+        // the handshake first; the broker's alert answers ApiVersions.
+        for version in ["TLSv1.3", "TLSv1.2"] {
+            let cfg = client(&[
+                ("ssl.ca.location", &pki.ca_file),
+                ("ssl.enabled.protocols", version),
+            ])
+            .unwrap();
+            let (port, t) = tls_broker(server_config(&server, Some(&pki.ca)), |_| Ok(()));
+            let m = refused(&cfg, "127.0.0.1", port);
+            assert!(m.contains("client certificate"), "{version}: {m}");
+            assert!(t.join().unwrap().is_err());
+        }
+        // A client certificate from a CA the broker does not trust.
+        let other = ca("someone else");
+        let (cert, key) = leaf(&other, &["client"], true, false);
+        let d = dir();
+        let cfg = client(&[
+            ("ssl.ca.location", &pki.ca_file),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", &write(&d, "c.pem", &format!("{cert}{key}"))),
+        ])
+        .unwrap();
+        let (port, t) = tls_broker(server_config(&server, Some(&pki.ca)), |_| Ok(()));
+        let m = refused(&cfg, "127.0.0.1", port);
+        assert!(m.contains("client certificate"), "{m}");
+        assert!(t.join().unwrap().is_err());
+    }
+
+    #[test]
+    fn a_plaintext_client_on_a_tls_port_is_told_so_at_once() {
+        let pki = pki();
+        let server = leaf(&pki.ca, &["127.0.0.1"], false, false);
+        let (port, t) = tls_broker(server_config(&server, None), |_| Ok(()));
+        let cfg = ProducerConfig::new()
+            .bootstrap_servers("127.0.0.1:1")
+            .validate()
+            .unwrap();
+        let m = refused(&cfg, "127.0.0.1", port);
+        assert!(m.contains("set security.protocol=SSL"), "{m}");
+        assert!(t.join().unwrap().is_err());
+    }
+
+    #[test]
+    fn a_tls_client_on_a_plaintext_port_is_told_so_at_once() {
+        let pki = pki();
+        let cfg = client(&[("ssl.ca.location", &pki.ca_file)]).unwrap();
+        // A Kafka plaintext listener reads the ClientHello's first bytes
+        // as a huge frame size and closes; another server may answer
+        // with bytes that are not TLS.
+        for answer in [None, Some(frame(0, b"not tls at all, a kafka frame"))] {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let t = std::thread::spawn(move || -> io::Result<()> {
+                let (mut s, _) = listener.accept()?;
+                let mut size = [0u8; 4];
+                s.read_exact(&mut size)?;
+                assert_eq!(size[0], 22, "a TLS handshake record");
+                if let Some(a) = answer {
+                    s.write_all(&a)?;
+                    // Linger, so the client reads the answer, not a reset.
+                    let mut sink = [0u8; 4096];
+                    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                    while s.read(&mut sink)? > 0 {}
+                }
+                Ok(())
+            });
+            let m = refused(&cfg, "127.0.0.1", port);
+            assert!(m.contains("does not seem to speak TLS"), "{m}");
+            t.join().unwrap().unwrap();
+        }
+    }
+
+    #[test]
+    fn closing_sends_close_notify() {
+        let pki = pki();
+        let server = leaf(&pki.ca, &["127.0.0.1"], false, false);
+        let cfg = client(&[("ssl.ca.location", &pki.ca_file)]).unwrap();
+        let (port, t) = tls_broker(server_config(&server, None), |s| {
+            let mut b = [0u8; 16];
+            // Ok(0): the peer sent close_notify; a bare FIN is an error.
+            s.read(&mut b)
+        });
+        let c = open(&cfg, "127.0.0.1", port).unwrap();
+        c.close_gracefully(Duration::from_secs(5));
+        assert_eq!(t.join().unwrap().unwrap(), 0);
+    }
+
+    /// Waits for one of `interest`'s events on the connection's socket;
+    /// false if none came within 10 s (a lost edge).
+    fn wait(poll: &mut mio::Poll, events: &mut mio::Events) -> bool {
+        poll.poll(events, Some(Duration::from_secs(10))).unwrap();
+        !events.is_empty()
+    }
+
+    #[test]
+    fn buffered_records_flush_on_writable_edges_and_count_once_on_the_socket() {
+        use crate::protocol::messages::produce;
+        let pki = pki();
+        let server = leaf(&pki.ca, &["127.0.0.1"], false, false);
+        // A small send buffer, so the socket fills long before 4 MB.
+        let cfg = client(&[
+            ("ssl.ca.location", &pki.ca_file),
+            ("send.buffer.bytes", "4096"),
+            ("receive.buffer.bytes", "4096"),
+        ])
+        .unwrap();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let (port, t) = tls_broker(server_config(&server, None), move |s| {
+            // Read nothing until told: the client's socket fills.
+            go_rx.recv().map_err(io::Error::other)?;
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                got.push(next_request(s)?.len());
+            }
+            Ok(got)
+        });
+        let mut c = open(&cfg, "127.0.0.1", port).unwrap();
+        c.transport().set_nonblocking(true).unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        let fd = c.transport().as_raw_fd();
+        poll.registry()
+            .register(
+                &mut mio::unix::SourceFd(&fd),
+                mio::Token(1),
+                mio::Interest::WRITABLE,
+            )
+            .unwrap();
+        let mut events = mio::Events::with_capacity(4);
+        let start = c.enqueued_total();
+        c.enqueue(&produce::API, 9, |b| b.extend_from_slice(&vec![7u8; 3 << 20]));
+        c.enqueue(&produce::API, 9, |b| b.extend_from_slice(&[8u8; 100]));
+        let end = c.enqueued_total();
+        c.write_some().unwrap();
+        // The socket is full: rustls still holds records, and none of the
+        // plaintext they carry counts as written.
+        assert!(c.wants_write());
+        assert!(c.transport().has_buffered(), "rustls holds records");
+        assert!(
+            c.written_total() < c.taken_total(),
+            "written {} of {} taken",
+            c.written_total(),
+            c.taken_total()
+        );
+        let held_back = c.written_total();
+        go_tx.send(()).unwrap();
+        // Driven by writable edges only, as the I/O thread does.
+        let mut edges = 0;
+        while c.wants_write() {
+            assert!(wait(&mut poll, &mut events), "no writable edge came");
+            edges += 1;
+            c.write_some().unwrap();
+            assert!(c.written_total() <= c.taken_total());
+            if c.transport().has_buffered() {
+                assert!(c.written_total() < c.taken_total());
+            }
+        }
+        assert!(edges > 1, "{edges} edges");
+        assert!(c.written_total() > held_back);
+        assert_eq!(c.written_total(), end, "everything counted, once");
+        assert_eq!(c.written_total(), c.taken_total());
+        let got = t.join().unwrap().unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got.iter().map(|n| 4 + *n as u64).sum::<u64>(),
+            end - start,
+            "the broker read every byte counted"
+        );
+    }
+
+    #[test]
+    fn reads_drain_every_decoded_record_on_one_readable_edge() {
+        let pki = pki();
+        let server = leaf(&pki.ca, &["127.0.0.1"], false, false);
+        let cfg = client(&[("ssl.ca.location", &pki.ca_file)]).unwrap();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        // 200 responses of 10 kB in one burst: many TLS records, read
+        // from the socket in several chunks.
+        let (port, t) = tls_broker(server_config(&server, None), move |s| {
+            go_rx.recv().map_err(io::Error::other)?;
+            let mut burst = Vec::new();
+            for corr in 0..200 {
+                burst.extend(frame(corr, &vec![corr as u8; 10_000]));
+            }
+            s.write_all(&burst)?;
+            s.flush()?;
+            // Stay open until the client has read everything.
+            let mut b = [0u8; 1];
+            let _ = s.read(&mut b);
+            Ok(())
+        });
+        let mut c = open(&cfg, "127.0.0.1", port).unwrap();
+        c.transport().set_nonblocking(true).unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        let fd = c.transport().as_raw_fd();
+        poll.registry()
+            .register(
+                &mut mio::unix::SourceFd(&fd),
+                mio::Token(1),
+                mio::Interest::READABLE,
+            )
+            .unwrap();
+        let mut events = mio::Events::with_capacity(4);
+        go_tx.send(()).unwrap();
+        let mut got = Vec::new();
+        while got.len() < 200 {
+            assert!(
+                wait(&mut poll, &mut events),
+                "no readable edge after {} frames: a decoded record was left behind",
+                got.len()
+            );
+            c.read_some().unwrap();
+            while let Some(corr) = c.next_frame(|corr, f| (corr, f.len())).unwrap() {
+                got.push(corr);
+            }
+        }
+        assert_eq!(got, (0..200).map(|i| (i, 10_004)).collect::<Vec<_>>());
+        drop(c);
+        t.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn settings_are_checked_when_the_producer_is_made() {
+        let pki = pki();
+        let err = |pairs: &[(&str, &str)]| match client(pairs).map(|_| ()).unwrap_err() {
+            Error::Config { key, message } => (key, message),
+            e => panic!("{pairs:?}: {e:?}"),
+        };
+        // A missing file names its key and path.
+        let (key, m) = err(&[
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", "/nonexistent/ca.pem"),
+        ]);
+        assert_eq!(key, "ssl.truststore.location");
+        assert!(m.contains("/nonexistent/ca.pem"), "{m}");
+        let (key, m) = err(&[
+            ("ssl.ca.location", &pki.ca_file),
+            ("ssl.key.location", "/nonexistent/k.pem"),
+            ("ssl.certificate.location", &pki.client_cert),
+        ]);
+        assert_eq!(key, "ssl.key.location");
+        assert!(m.contains("/nonexistent/k.pem"), "{m}");
+        // Java's default store type is JKS: only PEM is read.
+        let (key, m) = err(&[("ssl.truststore.location", &pki.ca_file)]);
+        assert_eq!(key, "ssl.truststore.type");
+        assert!(m.contains("JKS stores are not supported: only PEM"), "{m}");
+        let (key, m) = err(&[
+            ("ssl.ca.location", &pki.ca_file),
+            ("ssl.keystore.type", "PKCS12"),
+            ("ssl.keystore.location", &pki.keystore),
+        ]);
+        assert_eq!(key, "ssl.keystore.type");
+        assert!(m.contains("PKCS12 stores are not supported"), "{m}");
+        // Two sources of the same thing.
+        let (key, _) = err(&[
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", &pki.ca_file),
+            ("ssl.ca.location", &pki.ca_file),
+        ]);
+        assert_eq!(key, "ssl.truststore.location");
+        let (key, _) = err(&[
+            ("ssl.ca.location", &pki.ca_file),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.key", "-----BEGIN PRIVATE KEY-----"),
+        ]);
+        assert_eq!(key, "ssl.keystore.certificate.chain");
+        // A file that holds no certificate, an encrypted key.
+        let (key, m) = err(&[("ssl.ca.location", &pki.client_key)]);
+        assert_eq!(key, "ssl.ca.location");
+        assert!(m.contains("no PEM certificate"), "{m}");
+        let enc = write(
+            &pki.dir,
+            "enc.pem",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        );
+        let (key, m) = err(&[
+            ("ssl.ca.location", &pki.ca_file),
+            ("ssl.certificate.location", &pki.client_cert),
+            ("ssl.key.location", &enc),
+        ]);
+        assert_eq!(key, "ssl.key.location");
+        assert!(m.contains("encrypted"), "{m}");
+        // Versions: TLSv1.2 caps, and nothing left is an error.
+        let (key, _) = err(&[
+            ("ssl.ca.location", &pki.ca_file),
+            ("ssl.protocol", "TLSv1.2"),
+            ("ssl.enabled.protocols", "TLSv1.3"),
+        ]);
+        assert_eq!(key, "ssl.enabled.protocols");
+        assert!(ProducerConfig::from_pairs([("ssl.enabled.protocols", "TLSv1.1")]).is_err());
+        // No truststore: the system's CAs.
+        let c = client(&[]).unwrap();
+        assert!(
+            format!("{:?}", c.tls).contains("the system's CA certificates"),
+            "{:?}",
+            c.tls
+        );
+        // PLAINTEXT reads no ssl.* file at all.
+        let c = ProducerConfig::new()
+            .bootstrap_servers("h:1")
+            .security_protocol(crate::SecurityProtocol::Plaintext);
+        let mut c = c;
+        c.set("ssl.truststore.location", "/nonexistent").unwrap();
+        assert!(c.validate().unwrap().tls.is_none());
+    }
+
+    #[test]
+    fn the_negotiated_version_follows_the_settings() {
+        let pki = pki();
+        let server = leaf(&pki.ca, &["127.0.0.1"], false, false);
+        for (pairs, want) in [
+            (vec![], rustls::ProtocolVersion::TLSv1_3),
+            (vec![("ssl.protocol", "TLSv1.2")], rustls::ProtocolVersion::TLSv1_2),
+            (
+                vec![("ssl.enabled.protocols", "TLSv1.2")],
+                rustls::ProtocolVersion::TLSv1_2,
+            ),
+        ] {
+            let mut all = vec![("ssl.ca.location", pki.ca_file.as_str())];
+            all.extend(pairs);
+            let cfg = client(&all).unwrap();
+            let (port, t) = tls_broker(server_config(&server, None), |s| {
+                Ok(s.conn.protocol_version())
+            });
+            open(&cfg, "127.0.0.1", port).unwrap();
+            assert_eq!(t.join().unwrap().unwrap(), Some(want), "{all:?}");
+        }
+    }
+}
