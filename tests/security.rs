@@ -52,7 +52,10 @@ fn mtls() -> Vec<(&'static str, String)> {
         ("ssl.truststore.type", "PEM".into()),
         ("ssl.truststore.location", var("KP_KAFKA_CA")),
         ("ssl.keystore.type", "PEM".into()),
-        ("ssl.keystore.certificate.chain", read(&var("KP_KAFKA_CLIENT_CERT"))),
+        (
+            "ssl.keystore.certificate.chain",
+            read(&var("KP_KAFKA_CLIENT_CERT")),
+        ),
         ("ssl.keystore.key", read(&var("KP_KAFKA_CLIENT_KEY"))),
     ]
 }
@@ -163,7 +166,9 @@ fn acks_zero_over_tls_delivers_everything_it_completes() {
     // Closing sends close_notify; every completed record is on the broker.
     p.close().unwrap();
     let read = consume_over_tls(&topic, n);
-    assert!(read.iter().all(|r| r.value.as_ref().unwrap().len() == 20_000));
+    assert!(read
+        .iter()
+        .all(|r| r.value.as_ref().unwrap().len() == 20_000));
 }
 
 /// `send` and `partitions_for` fail with an authentication error, soon
@@ -234,7 +239,10 @@ fn a_wrong_host_name_is_refused_unless_identification_is_off() {
         .unwrap();
     let bootstrap = format!("{name}:{port}");
     let m = refused_by(ssl(&bootstrap, &mtls()), &name);
-    assert!(m.contains(&format!("not valid for the host name {name}")), "{m}");
+    assert!(
+        m.contains(&format!("not valid for the host name {name}")),
+        "{m}"
+    );
     // Empty: the chain is checked, the name is not. (The brokers then
     // advertise 127.0.0.1, which the certificate names anyway.)
     let mut pairs = mtls();

@@ -14,7 +14,9 @@ use std::fmt::Display;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::config::{not_yet, parse_host_port, PartitionerChoice, Password, SecurityProtocol, HIDDEN};
+use crate::config::{
+    not_yet, parse_host_port, PartitionerChoice, Password, SecurityProtocol, HIDDEN,
+};
 use crate::error::{Error, Result};
 use crate::partitioner::LibrdkafkaPartitioner;
 use std::sync::Arc;
@@ -567,7 +569,9 @@ impl Codec for Secret {
         Ok((!text.is_empty()).then(|| Password::new(text.to_owned())))
     }
     fn show(&self, value: &Option<Password>) -> String {
-        value.as_ref().map_or_else(String::new, |_| HIDDEN.to_owned())
+        value
+            .as_ref()
+            .map_or_else(String::new, |_| HIDDEN.to_owned())
     }
     #[cfg(test)]
     fn samples(&self) -> Vec<String> {
