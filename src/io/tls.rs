@@ -1582,4 +1582,124 @@ mod tests {
             assert_eq!(t.join().unwrap().unwrap(), Some(want), "{all:?}");
         }
     }
+
+    /// A TLS broker that answers ApiVersions and Metadata (topic `t`, one
+    /// partition led by node 1 at `leader_port`) on every connection it
+    /// gets, each on a thread, until the test ends.
+    fn metadata_broker(config: Arc<ServerConfig>, leader_port: u16) -> u16 {
+        use crate::protocol::messages::api_versions::ApiVersionRange;
+        use crate::protocol::messages::metadata::{
+            self, MetadataBroker, MetadataPartition, MetadataResponse, MetadataTopic,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for tcp in listener.incoming().take(20).flatten() {
+                let config = config.clone();
+                std::thread::spawn(move || -> io::Result<()> {
+                    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
+                    let conn = ServerConnection::new(config).map_err(io::Error::other)?;
+                    let mut s = rustls::StreamOwned::new(conn, tcp);
+                    loop {
+                        let req = next_request(&mut s)?;
+                        let key = i16::from_be_bytes([req[0], req[1]]);
+                        let version = i16::from_be_bytes([req[2], req[3]]);
+                        let corr = i32::from_be_bytes([req[4], req[5], req[6], req[7]]);
+                        let mut body = Vec::new();
+                        match (key, version) {
+                            (18, 1..) => body.extend_from_slice(&[
+                                0x00, 0x23, 0x01, 0x00, 0x12, 0, 0, 0, 2, 0, 0, 0, 0,
+                            ]),
+                            (18, _) => ApiVersionsResponse {
+                                api_keys: vec![ApiVersionRange {
+                                    api_key: metadata::API_KEY,
+                                    min_version: metadata::MIN_VERSION,
+                                    max_version: metadata::MAX_VERSION,
+                                }],
+                                ..Default::default()
+                            }
+                            .encode(&mut body, 0),
+                            (3, v) => {
+                                if metadata::is_flexible(v) {
+                                    body.push(0); // response header tags
+                                }
+                                MetadataResponse {
+                                    brokers: vec![MetadataBroker {
+                                        node_id: 1,
+                                        host: "127.0.0.1".into(),
+                                        port: i32::from(leader_port),
+                                        rack: None,
+                                    }],
+                                    controller_id: 1,
+                                    topics: vec![MetadataTopic {
+                                        error_code: 0,
+                                        name: Some("t".into()),
+                                        topic_id: [1; 16],
+                                        is_internal: false,
+                                        partitions: vec![MetadataPartition {
+                                            error_code: 0,
+                                            partition_index: 0,
+                                            leader_id: 1,
+                                            leader_epoch: 0,
+                                            replica_nodes: vec![1],
+                                            isr_nodes: vec![1],
+                                            offline_replicas: vec![],
+                                        }],
+                                        topic_authorized_operations: i32::MIN,
+                                    }],
+                                    ..Default::default()
+                                }
+                                .encode(&mut body, v)
+                            }
+                            _ => return Ok(()),
+                        }
+                        s.write_all(&frame(corr, &body))?;
+                        s.flush()?;
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    /// Java's Sender fails the batches of a node whose connection cannot
+    /// authenticate: a record already accepted for a leader whose
+    /// certificate has expired fails with the authentication error, not
+    /// after delivery.timeout.ms of reconnecting.
+    #[test]
+    fn an_accepted_record_fails_at_once_when_its_leader_refuses_tls() {
+        let pki = pki();
+        let good = leaf(&pki.ca, &["127.0.0.1"], false, false);
+        let expired = leaf(&pki.ca, &["127.0.0.1"], false, true);
+        let (leader_port, leader) = tls_broker(server_config(&expired, None), |_| Ok(()));
+        let bootstrap = metadata_broker(server_config(&good, None), leader_port);
+        let mut cfg = ProducerConfig::new().bootstrap_servers(format!("127.0.0.1:{bootstrap}"));
+        for (k, v) in [
+            ("security.protocol", "SSL"),
+            ("ssl.ca.location", pki.ca_file.as_str()),
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("delivery.timeout.ms", "40000"),
+        ] {
+            cfg.set(k, v).unwrap();
+        }
+        let p =
+            crate::Producer::new(cfg, crate::StringSerializer, crate::StringSerializer).unwrap();
+        let started = Instant::now();
+        let h = p.send(crate::ProducerRecord::new("t", "v")).unwrap();
+        let e = h.get().map(|_| ()).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "took {:?}: {e}",
+            started.elapsed()
+        );
+        match &e {
+            Error::Authentication { message, .. } => {
+                assert!(message.contains("has expired"), "{message}")
+            }
+            e => panic!("expected an authentication error, got {e:?}"),
+        }
+        assert!(leader.join().unwrap().is_err());
+        let _ = p.close_timeout(Duration::from_secs(5));
+    }
 }
