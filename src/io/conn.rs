@@ -543,7 +543,10 @@ impl<S: Transport> Connection<S> {
         let deadline = later(Instant::now(), timeout);
         // TLS's close_notify is a write: bounded by the timeout too.
         if self.stream.set_nonblocking(false).is_err()
-            || self.stream.set_timeouts(Some(timeout)).is_err()
+            || self
+                .stream
+                .set_timeouts(Some(timeout.max(Duration::from_millis(1))))
+                .is_err()
             || self.stream.shutdown_write().is_err()
         {
             return;
