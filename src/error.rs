@@ -219,6 +219,22 @@ pub enum Error {
         message: String,
     },
 
+    /// The connection to a broker could not be authenticated: TLS failed
+    /// (its certificate is not signed by a trusted CA, is not valid for
+    /// the host name, has expired; it refused our client certificate; the
+    /// port does not speak TLS, or speaks it to a plaintext client).
+    /// Java's `AuthenticationException` (`SslAuthenticationException`):
+    /// `send` and `partitions_for` fail with it at once rather than at
+    /// `max.block.ms`, and queued records for that broker fail with it.
+    /// Not retriable: the configuration (or the broker's) must change.
+    #[error("authentication with broker {broker} failed: {message}")]
+    Authentication {
+        /// The broker (node id and address, or the bootstrap server).
+        broker: String,
+        /// What failed, and which setting to look at.
+        message: String,
+    },
+
     /// A broker does not speak a version of an API that we need.
     #[error("broker {broker} does not support {api} versions {min}-{max} (it supports {broker_min}-{broker_max})")]
     UnsupportedVersion {

@@ -53,8 +53,13 @@
 //!   ([`ProducerInterceptor`], [`Producer::with_interceptor`]) and KIP-219
 //!   quota throttling.
 //!
+//! * TLS (`security.protocol=SSL`, rustls): PEM trust and client
+//!   certificates as Java (KIP-651) or librdkafka names them, host name
+//!   verification, [`Error::Authentication`] for every refusal. See the
+//!   README's "Security".
+//!
 //! Not yet implemented (refused with [`Error::NotSupportedYet`] when
-//! configured, never ignored): TLS and SASL. See the README for the plan.
+//! configured, never ignored): SASL. See the README for the plan.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -92,7 +97,7 @@ mod util;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-pub use config::{Acks, MetadataRecoveryStrategy, ProducerConfig};
+pub use config::{Acks, MetadataRecoveryStrategy, ProducerConfig, SecurityProtocol};
 pub use error::{Error, RecordPart, Result};
 pub use future::RecordFuture;
 pub use interceptor::{InterceptedRecord, InterceptorError, ProducerInterceptor};

@@ -378,6 +378,9 @@ struct Inner {
     fetch_done: bool,
     /// Why the last fetch failed, for timeout messages.
     last_error: Option<String>,
+    /// The last fetch failed to authenticate (TLS refused): `send` and
+    /// `partitions_for` fail with this at once until a fetch succeeds.
+    auth_error: Option<crate::error::Error>,
     last_refresh: Option<Instant>,
 }
 
@@ -443,12 +446,17 @@ impl Metadata {
     /// producer stops, or `deadline` passes. Returns the current version.
     pub(crate) fn await_update(&self, seen_version: u64, deadline: Instant) -> u64 {
         let mut g = self.inner.lock();
-        while g.version == seen_version && !self.lifecycle.is_stopped() {
+        while g.version == seen_version && g.auth_error.is_none() && !self.lifecycle.is_stopped() {
             if self.updated.wait_until(&mut g, deadline).timed_out() {
                 break;
             }
         }
         g.version
+    }
+
+    /// The authentication error of the last fetch, if it failed so.
+    pub(crate) fn auth_error(&self) -> Option<crate::error::Error> {
+        self.inner.lock().auth_error.clone()
     }
 
     /// Why the last fetch failed, if it did.
@@ -540,6 +548,7 @@ impl Metadata {
         g.version += 1;
         if let Some(now) = fetched {
             g.last_error = None;
+            g.auth_error = None;
             g.last_refresh = Some(now);
         }
         self.updated.notify_all();
@@ -556,6 +565,19 @@ impl Metadata {
         let mut g = self.inner.lock();
         g.last_error = Some(why);
         g.need_update = true;
+    }
+
+    /// For the metadata thread: the fetch failed to authenticate. As
+    /// Java's `AuthenticationException`, it fails the `send` and
+    /// `partitions_for` calls waiting for metadata now, and those that
+    /// come until a fetch succeeds, instead of letting them wait for
+    /// `max.block.ms`.
+    pub(crate) fn failed_auth(&self, e: crate::error::Error) {
+        let mut g = self.inner.lock();
+        g.last_error = Some(e.to_string());
+        g.auth_error = Some(e);
+        g.need_update = true;
+        self.updated.notify_all();
     }
 }
 

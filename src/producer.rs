@@ -334,7 +334,9 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     /// (topic or partition not in metadata within `max.block.ms`),
     /// [`Error::BufferExhausted`] (no room in `buffer.memory` within
     /// `max.block.ms`), [`Error::Rejected`] (by an interceptor), [`Error::Broker`] for a topic metadata refuses
-    /// (authorization, invalid name), or [`Error::Closed`]. Unlike Java,
+    /// (authorization, invalid name), [`Error::Authentication`] (the
+    /// metadata fetch could not authenticate: TLS refused, at once rather
+    /// than after `max.block.ms`), or [`Error::Closed`]. Unlike Java,
     /// these come back from `send` itself rather than through the handle or
     /// callback.
     pub fn send<KB, VB>(&self, record: ProducerRecord<'_, KB, VB>) -> Result<RecordFuture>
@@ -673,6 +675,11 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             if inner.lifecycle.is_closing() {
                 return Err(Error::Closed);
             }
+            // TLS refused: fail now, as Java's AuthenticationException.
+            if let Some(e) = inner.metadata.auth_error() {
+                inner.metadata.add_topic(topic);
+                return Err(e);
+            }
             inner.metadata.add_topic(topic);
             if count.is_some() {
                 inner.metadata.request_update(); // the partition is missing
@@ -698,8 +705,8 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     /// # Errors
     ///
     /// [`Error::MetadataTimeout`], [`Error::Closed`] once `close` has
-    /// begun, [`Error::InvalidTopic`], or [`Error::Broker`] for a topic
-    /// metadata refuses.
+    /// begun, [`Error::InvalidTopic`], [`Error::Authentication`] (at once,
+    /// as `send`), or [`Error::Broker`] for a topic metadata refuses.
     pub fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionInfo>> {
         // As Java's: closed is closed, known topic or not.
         if self.inner.lifecycle.is_closing() {

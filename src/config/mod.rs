@@ -100,6 +100,108 @@ impl Acks {
     }
 }
 
+/// Java's `security.protocol`: how the producer talks to brokers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SecurityProtocol {
+    /// `PLAINTEXT`: plain TCP. The default.
+    Plaintext,
+    /// `SSL`: TLS (rustls), set up by the `ssl.*` keys.
+    Ssl,
+    /// `SASL_PLAINTEXT`: SASL over plain TCP (planned: refused by
+    /// [`Producer::new`](crate::Producer::new)).
+    SaslPlaintext,
+    /// `SASL_SSL`: SASL over TLS (planned: refused by
+    /// [`Producer::new`](crate::Producer::new)).
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Java's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// True for `SSL` and `SASL_SSL`.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+}
+
+/// `ssl.keystore.type` / `ssl.truststore.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreType {
+    Jks,
+    Pkcs12,
+    Pem,
+}
+
+impl StoreType {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            StoreType::Jks => "JKS",
+            StoreType::Pkcs12 => "PKCS12",
+            StoreType::Pem => "PEM",
+        }
+    }
+}
+
+/// `ssl.protocol`: the newest TLS version the producer may use (Java's
+/// `SSLContext` protocol; `TLSv1.2` keeps TLS 1.3 off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TlsVersionCap {
+    Tls12,
+    Tls13,
+    Any,
+}
+
+/// The value of a Password key (Java's `Password`): `Debug` prints
+/// `[hidden]`; only the TLS and SASL code read it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Password(String);
+
+impl Password {
+    pub(crate) fn new(s: String) -> Self {
+        Password(s)
+    }
+
+    /// The secret itself.
+    pub(crate) fn reveal(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(HIDDEN)
+    }
+}
+
+/// How a Password key's value is shown (Java's `Password.toString`).
+pub(crate) const HIDDEN: &str = "[hidden]";
+
+/// True for a key of Java's `PASSWORD` type.
+fn is_password(key: &str) -> bool {
+    ProducerConfig::keys()
+        .iter()
+        .any(|k| k.name == key && k.kind == Kind::Password)
+}
+
+/// `value` as `get`, `Debug` and errors show it: `[hidden]` for a
+/// Password key's non-empty value.
+pub(crate) fn shown<'a>(key: &str, value: &'a str) -> &'a str {
+    if !value.is_empty() && is_password(key) {
+        HIDDEN
+    } else {
+        value
+    }
+}
+
 /// What `partitioner.class` (or [`ProducerConfig::partitioner`]) chose.
 #[derive(Clone, Default)]
 pub enum PartitionerChoice {
@@ -503,6 +605,12 @@ impl ProducerConfig {
                 CLIENT_ID_SEQUENCE.fetch_add(1, Ordering::Relaxed)
             );
         }
+        // Every file is read now, so a missing one fails Producer::new.
+        self.tls = if self.security_protocol.uses_tls() {
+            Some(Arc::new(crate::io::tls::TlsClient::from_config(&self)?))
+        } else {
+            None
+        };
         Ok(self)
     }
 }
@@ -607,7 +715,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Parses Java `.properties` text into key/value pairs.
-fn parse_properties(text: &str) -> Result<Vec<(String, String)>> {
+pub(crate) fn parse_properties(text: &str) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut logical = String::new();
     for raw in text.lines() {

@@ -14,7 +14,9 @@ use std::fmt::Display;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::config::{parse_host_port, PartitionerChoice};
+use crate::config::{
+    not_yet, parse_host_port, PartitionerChoice, Password, SecurityProtocol, HIDDEN,
+};
 use crate::error::{Error, Result};
 use crate::partitioner::LibrdkafkaPartitioner;
 use std::sync::Arc;
@@ -467,5 +469,146 @@ impl Codec for SerializerClass {
     #[cfg(test)]
     fn bad_samples(&self) -> Vec<String> {
         texts(&["", "com.example.AvroSerializer"])
+    }
+}
+
+/// `security.protocol`: PLAINTEXT or SSL; the SASL protocols are known
+/// and refused as not done yet.
+pub(crate) struct Protocol;
+
+const PROTOCOLS: [SecurityProtocol; 4] = [
+    SecurityProtocol::Plaintext,
+    SecurityProtocol::Ssl,
+    SecurityProtocol::SaslPlaintext,
+    SecurityProtocol::SaslSsl,
+];
+
+impl Codec for Protocol {
+    type Value = SecurityProtocol;
+    fn parse(&self, key: &str, text: &str) -> Result<SecurityProtocol> {
+        let p = PROTOCOLS
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(text))
+            .ok_or_else(|| {
+                invalid(
+                    key,
+                    text,
+                    "must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
+                )
+            })?;
+        self.check(key, &p)?;
+        Ok(p)
+    }
+    fn check(&self, key: &str, value: &SecurityProtocol) -> Result<()> {
+        match value {
+            SecurityProtocol::Plaintext | SecurityProtocol::Ssl => Ok(()),
+            p => Err(not_yet(
+                key,
+                p.name(),
+                "SASL is planned; this release accepts PLAINTEXT and SSL",
+            )),
+        }
+    }
+    fn show(&self, value: &SecurityProtocol) -> String {
+        value.name().to_owned()
+    }
+    #[cfg(test)]
+    fn samples(&self) -> Vec<String> {
+        texts(&["PLAINTEXT", "ssl"])
+    }
+    #[cfg(test)]
+    fn bad_samples(&self) -> Vec<String> {
+        texts(&["TLS", ""])
+    }
+}
+
+/// `ssl.enabled.protocols`: TLS versions by Java's names; rustls speaks
+/// TLSv1.2 and TLSv1.3 only. Empty: both.
+pub(crate) struct TlsProtocols;
+
+const TLS_VERSIONS: [&str; 2] = ["TLSv1.2", "TLSv1.3"];
+
+impl Codec for TlsProtocols {
+    type Value = Vec<String>;
+    fn parse(&self, key: &str, text: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for name in parse_list(text) {
+            let Some(v) = TLS_VERSIONS.iter().find(|v| v.eq_ignore_ascii_case(&name)) else {
+                return Err(invalid(
+                    key,
+                    &name,
+                    "rustls speaks only TLSv1.2 and TLSv1.3 (older versions are insecure)",
+                ));
+            };
+            out.push((*v).to_owned());
+        }
+        Ok(out)
+    }
+    fn check(&self, key: &str, value: &Vec<String>) -> Result<()> {
+        self.parse(key, &value.join(",")).map(|_| ())
+    }
+    fn show(&self, value: &Vec<String>) -> String {
+        value.join(",")
+    }
+    #[cfg(test)]
+    fn samples(&self) -> Vec<String> {
+        texts(&["TLSv1.2,TLSv1.3", "TLSv1.3", ""])
+    }
+    #[cfg(test)]
+    fn bad_samples(&self) -> Vec<String> {
+        texts(&["TLSv1.1", "TLSv1.2,SSLv3"])
+    }
+}
+
+/// A Password key's value (empty: Java's null); shown as `[hidden]`.
+pub(crate) struct Secret;
+
+impl Codec for Secret {
+    type Value = Option<Password>;
+    fn parse(&self, _key: &str, text: &str) -> Result<Option<Password>> {
+        Ok((!text.is_empty()).then(|| Password::new(text.to_owned())))
+    }
+    fn show(&self, value: &Option<Password>) -> String {
+        value
+            .as_ref()
+            .map_or_else(String::new, |_| HIDDEN.to_owned())
+    }
+    #[cfg(test)]
+    fn samples(&self) -> Vec<String> {
+        texts(&["", "-----BEGIN s3cret"])
+    }
+    #[cfg(test)]
+    fn bad_samples(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// `ssl.endpoint.identification.algorithm`: `https` (check the broker's
+/// host name against its certificate) or empty (do not).
+pub(crate) struct EndpointIdentification;
+
+impl Codec for EndpointIdentification {
+    type Value = bool;
+    fn parse(&self, key: &str, text: &str) -> Result<bool> {
+        match text {
+            "" => Ok(false),
+            t if t.eq_ignore_ascii_case("https") => Ok(true),
+            t => Err(invalid(
+                key,
+                t,
+                "must be https (check the broker's host name) or empty (do not)",
+            )),
+        }
+    }
+    fn show(&self, value: &bool) -> String {
+        if *value { "https" } else { "" }.to_owned()
+    }
+    #[cfg(test)]
+    fn samples(&self) -> Vec<String> {
+        texts(&["https", ""])
+    }
+    #[cfg(test)]
+    fn bad_samples(&self) -> Vec<String> {
+        texts(&["ldaps", "none"])
     }
 }

@@ -27,7 +27,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::conn::{Connection, SocketBuffers};
+use super::conn::{Connection, SocketBuffers, Transport};
 use super::decide::{self, jittered, Verdict};
 use super::IoShared;
 use crate::accumulator::{DrainSignal, Drained, PartitionQueue, ProducerBatch};
@@ -402,6 +402,7 @@ impl BrokerThread {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let (client_id, request_timeout) = (cfg.client_id.clone(), cfg.request_timeout);
         let buffers = SocketBuffers::of(cfg);
+        let tls = cfg.tls.clone();
         let codec = cfg.compression_codec();
         let signal = self.signal.clone();
         let spawned = std::thread::Builder::new()
@@ -415,6 +416,7 @@ impl BrokerThread {
                     setup,
                     request_timeout,
                     buffers,
+                    tls.as_deref(),
                 )
                 .and_then(|c| {
                     // zstd needs Produce v7+ (KIP-110): an older broker
@@ -479,7 +481,9 @@ impl BrokerThread {
                 self.schedule_reconnect(Instant::now());
                 // A broker that speaks no Produce version we can send will
                 // never take these batches: fail them now, loudly.
-                if let Error::UnsupportedVersion { .. } = e {
+                // Nor will one that refuses to authenticate us (Java's
+                // Sender fails the batches of an AuthenticationException).
+                if let Error::UnsupportedVersion { .. } | Error::Authentication { .. } = e {
                     self.fail_queued(&e);
                 }
                 false

@@ -216,10 +216,12 @@ impl Step {
     }
 
     /// A request that got no answer (network, timeout) or one we cannot
-    /// send (no common version: fatal, as Java's UnsupportedVersionException).
+    /// send (no common version: fatal, as Java's UnsupportedVersionException;
+    /// a connection that cannot authenticate: fatal, as Java's
+    /// `TransactionManager.authenticationFailed`).
     fn net(e: Error) -> Step {
         match e {
-            Error::UnsupportedVersion { .. } => Step::Fatal(e),
+            Error::UnsupportedVersion { .. } | Error::Authentication { .. } => Step::Fatal(e),
             why => Step::Retry {
                 rediscover: true,
                 short: false,
@@ -310,6 +312,7 @@ impl Coordinators {
             self.cfg.connection_setup_timeout,
             self.cfg.request_timeout,
             SocketBuffers::of(&self.cfg),
+            self.cfg.tls.as_deref(),
         )
     }
 
