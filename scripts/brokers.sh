@@ -28,7 +28,7 @@
 # Brokers:
 #   Apache Kafka     4.4.0 (pinned in tests/brokers/kafka/pom.xml), 3 KRaft nodes,
 #                    each broker and controller, on 127.0.0.1:$KAFKA_PORT..+2
-#                    (default 39092-39094; controllers on +100). Storage is
+#                    (default 19092-19094; controllers on +100). Storage is
 #                    formatted with a fresh cluster id at every `start` that finds
 #                    no node running; `start` refuses nodes that run with another
 #                    configuration than it writes (e.g. started by an older
@@ -67,7 +67,8 @@
 #                 bin/ (tansu, mock_cluster), venv/, run/ (pid, bootstrap, FIFO),
 #                 logs/ (tansu.log, mock.log, kafka-N.log; the previous run's as
 #                 *.log.1), data/, kafka/ (libs/ jars, classes/ Java oracle)
-#   KAFKA_PORT    first Kafka node's port (default 39092)
+#   KAFKA_PORT    first Kafka node's port (default 19092: every listener below the
+#                 kernel's ephemeral range, 32768-60999, so no outgoing connection holds one)
 #   KAFKA_HEAP    JVM heap flags per Kafka node
 #   TANSU_PORT    Tansu's port (default 29092)
 #   MOCK_BROKERS  brokers in the mock cluster (default 3)
@@ -89,7 +90,7 @@ STATE=${KP_STATE:-${TMPDIR:-/tmp}/kafka-producer-test}
 TANSU_PORT=${TANSU_PORT:-29092}
 MOCK_BROKERS=${MOCK_BROKERS:-3}
 MOCK_ARGS=${MOCK_ARGS:-}
-KAFKA_PORT=${KAFKA_PORT:-39092}
+KAFKA_PORT=${KAFKA_PORT:-19092}
 KAFKA_HEAP=${KAFKA_HEAP:--Xms128m -Xmx512m}
 KAFKA_NODES=(1 2 3)
 

@@ -211,34 +211,42 @@ fn an_unknown_ca_is_refused_at_once() {
     assert!(m.contains("not signed by a trusted CA"), "{m}");
 }
 
-/// A name that resolves to 127.0.0.1 but is not in the brokers'
-/// certificate (which names 127.0.0.1 and localhost): another name of
-/// 127.0.0.1 in /etc/hosts (the machine's own name).
-fn other_name_of_loopback() -> String {
-    let hosts = read("/etc/hosts");
-    hosts
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            (w.next() == Some("127.0.0.1")).then(|| w.map(str::to_owned).collect::<Vec<_>>())
-        })
-        .flatten()
-        .find(|n| !n.starts_with("localhost") && !n.starts_with('#'))
-        .unwrap_or_else(|| {
-            panic!("no name other than localhost for 127.0.0.1 in /etc/hosts: {hosts}")
-        })
+/// A loopback address the brokers' certificate does not name (it names
+/// 127.0.0.1 and localhost): a forwarder on 127.0.0.2 (Linux routes all of
+/// 127.0.0.0/8 to the loopback interface) to `upstream`, for as long as
+/// the test runs. Returns its `host:port`.
+fn forwarder_on_127_0_0_2(upstream: &str) -> String {
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+    let addr = listener.local_addr().unwrap().to_string();
+    let upstream = upstream.to_owned();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+    addr
 }
 
 #[test]
 fn a_wrong_host_name_is_refused_unless_identification_is_off() {
-    let name = other_name_of_loopback();
-    let port = var("KP_KAFKA_SSL_BOOTSTRAP")
-        .split(',')
-        .next()
-        .and_then(|s| s.rsplit(':').next().map(str::to_owned))
-        .unwrap();
-    let bootstrap = format!("{name}:{port}");
-    let m = refused_by(ssl(&bootstrap, &mtls()), &name);
+    let first = var("KP_KAFKA_SSL_BOOTSTRAP");
+    let first = first.split(',').next().unwrap();
+    let bootstrap = forwarder_on_127_0_0_2(first);
+    let name = "127.0.0.2";
+    let m = refused_by(ssl(&bootstrap, &mtls()), name);
     assert!(
         m.contains(&format!("not valid for the host name {name}")),
         "{m}"
