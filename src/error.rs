@@ -219,6 +219,23 @@ pub enum Error {
         message: String,
     },
 
+    /// SASL authentication with a broker failed: a wrong password, a
+    /// mechanism the broker does not enable, a token the broker refuses, a
+    /// server SCRAM signature that does not verify (Java's
+    /// `AuthenticationException`, `SaslAuthenticationException`). Not
+    /// retriable: fix the credentials. `send` and `partitions_for` return
+    /// it (within `max.block.ms`) while the cluster refuses us; records
+    /// already accepted for a broker that refuses us fail with it.
+    #[error("authentication with broker {broker} failed ({mechanism}): {message}")]
+    Authentication {
+        /// The broker (node id or bootstrap address).
+        broker: String,
+        /// The SASL mechanism (`sasl.mechanism`).
+        mechanism: String,
+        /// What went wrong, with the broker's own message if it sent one.
+        message: String,
+    },
+
     /// A broker does not speak a version of an API that we need.
     #[error("broker {broker} does not support {api} versions {min}-{max} (it supports {broker_min}-{broker_max})")]
     UnsupportedVersion {

@@ -83,6 +83,7 @@ pub mod protocol;
 #[allow(dead_code)]
 mod protocol;
 mod record;
+mod sasl;
 pub mod serialize;
 mod transaction;
 mod util;
@@ -104,6 +105,7 @@ pub use partitioner::{
 pub use producer::Producer;
 pub use protocol::compression::Compression;
 pub use protocol::ErrorCode;
+pub use sasl::{OAuthToken, OAuthTokenResult};
 pub use record::{Data, Header, Null, PartitionInfo, ProducerRecord, RecordMetadata};
 pub use serialize::{
     ByteArraySerializer, DoubleSerializer, FloatSerializer, IntegerSerializer, LongSerializer,

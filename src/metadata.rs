@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::error::Error;
 use crate::lifecycle::Lifecycle;
 use crate::protocol::messages::metadata::{MetadataPartition, MetadataResponse};
 use crate::protocol::ErrorCode;
@@ -378,6 +379,11 @@ struct Inner {
     fetch_done: bool,
     /// Why the last fetch failed, for timeout messages.
     last_error: Option<String>,
+    /// The last fetch failed because a broker refused to authenticate us
+    /// (SASL): waiting `send` calls return it at once (Java's
+    /// `AuthenticationException` from `waitOnMetadata`). Cleared by the
+    /// next fetched snapshot.
+    auth_error: Option<Error>,
     last_refresh: Option<Instant>,
 }
 
@@ -443,7 +449,7 @@ impl Metadata {
     /// producer stops, or `deadline` passes. Returns the current version.
     pub(crate) fn await_update(&self, seen_version: u64, deadline: Instant) -> u64 {
         let mut g = self.inner.lock();
-        while g.version == seen_version && !self.lifecycle.is_stopped() {
+        while g.version == seen_version && g.auth_error.is_none() && !self.lifecycle.is_stopped() {
             if self.updated.wait_until(&mut g, deadline).timed_out() {
                 break;
             }
@@ -454,6 +460,11 @@ impl Metadata {
     /// Why the last fetch failed, if it did.
     pub(crate) fn last_error(&self) -> Option<String> {
         self.inner.lock().last_error.clone()
+    }
+
+    /// The authentication error the last fetch failed with, if it did.
+    pub(crate) fn auth_error(&self) -> Option<Error> {
+        self.inner.lock().auth_error.clone()
     }
 
     /// For `Io::stop`, after the move to `Stopped`: wakes the metadata
@@ -540,6 +551,7 @@ impl Metadata {
         g.version += 1;
         if let Some(now) = fetched {
             g.last_error = None;
+            g.auth_error = None;
             g.last_refresh = Some(now);
         }
         self.updated.notify_all();
@@ -552,10 +564,15 @@ impl Metadata {
     }
 
     /// For the metadata thread: records a failed fetch and asks again.
-    pub(crate) fn failed(&self, why: String) {
+    pub(crate) fn failed(&self, why: &Error) {
         let mut g = self.inner.lock();
-        g.last_error = Some(why);
+        g.last_error = Some(why.to_string());
         g.need_update = true;
+        if let Error::Authentication { .. } = why {
+            g.auth_error = Some(why.clone());
+            // `send` waiting for this metadata returns the error now.
+            self.updated.notify_all();
+        }
     }
 }
 

@@ -673,6 +673,11 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             if inner.lifecycle.is_closing() {
                 return Err(Error::Closed);
             }
+            // A broker refused to authenticate us (SASL): not retriable,
+            // and no wait will help (Java's AuthenticationException).
+            if let Some(e) = inner.metadata.auth_error() {
+                return Err(e);
+            }
             inner.metadata.add_topic(topic);
             if count.is_some() {
                 inner.metadata.request_update(); // the partition is missing

@@ -9,13 +9,14 @@
 //! from `refused` to `checked` or `stored` as it is implemented.
 //! Rules between keys belong in `ProducerConfig::validate`.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::table::{config_keys, first};
 use super::value::{
-    ms, Bool, Choice, Codec, GzipLevel, HostPorts, Int, List, Millis, OptionalMillis, OptionalText,
-    PartitionerClass, SerializerClass, Text, INT_MS, LONG_MS, MAX_INT,
+    ms, Bool, Choice, Codec, GzipLevel, HostPorts, Int, JaasText, List, Millis, OptionalMillis,
+    OptionalText, PartitionerClass, SecretText, SecurityProtocol, SecurityProtocolCodec,
+    SerializerClass, Text, INT_MS, LONG_MS, MAX_INT,
 };
 use super::{
     not_yet, partial, unknown_key_message, Acks, KeyInfo, Kind, MetadataRecoveryStrategy,
@@ -26,7 +27,7 @@ use crate::error::{Error, Result};
 use Support::{Implemented as Impl, NoEffect, Partial};
 
 const TLS: &str = "TLS is planned (rustls); use security.protocol=PLAINTEXT";
-const SASL: &str = "SASL is planned; use security.protocol=PLAINTEXT";
+const SASL: &str = "not done: SASL here is PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER (tokens from ProducerConfig::oauth_token_provider); Kerberos, Java callback classes and OAuth token endpoints are not";
 
 const ACKS: Choice<Acks> = Choice(&[
     ("all", Acks::All),
@@ -44,12 +45,6 @@ const COMPRESSION_TYPE: Choice<&str> = Choice(&[
 const RECOVERY: Choice<MetadataRecoveryStrategy> = Choice(&[
     ("none", MetadataRecoveryStrategy::None),
     ("rebootstrap", MetadataRecoveryStrategy::Rebootstrap),
-]);
-const SECURITY_PROTOCOL: Choice<&str> = Choice(&[
-    ("PLAINTEXT", "PLAINTEXT"),
-    ("SSL", "SSL"),
-    ("SASL_PLAINTEXT", "SASL_PLAINTEXT"),
-    ("SASL_SSL", "SASL_SSL"),
 ]);
 const DNS_LOOKUP: Choice<&str> = Choice(&[
     ("use_all_dns_ips", "use_all_dns_ips"),
@@ -331,9 +326,37 @@ config_keys! {
         /// the [statistics callback](Self::statistics_callback) runs, at most
         /// a day. Defaults to 0: off.
         fn statistics_interval;
+
+        // SSL and SASL_SSL are refused by the codec until TLS is in.
+        "security.protocol": String = "PLAINTEXT", Partial("PLAINTEXT (and SASL_PLAINTEXT; SSL and SASL_SSL need TLS, planned)"), "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL";
+        SecurityProtocolCodec => security_protocol: SecurityProtocol = SecurityProtocol::Plaintext;
+
+        // Checked against the credentials by `validate` (SASL_* only).
+        "sasl.mechanism": String = "GSSAPI", Impl, "the SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (GSSAPI, Java's default, is not supported)";
+        Text => sasl_mechanism: String = "GSSAPI".to_owned();
+        /// `sasl.mechanism`: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` or
+        /// `OAUTHBEARER`, used when `security.protocol` is `SASL_PLAINTEXT`.
+        /// Defaults to `GSSAPI`, as Java, which this release refuses
+        /// (Kerberos is not supported): set it. See the README's "Security".
+        fn sasl_mechanism;
+
+        // Syntax checked by `set`; matched to the mechanism by `validate`.
+        // Builder: mod.rs.
+        "sasl.jaas.config": Password = "", Impl, "the JAAS login module and its options (PlainLoginModule, ScramLoginModule, OAuthBearerLoginModule)";
+        JaasText => sasl_jaas_config: Option<crate::sasl::Secret> = None;
+
+        "sasl.username": String = "", Impl, "librdkafka's: the SASL user name for PLAIN and SCRAM (instead of sasl.jaas.config); not a Java key";
+        OptionalText => sasl_username: Option<String> = None;
+
+        "sasl.password": Password = "", Impl, "librdkafka's: the SASL password for PLAIN and SCRAM (instead of sasl.jaas.config); not a Java key";
+        SecretText => sasl_password: Option<crate::sasl::Secret> = None;
     }
 
     extra {
+        /// What [`oauth_token_provider`](Self::oauth_token_provider) set.
+        oauth_token_provider: Option<crate::sasl::TokenProvider> = None;
+        /// The SASL settings `validate` derived (SASL_* protocols only).
+        sasl: Option<Arc<crate::sasl::Sasl>> = None;
         /// What [`statistics_callback`](Self::statistics_callback) set.
         statistics_callback: Option<StatsCallback> = None;
     }
@@ -357,8 +380,6 @@ config_keys! {
         Bool, only "false";
         "auto.include.jmx.reporter": Boolean = "true", Partial("false (there is no JMX)"), "register metrics with JMX";
         Bool, only "false";
-        "security.protocol": String = "PLAINTEXT", Partial("PLAINTEXT (TLS and SASL are planned)"), "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL";
-        SECURITY_PROTOCOL, only "PLAINTEXT";
     }
 
     refused {
@@ -383,8 +404,6 @@ config_keys! {
         "ssl.endpoint.identification.algorithm": String = "https", NotYet(TLS), "host name verification: https, or empty for none";
         "ssl.secure.random.implementation": String = "", NotYet(TLS), "the SecureRandom implementation";
         "ssl.engine.factory.class": Class = "", NotYet(TLS), "a custom SSL engine factory";
-        "sasl.mechanism": String = "GSSAPI", NotYet(SASL), "the SASL mechanism (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER, GSSAPI)";
-        "sasl.jaas.config": Password = "", NotYet(SASL), "the JAAS login module and its options";
         "sasl.client.callback.handler.class": Class = "", NotYet(SASL), "a SASL client callback handler";
         "sasl.login.callback.handler.class": Class = "", NotYet(SASL), "a SASL login callback handler";
         "sasl.login.class": Class = "", NotYet(SASL), "a SASL login class";

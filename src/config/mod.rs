@@ -54,6 +54,40 @@ impl fmt::Debug for StatsCallback {
     }
 }
 
+/// The keys set explicitly, with their values as given; `Debug` hides
+/// the values of secret keys (Java's `PASSWORD` type: `[hidden]`).
+#[derive(Clone, Default)]
+pub(crate) struct Explicit(std::collections::BTreeMap<&'static str, String>);
+
+impl std::ops::Deref for Explicit {
+    type Target = std::collections::BTreeMap<&'static str, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Explicit {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl fmt::Debug for Explicit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = |k: &str| {
+            ProducerConfig::keys()
+                .iter()
+                .any(|i| i.name == k && i.kind == Kind::Password)
+        };
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| {
+                let shown: &dyn fmt::Debug = if secret(k) { &"[hidden]" } else { v };
+                (k, shown)
+            }))
+            .finish()
+    }
+}
+
 mod keys;
 mod table;
 #[cfg(test)]
@@ -358,6 +392,89 @@ impl ProducerConfig {
         self
     }
 
+    /// `sasl.jaas.config`: the JAAS login module and its options, as Java
+    /// users write it, for `security.protocol=SASL_PLAINTEXT`:
+    ///
+    /// ```
+    /// use kafka_producer::ProducerConfig;
+    ///
+    /// let config = ProducerConfig::new()
+    ///     .bootstrap_servers("localhost:9092")
+    ///     .set_sasl("SCRAM-SHA-512")
+    ///     .sasl_jaas_config(
+    ///         r#"org.apache.kafka.common.security.scram.ScramLoginModule required
+    ///            username="alice" password="alice-secret";"#,
+    ///     );
+    /// # let _ = config;
+    /// ```
+    ///
+    /// `PlainLoginModule` and `ScramLoginModule` give the user name and
+    /// password (`username`, `password`); `OAuthBearerLoginModule` gives
+    /// unsecured tokens (`unsecuredLoginStringClaim_sub`,
+    /// `unsecuredLoginLifetimeSeconds`, ...) unless a token provider is set.
+    /// The text is checked when the producer is made
+    /// ([`Producer::new`](crate::Producer::new) fails with
+    /// [`Error::Config`] naming `sasl.jaas.config` and what is wrong).
+    /// Its value is a secret: the configuration's `Debug` hides it.
+    /// Defaults to none.
+    #[must_use]
+    pub fn sasl_jaas_config(mut self, text: impl Into<String>) -> Self {
+        let text = text.into();
+        self.sasl_jaas_config = (!text.is_empty()).then(|| crate::sasl::Secret(text.clone()));
+        self.mark("sasl.jaas.config", text)
+    }
+
+    /// `security.protocol=SASL_PLAINTEXT` with `sasl.mechanism`
+    /// `mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`,
+    /// `OAUTHBEARER`): SASL authentication over TCP. The credentials come
+    /// from [`sasl_jaas_config`](Self::sasl_jaas_config), `sasl.username` /
+    /// `sasl.password`, or [`oauth_token_provider`](Self::oauth_token_provider).
+    #[must_use]
+    pub fn set_sasl(mut self, mechanism: impl Into<String>) -> Self {
+        self.security_protocol = value::SecurityProtocol::SaslPlaintext;
+        self = self.mark("security.protocol", "SASL_PLAINTEXT");
+        self.sasl_mechanism(mechanism.into())
+    }
+
+    /// The token provider for `sasl.mechanism=OAUTHBEARER` (what Java's
+    /// `sasl.login.callback.handler.class` plugs in): called on a
+    /// connector thread whenever a connection authenticates, the first
+    /// time and again before each session ends (KIP-368), so it should
+    /// return a cached token until that nears its expiry. An error fails
+    /// the authentication with [`Error::Authentication`]. Without a
+    /// provider, `sasl.jaas.config`'s `OAuthBearerLoginModule` options make
+    /// unsecured tokens, as Java's default does. Defaults to none.
+    ///
+    /// ```no_run
+    /// use kafka_producer::{OAuthToken, ProducerConfig};
+    ///
+    /// let config = ProducerConfig::new()
+    ///     .bootstrap_servers("localhost:9092")
+    ///     .set_sasl("OAUTHBEARER")
+    ///     .oauth_token_provider(|| {
+    ///         let jwt = std::fs::read_to_string("/run/secrets/kafka-token")?;
+    ///         Ok(OAuthToken {
+    ///             value: jwt.trim().to_owned(),
+    ///             lifetime_ms: 0,
+    ///             principal: "producer".into(),
+    ///         })
+    ///     });
+    /// ```
+    #[must_use]
+    pub fn oauth_token_provider(
+        mut self,
+        provider: impl Fn() -> crate::sasl::OAuthTokenResult + Send + Sync + 'static,
+    ) -> Self {
+        self.oauth_token_provider = Some(crate::sasl::TokenProvider(Arc::new(provider)));
+        self
+    }
+
+    /// The SASL settings, if `security.protocol` is a SASL one (set by
+    /// `validate`).
+    pub(crate) fn sasl(&self) -> Option<&crate::sasl::Sasl> {
+        self.sasl.as_deref()
+    }
+
     /// `metrics.sample.window.ms` and `metrics.num.samples`, for the
     /// metrics registry.
     pub(crate) fn metrics_windows(&self) -> Windows {
@@ -403,6 +520,35 @@ impl ProducerConfig {
                 ))
             }
             _ => {}
+        }
+        // SASL: the mechanism and its credentials, checked together.
+        if self.security_protocol.is_sasl() {
+            let jaas = self
+                .sasl_jaas_config
+                .as_ref()
+                .map(|s| crate::sasl::jaas::parse(&s.0))
+                .transpose()?;
+            self.sasl = Some(Arc::new(crate::sasl::Sasl::from_config(
+                &self.sasl_mechanism,
+                jaas.as_ref(),
+                self.sasl_username.as_deref(),
+                self.sasl_password.as_ref(),
+                self.oauth_token_provider.as_ref(),
+            )?));
+        } else {
+            self.sasl = None;
+            let set: Vec<&str> = ["sasl.jaas.config", "sasl.username", "sasl.password"]
+                .into_iter()
+                .filter(|k| self.is_set(k))
+                .collect();
+            if !set.is_empty() || self.oauth_token_provider.is_some() {
+                log::warn!(
+                    "SASL settings are given ({}{}) but security.protocol is not a SASL one: \
+                     they are not used",
+                    set.join(", "),
+                    if self.oauth_token_provider.is_some() { " an OAuth token provider" } else { "" }
+                );
+            }
         }
         // Java: a transactional producer is idempotent; an explicit
         // enable.idempotence=false with a transactional.id is an error.

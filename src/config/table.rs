@@ -66,7 +66,7 @@ macro_rules! config_keys {
         pub struct ProducerConfig {
             /// Keys the caller set explicitly (by `set` or a builder), and
             /// the values as given.
-            pub(super) explicit: BTreeMap<&'static str, String>,
+            pub(super) explicit: super::Explicit,
             $(
                 #[doc = concat!("`", $sname, "`: ", $sdoc, ".")]
                 pub(crate) $field: $ty,
@@ -105,7 +105,7 @@ macro_rules! config_keys {
             /// Java's defaults; `bootstrap.servers` must still be set.
             pub fn new() -> Self {
                 ProducerConfig {
-                    explicit: BTreeMap::new(),
+                    explicit: super::Explicit::default(),
                     $($field: $init,)*
                     $($xfield: $xinit,)*
                 }

@@ -95,7 +95,7 @@ fn later_features_are_refused_not_ignored() {
     for (k, v) in [
         ("security.protocol", "SSL"),
         ("ssl.truststore.location", "/tmp/x"),
-        ("sasl.mechanism", "PLAIN"),
+        ("sasl.kerberos.service.name", "kafka"),
         ("interceptor.classes", "com.example.I"),
         ("partitioner.availability.timeout.ms", "100"),
     ] {
@@ -436,6 +436,11 @@ const NOT_GENERATED: &[&str] = &[
     "compression.gzip.level",
     "compression.zstd.level",
     "transactional.id",
+    // SASL: hand-written (sasl_jaas_config, set_sasl) or set() only.
+    "security.protocol",
+    "sasl.jaas.config",
+    "sasl.username",
+    "sasl.password",
 ];
 
 /// Java has no default for these (they are required there); `""` is
@@ -555,6 +560,17 @@ fn hand_written_builders_set_what_set_sets() {
     same(
         &ProducerConfig::new().client_id("me"),
         &by_set(&[("client.id", "me")]),
+        k,
+    );
+    let k = &["security.protocol", "sasl.mechanism", "sasl.jaas.config"];
+    let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";"#;
+    same(
+        &ProducerConfig::new().set_sasl("PLAIN").sasl_jaas_config(jaas),
+        &by_set(&[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.jaas.config", jaas),
+        ]),
         k,
     );
     let k = &["transactional.id"];

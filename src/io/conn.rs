@@ -12,8 +12,11 @@
 //!
 //! The transport is anything implementing [`Transport`] (a `Read + Write`
 //! with timeouts and a non-blocking switch), so TLS can wrap the TCP stream
-//! later without touching the framing. An authentication step (SASL) will
-//! go right after the ApiVersions exchange in [`Connection::open`].
+//! later without touching the framing. SASL authentication (`crate::sasl`)
+//! runs right after the ApiVersions exchange in [`Connection::open`], over
+//! the blocking request path, so it works over whatever transport is
+//! under it; a session with a lifetime (KIP-368) sets
+//! [`Connection::reauth_due`].
 //!
 //! Sockets are made with `socket2` so that `send.buffer.bytes` and
 //! `receive.buffer.bytes` (SO_SNDBUF, SO_RCVBUF) are set before `connect`,
@@ -159,18 +162,24 @@ pub(crate) struct Connection<S: Transport = TcpStream> {
     /// unless the owner knows what its requests can be answered with
     /// ([`set_max_frame`](Self::set_max_frame)).
     max_frame: usize,
+    /// When the SASL session must be renewed (KIP-368), if it has a
+    /// lifetime.
+    reauth_at: Option<Instant>,
 }
 
 impl Connection<TcpStream> {
     /// Connects to `host:port` (trying every address it resolves to) with
     /// the socket buffer sizes `buffers`, turns off Nagle, and negotiates
-    /// versions. Blocks at most about `connect_timeout` per address plus
-    /// `request_timeout` for ApiVersions.
+    /// versions, then authenticates with `sasl` if given. Blocks at most
+    /// about `connect_timeout` per address plus `request_timeout` for
+    /// ApiVersions and each SASL request.
     ///
     /// # Errors
     ///
     /// [`Error::Network`] if no address accepts the connection or the
-    /// broker does not answer; [`Error::Protocol`] for a malformed answer.
+    /// broker does not answer; [`Error::Protocol`] for a malformed answer;
+    /// [`Error::Authentication`] if SASL fails.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn open(
         label: String,
         host: &str,
@@ -179,6 +188,7 @@ impl Connection<TcpStream> {
         connect_timeout: Duration,
         request_timeout: Duration,
         buffers: SocketBuffers,
+        sasl: Option<&crate::sasl::Sasl>,
     ) -> Result<Self> {
         let net = |message: String| Error::Network {
             broker: label.clone(),
@@ -196,6 +206,9 @@ impl Connection<TcpStream> {
                         .map_err(|e| net(format!("setting TCP_NODELAY: {e}")))?;
                     let mut c = Connection::new(s, label.clone(), client_id);
                     c.negotiate(request_timeout)?;
+                    if let Some(sasl) = sasl {
+                        c.authenticate(sasl, request_timeout)?;
+                    }
                     return Ok(c);
                 }
                 Err(e) => last = Some(format!("connecting to {addr}: {e}")),
@@ -224,7 +237,50 @@ impl<S: Transport> Connection<S> {
             rpos: 0,
             rlen: 0,
             max_frame: MAX_RESPONSE_SIZE,
+            reauth_at: None,
         }
+    }
+
+    /// Authenticates with `sasl` (after [`negotiate`](Self::negotiate)),
+    /// each request within `timeout`, and notes when the session must be
+    /// renewed. Also how a connection re-authenticates (KIP-368), with
+    /// nothing else in flight on it.
+    pub(crate) fn authenticate(
+        &mut self,
+        sasl: &crate::sasl::Sasl,
+        timeout: Duration,
+    ) -> Result<()> {
+        let session = crate::sasl::authenticate(self, sasl, timeout)?;
+        self.reauth_at = session.map(|(start, life)| crate::sasl::reauth_at(start, life));
+        Ok(())
+    }
+
+    /// True once the SASL session is due for renewal (KIP-368): send no
+    /// new request; once the answers are in, authenticate again.
+    pub(crate) fn reauth_due(&self, now: Instant) -> bool {
+        self.reauth_at.is_some_and(|t| now >= t)
+    }
+
+    /// For a blocking connection (nothing in flight): authenticates again
+    /// first if the session is due for renewal (KIP-368).
+    pub(crate) fn renew_if_due(
+        &mut self,
+        sasl: Option<&crate::sasl::Sasl>,
+        timeout: Duration,
+    ) -> Result<()> {
+        match sasl {
+            Some(sasl) if self.reauth_due(Instant::now()) => {
+                log::debug!("{}: re-authenticating ({})", self.label, sasl.mechanism());
+                self.authenticate(sasl, timeout)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// When the SASL session is due for renewal, if it has a lifetime.
+    #[cfg(test)]
+    pub(crate) fn reauth_at(&self) -> Option<Instant> {
+        self.reauth_at
     }
 
     /// The underlying transport.
@@ -737,6 +793,7 @@ mod tests {
             Duration::from_secs(10),
             Duration::from_secs(10),
             buffers,
+            None,
         )
     }
 

@@ -171,7 +171,7 @@ pub(crate) fn run(shared: Arc<IoShared>) {
                         level,
                         "metadata fetch failed ({failures} in a row): {e}{note}"
                     );
-                    shared.metadata.failed(e.to_string());
+                    shared.metadata.failed(&e);
                 }
             }
             continue;
@@ -293,7 +293,8 @@ fn fetch(
     rebootstrap_due: bool,
 ) -> Result<Cluster> {
     if let Some(c) = conn.as_mut() {
-        match request(c, topics, cfg.request_timeout) {
+        let renewed = c.renew_if_due(cfg.sasl(), cfg.request_timeout);
+        match renewed.and_then(|()| request(c, topics, cfg.request_timeout)) {
             Ok(cluster) => return Ok(cluster),
             Err(e) => {
                 log::debug!("metadata over {}: {e}", c.label);
@@ -312,6 +313,7 @@ fn fetch(
             cfg.connection_setup_timeout,
             cfg.request_timeout,
             SocketBuffers::of(cfg),
+            cfg.sasl(),
         );
         match opened.and_then(|mut c| request(&mut c, topics, cfg.request_timeout).map(|r| (c, r)))
         {
@@ -319,7 +321,10 @@ fn fetch(
                 *conn = Some(c);
                 return Ok(cluster);
             }
-            Err(e) => last = Some(e),
+            // A refused authentication is the error to report, even if a
+            // later candidate fails otherwise: it will not clear by itself.
+            Err(e) if !matches!(last, Some(Error::Authentication { .. })) => last = Some(e),
+            Err(_) => {}
         }
     }
     Err(last.unwrap_or_else(|| Error::Network {

@@ -219,7 +219,7 @@ impl Step {
     /// send (no common version: fatal, as Java's UnsupportedVersionException).
     fn net(e: Error) -> Step {
         match e {
-            Error::UnsupportedVersion { .. } => Step::Fatal(e),
+            Error::UnsupportedVersion { .. } | Error::Authentication { .. } => Step::Fatal(e),
             why => Step::Retry {
                 rediscover: true,
                 short: false,
@@ -310,13 +310,16 @@ impl Coordinators {
             self.cfg.connection_setup_timeout,
             self.cfg.request_timeout,
             SocketBuffers::of(&self.cfg),
+            self.cfg.sasl(),
         )
     }
 
     /// A connection to any broker: the one we have, else a known broker,
     /// else a bootstrap server.
     fn any_broker(&mut self) -> Result<Connection, Step> {
-        if let Some(c) = self.any.take() {
+        if let Some(mut c) = self.any.take() {
+            c.renew_if_due(self.cfg.sasl(), self.cfg.request_timeout)
+                .map_err(Step::net)?;
             return Ok(c);
         }
         let cluster = self.metadata.cluster();
@@ -408,7 +411,11 @@ impl Coordinators {
         f: impl FnOnce(&mut Connection, &str) -> Result<T, Step>,
     ) -> Result<T, Step> {
         let mut c = match self.txn.take() {
-            Some(c) => c,
+            Some(mut c) => {
+                c.renew_if_due(self.cfg.sasl(), self.cfg.request_timeout)
+                    .map_err(Step::net)?;
+                c
+            }
             None => {
                 let id = self.txn_id.clone();
                 self.find(KEY_TYPE_TRANSACTION, &id)?
@@ -434,7 +441,11 @@ impl Coordinators {
         f: impl FnOnce(&mut Connection, &str) -> Result<T, Step>,
     ) -> Result<T, Step> {
         let mut c = match self.group.take() {
-            Some((g, c)) if g == group => c,
+            Some((g, mut c)) if g == group => {
+                c.renew_if_due(self.cfg.sasl(), self.cfg.request_timeout)
+                    .map_err(Step::net)?;
+                c
+            }
             _ => self.find(KEY_TYPE_GROUP, group)?,
         };
         let r = f(&mut c, &self.txn_id);
