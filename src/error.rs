@@ -219,20 +219,19 @@ pub enum Error {
         message: String,
     },
 
-    /// SASL authentication with a broker failed: a wrong password, a
-    /// mechanism the broker does not enable, a token the broker refuses, a
-    /// server SCRAM signature that does not verify (Java's
-    /// `AuthenticationException`, `SaslAuthenticationException`). Not
-    /// retriable: fix the credentials. `send` and `partitions_for` return
-    /// it (within `max.block.ms`) while the cluster refuses us; records
-    /// already accepted for a broker that refuses us fail with it.
-    #[error("authentication with broker {broker} failed ({mechanism}): {message}")]
+    /// The connection to a broker could not be authenticated: TLS failed
+    /// (its certificate is not signed by a trusted CA, is not valid for
+    /// the host name, has expired; it refused our client certificate; the
+    /// port does not speak TLS, or speaks it to a plaintext client).
+    /// Java's `AuthenticationException` (`SslAuthenticationException`):
+    /// `send` and `partitions_for` fail with it at once rather than at
+    /// `max.block.ms`, and queued records for that broker fail with it.
+    /// Not retriable: the configuration (or the broker's) must change.
+    #[error("authentication with broker {broker} failed: {message}")]
     Authentication {
-        /// The broker (node id or bootstrap address).
+        /// The broker (node id and address, or the bootstrap server).
         broker: String,
-        /// The SASL mechanism (`sasl.mechanism`).
-        mechanism: String,
-        /// What went wrong, with the broker's own message if it sent one.
+        /// What failed, and which setting to look at.
         message: String,
     },
 

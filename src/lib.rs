@@ -93,7 +93,7 @@ mod util;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-pub use config::{Acks, MetadataRecoveryStrategy, ProducerConfig};
+pub use config::{Acks, MetadataRecoveryStrategy, ProducerConfig, SecurityProtocol};
 pub use error::{Error, RecordPart, Result};
 pub use future::RecordFuture;
 pub use interceptor::{InterceptedRecord, InterceptorError, ProducerInterceptor};

@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::error::Error;
 use crate::lifecycle::Lifecycle;
 use crate::protocol::messages::metadata::{MetadataPartition, MetadataResponse};
 use crate::protocol::ErrorCode;
@@ -379,11 +378,9 @@ struct Inner {
     fetch_done: bool,
     /// Why the last fetch failed, for timeout messages.
     last_error: Option<String>,
-    /// The last fetch failed because a broker refused to authenticate us
-    /// (SASL): waiting `send` calls return it at once (Java's
-    /// `AuthenticationException` from `waitOnMetadata`). Cleared by the
-    /// next fetched snapshot.
-    auth_error: Option<Error>,
+    /// The last fetch failed to authenticate (TLS refused): `send` and
+    /// `partitions_for` fail with this at once until a fetch succeeds.
+    auth_error: Option<crate::error::Error>,
     last_refresh: Option<Instant>,
 }
 
@@ -457,14 +454,14 @@ impl Metadata {
         g.version
     }
 
+    /// The authentication error of the last fetch, if it failed so.
+    pub(crate) fn auth_error(&self) -> Option<crate::error::Error> {
+        self.inner.lock().auth_error.clone()
+    }
+
     /// Why the last fetch failed, if it did.
     pub(crate) fn last_error(&self) -> Option<String> {
         self.inner.lock().last_error.clone()
-    }
-
-    /// The authentication error the last fetch failed with, if it did.
-    pub(crate) fn auth_error(&self) -> Option<Error> {
-        self.inner.lock().auth_error.clone()
     }
 
     /// For `Io::stop`, after the move to `Stopped`: wakes the metadata
@@ -564,15 +561,23 @@ impl Metadata {
     }
 
     /// For the metadata thread: records a failed fetch and asks again.
-    pub(crate) fn failed(&self, why: &Error) {
+    pub(crate) fn failed(&self, why: String) {
         let mut g = self.inner.lock();
-        g.last_error = Some(why.to_string());
+        g.last_error = Some(why);
         g.need_update = true;
-        if let Error::Authentication { .. } = why {
-            g.auth_error = Some(why.clone());
-            // `send` waiting for this metadata returns the error now.
-            self.updated.notify_all();
-        }
+    }
+
+    /// For the metadata thread: the fetch failed to authenticate. As
+    /// Java's `AuthenticationException`, it fails the `send` and
+    /// `partitions_for` calls waiting for metadata now, and those that
+    /// come until a fetch succeeds, instead of letting them wait for
+    /// `max.block.ms`.
+    pub(crate) fn failed_auth(&self, e: crate::error::Error) {
+        let mut g = self.inner.lock();
+        g.last_error = Some(e.to_string());
+        g.auth_error = Some(e);
+        g.need_update = true;
+        self.updated.notify_all();
     }
 }
 

@@ -673,9 +673,9 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             if inner.lifecycle.is_closing() {
                 return Err(Error::Closed);
             }
-            // A broker refused to authenticate us (SASL): not retriable,
-            // and no wait will help (Java's AuthenticationException).
+            // TLS refused: fail now, as Java's AuthenticationException.
             if let Some(e) = inner.metadata.auth_error() {
+                inner.metadata.add_topic(topic);
                 return Err(e);
             }
             inner.metadata.add_topic(topic);

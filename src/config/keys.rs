@@ -9,24 +9,28 @@
 //! from `refused` to `checked` or `stored` as it is implemented.
 //! Rules between keys belong in `ProducerConfig::validate`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::table::{config_keys, first};
 use super::value::{
-    ms, Bool, Choice, Codec, GzipLevel, HostPorts, Int, JaasText, List, Millis, OptionalMillis,
-    OptionalText, PartitionerClass, SecretText, SecurityProtocol, SecurityProtocolCodec,
-    SerializerClass, Text, INT_MS, LONG_MS, MAX_INT,
+    ms, Bool, Choice, Codec, GzipLevel, HostPorts, Int, List, Millis, OptionalMillis, OptionalText,
+    JaasText, PartitionerClass, Protocol, Secret, SerializerClass, Text, TlsProtocols, INT_MS,
+    LONG_MS, MAX_INT,
 };
 use super::{
-    not_yet, partial, unknown_key_message, Acks, KeyInfo, Kind, MetadataRecoveryStrategy,
-    PartitionerChoice, StatsCallback, Support,
+    not_yet, partial, shown, unknown_key_message, Acks, KeyInfo, Kind, MetadataRecoveryStrategy,
+    Password, PartitionerChoice, SecurityProtocol, StatsCallback, StoreType, Support,
+    TlsVersionCap,
 };
 use crate::error::{Error, Result};
 
 use Support::{Implemented as Impl, NoEffect, Partial};
 
-const TLS: &str = "TLS is planned (rustls); use security.protocol=PLAINTEXT";
+const TLS: &str = "rustls is the only TLS provider";
+const PEM_PASSWORD: &str = "only PEM stores are supported (KIP-651), and a PEM store takes no store password, as in Java";
+const KEY_PASSWORD: &str = "encrypted private keys are not supported yet: give an unencrypted PEM key";
 const SASL: &str = "not done: SASL here is PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER (tokens from ProducerConfig::oauth_token_provider); Kerberos, Java callback classes and OAuth token endpoints are not";
 
 const ACKS: Choice<Acks> = Choice(&[
@@ -46,6 +50,17 @@ const RECOVERY: Choice<MetadataRecoveryStrategy> = Choice(&[
     ("none", MetadataRecoveryStrategy::None),
     ("rebootstrap", MetadataRecoveryStrategy::Rebootstrap),
 ]);
+const STORE_TYPE: Choice<StoreType> = Choice(&[
+    ("JKS", StoreType::Jks),
+    ("PKCS12", StoreType::Pkcs12),
+    ("PEM", StoreType::Pem),
+]);
+const TLS_PROTOCOL: Choice<TlsVersionCap> = Choice(&[
+    ("TLSv1.3", TlsVersionCap::Tls13),
+    ("TLSv1.2", TlsVersionCap::Tls12),
+    ("TLS", TlsVersionCap::Any),
+]);
+const ENDPOINT_IDENTIFICATION: Choice<bool> = Choice(&[("https", true), ("", false)]);
 const DNS_LOOKUP: Choice<&str> = Choice(&[
     ("use_all_dns_ips", "use_all_dns_ips"),
     (
@@ -78,7 +93,11 @@ config_keys! {
     /// assert!(ProducerConfig::from_pairs([("linger.msec", "1")]).is_err());
     /// # Ok::<(), kafka_producer::Error>(())
     /// ```
-    #[derive(Debug, Clone)]
+    ///
+    /// `Debug` and [`get`](Self::get) show a Password key's value
+    /// (`ssl.keystore.key`, `sasl.jaas.config`, ...) as `[hidden]`, as
+    /// Java's `Password` type does.
+    #[derive(Clone)]
     pub struct ProducerConfig;
 
     stored {
@@ -327,29 +346,69 @@ config_keys! {
         /// a day. Defaults to 0: off.
         fn statistics_interval;
 
-        // SSL and SASL_SSL are refused by the codec until TLS is in.
-        "security.protocol": String = "PLAINTEXT", Partial("PLAINTEXT (and SASL_PLAINTEXT; SSL and SASL_SSL need TLS, planned)"), "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL";
-        SecurityProtocolCodec => security_protocol: SecurityProtocol = SecurityProtocol::Plaintext;
+        // TLS (io/tls.rs). The settings are read, and the files loaded,
+        // by `validate` when the protocol uses TLS.
+        "security.protocol": String = "PLAINTEXT", Impl, "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL";
+        Protocol => security_protocol: SecurityProtocol = SecurityProtocol::Plaintext;
+        /// `security.protocol`: how the producer talks to brokers:
+        /// [`SecurityProtocol::Plaintext`], [`SecurityProtocol::Ssl`] (TLS,
+        /// configured by the `ssl.*` keys), [`SecurityProtocol::SaslPlaintext`]
+        /// or [`SecurityProtocol::SaslSsl`] (SASL, configured by the `sasl.*`
+        /// keys). Defaults to [`SecurityProtocol::Plaintext`].
+        fn security_protocol;
 
-        // Checked against the credentials by `validate` (SASL_* only).
+        "ssl.protocol": String = "TLSv1.3", Impl, "the newest TLS version to use: TLSv1.3, TLSv1.2 or TLS";
+        TLS_PROTOCOL => ssl_protocol: TlsVersionCap = TlsVersionCap::Tls13;
+        "ssl.enabled.protocols": List = "TLSv1.2,TLSv1.3", Impl, "the TLS versions allowed (TLSv1.2, TLSv1.3)";
+        TlsProtocols => ssl_enabled_protocols: Vec<String> = vec!["TLSv1.2".into(), "TLSv1.3".into()];
+        "ssl.endpoint.identification.algorithm": String = "https", Impl, "host name verification: https, or empty for none";
+        ENDPOINT_IDENTIFICATION => ssl_verify_host: bool = true;
+
+        "ssl.truststore.type": String = "JKS", Impl, "the trust store's format: only PEM is supported";
+        STORE_TYPE => ssl_truststore_type: StoreType = StoreType::Jks;
+        "ssl.truststore.location": String = "", Impl, "the trust store's file (PEM CA certificates)";
+        OptionalText => ssl_truststore_location: Option<String> = None;
+        "ssl.truststore.certificates": Password = "", Impl, "trusted CA certificates, PEM";
+        Secret => ssl_truststore_certificates: Option<Password> = None;
+
+        "ssl.keystore.type": String = "JKS", Impl, "the key store's format: only PEM is supported";
+        STORE_TYPE => ssl_keystore_type: StoreType = StoreType::Jks;
+        "ssl.keystore.location": String = "", Impl, "the key store's file: the client's PEM private key and certificate chain";
+        OptionalText => ssl_keystore_location: Option<String> = None;
+        "ssl.keystore.key": Password = "", Impl, "the client's private key, PEM";
+        Secret => ssl_keystore_key: Option<Password> = None;
+        "ssl.keystore.certificate.chain": Password = "", Impl, "the client's certificate chain, PEM";
+        Secret => ssl_keystore_certificate_chain: Option<Password> = None;
+
+        // librdkafka's names for the same files (not Java keys).
+        "ssl.ca.location": String = "", Impl, "librdkafka's: the CA certificates, a PEM file or a directory of them; not a Java key";
+        OptionalText => ssl_ca_location: Option<String> = None;
+        "ssl.certificate.location": String = "", Impl, "librdkafka's: the client's PEM certificate chain file; not a Java key";
+        OptionalText => ssl_certificate_location: Option<String> = None;
+        "ssl.key.location": String = "", Impl, "librdkafka's: the client's PEM private key file; not a Java key";
+        OptionalText => ssl_key_location: Option<String> = None;
+
+        // SASL (sasl/): checked against the credentials by `validate`
+        // (SASL_* protocols only).
         "sasl.mechanism": String = "GSSAPI", Impl, "the SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (GSSAPI, Java's default, is not supported)";
         Text => sasl_mechanism: String = "GSSAPI".to_owned();
         /// `sasl.mechanism`: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` or
-        /// `OAUTHBEARER`, used when `security.protocol` is `SASL_PLAINTEXT`.
-        /// Defaults to `GSSAPI`, as Java, which this release refuses
-        /// (Kerberos is not supported): set it. See the README's "Security".
+        /// `OAUTHBEARER`, used when `security.protocol` is `SASL_PLAINTEXT`
+        /// or `SASL_SSL`. Defaults to `GSSAPI`, as Java, which this release
+        /// refuses (Kerberos is not supported): set it. See the README's
+        /// "Security".
         fn sasl_mechanism;
 
         // Syntax checked by `set`; matched to the mechanism by `validate`.
         // Builder: mod.rs.
         "sasl.jaas.config": Password = "", Impl, "the JAAS login module and its options (PlainLoginModule, ScramLoginModule, OAuthBearerLoginModule)";
-        JaasText => sasl_jaas_config: Option<crate::sasl::Secret> = None;
+        JaasText => sasl_jaas_config: Option<Password> = None;
 
         "sasl.username": String = "", Impl, "librdkafka's: the SASL user name for PLAIN and SCRAM (instead of sasl.jaas.config); not a Java key";
         OptionalText => sasl_username: Option<String> = None;
 
         "sasl.password": Password = "", Impl, "librdkafka's: the SASL password for PLAIN and SCRAM (instead of sasl.jaas.config); not a Java key";
-        SecretText => sasl_password: Option<crate::sasl::Secret> = None;
+        Secret => sasl_password: Option<Password> = None;
     }
 
     extra {
@@ -359,6 +418,9 @@ config_keys! {
         sasl: Option<Arc<crate::sasl::Sasl>> = None;
         /// What [`statistics_callback`](Self::statistics_callback) set.
         statistics_callback: Option<StatsCallback> = None;
+        /// The TLS settings, built (every file read) by `validate` when
+        /// `security.protocol` uses TLS.
+        tls: Option<Arc<crate::io::tls::TlsClient>> = None;
     }
 
     checked {
@@ -380,28 +442,21 @@ config_keys! {
         Bool, only "false";
         "auto.include.jmx.reporter": Boolean = "true", Partial("false (there is no JMX)"), "register metrics with JMX";
         Bool, only "false";
+        "ssl.cipher.suites": List = "", Partial("an empty list (rustls's default suites)"), "the TLS cipher suites allowed";
+        List, only "";
+        "ssl.keymanager.algorithm": String = "SunX509", Partial("SunX509 (rustls reads the PEM key itself)"), "the key manager factory's algorithm";
+        Text, only "SunX509";
+        "ssl.trustmanager.algorithm": String = "PKIX", Partial("PKIX (rustls's webpki verifies the chain as PKIX)"), "the trust manager factory's algorithm";
+        Text, only "PKIX";
     }
 
     refused {
         "security.providers": String = "", NotYet(TLS), "security provider creators, by class name";
         "config.providers": List = "", NotYet("config providers are not planned"), "configuration providers, by name";
-        "ssl.protocol": String = "TLSv1.3", NotYet(TLS), "the TLS protocol to ask for";
-        "ssl.enabled.protocols": List = "TLSv1.2,TLSv1.3", NotYet(TLS), "the TLS protocols allowed";
         "ssl.provider": String = "", NotYet(TLS), "the TLS provider";
-        "ssl.cipher.suites": List = "", NotYet(TLS), "the TLS cipher suites allowed";
-        "ssl.keystore.type": String = "JKS", NotYet(TLS), "the key store's format (JKS, PKCS12, PEM)";
-        "ssl.keystore.location": String = "", NotYet(TLS), "the key store's file (client certificate)";
-        "ssl.keystore.password": Password = "", NotYet(TLS), "the key store's password";
-        "ssl.key.password": Password = "", NotYet(TLS), "the private key's password";
-        "ssl.keystore.key": Password = "", NotYet(TLS), "the private key, PEM";
-        "ssl.keystore.certificate.chain": Password = "", NotYet(TLS), "the client certificate chain, PEM";
-        "ssl.truststore.type": String = "JKS", NotYet(TLS), "the trust store's format (JKS, PKCS12, PEM)";
-        "ssl.truststore.location": String = "", NotYet(TLS), "the trust store's file (CA certificates)";
-        "ssl.truststore.password": Password = "", NotYet(TLS), "the trust store's password";
-        "ssl.truststore.certificates": Password = "", NotYet(TLS), "trusted certificates, PEM";
-        "ssl.keymanager.algorithm": String = "SunX509", NotYet(TLS), "the key manager factory's algorithm";
-        "ssl.trustmanager.algorithm": String = "PKIX", NotYet(TLS), "the trust manager factory's algorithm";
-        "ssl.endpoint.identification.algorithm": String = "https", NotYet(TLS), "host name verification: https, or empty for none";
+        "ssl.keystore.password": Password = "", NotYet(PEM_PASSWORD), "the key store's password";
+        "ssl.key.password": Password = "", NotYet(KEY_PASSWORD), "the private key's password";
+        "ssl.truststore.password": Password = "", NotYet(PEM_PASSWORD), "the trust store's password";
         "ssl.secure.random.implementation": String = "", NotYet(TLS), "the SecureRandom implementation";
         "ssl.engine.factory.class": Class = "", NotYet(TLS), "a custom SSL engine factory";
         "sasl.client.callback.handler.class": Class = "", NotYet(SASL), "a SASL client callback handler";

@@ -54,40 +54,6 @@ impl fmt::Debug for StatsCallback {
     }
 }
 
-/// The keys set explicitly, with their values as given; `Debug` hides
-/// the values of secret keys (Java's `PASSWORD` type: `[hidden]`).
-#[derive(Clone, Default)]
-pub(crate) struct Explicit(std::collections::BTreeMap<&'static str, String>);
-
-impl std::ops::Deref for Explicit {
-    type Target = std::collections::BTreeMap<&'static str, String>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Explicit {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
-
-impl fmt::Debug for Explicit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secret = |k: &str| {
-            ProducerConfig::keys()
-                .iter()
-                .any(|i| i.name == k && i.kind == Kind::Password)
-        };
-        f.debug_map()
-            .entries(self.0.iter().map(|(k, v)| {
-                let shown: &dyn fmt::Debug = if secret(k) { &"[hidden]" } else { v };
-                (k, shown)
-            }))
-            .finish()
-    }
-}
-
 mod keys;
 mod table;
 #[cfg(test)]
@@ -131,6 +97,113 @@ impl Acks {
             Acks::Leader => 1,
             Acks::All => -1,
         }
+    }
+}
+
+/// Java's `security.protocol`: how the producer talks to brokers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SecurityProtocol {
+    /// `PLAINTEXT`: plain TCP. The default.
+    Plaintext,
+    /// `SSL`: TLS (rustls), set up by the `ssl.*` keys.
+    Ssl,
+    /// `SASL_PLAINTEXT`: SASL authentication (the `sasl.*` keys) over
+    /// plain TCP.
+    SaslPlaintext,
+    /// `SASL_SSL`: SASL authentication over TLS (the `ssl.*` and `sasl.*`
+    /// keys).
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Java's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// True for `SSL` and `SASL_SSL`.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// True for `SASL_PLAINTEXT` and `SASL_SSL`.
+    pub fn uses_sasl(self) -> bool {
+        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+    }
+}
+
+/// `ssl.keystore.type` / `ssl.truststore.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreType {
+    Jks,
+    Pkcs12,
+    Pem,
+}
+
+impl StoreType {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            StoreType::Jks => "JKS",
+            StoreType::Pkcs12 => "PKCS12",
+            StoreType::Pem => "PEM",
+        }
+    }
+}
+
+/// `ssl.protocol`: the newest TLS version the producer may use (Java's
+/// `SSLContext` protocol; `TLSv1.2` keeps TLS 1.3 off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TlsVersionCap {
+    Tls12,
+    Tls13,
+    Any,
+}
+
+/// The value of a Password key (Java's `Password`): `Debug` prints
+/// `[hidden]`; only the TLS and SASL code read it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Password(String);
+
+impl Password {
+    pub(crate) fn new(s: String) -> Self {
+        Password(s)
+    }
+
+    /// The secret itself.
+    pub(crate) fn reveal(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(HIDDEN)
+    }
+}
+
+/// How a Password key's value is shown (Java's `Password.toString`).
+pub(crate) const HIDDEN: &str = "[hidden]";
+
+/// True for a key of Java's `PASSWORD` type.
+fn is_password(key: &str) -> bool {
+    ProducerConfig::keys()
+        .iter()
+        .any(|k| k.name == key && k.kind == Kind::Password)
+}
+
+/// `value` as `get`, `Debug` and errors show it: `[hidden]` for a
+/// Password key's non-empty value.
+pub(crate) fn shown<'a>(key: &str, value: &'a str) -> &'a str {
+    if !value.is_empty() && is_password(key) {
+        HIDDEN
+    } else {
+        value
     }
 }
 
@@ -393,14 +466,16 @@ impl ProducerConfig {
     }
 
     /// `sasl.jaas.config`: the JAAS login module and its options, as Java
-    /// users write it, for `security.protocol=SASL_PLAINTEXT`:
+    /// users write it, for `security.protocol` `SASL_PLAINTEXT` or
+    /// `SASL_SSL`:
     ///
     /// ```
-    /// use kafka_producer::ProducerConfig;
+    /// use kafka_producer::{ProducerConfig, SecurityProtocol};
     ///
     /// let config = ProducerConfig::new()
     ///     .bootstrap_servers("localhost:9092")
-    ///     .set_sasl("SCRAM-SHA-512")
+    ///     .security_protocol(SecurityProtocol::SaslPlaintext)
+    ///     .sasl_mechanism("SCRAM-SHA-512".into())
     ///     .sasl_jaas_config(
     ///         r#"org.apache.kafka.common.security.scram.ScramLoginModule required
     ///            username="alice" password="alice-secret";"#,
@@ -420,20 +495,8 @@ impl ProducerConfig {
     #[must_use]
     pub fn sasl_jaas_config(mut self, text: impl Into<String>) -> Self {
         let text = text.into();
-        self.sasl_jaas_config = (!text.is_empty()).then(|| crate::sasl::Secret(text.clone()));
+        self.sasl_jaas_config = (!text.is_empty()).then(|| Password::new(text.clone()));
         self.mark("sasl.jaas.config", text)
-    }
-
-    /// `security.protocol=SASL_PLAINTEXT` with `sasl.mechanism`
-    /// `mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`,
-    /// `OAUTHBEARER`): SASL authentication over TCP. The credentials come
-    /// from [`sasl_jaas_config`](Self::sasl_jaas_config), `sasl.username` /
-    /// `sasl.password`, or [`oauth_token_provider`](Self::oauth_token_provider).
-    #[must_use]
-    pub fn set_sasl(mut self, mechanism: impl Into<String>) -> Self {
-        self.security_protocol = value::SecurityProtocol::SaslPlaintext;
-        self = self.mark("security.protocol", "SASL_PLAINTEXT");
-        self.sasl_mechanism(mechanism.into())
     }
 
     /// The token provider for `sasl.mechanism=OAUTHBEARER` (what Java's
@@ -446,11 +509,12 @@ impl ProducerConfig {
     /// unsecured tokens, as Java's default does. Defaults to none.
     ///
     /// ```no_run
-    /// use kafka_producer::{OAuthToken, ProducerConfig};
+    /// use kafka_producer::{OAuthToken, ProducerConfig, SecurityProtocol};
     ///
     /// let config = ProducerConfig::new()
     ///     .bootstrap_servers("localhost:9092")
-    ///     .set_sasl("OAUTHBEARER")
+    ///     .security_protocol(SecurityProtocol::SaslSsl)
+    ///     .sasl_mechanism("OAUTHBEARER".into())
     ///     .oauth_token_provider(|| {
     ///         let jwt = std::fs::read_to_string("/run/secrets/kafka-token")?;
     ///         Ok(OAuthToken {
@@ -522,11 +586,11 @@ impl ProducerConfig {
             _ => {}
         }
         // SASL: the mechanism and its credentials, checked together.
-        if self.security_protocol.is_sasl() {
+        if self.security_protocol.uses_sasl() {
             let jaas = self
                 .sasl_jaas_config
                 .as_ref()
-                .map(|s| crate::sasl::jaas::parse(&s.0))
+                .map(|s| crate::sasl::jaas::parse(s.reveal()))
                 .transpose()?;
             self.sasl = Some(Arc::new(crate::sasl::Sasl::from_config(
                 &self.sasl_mechanism,
@@ -649,6 +713,12 @@ impl ProducerConfig {
                 CLIENT_ID_SEQUENCE.fetch_add(1, Ordering::Relaxed)
             );
         }
+        // Every file is read now, so a missing one fails Producer::new.
+        self.tls = if self.security_protocol.uses_tls() {
+            Some(Arc::new(crate::io::tls::TlsClient::from_config(&self)?))
+        } else {
+            None
+        };
         Ok(self)
     }
 }

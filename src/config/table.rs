@@ -66,7 +66,7 @@ macro_rules! config_keys {
         pub struct ProducerConfig {
             /// Keys the caller set explicitly (by `set` or a builder), and
             /// the values as given.
-            pub(super) explicit: super::Explicit,
+            pub(super) explicit: BTreeMap<&'static str, String>,
             $(
                 #[doc = concat!("`", $sname, "`: ", $sdoc, ".")]
                 pub(crate) $field: $ty,
@@ -101,11 +101,31 @@ macro_rules! config_keys {
             },)*
         ];
 
+        /// Every field, with the explicitly set values; a Password key's
+        /// value (and a `Password` field) prints as `[hidden]`.
+        impl std::fmt::Debug for ProducerConfig {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                struct Explicit<'a>(&'a BTreeMap<&'static str, String>);
+                impl std::fmt::Debug for Explicit<'_> {
+                    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.debug_map()
+                            .entries(self.0.iter().map(|(k, v)| (k, shown(k, v))))
+                            .finish()
+                    }
+                }
+                let mut d = f.debug_struct("ProducerConfig");
+                d.field("explicit", &Explicit(&self.explicit));
+                $(d.field(stringify!($field), &self.$field);)*
+                $(d.field(stringify!($xfield), &self.$xfield);)*
+                d.finish()
+            }
+        }
+
         impl ProducerConfig {
             /// Java's defaults; `bootstrap.servers` must still be set.
             pub fn new() -> Self {
                 ProducerConfig {
-                    explicit: super::Explicit::default(),
+                    explicit: BTreeMap::new(),
                     $($field: $init,)*
                     $($xfield: $xinit,)*
                 }
@@ -138,7 +158,8 @@ macro_rules! config_keys {
                         })?
                         $cname
                     })*
-                    $($rname => return Err(not_yet($rname, v, $why)),)*
+                    // A secret is not echoed back in the error.
+                    $($rname => return Err(not_yet($rname, shown($rname, v), $why)),)*
                     _ => return Err(Error::config(key, unknown_key_message(key))),
                 };
                 self.explicit.insert(name, v.to_owned());
@@ -149,7 +170,9 @@ macro_rules! config_keys {
             /// set, or the effective default. `None` for an unknown key.
             pub fn get(&self, key: &str) -> Option<String> {
                 if let Some(v) = self.explicit.get(key) {
-                    return Some(v.clone());
+                    // A Password key shows `[hidden]`, as Java's
+                    // `Password.toString` does.
+                    return Some(shown(key, v).to_owned());
                 }
                 Some(match key {
                     $($sname => $scodec.show(&self.$field),)*

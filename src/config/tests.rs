@@ -436,8 +436,7 @@ const NOT_GENERATED: &[&str] = &[
     "compression.gzip.level",
     "compression.zstd.level",
     "transactional.id",
-    // SASL: hand-written (sasl_jaas_config, set_sasl) or set() only.
-    "security.protocol",
+    // SASL: hand-written (sasl_jaas_config) or set() only.
     "sasl.jaas.config",
     "sasl.username",
     "sasl.password",
@@ -565,7 +564,10 @@ fn hand_written_builders_set_what_set_sets() {
     let k = &["security.protocol", "sasl.mechanism", "sasl.jaas.config"];
     let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";"#;
     same(
-        &ProducerConfig::new().set_sasl("PLAIN").sasl_jaas_config(jaas),
+        &ProducerConfig::new()
+            .security_protocol(SecurityProtocol::SaslPlaintext)
+            .sasl_mechanism("PLAIN".into())
+            .sasl_jaas_config(jaas),
         &by_set(&[
             ("security.protocol", "SASL_PLAINTEXT"),
             ("sasl.mechanism", "PLAIN"),

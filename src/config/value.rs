@@ -14,7 +14,7 @@ use std::fmt::Display;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::config::{parse_host_port, PartitionerChoice};
+use crate::config::{parse_host_port, PartitionerChoice, Password, SecurityProtocol, HIDDEN};
 use crate::error::{Error, Result};
 use crate::partitioner::LibrdkafkaPartitioner;
 use std::sync::Arc;
@@ -470,21 +470,96 @@ impl Codec for SerializerClass {
     }
 }
 
-/// A secret string (Java's `PASSWORD`); empty is Java's null. Its `Debug`
-/// hides it; `get` returns it as set.
-pub(crate) struct SecretText;
+/// `security.protocol`: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+pub(crate) struct Protocol;
 
-impl Codec for SecretText {
-    type Value = Option<crate::sasl::Secret>;
-    fn parse(&self, _key: &str, text: &str) -> Result<Self::Value> {
-        Ok((!text.is_empty()).then(|| crate::sasl::Secret(text.to_owned())))
+const PROTOCOLS: [SecurityProtocol; 4] = [
+    SecurityProtocol::Plaintext,
+    SecurityProtocol::Ssl,
+    SecurityProtocol::SaslPlaintext,
+    SecurityProtocol::SaslSsl,
+];
+
+impl Codec for Protocol {
+    type Value = SecurityProtocol;
+    fn parse(&self, key: &str, text: &str) -> Result<SecurityProtocol> {
+        let p = PROTOCOLS
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(text))
+            .ok_or_else(|| {
+                invalid(
+                    key,
+                    text,
+                    "must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
+                )
+            })?;
+        Ok(p)
     }
-    fn show(&self, value: &Self::Value) -> String {
-        value.as_ref().map(|s| s.0.clone()).unwrap_or_default()
+    fn show(&self, value: &SecurityProtocol) -> String {
+        value.name().to_owned()
     }
     #[cfg(test)]
     fn samples(&self) -> Vec<String> {
-        texts(&["", "s3cret"])
+        texts(&["PLAINTEXT", "ssl", "SASL_PLAINTEXT", "sasl_ssl"])
+    }
+    #[cfg(test)]
+    fn bad_samples(&self) -> Vec<String> {
+        texts(&["TLS", ""])
+    }
+}
+
+/// `ssl.enabled.protocols`: TLS versions by Java's names; rustls speaks
+/// TLSv1.2 and TLSv1.3 only. Empty: both.
+pub(crate) struct TlsProtocols;
+
+const TLS_VERSIONS: [&str; 2] = ["TLSv1.2", "TLSv1.3"];
+
+impl Codec for TlsProtocols {
+    type Value = Vec<String>;
+    fn parse(&self, key: &str, text: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for name in parse_list(text) {
+            let Some(v) = TLS_VERSIONS.iter().find(|v| v.eq_ignore_ascii_case(&name)) else {
+                return Err(invalid(
+                    key,
+                    &name,
+                    "rustls speaks only TLSv1.2 and TLSv1.3 (older versions are insecure)",
+                ));
+            };
+            out.push((*v).to_owned());
+        }
+        Ok(out)
+    }
+    fn check(&self, key: &str, value: &Vec<String>) -> Result<()> {
+        self.parse(key, &value.join(",")).map(|_| ())
+    }
+    fn show(&self, value: &Vec<String>) -> String {
+        value.join(",")
+    }
+    #[cfg(test)]
+    fn samples(&self) -> Vec<String> {
+        texts(&["TLSv1.2,TLSv1.3", "TLSv1.3", ""])
+    }
+    #[cfg(test)]
+    fn bad_samples(&self) -> Vec<String> {
+        texts(&["TLSv1.1", "TLSv1.2,SSLv3"])
+    }
+}
+
+/// A Password key's value (empty: Java's null); shown as `[hidden]`.
+pub(crate) struct Secret;
+
+impl Codec for Secret {
+    type Value = Option<Password>;
+    fn parse(&self, _key: &str, text: &str) -> Result<Option<Password>> {
+        Ok((!text.is_empty()).then(|| Password::new(text.to_owned())))
+    }
+    fn show(&self, value: &Option<Password>) -> String {
+        value.as_ref().map_or_else(String::new, |_| HIDDEN.to_owned())
+    }
+    #[cfg(test)]
+    fn samples(&self) -> Vec<String> {
+        texts(&["", "-----BEGIN s3cret"])
     }
     #[cfg(test)]
     fn bad_samples(&self) -> Vec<String> {
@@ -497,20 +572,20 @@ impl Codec for SecretText {
 pub(crate) struct JaasText;
 
 impl Codec for JaasText {
-    type Value = Option<crate::sasl::Secret>;
+    type Value = Option<Password>;
     fn parse(&self, key: &str, text: &str) -> Result<Self::Value> {
-        let v = SecretText.parse(key, text)?;
+        let v = Secret.parse(key, text)?;
         self.check(key, &v)?;
         Ok(v)
     }
     fn check(&self, _key: &str, value: &Self::Value) -> Result<()> {
         match value {
-            Some(s) => crate::sasl::jaas::parse(&s.0).map(|_| ()),
+            Some(s) => crate::sasl::jaas::parse(s.reveal()).map(|_| ()),
             None => Ok(()),
         }
     }
     fn show(&self, value: &Self::Value) -> String {
-        SecretText.show(value)
+        Secret.show(value)
     }
     #[cfg(test)]
     fn samples(&self) -> Vec<String> {
@@ -522,59 +597,5 @@ impl Codec for JaasText {
     #[cfg(test)]
     fn bad_samples(&self) -> Vec<String> {
         texts(&["a.B required", "a.B", "x=\"y\";"])
-    }
-}
-
-/// `security.protocol`: all four of Java's names are known; those that
-/// need TLS are refused with [`Error::NotSupportedYet`] until it is in.
-pub(crate) struct SecurityProtocolCodec;
-
-/// Java's `security.protocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SecurityProtocol {
-    Plaintext,
-    SaslPlaintext,
-}
-
-impl SecurityProtocol {
-    /// True for SASL_PLAINTEXT and SASL_SSL.
-    pub(crate) fn is_sasl(self) -> bool {
-        matches!(self, SecurityProtocol::SaslPlaintext)
-    }
-}
-
-impl Codec for SecurityProtocolCodec {
-    type Value = SecurityProtocol;
-    fn parse(&self, key: &str, text: &str) -> Result<SecurityProtocol> {
-        match text.to_ascii_uppercase().as_str() {
-            "PLAINTEXT" => Ok(SecurityProtocol::Plaintext),
-            "SASL_PLAINTEXT" => Ok(SecurityProtocol::SaslPlaintext),
-            "SSL" | "SASL_SSL" => Err(Error::NotSupportedYet {
-                key: key.to_owned(),
-                value: text.to_owned(),
-                detail: "TLS is planned (rustls); this release accepts PLAINTEXT and SASL_PLAINTEXT"
-                    .to_owned(),
-            }),
-            _ => Err(invalid(
-                key,
-                text,
-                "must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
-            )),
-        }
-    }
-    fn show(&self, value: &SecurityProtocol) -> String {
-        match value {
-            SecurityProtocol::Plaintext => "PLAINTEXT",
-            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
-        }
-        .to_owned()
-    }
-    #[cfg(test)]
-    fn samples(&self) -> Vec<String> {
-        texts(&["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"])
-    }
-    #[cfg(test)]
-    fn bad_samples(&self) -> Vec<String> {
-        texts(&["nope", "", "TLS"])
     }
 }

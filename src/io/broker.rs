@@ -26,7 +26,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::conn::{Connection, SocketBuffers};
+use super::conn::{Connection, SocketBuffers, Transport};
 use super::decide::{self, jittered, Verdict};
 use super::IoShared;
 use crate::accumulator::{DrainSignal, Drained, PartitionQueue, ProducerBatch};
@@ -407,6 +407,7 @@ impl BrokerThread {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let (client_id, request_timeout) = (cfg.client_id.clone(), cfg.request_timeout);
         let buffers = SocketBuffers::of(cfg);
+        let tls = cfg.tls.clone();
         let sasl = cfg.sasl.clone();
         let codec = cfg.compression_codec();
         let signal = self.signal.clone();
@@ -421,6 +422,7 @@ impl BrokerThread {
                     setup,
                     request_timeout,
                     buffers,
+                    tls.as_deref(),
                     sasl.as_deref(),
                 )
                 .and_then(|c| {
@@ -520,8 +522,8 @@ impl BrokerThread {
                 self.schedule_reconnect(Instant::now());
                 // A broker that speaks no Produce version we can send will
                 // never take these batches: fail them now, loudly.
-                // Nor will one that refuses our credentials (SASL): Java's
-                // AuthenticationException is not retriable.
+                // Nor will one that refuses to authenticate us (Java's
+                // Sender fails the batches of an AuthenticationException).
                 if let Error::UnsupportedVersion { .. } | Error::Authentication { .. } = e {
                     self.fail_queued(&e);
                 }

@@ -11,12 +11,20 @@
 //! several requests.
 //!
 //! The transport is anything implementing [`Transport`] (a `Read + Write`
-//! with timeouts and a non-blocking switch), so TLS can wrap the TCP stream
-//! later without touching the framing. SASL authentication (`crate::sasl`)
-//! runs right after the ApiVersions exchange in [`Connection::open`], over
-//! the blocking request path, so it works over whatever transport is
-//! under it; a session with a lifetime (KIP-368) sets
+//! with timeouts and a non-blocking switch): in the producer a
+//! [`Stream`], plain TCP or TLS over TCP (`io/tls.rs`, the only other
+//! code that touches a socket), so the framing does not know which. The
+//! TLS handshake runs in [`Connection::open`] before ApiVersions. SASL
+//! authentication (`crate::sasl`) runs right after the ApiVersions
+//! exchange, over the blocking request path, so it works over whatever
+//! transport is under it; a session with a lifetime (KIP-368) sets
 //! [`Connection::reauth_due`].
+//!
+//! A transport may take bytes and hold them before they reach the socket
+//! (TLS records inside rustls): `write_some` flushes what it holds
+//! before it hands it more, `wants_write` is true while it holds any, and
+//! `written_total` counts a byte only once the transport holds nothing,
+//! so an acks=0 request completes only when all of it is on the socket.
 //!
 //! Sockets are made with `socket2` so that `send.buffer.bytes` and
 //! `receive.buffer.bytes` (SO_SNDBUF, SO_RCVBUF) are set before `connect`,
@@ -27,6 +35,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use super::tls::{Stream, TlsClient};
 use crate::config::ProducerConfig;
 use crate::error::{Error, Result};
 use crate::protocol::messages::api::Api;
@@ -59,8 +68,18 @@ pub(crate) trait Transport: Read + Write {
     fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// Switches non-blocking mode on or off.
     fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()>;
-    /// Closes the sending direction (TCP FIN); reading still works.
-    fn shutdown_write(&self) -> io::Result<()>;
+    /// Closes the sending direction (TLS close_notify, then TCP FIN);
+    /// reading still works.
+    fn shutdown_write(&mut self) -> io::Result<()>;
+    /// Moves bytes that `write` took but still holds (TLS records) to the
+    /// socket; `Ok` once it holds none, `WouldBlock` if the socket is full.
+    fn flush_buffered(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// True while `write` has taken bytes that are not on the socket yet.
+    fn has_buffered(&self) -> bool {
+        false
+    }
 }
 
 impl Transport for TcpStream {
@@ -73,7 +92,7 @@ impl Transport for TcpStream {
         TcpStream::set_nonblocking(self, nonblocking)
     }
 
-    fn shutdown_write(&self) -> io::Result<()> {
+    fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(std::net::Shutdown::Write)
     }
 }
@@ -138,7 +157,7 @@ fn connect_socket(
 }
 
 /// One connection to one broker.
-pub(crate) struct Connection<S: Transport = TcpStream> {
+pub(crate) struct Connection<S: Transport = Stream> {
     stream: S,
     /// "node 1 (127.0.0.1:9092)", for errors and logs.
     pub(crate) label: String,
@@ -149,10 +168,11 @@ pub(crate) struct Connection<S: Transport = TcpStream> {
     /// Frames not yet written: `wbuf[wpos..]`.
     wbuf: Vec<u8>,
     wpos: usize,
-    /// Bytes ever written to the transport, and ever enqueued: a request
-    /// ending at enqueued offset `e` is fully written once
-    /// `written_total >= e`.
+    /// Bytes ever on the socket, ever taken by the transport (TLS may
+    /// still hold some, encrypted), and ever enqueued: a request ending
+    /// at enqueued offset `e` is fully written once `written_total >= e`.
     written_total: u64,
+    taken_total: u64,
     enqueued_total: u64,
     /// Bytes read, not yet consumed: `rbuf[rpos..rlen]`.
     rbuf: Vec<u8>,
@@ -167,18 +187,21 @@ pub(crate) struct Connection<S: Transport = TcpStream> {
     reauth_at: Option<Instant>,
 }
 
-impl Connection<TcpStream> {
+impl Connection<Stream> {
     /// Connects to `host:port` (trying every address it resolves to) with
-    /// the socket buffer sizes `buffers`, turns off Nagle, and negotiates
-    /// versions, then authenticates with `sasl` if given. Blocks at most
-    /// about `connect_timeout` per address plus `request_timeout` for
-    /// ApiVersions and each SASL request.
+    /// the socket buffer sizes `buffers`, turns off Nagle, runs the TLS
+    /// handshake if `tls` is given, negotiates versions, then
+    /// authenticates with `sasl` if given. Blocks at most about
+    /// `connect_timeout` per address (TCP and TLS together) plus
+    /// `request_timeout` for ApiVersions and each SASL request.
     ///
     /// # Errors
     ///
     /// [`Error::Network`] if no address accepts the connection or the
-    /// broker does not answer; [`Error::Protocol`] for a malformed answer;
-    /// [`Error::Authentication`] if SASL fails.
+    /// broker does not answer; [`Error::Authentication`] if TLS fails
+    /// (either side refuses the other, or one side does not speak it);
+    /// [`Error::Protocol`] for a malformed answer; [`Error::Authentication`]
+    /// if SASL fails (credentials refused, mechanism not enabled).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn open(
         label: String,
@@ -188,6 +211,7 @@ impl Connection<TcpStream> {
         connect_timeout: Duration,
         request_timeout: Duration,
         buffers: SocketBuffers,
+        tls: Option<&TlsClient>,
         sasl: Option<&crate::sasl::Sasl>,
     ) -> Result<Self> {
         let net = |message: String| Error::Network {
@@ -200,14 +224,26 @@ impl Connection<TcpStream> {
             .collect();
         let mut last = None;
         for addr in &addrs {
+            let started = Instant::now();
             match connect_socket(addr, connect_timeout, buffers) {
                 Ok(s) => {
                     s.set_nodelay(true)
                         .map_err(|e| net(format!("setting TCP_NODELAY: {e}")))?;
-                    let mut c = Connection::new(s, label.clone(), client_id);
-                    c.negotiate(request_timeout)?;
+                    let stream = match tls {
+                        None => Stream::Plain(s),
+                        Some(t) => {
+                            let deadline = later(started, connect_timeout);
+                            Stream::Tls(Box::new(t.handshake(&label, host, s, deadline)?))
+                        }
+                    };
+                    let mut c = Connection::new(stream, label.clone(), client_id);
+                    if let Err(e) = c.negotiate(request_timeout) {
+                        return Err(c.explain_setup_failure(e));
+                    }
                     if let Some(sasl) = sasl {
-                        c.authenticate(sasl, request_timeout)?;
+                        if let Err(e) = c.authenticate(sasl, request_timeout) {
+                            return Err(c.explain_setup_failure(e));
+                        }
                     }
                     return Ok(c);
                 }
@@ -217,6 +253,35 @@ impl Connection<TcpStream> {
         Err(net(last.unwrap_or_else(|| {
             format!("{host} resolved to no address")
         })))
+    }
+
+    /// The error of a set-up that failed after the TCP connect: TLS that
+    /// broke (the broker refusing our certificate sends its alert after
+    /// the TLS 1.3 handshake, in answer to ApiVersions), or a plaintext
+    /// connection answered with TLS, is an authentication error.
+    fn explain_setup_failure(&self, e: Error) -> Error {
+        if let Some(f) = self.stream.tls_failure() {
+            let host = self.stream.tls_host().unwrap_or_default();
+            return Error::Authentication {
+                broker: self.label.clone(),
+                message: super::tls::describe(f, host, "the configured CAs"),
+            };
+        }
+        let got = &self.rbuf[..self.rlen];
+        // A TLS record: handshake (22) or alert (21), version 3.x.
+        if matches!(self.stream, Stream::Plain(_))
+            && got.len() >= 3
+            && matches!(got[0], 21 | 22)
+            && got[1] == 3
+        {
+            return Error::Authentication {
+                broker: self.label.clone(),
+                message: "the broker answered with TLS: this port is a TLS listener; set \
+                          security.protocol=SSL (or SASL_SSL)"
+                    .into(),
+            };
+        }
+        e
     }
 }
 
@@ -232,6 +297,7 @@ impl<S: Transport> Connection<S> {
             wbuf: Vec::with_capacity(64 * 1024),
             wpos: 0,
             written_total: 0,
+            taken_total: 0,
             enqueued_total: 0,
             rbuf: vec![0; READ_BUF_INITIAL],
             rpos: 0,
@@ -410,23 +476,39 @@ impl<S: Transport> Connection<S> {
         self.written_total
     }
 
-    /// True if bytes are waiting to be written.
+    /// Bytes the transport has taken so far (on the socket or not).
+    #[cfg(test)]
+    pub(crate) fn taken_total(&self) -> u64 {
+        self.taken_total
+    }
+
+    /// True if bytes are waiting to be written: in the write buffer, or
+    /// taken by the transport and held (TLS records not yet on the socket).
     pub(crate) fn wants_write(&self) -> bool {
-        self.wpos < self.wbuf.len()
+        self.wpos < self.wbuf.len() || self.stream.has_buffered()
     }
 
-    /// Accounts for `n` bytes of the write buffer taken by the transport.
-    fn wrote(&mut self, n: usize) {
-        self.wpos += n;
-        self.written_total += n as u64;
-    }
-
-    /// Writes as much as the socket takes without blocking.
+    /// Writes as much as the socket takes without blocking: first what
+    /// the transport holds, then more of the write buffer. A byte counts
+    /// in `written_total` once the transport holds nothing: then every
+    /// byte it took is on the socket.
     pub(crate) fn write_some(&mut self) -> io::Result<()> {
-        while self.wpos < self.wbuf.len() {
+        loop {
+            match self.stream.flush_buffered() {
+                Ok(()) => self.written_total = self.taken_total,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if self.wpos == self.wbuf.len() {
+                break;
+            }
             match self.stream.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => self.wrote(n),
+                Ok(n) => {
+                    self.wpos += n;
+                    self.taken_total += n as u64;
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -515,7 +597,11 @@ impl<S: Transport> Connection<S> {
     /// (the test brokers do) would lose the last ones that way.
     pub(crate) fn close_gracefully(mut self, timeout: Duration) {
         let deadline = later(Instant::now(), timeout);
-        if self.stream.set_nonblocking(false).is_err() || self.stream.shutdown_write().is_err() {
+        // TLS's close_notify is a write: bounded by the timeout too.
+        if self.stream.set_nonblocking(false).is_err()
+            || self.stream.set_timeouts(Some(timeout)).is_err()
+            || self.stream.shutdown_write().is_err()
+        {
             return;
         }
         let mut sink = [0u8; 16 * 1024];
@@ -603,18 +689,14 @@ impl<S: Transport> Connection<S> {
         self.stream
             .set_nonblocking(false)
             .map_err(|e| io_err(self, e))?;
+        // Blocking: each write waits up to what is left; one that times
+        // out leaves bytes to write, and the deadline ends the loop.
         while self.wants_write() {
             let r = remaining(deadline).map_err(|k| io_err(self, k.into()))?;
             self.stream
                 .set_timeouts(Some(r))
                 .map_err(|e| io_err(self, e))?;
-            let end = self.wbuf.len();
-            match self.stream.write(&self.wbuf[self.wpos..end]) {
-                Ok(0) => return Err(io_err(self, ErrorKind::WriteZero.into())),
-                Ok(n) => self.wrote(n),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_err(self, e)),
-            }
+            self.write_some().map_err(|e| io_err(self, e))?;
         }
         loop {
             let found = self
@@ -694,7 +776,7 @@ mod tests {
         fn set_nonblocking(&self, _: bool) -> io::Result<()> {
             Ok(())
         }
-        fn shutdown_write(&self) -> io::Result<()> {
+        fn shutdown_write(&mut self) -> io::Result<()> {
             Ok(())
         }
     }
@@ -794,6 +876,7 @@ mod tests {
             Duration::from_secs(10),
             buffers,
             None,
+            None,
         )
     }
 
@@ -818,7 +901,7 @@ mod tests {
         )
         .unwrap();
         server.join().unwrap().unwrap();
-        let (got_send, got_receive) = buffer_sizes(c.transport());
+        let (got_send, got_receive) = buffer_sizes(c.transport().tcp());
         assert!(
             (send..=2 * send).contains(&got_send),
             "SO_SNDBUF {got_send} for {send}"
@@ -827,13 +910,13 @@ mod tests {
             (receive..=2 * receive).contains(&got_receive),
             "SO_RCVBUF {got_receive} for {receive}"
         );
-        assert!(c.transport().nodelay().unwrap(), "Nagle is still off");
+        assert!(c.transport().tcp().nodelay().unwrap(), "Nagle is still off");
 
         // -1 (None) leaves the operating system's sizes.
         let (port, server) = fake_broker();
         let c = open_local(port, SocketBuffers::default()).unwrap();
         server.join().unwrap().unwrap();
-        let (default_send, default_receive) = buffer_sizes(c.transport());
+        let (default_send, default_receive) = buffer_sizes(c.transport().tcp());
         assert_ne!(default_send, got_send);
         assert_ne!(default_receive, got_receive);
     }
@@ -913,7 +996,7 @@ mod tests {
         fn set_nonblocking(&self, _: bool) -> io::Result<()> {
             Ok(())
         }
-        fn shutdown_write(&self) -> io::Result<()> {
+        fn shutdown_write(&mut self) -> io::Result<()> {
             Ok(())
         }
     }

@@ -171,7 +171,16 @@ pub(crate) fn run(shared: Arc<IoShared>) {
                         level,
                         "metadata fetch failed ({failures} in a row): {e}{note}"
                     );
-                    shared.metadata.failed(&e);
+                    if let Error::Authentication { .. } = e {
+                        // Fatal for what waits: records queued for
+                        // partitions no broker leads yet fail with it too.
+                        shared
+                            .accumulator
+                            .abort_queued(Some(&shared.accumulator.unled_partitions()), &e);
+                        shared.metadata.failed_auth(e);
+                    } else {
+                        shared.metadata.failed(e.to_string());
+                    }
                 }
             }
             continue;
@@ -313,6 +322,7 @@ fn fetch(
             cfg.connection_setup_timeout,
             cfg.request_timeout,
             SocketBuffers::of(cfg),
+            cfg.tls.as_deref(),
             cfg.sasl(),
         );
         match opened.and_then(|mut c| request(&mut c, topics, cfg.request_timeout).map(|r| (c, r)))
@@ -321,10 +331,9 @@ fn fetch(
                 *conn = Some(c);
                 return Ok(cluster);
             }
-            // A refused authentication is the error to report, even if a
-            // later candidate fails otherwise: it will not clear by itself.
-            Err(e) if !matches!(last, Some(Error::Authentication { .. })) => last = Some(e),
-            Err(_) => {}
+            // The same TLS or SASL settings would fail with every broker.
+            Err(e @ Error::Authentication { .. }) => return Err(e),
+            Err(e) => last = Some(e),
         }
     }
     Err(last.unwrap_or_else(|| Error::Network {

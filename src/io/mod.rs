@@ -13,6 +13,7 @@ pub(crate) mod broker;
 pub(crate) mod conn;
 pub(crate) mod decide;
 pub(crate) mod metadata;
+pub(crate) mod tls;
 
 use std::cell::Cell;
 use std::collections::HashMap;

@@ -14,16 +14,16 @@
 //! 5802, RFC 7677, in `scram`), OAUTHBEARER (RFC 7628, in `oauth`). GSSAPI
 //! (Kerberos) is refused by the configuration.
 //!
-//! Secrets (passwords, tokens, the JAAS text) are held in [`Secret`] or
+//! Secrets (passwords, tokens, the JAAS text) are held in `Password` or
 //! types whose `Debug` hides them, and no error or log line quotes them.
 
 pub(crate) mod jaas;
 pub(crate) mod oauth;
 pub(crate) mod scram;
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::config::Password;
 use crate::error::{Error, Result};
 use crate::io::conn::{Connection, Transport};
 use crate::protocol::messages::sasl_authenticate::{
@@ -40,23 +40,13 @@ pub(crate) use oauth::TokenProvider;
 use oauth::{Extensions, OAuthBearer, TokenSource, Unsecured};
 use scram::{Hash, Scram};
 
-/// A secret configuration value: `Debug` prints `[hidden]`.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub(crate) struct Secret(pub(crate) String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[hidden]")
-    }
-}
-
 /// The mechanisms this crate speaks, by `sasl.mechanism` name.
 pub(crate) const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
 #[derive(Clone, Debug)]
 enum Credentials {
     /// PLAIN and SCRAM.
-    Password { username: String, password: Secret },
+    Password { username: String, password: Password },
     /// OAUTHBEARER.
     Token {
         source: TokenSource,
@@ -94,7 +84,7 @@ impl Sasl {
         mechanism: &str,
         jaas: Option<&jaas::JaasEntry>,
         username: Option<&str>,
-        password: Option<&Secret>,
+        password: Option<&Password>,
         provider: Option<&TokenProvider>,
     ) -> Result<Sasl> {
         let mechanism: &'static str = match MECHANISMS.iter().find(|m| **m == mechanism) {
@@ -179,7 +169,7 @@ impl Sasl {
                     let pass = j.option("password").ok_or_else(|| {
                         config_err("sasl.jaas.config", format!("{name} needs password=\"...\""))
                     })?;
-                    (user.to_owned(), Secret(pass.to_owned()))
+                    (user.to_owned(), Password::new(pass.to_owned()))
                 }
                 None => match (username, password) {
                     (Some(u), Some(p)) => (u.to_owned(), p.clone()),
@@ -205,7 +195,7 @@ impl Sasl {
             if user.is_empty() {
                 return Err(config_err("sasl.jaas.config", "the user name is empty"));
             }
-            if mechanism == "PLAIN" && (user.contains('\0') || pass.0.contains('\0')) {
+            if mechanism == "PLAIN" && (user.contains('\0') || pass.reveal().contains('\0')) {
                 return Err(config_err(
                     "sasl.jaas.config",
                     "PLAIN user names and passwords cannot contain NUL (RFC 4616)",
@@ -231,7 +221,7 @@ impl Sasl {
     fn start(&self) -> std::result::Result<Exchange, String> {
         Ok(match (&self.credentials, self.mechanism) {
             (Credentials::Password { username, password }, "PLAIN") => {
-                Exchange::Plain(Plain::new(username, &password.0))
+                Exchange::Plain(Plain::new(username, password.reveal()))
             }
             (Credentials::Password { username, password }, m) => {
                 let hash = if m == "SCRAM-SHA-512" {
@@ -239,7 +229,7 @@ impl Sasl {
                 } else {
                     Hash::Sha256
                 };
-                Exchange::Scram(Scram::new(hash, username, &password.0))
+                Exchange::Scram(Scram::new(hash, username, password.reveal()))
             }
             (Credentials::Token { source, extensions }, _) => {
                 let token = match source {
@@ -360,8 +350,7 @@ pub(crate) fn authenticate<S: Transport>(
     let mechanism = sasl.mechanism;
     let fail = |conn: &Connection<S>, message: String| Error::Authentication {
         broker: conn.label.clone(),
-        mechanism: mechanism.to_owned(),
-        message,
+        message: format!("SASL {mechanism}: {message}"),
     };
     let v = conn.version_for(&sasl_handshake::API)?;
     let req = SaslHandshakeRequest {

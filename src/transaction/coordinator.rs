@@ -310,6 +310,7 @@ impl Coordinators {
             self.cfg.connection_setup_timeout,
             self.cfg.request_timeout,
             SocketBuffers::of(&self.cfg),
+            self.cfg.tls.as_deref(),
             self.cfg.sasl(),
         )
     }
