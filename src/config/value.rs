@@ -599,3 +599,33 @@ impl Codec for JaasText {
         texts(&["a.B required", "a.B", "x=\"y\";"])
     }
 }
+
+/// `ssl.endpoint.identification.algorithm`: `https` (check the broker's
+/// host name against its certificate) or empty (do not).
+pub(crate) struct EndpointIdentification;
+
+impl Codec for EndpointIdentification {
+    type Value = bool;
+    fn parse(&self, key: &str, text: &str) -> Result<bool> {
+        match text {
+            "" => Ok(false),
+            t if t.eq_ignore_ascii_case("https") => Ok(true),
+            t => Err(invalid(
+                key,
+                t,
+                "must be https (check the broker's host name) or empty (do not)",
+            )),
+        }
+    }
+    fn show(&self, value: &bool) -> String {
+        if *value { "https" } else { "" }.to_owned()
+    }
+    #[cfg(test)]
+    fn samples(&self) -> Vec<String> {
+        texts(&["https", ""])
+    }
+    #[cfg(test)]
+    fn bad_samples(&self) -> Vec<String> {
+        texts(&["ldaps", "none"])
+    }
+}

@@ -154,17 +154,25 @@ pub(crate) fn parse(text: &str) -> Result<JaasEntry> {
     let mut it = toks.into_iter().peekable();
     let mut entries = Vec::new();
     while let Some(t) = it.next() {
-        let Token::Word(module) = t else {
+        let Token::Word(word) = t else {
             return Err(err(
                 "expected a login module class name (such as \
                  org.apache.kafka.common.security.plain.PlainLoginModule)",
             ));
         };
+        // Named in errors only if it looks like a class name: a stray
+        // word may be a secret pasted in the wrong place.
+        let module_name = if word.contains('.') {
+            word.clone()
+        } else {
+            "(a login module class name)".to_owned()
+        };
+        let module = word;
         let flag = match it.next() {
             Some(Token::Word(f)) => f,
             _ => {
                 return Err(err(format!(
-                    "login module {module} needs a control flag \
+                    "login module {module_name} needs a control flag \
                      (required, requisite, sufficient or optional)"
                 )))
             }
@@ -174,7 +182,7 @@ pub(crate) fn parse(text: &str) -> Result<JaasEntry> {
             .any(|f| f.eq_ignore_ascii_case(&flag))
         {
             return Err(err(format!(
-                "`{flag}` is not a control flag of login module {module} \
+                "the word after login module {module_name} is not a control flag \
                  (required, requisite, sufficient or optional)"
             )));
         }
@@ -184,22 +192,22 @@ pub(crate) fn parse(text: &str) -> Result<JaasEntry> {
                 Some(Token::Char(';')) => break,
                 Some(Token::Word(name)) => {
                     if it.next() != Some(Token::Char('=')) {
-                        return Err(err(format!("option {name} of {module} has no `=value`")));
+                        return Err(err(format!("option {name} of {module_name} has no `=value`")));
                     }
                     let value = match it.next() {
                         Some(Token::Quoted(v) | Token::Word(v)) => v,
-                        _ => return Err(err(format!("option {name} of {module} has no value"))),
+                        _ => return Err(err(format!("option {name} of {module_name} has no value"))),
                     };
                     options.insert(name, value);
                 }
                 Some(_) => {
                     return Err(err(format!(
-                        "unexpected text in the options of {module}: expected name=\"value\" or `;`"
+                        "unexpected text in the options of {module_name}: expected name=\"value\" or `;`"
                     )))
                 }
                 None => {
                     return Err(err(format!(
-                        "the options of {module} do not end with `;`"
+                        "the options of {module_name} do not end with `;`"
                     )))
                 }
             }
@@ -257,6 +265,7 @@ mod tests {
             ("", "no login module"),
             ("a.B required username=\"x\"", "do not end with `;`"),
             ("a.B username=\"x\";", "is not a control flag"),
+            ("s3cret;", "(a login module class name)"),
             ("a.B", "needs a control flag"),
             ("a.B required username;", "has no `=value`"),
             ("a.B required username=;", "has no value"),
@@ -272,7 +281,7 @@ mod tests {
                 "{text}: {shown}"
             );
             assert!(shown.contains(says), "{text}: {shown}");
-            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
         }
         // Debug shows option names only
         let e = parse("a.B required password=\"hunter2\";").unwrap();
