@@ -260,3 +260,78 @@ fn gssapi_and_missing_credentials_are_config_errors() {
     let e = p.partitions_for(&topic("sasl-plaintext-client")).unwrap_err();
     assert!(matches!(e, Error::MetadataTimeout { .. }), "{e}");
 }
+
+/// Counts log lines that contain given words (the producer logs through
+/// the `log` crate).
+mod logs {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Once;
+
+    pub const WORDS: [&str; 2] = ["re-authenticating", "disconnecting"];
+    static COUNTS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+    struct Logger;
+    impl log::Log for Logger {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            true
+        }
+        fn log(&self, r: &log::Record) {
+            let line = r.args().to_string();
+            for (i, w) in WORDS.iter().enumerate() {
+                if line.contains(w) {
+                    COUNTS[i].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        fn flush(&self) {}
+    }
+
+    pub fn install() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            if log::set_logger(&Logger).is_ok() {
+                log::set_max_level(log::LevelFilter::Debug);
+            }
+        });
+    }
+
+    pub fn count(word: usize) -> usize {
+        COUNTS[word].load(Ordering::Relaxed)
+    }
+}
+
+/// KIP-368: Kafka ends an OAUTHBEARER session when its token expires (6 s
+/// here). Sending steadily for 20 s, every connection authenticates again
+/// before its session ends, on the same connection: no broker closes one
+/// on us, and every record arrives once.
+#[test]
+fn sessions_are_renewed_before_the_broker_ends_them() {
+    logs::install();
+    let jaas = format!(
+        "{OAUTH} required unsecuredLoginStringClaim_sub=\"kp-reauth\" \
+         unsecuredLoginLifetimeSeconds=\"6\";"
+    );
+    let cfg = config("OAUTHBEARER", Some(jaas)).linger(Duration::from_millis(5));
+    let t = topic("sasl-reauth");
+    let p = Producer::new(cfg, StringSerializer, StringSerializer).unwrap();
+    let (renewed, dropped) = (logs::count(0), logs::count(1));
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    let mut i = 0;
+    while started.elapsed() < Duration::from_secs(20) {
+        let v = format!("r{i}");
+        handles.push(p.send(ProducerRecord::new(t.as_str(), v.as_str())).unwrap());
+        i += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for h in handles {
+        h.get().unwrap();
+    }
+    p.close().unwrap();
+    let renewed = logs::count(0) - renewed;
+    let dropped = logs::count(1) - dropped;
+    // Each connection renews about every 5.1-5.7 s: 3 times in 20 s.
+    assert!(renewed >= 3, "{renewed} re-authentications");
+    assert_eq!(dropped, 0, "connections dropped");
+    assert_eq!(consume(&env().kafka, &t, i, T).len(), i);
+}
