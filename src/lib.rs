@@ -105,8 +105,8 @@ pub use partitioner::{
 pub use producer::Producer;
 pub use protocol::compression::Compression;
 pub use protocol::ErrorCode;
-pub use sasl::{OAuthToken, OAuthTokenResult};
 pub use record::{Data, Header, Null, PartitionInfo, ProducerRecord, RecordMetadata};
+pub use sasl::{OAuthToken, OAuthTokenResult};
 pub use serialize::{
     ByteArraySerializer, DoubleSerializer, FloatSerializer, IntegerSerializer, LongSerializer,
     SerializeError, Serializer, ShortSerializer, StringSerializer,

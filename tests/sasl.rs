@@ -18,8 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use common::{consume, env, topic};
 use kafka_producer::{
-    Error, OAuthToken, Producer, ProducerConfig, ProducerRecord, SecurityProtocol,
-    StringSerializer,
+    Error, OAuthToken, Producer, ProducerConfig, ProducerRecord, SecurityProtocol, StringSerializer,
 };
 
 const T: Duration = Duration::from_secs(60);
@@ -91,7 +90,10 @@ fn round_trip(cfg: ProducerConfig, what: &str) {
 #[test]
 fn plain_round_trips() {
     let (u, pw) = user();
-    round_trip(config("PLAIN", Some(password_jaas(PLAIN, &u, &pw))), "PLAIN");
+    round_trip(
+        config("PLAIN", Some(password_jaas(PLAIN, &u, &pw))),
+        "PLAIN",
+    );
 }
 
 #[test]
@@ -205,10 +207,16 @@ fn a_wrong_password_is_an_authentication_error_from_send() {
         ("SCRAM-SHA-512", SCRAM),
     ] {
         let text = refused(
-            config(mechanism, Some(password_jaas(module, &u, "not-the-password"))),
+            config(
+                mechanism,
+                Some(password_jaas(module, &u, "not-the-password")),
+            ),
             mechanism,
         );
-        assert!(text.contains("Authentication failed"), "the broker's words: {text}");
+        assert!(
+            text.contains("Authentication failed"),
+            "the broker's words: {text}"
+        );
         assert!(!text.contains("not-the-password"), "{text}");
     }
     // An unknown SCRAM user, too.
@@ -257,7 +265,9 @@ fn gssapi_and_missing_credentials_are_config_errors() {
         .bootstrap_servers(var("KP_KAFKA_SASL_PLAINTEXT_BOOTSTRAP"))
         .max_block(Duration::from_secs(10));
     let p = Producer::new(c, StringSerializer, StringSerializer).unwrap();
-    let e = p.partitions_for(&topic("sasl-plaintext-client")).unwrap_err();
+    let e = p
+        .partitions_for(&topic("sasl-plaintext-client"))
+        .unwrap_err();
     assert!(matches!(e, Error::MetadataTimeout { .. }), "{e}");
 }
 

@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use super::table::{config_keys, first};
 use super::value::{
-    ms, Bool, Choice, Codec, GzipLevel, HostPorts, Int, List, Millis, OptionalMillis, OptionalText,
-    EndpointIdentification, JaasText, PartitionerClass, Protocol, Secret, SerializerClass, Text,
-    TlsProtocols, INT_MS, LONG_MS, MAX_INT,
+    ms, Bool, Choice, Codec, EndpointIdentification, GzipLevel, HostPorts, Int, JaasText, List,
+    Millis, OptionalMillis, OptionalText, PartitionerClass, Protocol, Secret, SerializerClass,
+    Text, TlsProtocols, INT_MS, LONG_MS, MAX_INT,
 };
 use super::{
     not_yet, partial, shown, unknown_key_message, Acks, KeyInfo, Kind, MetadataRecoveryStrategy,
-    Password, PartitionerChoice, SecurityProtocol, StatsCallback, StoreType, Support,
+    PartitionerChoice, Password, SecurityProtocol, StatsCallback, StoreType, Support,
     TlsVersionCap,
 };
 use crate::error::{Error, Result};
@@ -29,8 +29,10 @@ use crate::error::{Error, Result};
 use Support::{Implemented as Impl, NoEffect, Partial};
 
 const TLS: &str = "rustls is the only TLS provider";
-const PEM_PASSWORD: &str = "only PEM stores are supported (KIP-651), and a PEM store takes no store password, as in Java";
-const KEY_PASSWORD: &str = "encrypted private keys are not supported yet: give an unencrypted PEM key";
+const PEM_PASSWORD: &str =
+    "only PEM stores are supported (KIP-651), and a PEM store takes no store password, as in Java";
+const KEY_PASSWORD: &str =
+    "encrypted private keys are not supported yet: give an unencrypted PEM key";
 const SASL: &str = "not done: SASL here is PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER (tokens from ProducerConfig::oauth_token_provider); Kerberos, Java callback classes and OAuth token endpoints are not";
 
 const ACKS: Choice<Acks> = Choice(&[

@@ -134,7 +134,10 @@ impl SecurityProtocol {
 
     /// True for `SASL_PLAINTEXT` and `SASL_SSL`.
     pub fn uses_sasl(self) -> bool {
-        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
     }
 }
 
@@ -610,7 +613,11 @@ impl ProducerConfig {
                     "SASL settings are given ({}{}) but security.protocol is not a SASL one: \
                      they are not used",
                     set.join(", "),
-                    if self.oauth_token_provider.is_some() { " an OAuth token provider" } else { "" }
+                    if self.oauth_token_provider.is_some() {
+                        " an OAuth token provider"
+                    } else {
+                        ""
+                    }
                 );
             }
         }

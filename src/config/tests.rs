@@ -751,9 +751,15 @@ fn password_keys_print_hidden() {
     c.set("ssl.keystore.key", secret).unwrap();
     c.set("ssl.truststore.certificates", secret).unwrap();
     let refused = [
-        c.set("ssl.key.password", "s3cret-material").map(|_| ()).unwrap_err(),
-        c.set("ssl.keystore.password", "s3cret-material").map(|_| ()).unwrap_err(),
-        c.set("sasl.jaas.config", "s3cret-material").map(|_| ()).unwrap_err(),
+        c.set("ssl.key.password", "s3cret-material")
+            .map(|_| ())
+            .unwrap_err(),
+        c.set("ssl.keystore.password", "s3cret-material")
+            .map(|_| ())
+            .unwrap_err(),
+        c.set("sasl.jaas.config", "s3cret-material")
+            .map(|_| ())
+            .unwrap_err(),
     ];
     let shown = format!("{c:?} {:?} {refused:?}", c.get("ssl.keystore.key"));
     assert!(!shown.contains("s3cret"), "{shown}");
@@ -770,6 +776,9 @@ fn password_keys_print_hidden() {
     );
     // Other keys show as set.
     c.set("ssl.keystore.location", "/etc/k.pem").unwrap();
-    assert_eq!(c.get("ssl.keystore.location").as_deref(), Some("/etc/k.pem"));
+    assert_eq!(
+        c.get("ssl.keystore.location").as_deref(),
+        Some("/etc/k.pem")
+    );
     assert!(format!("{c:?}").contains("/etc/k.pem"));
 }

@@ -555,7 +555,9 @@ impl Codec for Secret {
         Ok((!text.is_empty()).then(|| Password::new(text.to_owned())))
     }
     fn show(&self, value: &Option<Password>) -> String {
-        value.as_ref().map_or_else(String::new, |_| HIDDEN.to_owned())
+        value
+            .as_ref()
+            .map_or_else(String::new, |_| HIDDEN.to_owned())
     }
     #[cfg(test)]
     fn samples(&self) -> Vec<String> {

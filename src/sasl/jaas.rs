@@ -155,10 +155,8 @@ pub(crate) fn parse(text: &str) -> Result<JaasEntry> {
     let mut entries = Vec::new();
     while let Some(t) = it.next() {
         let Token::Word(word) = t else {
-            return Err(err(
-                "expected a login module class name (such as \
-                 org.apache.kafka.common.security.plain.PlainLoginModule)",
-            ));
+            return Err(err("expected a login module class name (such as \
+                 org.apache.kafka.common.security.plain.PlainLoginModule)"));
         };
         // Named in errors only if it looks like a class name: a stray
         // word may be a secret pasted in the wrong place.
@@ -233,7 +231,10 @@ mod tests {
             r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="alice" password="alice-secret";"#,
         )
         .unwrap();
-        assert_eq!(e.module, "org.apache.kafka.common.security.plain.PlainLoginModule");
+        assert_eq!(
+            e.module,
+            "org.apache.kafka.common.security.plain.PlainLoginModule"
+        );
         assert_eq!(e.short_name(), "PlainLoginModule");
         assert_eq!(e.option("username"), Some("alice"));
         assert_eq!(e.option("password"), Some("alice-secret"));
@@ -281,7 +282,10 @@ mod tests {
                 "{text}: {shown}"
             );
             assert!(shown.contains(says), "{text}: {shown}");
-            assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("s3cret"),
+                "{shown}"
+            );
         }
         // Debug shows option names only
         let e = parse("a.B required password=\"hunter2\";").unwrap();

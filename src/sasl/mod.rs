@@ -35,9 +35,9 @@ use crate::protocol::messages::sasl_handshake::{
 use crate::protocol::ErrorCode;
 use crate::util::later;
 
-pub use oauth::{OAuthToken, OAuthTokenResult};
 pub(crate) use oauth::TokenProvider;
 use oauth::{Extensions, OAuthBearer, TokenSource, Unsecured};
+pub use oauth::{OAuthToken, OAuthTokenResult};
 use scram::{Hash, Scram};
 
 /// The mechanisms this crate speaks, by `sasl.mechanism` name.
@@ -46,7 +46,10 @@ pub(crate) const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-51
 #[derive(Clone, Debug)]
 enum Credentials {
     /// PLAIN and SCRAM.
-    Password { username: String, password: Password },
+    Password {
+        username: String,
+        password: Password,
+    },
     /// OAUTHBEARER.
     Token {
         source: TokenSource,
@@ -233,8 +236,9 @@ impl Sasl {
             }
             (Credentials::Token { source, extensions }, _) => {
                 let token = match source {
-                    TokenSource::Provider(p) => (p.0)()
-                        .map_err(|e| format!("the OAuth token provider failed: {e}"))?,
+                    TokenSource::Provider(p) => {
+                        (p.0)().map_err(|e| format!("the OAuth token provider failed: {e}"))?
+                    }
                     TokenSource::Unsecured(u) => u.token(crate::util::now_ms()),
                 };
                 Exchange::OAuth(OAuthBearer::new(&token.value, extensions))
@@ -413,8 +417,12 @@ pub(crate) fn authenticate<S: Transport>(
             }
             return Err(fail(conn, message));
         }
-        let lifetime = (resp.session_lifetime_ms > 0)
-            .then(|| (sent_at, Duration::from_millis(resp.session_lifetime_ms as u64)));
+        let lifetime = (resp.session_lifetime_ms > 0).then(|| {
+            (
+                sent_at,
+                Duration::from_millis(resp.session_lifetime_ms as u64),
+            )
+        });
         if exchange.is_complete() {
             return Ok(lifetime);
         }

@@ -50,7 +50,8 @@ impl fmt::Debug for OAuthToken {
 }
 
 /// What a token provider returns.
-pub type OAuthTokenResult = std::result::Result<OAuthToken, Box<dyn std::error::Error + Send + Sync>>;
+pub type OAuthTokenResult =
+    std::result::Result<OAuthToken, Box<dyn std::error::Error + Send + Sync>>;
 
 /// The caller's token provider, printable in the configuration's `Debug`.
 #[derive(Clone)]
@@ -136,8 +137,7 @@ impl Unsecured {
                 claims.insert(name.to_owned(), json_string(v));
             } else if let Some(name) = k.strip_prefix("unsecuredLoginNumberClaim_") {
                 // Written as given: JSON's number syntax, checked here.
-                let ok = v.parse::<f64>().is_ok_and(f64::is_finite)
-                    && serde_number(v.trim());
+                let ok = v.parse::<f64>().is_ok_and(f64::is_finite) && serde_number(v.trim());
                 if !ok {
                     return Err(jaas_err(format!("{k} must be a number, not `{v}`")));
                 }
@@ -216,7 +216,10 @@ impl Unsecured {
 /// fraction and exponent; no `inf`, `NaN`, `+1` or `.5`).
 fn serde_number(v: &str) -> bool {
     let b = v.strip_prefix('-').unwrap_or(v).as_bytes();
-    let int_end = b.iter().position(|c| !c.is_ascii_digit()).unwrap_or(b.len());
+    let int_end = b
+        .iter()
+        .position(|c| !c.is_ascii_digit())
+        .unwrap_or(b.len());
     if int_end == 0 || (b[0] == b'0' && int_end > 1) {
         return false;
     }
@@ -229,7 +232,10 @@ fn serde_number(v: &str) -> bool {
         rest = &r[n..];
     }
     if let Some(r) = rest.strip_prefix(b"e").or_else(|| rest.strip_prefix(b"E")) {
-        let r = r.strip_prefix(b"+").or_else(|| r.strip_prefix(b"-")).unwrap_or(r);
+        let r = r
+            .strip_prefix(b"+")
+            .or_else(|| r.strip_prefix(b"-"))
+            .unwrap_or(r);
         let n = r.iter().take_while(|c| c.is_ascii_digit()).count();
         if n == 0 {
             return false;
@@ -241,7 +247,8 @@ fn serde_number(v: &str) -> bool {
 
 /// RFC 7628's key and value rules for an extension (`auth` is reserved).
 fn check_extension(name: &str, value: &str) -> Result<()> {
-    let key_ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphabetic()) && name != "auth";
+    let key_ok =
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphabetic()) && name != "auth";
     let value_ok = value
         .chars()
         .all(|c| matches!(c, '\u{21}'..='\u{7e}' | ' ' | '\t' | '\r' | '\n'));
@@ -337,7 +344,10 @@ mod tests {
         let json = br#"{"status":"invalid_token"}"#;
         assert_eq!(o.step(json).unwrap(), vec![1]);
         assert!(!o.is_complete());
-        assert_eq!(o.server_error.as_deref(), Some(r#"{"status":"invalid_token"}"#));
+        assert_eq!(
+            o.server_error.as_deref(),
+            Some(r#"{"status":"invalid_token"}"#)
+        );
         // accepted: an empty answer ends it
         let mut o = OAuthBearer::new("t", &Extensions::new());
         o.step(b"").unwrap();
@@ -381,14 +391,29 @@ mod tests {
     fn unsecured_options_are_checked() {
         for (opts, says) in [
             ("", "needs unsecuredLoginStringClaim_sub"),
-            (r#"unsecuredLoginStringClaim_sub="p" unsecuredLoginLifetimeSeconds="soon""#, "positive number"),
-            (r#"unsecuredLoginStringClaim_sub="p" unsecuredLoginNumberClaim_n="x""#, "must be a number"),
-            (r#"unsecuredLoginStringClaim_sub="p" unsecuredLoginExtension_auth="x""#, "extension name"),
-            (r#"unsecuredLoginStringClaim_sub="p" unsecuredLoginStringClaim_exp="x""#, "`exp`"),
+            (
+                r#"unsecuredLoginStringClaim_sub="p" unsecuredLoginLifetimeSeconds="soon""#,
+                "positive number",
+            ),
+            (
+                r#"unsecuredLoginStringClaim_sub="p" unsecuredLoginNumberClaim_n="x""#,
+                "must be a number",
+            ),
+            (
+                r#"unsecuredLoginStringClaim_sub="p" unsecuredLoginExtension_auth="x""#,
+                "extension name",
+            ),
+            (
+                r#"unsecuredLoginStringClaim_sub="p" unsecuredLoginStringClaim_exp="x""#,
+                "`exp`",
+            ),
         ] {
             let e = jaas::parse(&format!("a.OAuthBearerLoginModule required {opts};")).unwrap();
             let err = Unsecured::from_jaas(&e).unwrap_err().to_string();
-            assert!(err.contains(says) && err.contains("sasl.jaas.config"), "{opts}: {err}");
+            assert!(
+                err.contains(says) && err.contains("sasl.jaas.config"),
+                "{opts}: {err}"
+            );
         }
     }
 }

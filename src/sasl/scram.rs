@@ -76,9 +76,14 @@ impl Hash {
 enum State {
     Start,
     /// client-first sent: the bare part and the nonce.
-    SentFirst { bare: String, nonce: String },
+    SentFirst {
+        bare: String,
+        nonce: String,
+    },
     /// client-final sent: the server signature expected.
-    SentFinal { server_signature: Vec<u8> },
+    SentFinal {
+        server_signature: Vec<u8>,
+    },
     Done,
     /// A step failed: the exchange is over, unauthenticated.
     Failed,
@@ -288,11 +293,26 @@ mod tests {
     #[test]
     fn hostile_server_first_messages_are_refused() {
         for (msg, says) in [
-            (&b"r=someoneelse,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"[..], "does not extend"),
-            (b"r=rOprNGfwEbeRWgbNEkqO,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", "does not extend"),
-            (b"r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=100", "100 iterations"),
-            (b"r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4000000000", "iterations"),
-            (b"r=rOprNGfwEbeRWgbNEkqOx,s=!!!,i=4096", "salt is not base64"),
+            (
+                &b"r=someoneelse,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"[..],
+                "does not extend",
+            ),
+            (
+                b"r=rOprNGfwEbeRWgbNEkqO,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+                "does not extend",
+            ),
+            (
+                b"r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=100",
+                "100 iterations",
+            ),
+            (
+                b"r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4000000000",
+                "iterations",
+            ),
+            (
+                b"r=rOprNGfwEbeRWgbNEkqOx,s=!!!,i=4096",
+                "salt is not base64",
+            ),
             (b"r=rOprNGfwEbeRWgbNEkqOx,i=4096", "no salt"),
             (b"garbage", "malformed"),
             (b"\xff\xfe", "not UTF-8"),

@@ -112,8 +112,16 @@ impl Broker {
                     let mut out = Vec::new();
                     ApiVersionsResponse {
                         api_keys: vec![
-                            ApiVersionRange { api_key: 17, min_version: 0, max_version: 1 },
-                            ApiVersionRange { api_key: 36, min_version: 0, max_version: 2 },
+                            ApiVersionRange {
+                                api_key: 17,
+                                min_version: 0,
+                                max_version: 1,
+                            },
+                            ApiVersionRange {
+                                api_key: 36,
+                                min_version: 0,
+                                max_version: 2,
+                            },
                         ],
                         ..Default::default()
                     }
@@ -151,7 +159,12 @@ impl Broker {
         }
     }
 
-    fn authenticate(&self, mechanism: &str, server: &mut Server, token: &[u8]) -> SaslAuthenticateResponse {
+    fn authenticate(
+        &self,
+        mechanism: &str,
+        server: &mut Server,
+        token: &[u8],
+    ) -> SaslAuthenticateResponse {
         let ok = |bytes: Vec<u8>| SaslAuthenticateResponse {
             auth_bytes: bytes,
             session_lifetime_ms: self.lifetime_ms,
@@ -176,25 +189,53 @@ impl Broker {
                 }
             }
             ("SCRAM-SHA-256" | "SCRAM-SHA-512", Server::None) => {
-                let hash = if mechanism == "SCRAM-SHA-512" { Hash::Sha512 } else { Hash::Sha256 };
+                let hash = if mechanism == "SCRAM-SHA-512" {
+                    Hash::Sha512
+                } else {
+                    Hash::Sha256
+                };
                 let first = std::str::from_utf8(token).unwrap();
                 let bare = first.strip_prefix("n,,").unwrap().to_owned();
                 let client_nonce = bare.split(",r=").nth(1).unwrap().to_owned();
                 let nonce = format!("{client_nonce}srv%nonce");
                 let server_first = format!("r={nonce},s={},i=4096", B64.encode(SALT));
-                *server = Server::Scram { hash, first_bare: bare, server_first: server_first.clone(), nonce };
+                *server = Server::Scram {
+                    hash,
+                    first_bare: bare,
+                    server_first: server_first.clone(),
+                    nonce,
+                };
                 ok(server_first.into_bytes())
             }
-            (_, Server::Scram { hash: h, first_bare, server_first, nonce }) => {
+            (
+                _,
+                Server::Scram {
+                    hash: h,
+                    first_bare,
+                    server_first,
+                    nonce,
+                },
+            ) => {
                 let fin = std::str::from_utf8(token).unwrap();
                 let (without, proof) = fin.rsplit_once(",p=").unwrap();
                 assert_eq!(without, format!("c=biws,r={nonce}"));
-                let user = first_bare.split(',').next().unwrap().strip_prefix("n=").unwrap();
+                let user = first_bare
+                    .split(',')
+                    .next()
+                    .unwrap()
+                    .strip_prefix("n=")
+                    .unwrap();
                 let salted = h.hi(self.password.as_bytes(), SALT, 4096);
                 let stored = h.h(&h.hmac(&salted, b"Client Key"));
                 let auth = format!("{first_bare},{server_first},{without}");
                 let sig = h.hmac(&stored, auth.as_bytes());
-                let key: Vec<u8> = B64.decode(proof).unwrap().iter().zip(&sig).map(|(a, b)| a ^ b).collect();
+                let key: Vec<u8> = B64
+                    .decode(proof)
+                    .unwrap()
+                    .iter()
+                    .zip(&sig)
+                    .map(|(a, b)| a ^ b)
+                    .collect();
                 if user != self.user || h.h(&key) != stored {
                     return refuse(&format!("Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"));
                 }
@@ -302,7 +343,10 @@ fn refused_credentials_are_authentication_errors_naming_broker_and_mechanism() {
         match &e {
             Error::Authentication { broker, message } => {
                 assert_eq!(broker, "node 1 (127.0.0.1)");
-                assert!(message.starts_with(&format!("SASL {}: ", s.mechanism())), "{e}");
+                assert!(
+                    message.starts_with(&format!("SASL {}: ", s.mechanism())),
+                    "{e}"
+                );
                 assert!(message.contains("Authentication failed"), "{e}");
                 if s.mechanism() == "OAUTHBEARER" {
                     assert!(message.contains("invalid_token"), "the broker's JSON: {e}");
@@ -322,7 +366,9 @@ fn an_unsupported_mechanism_lists_the_brokers() {
         ..Default::default()
     }
     .start();
-    let e = open(port, &plain("alice", "alice-secret")).map(|_| ()).unwrap_err();
+    let e = open(port, &plain("alice", "alice-secret"))
+        .map(|_| ())
+        .unwrap_err();
     let text = e.to_string();
     assert!(matches!(e, Error::Authentication { .. }), "{e:?}");
     assert!(
@@ -338,7 +384,9 @@ fn a_listener_without_sasl_says_so() {
         ..Default::default()
     }
     .start();
-    let e = open(port, &plain("alice", "alice-secret")).map(|_| ()).unwrap_err();
+    let e = open(port, &plain("alice", "alice-secret"))
+        .map(|_| ())
+        .unwrap_err();
     assert!(e.to_string().contains("security.protocol"), "{e}");
 }
 
@@ -357,8 +405,16 @@ fn a_session_lifetime_schedules_reauthentication_which_renews_the_session() {
     let after = Instant::now();
     let at = c.reauth_at().expect("a lifetime was given");
     // 85% to 95% of the lifetime, from around the last request
-    assert!(at >= before + Duration::from_millis(850), "{:?}", at - before);
-    assert!(at <= after + Duration::from_millis(950), "{:?}", at - before);
+    assert!(
+        at >= before + Duration::from_millis(850),
+        "{:?}",
+        at - before
+    );
+    assert!(
+        at <= after + Duration::from_millis(950),
+        "{:?}",
+        at - before
+    );
     assert!(!c.reauth_due(Instant::now()));
     // not due: nothing happens
     c.renew_if_due(Some(&s), Duration::from_secs(5)).unwrap();
@@ -379,7 +435,10 @@ fn reauthentication_jitter_stays_within_85_to_95_percent() {
     let mut seen = std::collections::HashSet::new();
     for _ in 0..200 {
         let at = reauth_at(start, life) - start;
-        assert!(at >= Duration::from_secs(85) && at <= Duration::from_secs(95), "{at:?}");
+        assert!(
+            at >= Duration::from_secs(85) && at <= Duration::from_secs(95),
+            "{at:?}"
+        );
         seen.insert(at.as_millis());
     }
     assert!(seen.len() > 100, "random: {} distinct", seen.len());
@@ -426,28 +485,74 @@ fn settings_are_checked_against_the_mechanism() {
     let j = |t: &str| jaas::parse(t).unwrap();
     let pw = Password::new("p".into());
     let cases: Vec<(Result<Sasl>, &str, &str)> = vec![
-        (Sasl::from_config("GSSAPI", None, None, None, None), "sasl.mechanism", "Kerberos"),
-        (Sasl::from_config("plain", None, None, None, None), "sasl.mechanism", "case-sensitive"),
-        (Sasl::from_config("PLAIN", None, None, None, None), "sasl.jaas.config", "needs credentials"),
-        (Sasl::from_config("PLAIN", None, Some("u"), None, None), "sasl.password", "needs a password"),
         (
-            Sasl::from_config("PLAIN", Some(&j(&format!("{OAUTH_MODULE} required;"))), None, None, None),
+            Sasl::from_config("GSSAPI", None, None, None, None),
+            "sasl.mechanism",
+            "Kerberos",
+        ),
+        (
+            Sasl::from_config("plain", None, None, None, None),
+            "sasl.mechanism",
+            "case-sensitive",
+        ),
+        (
+            Sasl::from_config("PLAIN", None, None, None, None),
+            "sasl.jaas.config",
+            "needs credentials",
+        ),
+        (
+            Sasl::from_config("PLAIN", None, Some("u"), None, None),
+            "sasl.password",
+            "needs a password",
+        ),
+        (
+            Sasl::from_config(
+                "PLAIN",
+                Some(&j(&format!("{OAUTH_MODULE} required;"))),
+                None,
+                None,
+                None,
+            ),
             "sasl.jaas.config",
             "does not fit",
         ),
         (
-            Sasl::from_config("SCRAM-SHA-256", Some(&j(&format!("{SCRAM_MODULE} required username=\"u\";"))), None, None, None),
+            Sasl::from_config(
+                "SCRAM-SHA-256",
+                Some(&j(&format!("{SCRAM_MODULE} required username=\"u\";"))),
+                None,
+                None,
+                None,
+            ),
             "sasl.jaas.config",
             "needs password",
         ),
         (
-            Sasl::from_config("PLAIN", Some(&j(&format!("{PLAIN_MODULE} required username=\"u\" password=\"p\";"))), Some("u"), Some(&pw), None),
+            Sasl::from_config(
+                "PLAIN",
+                Some(&j(&format!(
+                    "{PLAIN_MODULE} required username=\"u\" password=\"p\";"
+                ))),
+                Some("u"),
+                Some(&pw),
+                None,
+            ),
             "sasl.username",
             "not both",
         ),
-        (Sasl::from_config("OAUTHBEARER", None, None, None, None), "sasl.jaas.config", "needs a token"),
         (
-            Sasl::from_config("OAUTHBEARER", Some(&j("com.sun.security.auth.module.Krb5LoginModule required;")), None, None, None),
+            Sasl::from_config("OAUTHBEARER", None, None, None, None),
+            "sasl.jaas.config",
+            "needs a token",
+        ),
+        (
+            Sasl::from_config(
+                "OAUTHBEARER",
+                Some(&j("com.sun.security.auth.module.Krb5LoginModule required;")),
+                None,
+                None,
+                None,
+            ),
             "sasl.jaas.config",
             "Kerberos",
         ),
@@ -463,7 +568,9 @@ fn settings_are_checked_against_the_mechanism() {
     // keys for both.
     let s = Sasl::from_config(
         "SCRAM-SHA-512",
-        Some(&j(&format!("{PLAIN_MODULE} required username=\"u\" password=\"p\";"))),
+        Some(&j(&format!(
+            "{PLAIN_MODULE} required username=\"u\" password=\"p\";"
+        ))),
         None,
         None,
         None,

@@ -140,7 +140,10 @@ mod tests {
     #[test]
     fn responses_round_trip_through_kafka_protocol() {
         for v in API.versions() {
-            for message in [None, Some("Authentication failed: Invalid username or password")] {
+            for message in [
+                None,
+                Some("Authentication failed: Invalid username or password"),
+            ] {
                 let ours = response(v, message);
                 let t = kp::SaslAuthenticateResponse::default()
                     .with_error_code(ours.error_code)
