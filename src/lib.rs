@@ -53,8 +53,13 @@
 //!   ([`ProducerInterceptor`], [`Producer::with_interceptor`]) and KIP-219
 //!   quota throttling.
 //!
+//! * TLS (`security.protocol=SSL`, rustls): PEM trust and client
+//!   certificates as Java (KIP-651) or librdkafka names them, host name
+//!   verification, [`Error::Authentication`] for every refusal. See the
+//!   README's "Security".
+//!
 //! Not yet implemented (refused with [`Error::NotSupportedYet`] when
-//! configured, never ignored): TLS and SASL. See the README for the plan.
+//! configured, never ignored): SASL. See the README for the plan.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

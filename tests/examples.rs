@@ -556,3 +556,65 @@ fn basic_closes_on_sigterm_and_loses_nothing() {
     let got = consume(broker.bootstrap(), &t, sent, CONSUME_TIMEOUT);
     assert_eq!(got.len(), sent);
 }
+
+/// The console producer over Kafka's SSL listener with Java's settings
+/// from `--producer.config` and `--producer-property`, as Java's console
+/// producer takes them; read back by librdkafka.
+#[test]
+fn console_producer_produces_over_ssl_with_its_settings() {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} is not set: eval \"$(scripts/brokers.sh env)\" (the SSL listener)")
+        })
+    };
+    let dir = std::env::temp_dir().join(topic("kp-ex-console-ssl"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let props = dir.join("client-ssl.properties");
+    std::fs::write(
+        &props,
+        format!(
+            "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n\
+             ssl.keystore.type=PEM\n",
+            var("KP_KAFKA_CA")
+        ),
+    )
+    .unwrap();
+    let t = topic("ex-console-ssl");
+    let lines: Vec<String> = (0..50).map(|i| format!("k{i}:tls-{i}")).collect();
+    let stdin: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let keystore = format!("ssl.keystore.location={}", var("KP_KAFKA_CLIENT_KEYSTORE"));
+    let r = run(
+        "console_producer",
+        &[
+            "--bootstrap-server",
+            &var("KP_KAFKA_SSL_BOOTSTRAP"),
+            "--topic",
+            &t,
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+            "--producer.config",
+            props.to_str().unwrap(),
+            "--producer-property",
+            &keystore,
+            "--producer-property",
+            "max.block.ms=20000",
+        ],
+        &stdin,
+    );
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    assert_eq!(r.stderr, "");
+    let mut got: Vec<(Option<String>, Option<String>)> =
+        consume(Broker::Kafka.bootstrap(), &t, lines.len(), CONSUME_TIMEOUT)
+            .iter()
+            .map(kv)
+            .collect();
+    got.sort();
+    let mut want: Vec<(Option<String>, Option<String>)> = (0..50)
+        .map(|i| (Some(format!("k{i}")), Some(format!("tls-{i}"))))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -830,7 +830,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Parses Java `.properties` text into key/value pairs.
-fn parse_properties(text: &str) -> Result<Vec<(String, String)>> {
+pub(crate) fn parse_properties(text: &str) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut logical = String::new();
     for raw in text.lines() {

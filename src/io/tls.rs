@@ -48,7 +48,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore};
+use rustls::{
+    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
+};
 
 use super::conn::Transport;
 use crate::config::{ProducerConfig, StoreType, TlsVersionCap};
@@ -90,7 +92,8 @@ fn versions(cfg: &ProducerConfig) -> Result<Vec<&'static rustls::SupportedProtoc
                 || cfg.ssl_enabled_protocols.iter().any(|p| p == name)
         })
         .filter(|v| {
-            cfg.ssl_protocol != TlsVersionCap::Tls12 || v.version == rustls::ProtocolVersion::TLSv1_2
+            cfg.ssl_protocol != TlsVersionCap::Tls12
+                || v.version == rustls::ProtocolVersion::TLSv1_2
         })
         .collect();
     if enabled.is_empty() {
@@ -110,11 +113,67 @@ fn read_file(key: &str, path: &str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::config(key, format!("cannot read {path}: {e}")))
 }
 
+/// PEM as rustls's parser reads it: one item per `-----BEGIN`/`-----END`
+/// pair, base64 on lines of its own. A PEM text set inline in a Java
+/// properties file (backslash continuations) arrives as one line with
+/// spaces between its parts, which Java's PEM reader accepts: each such
+/// block is laid out on lines again. Text with line breaks is left as is.
+fn pem_lines(pem: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let Ok(text) = std::str::from_utf8(pem) else {
+        return pem.into();
+    };
+    if text.contains('\n') || !text.contains("-----BEGIN ") {
+        return pem.into();
+    }
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut rest = text;
+    while let Some(begin) = rest.find("-----BEGIN ") {
+        let Some(label_end) = rest[begin + 11..].find("-----") else {
+            break;
+        };
+        let header_end = begin + 11 + label_end + 5;
+        let label = &rest[begin + 11..begin + 11 + label_end];
+        let footer = format!("-----END {label}-----");
+        let Some(end) = rest[header_end..].find(&footer) else {
+            break;
+        };
+        out.push_str(&rest[begin..header_end]);
+        out.push('\n');
+        for word in rest[header_end..header_end + end].split_whitespace() {
+            out.push_str(word);
+            out.push('\n');
+        }
+        out.push_str(&footer);
+        out.push('\n');
+        rest = &rest[header_end + end + footer.len()..];
+    }
+    out.into_bytes().into()
+}
+
+/// What is wrong with a PEM text, without quoting it (it may be a key).
+fn pem_problem(e: &rustls::pki_types::pem::Error) -> &'static str {
+    use rustls::pki_types::pem::Error as E;
+    match e {
+        E::MissingSectionEnd { .. } => "a -----BEGIN section has no -----END line",
+        E::IllegalSectionStart { .. } => "a -----BEGIN line is malformed",
+        E::Base64Decode(_) => "a section's base64 does not decode",
+        E::NoItemsFound => "nothing of the expected kind",
+        E::SectionTooLarge => "a section is larger than 256 MB",
+        _ => "unreadable PEM",
+    }
+}
+
 /// The certificates of a PEM text; at least one.
 fn pem_certs(key: &str, what: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
+    let pem = &*pem_lines(pem);
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::config(key, format!("{what}: not valid PEM certificates: {e}")))?;
+        .map_err(|e| {
+            Error::config(
+                key,
+                format!("{what}: not valid PEM certificates: {}", pem_problem(&e)),
+            )
+        })?;
     if certs.is_empty() {
         return Err(Error::config(
             key,
@@ -126,8 +185,10 @@ fn pem_certs(key: &str, what: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'st
 
 /// The private key of a PEM text (PKCS#8, PKCS#1 or SEC1), unencrypted.
 fn pem_key(key: &str, what: &str, pem: &[u8]) -> Result<PrivateKeyDer<'static>> {
+    let pem = &*pem_lines(pem);
     let text = String::from_utf8_lossy(pem);
-    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") || text.contains("Proc-Type: 4,ENCRYPTED")
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        || text.contains("Proc-Type: 4,ENCRYPTED")
     {
         return Err(Error::config(
             key,
@@ -141,7 +202,10 @@ fn pem_key(key: &str, what: &str, pem: &[u8]) -> Result<PrivateKeyDer<'static>> 
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
         Error::config(
             key,
-            format!("{what}: no PEM private key (PKCS#8, PKCS#1 or SEC1) found: {e}"),
+            format!(
+                "{what}: no PEM private key (PKCS#8, PKCS#1 or SEC1) found: {}",
+                pem_problem(&e)
+            ),
         )
     })
 }
@@ -202,9 +266,11 @@ impl TlsClient {
                 .with_custom_certificate_verifier(Arc::new(NoHostName(verifier)))
         };
         let config = match Self::identity(cfg)? {
-            Some((key_name, chain, key)) => builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| Error::config(key_name, format!("unusable client certificate or key: {e}")))?,
+            Some((key_name, chain, key)) => {
+                builder.with_client_auth_cert(chain, key).map_err(|e| {
+                    Error::config(key_name, format!("unusable client certificate or key: {e}"))
+                })?
+            }
             None => builder.with_no_client_auth(),
         };
         Ok(TlsClient {
@@ -222,7 +288,10 @@ impl TlsClient {
             sources.push(Source::File("ssl.truststore.location", p.clone()));
         }
         if let Some(p) = &cfg.ssl_truststore_certificates {
-            sources.push(Source::Inline("ssl.truststore.certificates", p.reveal().to_owned()));
+            sources.push(Source::Inline(
+                "ssl.truststore.certificates",
+                p.reveal().to_owned(),
+            ));
         }
         if let Some(p) = &cfg.ssl_ca_location {
             sources.push(Source::Path("ssl.ca.location", p.clone()));
@@ -235,7 +304,8 @@ impl TlsClient {
             ));
         }
         let source = sources.pop().unwrap_or(Source::None);
-        if matches!(source, Source::File(..) | Source::Inline(..)) || cfg.is_set("ssl.truststore.type")
+        if matches!(source, Source::File(..) | Source::Inline(..))
+            || cfg.is_set("ssl.truststore.type")
         {
             let used_by = "ssl.truststore.location or ssl.truststore.certificates";
             require_pem("ssl.truststore.type", cfg.ssl_truststore_type, used_by)?;
@@ -243,9 +313,9 @@ impl TlsClient {
         let mut roots = RootCertStore::empty();
         let mut add = |key: &str, what: &str, pem: &[u8]| -> Result<()> {
             for c in pem_certs(key, what, pem)? {
-                roots
-                    .add(c)
-                    .map_err(|e| Error::config(key, format!("{what}: unusable CA certificate: {e}")))?;
+                roots.add(c).map_err(|e| {
+                    Error::config(key, format!("{what}: unusable CA certificate: {e}"))
+                })?;
             }
             Ok(())
         };
@@ -266,7 +336,9 @@ impl TlsClient {
                         .map_err(|e| Error::config(key, format!("cannot read {path}: {e}")))?;
                     for entry in entries.flatten() {
                         let p = entry.path();
-                        let Ok(bytes) = std::fs::read(&p) else { continue };
+                        let Ok(bytes) = std::fs::read(&p) else {
+                            continue;
+                        };
                         // Not every file of a CA directory is a certificate.
                         let _ = add(key, &p.display().to_string(), &bytes);
                     }
@@ -312,7 +384,13 @@ impl TlsClient {
     #[allow(clippy::type_complexity)]
     fn identity(
         cfg: &ProducerConfig,
-    ) -> Result<Option<(&'static str, Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>> {
+    ) -> Result<
+        Option<(
+            &'static str,
+            Vec<CertificateDer<'static>>,
+            PrivateKeyDer<'static>,
+        )>,
+    > {
         let inline = cfg.ssl_keystore_key.is_some() || cfg.ssl_keystore_certificate_chain.is_some();
         let librdkafka = cfg.ssl_certificate_location.is_some() || cfg.ssl_key_location.is_some();
         let file = cfg.ssl_keystore_location.is_some();
@@ -325,7 +403,8 @@ impl TlsClient {
             ));
         }
         if inline || file || cfg.is_set("ssl.keystore.type") {
-            let used_by = "ssl.keystore.location or ssl.keystore.key and ssl.keystore.certificate.chain";
+            let used_by =
+                "ssl.keystore.location or ssl.keystore.key and ssl.keystore.certificate.chain";
             require_pem("ssl.keystore.type", cfg.ssl_keystore_type, used_by)?;
         }
         if let Some(path) = &cfg.ssl_keystore_location {
@@ -335,10 +414,9 @@ impl TlsClient {
             return Ok(Some((key, chain, pem_key(key, path, &pem)?)));
         }
         if inline {
-            let (Some(chain), Some(key)) = (
-                &cfg.ssl_keystore_certificate_chain,
-                &cfg.ssl_keystore_key,
-            ) else {
+            let (Some(chain), Some(key)) =
+                (&cfg.ssl_keystore_certificate_chain, &cfg.ssl_keystore_key)
+            else {
                 let missing = if cfg.ssl_keystore_key.is_none() {
                     "ssl.keystore.key"
                 } else {
@@ -358,7 +436,8 @@ impl TlsClient {
             return Ok(Some(("ssl.keystore.key", chain, key)));
         }
         if librdkafka {
-            let (Some(cert), Some(keyfile)) = (&cfg.ssl_certificate_location, &cfg.ssl_key_location)
+            let (Some(cert), Some(keyfile)) =
+                (&cfg.ssl_certificate_location, &cfg.ssl_key_location)
             else {
                 let missing = if cfg.ssl_key_location.is_none() {
                     "ssl.key.location"
@@ -469,7 +548,11 @@ impl TlsClient {
                 "the broker {} the connection during the TLS handshake: the port does not \
                  seem to speak TLS (a PLAINTEXT or SASL_PLAINTEXT listener? then set \
                  security.protocol to match it), or it refused this client",
-                if matches!(f, HandshakeFailure::Eof) { "closed" } else { "reset" }
+                if matches!(f, HandshakeFailure::Eof) {
+                    "closed"
+                } else {
+                    "reset"
+                }
             ),
         };
         Error::Authentication {
@@ -515,9 +598,16 @@ pub(crate) fn describe(e: &rustls::Error, host: &str, trust: &str) -> String {
             CertificateError::Revoked => format!("the broker's certificate is revoked: {e}"),
             _ => format!("the broker's certificate was refused: {e}"),
         },
-        E::AlertReceived(a @ (A::CertificateRequired | A::BadCertificate | A::UnknownCA
-        | A::CertificateUnknown | A::CertificateExpired | A::CertificateRevoked
-        | A::AccessDenied | A::HandshakeFailure)) => format!(
+        E::AlertReceived(
+            a @ (A::CertificateRequired
+            | A::BadCertificate
+            | A::UnknownCA
+            | A::CertificateUnknown
+            | A::CertificateExpired
+            | A::CertificateRevoked
+            | A::AccessDenied
+            | A::HandshakeFailure),
+        ) => format!(
             "the broker refused the handshake ({a:?} alert): it probably requires a client \
              certificate it trusts (ssl.keystore.location, or ssl.keystore.key with \
              ssl.keystore.certificate.chain, or ssl.certificate.location with ssl.key.location)"
@@ -526,7 +616,9 @@ pub(crate) fn describe(e: &rustls::Error, host: &str, trust: &str) -> String {
             "the broker refused the handshake ({a:?} alert): no TLS version in common \
              (ssl.enabled.protocols, ssl.protocol)"
         ),
-        E::InvalidMessage(_) | E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } => {
+        E::InvalidMessage(_)
+        | E::InappropriateMessage { .. }
+        | E::InappropriateHandshakeMessage { .. } => {
             format!(
                 "the broker's answer is not TLS ({e}): the port does not seem to speak TLS (a \
                  PLAINTEXT or SASL_PLAINTEXT listener? then set security.protocol to match it)"
@@ -827,9 +919,8 @@ mod tests {
 
     /// (certificate PEM, key PEM) for `names`, signed by `ca`.
     fn leaf(ca: &Ca, names: &[&str], client: bool, expired: bool) -> (String, String) {
-        let mut p =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .unwrap();
+        let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
         p.extended_key_usages = vec![if client {
             ExtendedKeyUsagePurpose::ClientAuth
         } else {
@@ -1049,10 +1140,9 @@ mod tests {
         for (i, pairs) in settings.iter().enumerate() {
             let cfg = client(pairs).unwrap();
             for host in ["localhost", "127.0.0.1"] {
-                let (port, t) =
-                    tls_broker(server_config(&server, Some(&pki.ca)), |s| {
-                        Ok(s.conn.peer_certificates().map_or(0, |c| c.len()))
-                    });
+                let (port, t) = tls_broker(server_config(&server, Some(&pki.ca)), |s| {
+                    Ok(s.conn.peer_certificates().map_or(0, |c| c.len()))
+                });
                 let c = open(&cfg, host, port).unwrap_or_else(|e| panic!("setting {i}: {e}"));
                 assert!(matches!(c.transport(), Stream::Tls(_)));
                 assert_eq!(t.join().unwrap().unwrap(), 1, "the client certificate");
@@ -1068,6 +1158,28 @@ mod tests {
         let (port, t) = tls_broker(server_config(&server, Some(&pki.ca)), |_| Ok(()));
         open(&cfg, "127.0.0.1", port).unwrap();
         t.join().unwrap().unwrap();
+        // Inline PEM from a Java properties file: backslash continuations
+        // join the lines with spaces.
+        let one_line = |pem: &str| {
+            let props = format!("k={}", pem.trim_end().replace('\n', " \\\n    "));
+            let pairs = crate::config::parse_properties(&props).unwrap();
+            assert!(!pairs[0].1.contains('\n'), "{:?}", pairs[0].1);
+            pairs[0].1.clone()
+        };
+        let (ca1, chain1, key1) = (one_line(&ca_pem), one_line(&chain), one_line(&key));
+        let cfg = client(&[
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.certificates", &ca1),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.certificate.chain", &chain1),
+            ("ssl.keystore.key", &key1),
+        ])
+        .unwrap();
+        let (port, t) = tls_broker(server_config(&server, Some(&pki.ca)), |s| {
+            Ok(s.conn.peer_certificates().map_or(0, |c| c.len()))
+        });
+        open(&cfg, "127.0.0.1", port).unwrap();
+        assert_eq!(t.join().unwrap().unwrap(), 1);
     }
 
     #[test]
@@ -1079,7 +1191,10 @@ mod tests {
         let (port, t) = tls_broker(server_config(&server, None), |_| Ok(()));
         let m = refused(&cfg, "127.0.0.1", port);
         assert!(m.contains("not signed by a trusted CA"), "{m}");
-        assert!(m.contains(&pki.ca_file), "names where the CAs came from: {m}");
+        assert!(
+            m.contains(&pki.ca_file),
+            "names where the CAs came from: {m}"
+        );
         assert!(t.join().unwrap().is_err());
         // Turning host name checks off does not turn the chain check off.
         let cfg = client(&[
@@ -1101,7 +1216,10 @@ mod tests {
         for host in ["127.0.0.1", "localhost"] {
             let (port, t) = tls_broker(server_config(&server, None), |_| Ok(()));
             let m = refused(&cfg, host, port);
-            assert!(m.contains(&format!("not valid for the host name {host}")), "{m}");
+            assert!(
+                m.contains(&format!("not valid for the host name {host}")),
+                "{m}"
+            );
             assert!(t.join().unwrap().is_err());
         }
         let cfg = client(&[
@@ -1149,7 +1267,10 @@ mod tests {
         let cfg = client(&[
             ("ssl.ca.location", &pki.ca_file),
             ("ssl.keystore.type", "PEM"),
-            ("ssl.keystore.location", &write(&d, "c.pem", &format!("{cert}{key}"))),
+            (
+                "ssl.keystore.location",
+                &write(&d, "c.pem", &format!("{cert}{key}")),
+            ),
         ])
         .unwrap();
         let (port, t) = tls_broker(server_config(&server, Some(&pki.ca)), |_| Ok(()));
@@ -1259,7 +1380,9 @@ mod tests {
             .unwrap();
         let mut events = mio::Events::with_capacity(4);
         let start = c.enqueued_total();
-        c.enqueue(&produce::API, 9, |b| b.extend_from_slice(&vec![7u8; 3 << 20]));
+        c.enqueue(&produce::API, 9, |b| {
+            b.extend_from_slice(&vec![7u8; 3 << 20])
+        });
         c.enqueue(&produce::API, 9, |b| b.extend_from_slice(&[8u8; 100]));
         let end = c.enqueued_total();
         c.write_some().unwrap();
@@ -1441,7 +1564,10 @@ mod tests {
         let server = leaf(&pki.ca, &["127.0.0.1"], false, false);
         for (pairs, want) in [
             (vec![], rustls::ProtocolVersion::TLSv1_3),
-            (vec![("ssl.protocol", "TLSv1.2")], rustls::ProtocolVersion::TLSv1_2),
+            (
+                vec![("ssl.protocol", "TLSv1.2")],
+                rustls::ProtocolVersion::TLSv1_2,
+            ),
             (
                 vec![("ssl.enabled.protocols", "TLSv1.2")],
                 rustls::ProtocolVersion::TLSv1_2,

@@ -216,7 +216,9 @@ impl Step {
     }
 
     /// A request that got no answer (network, timeout) or one we cannot
-    /// send (no common version: fatal, as Java's UnsupportedVersionException).
+    /// send (no common version: fatal, as Java's UnsupportedVersionException;
+    /// a connection that cannot authenticate: fatal, as Java's
+    /// `TransactionManager.authenticationFailed`).
     fn net(e: Error) -> Step {
         match e {
             Error::UnsupportedVersion { .. } | Error::Authentication { .. } => Step::Fatal(e),

@@ -8,6 +8,7 @@ Subcommands
 -----------
 consume --bootstrap B --topic T --expect N [--timeout S] [--linger S]
         [--isolation-level read_committed|read_uncommitted]
+        [--property KEY=VALUE ...]
     Assign ALL partitions of T (found with list_topics) at OFFSET_BEGINNING,
     without any consumer-group rebalance, and read until N records have been
     read or S seconds (default 30) have passed.  One JSON object per record
@@ -22,6 +23,8 @@ consume --bootstrap B --topic T --expect N [--timeout S] [--linger S]
     consumer keeps reading S more seconds after reaching N and prints any
     extra records (e.g. to detect duplicates); the exit status is still 0.
     Control records (transaction markers) are never delivered by librdkafka.
+    --property passes librdkafka consumer properties through (repeatable),
+    e.g. security.protocol=ssl with ssl.ca.location=... to read over TLS.
 
 murmur2 --bootstrap B --topic T [--timeout S]
     Read keys from stdin, one hex-encoded key per line (an empty line is the
@@ -161,6 +164,12 @@ def cmd_consume(a):
             "fetch.wait.max.ms": 100,
         }
     )
+    for kv in a.property or []:
+        k, eq, v = kv.partition("=")
+        if not eq:
+            eprint("consume: --property wants key=value, got %r" % kv)
+            return EXIT_USAGE
+        conf[k] = v
     c = Consumer(conf, logger=_rdkafka_logger())
     count = 0
     try:
@@ -332,6 +341,12 @@ def main(argv=None):
         "--isolation-level",
         choices=["read_committed", "read_uncommitted"],
         default="read_committed",
+    )
+    c.add_argument(
+        "--property",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a librdkafka consumer property (repeatable), e.g. security.protocol=ssl",
     )
     c.set_defaults(fn=cmd_consume)
 
