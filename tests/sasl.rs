@@ -345,3 +345,38 @@ fn sessions_are_renewed_before_the_broker_ends_them() {
     assert_eq!(dropped, 0, "connections dropped");
     assert_eq!(consume(&env().kafka, &t, i, T).len(), i);
 }
+
+/// SASL over TLS (`SASL_SSL`, `$KAFKA_PORT+300+`): the same exchange on
+/// the stream the TLS handshake left, trusting the test CA.
+#[test]
+fn scram_and_oauthbearer_over_tls_round_trip() {
+    let (u, pw) = user();
+    let tls = |mechanism: &str, jaas: String| {
+        ProducerConfig::from_pairs([
+            ("bootstrap.servers", var("KP_KAFKA_SASL_SSL_BOOTSTRAP").as_str()),
+            ("security.protocol", "SASL_SSL"),
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", var("KP_KAFKA_CA").as_str()),
+            ("sasl.mechanism", mechanism),
+            ("sasl.jaas.config", jaas.as_str()),
+            ("max.block.ms", "20000"),
+        ])
+        .unwrap()
+    };
+    round_trip(
+        tls("SCRAM-SHA-512", password_jaas(SCRAM, &u, &pw)),
+        "SASL_SSL-SCRAM",
+    );
+    round_trip(
+        tls(
+            "OAUTHBEARER",
+            format!("{OAUTH} required unsecuredLoginStringClaim_sub=\"kp-tls\";"),
+        ),
+        "SASL_SSL-OAUTHBEARER",
+    );
+    // A wrong password over TLS is refused as over TCP.
+    refused(
+        tls("PLAIN", password_jaas(PLAIN, &u, "not-the-password")),
+        "PLAIN",
+    );
+}
