@@ -353,7 +353,10 @@ fn scram_and_oauthbearer_over_tls_round_trip() {
     let (u, pw) = user();
     let tls = |mechanism: &str, jaas: String| {
         ProducerConfig::from_pairs([
-            ("bootstrap.servers", var("KP_KAFKA_SASL_SSL_BOOTSTRAP").as_str()),
+            (
+                "bootstrap.servers",
+                var("KP_KAFKA_SASL_SSL_BOOTSTRAP").as_str(),
+            ),
             ("security.protocol", "SASL_SSL"),
             ("ssl.truststore.type", "PEM"),
             ("ssl.truststore.location", var("KP_KAFKA_CA").as_str()),

@@ -237,7 +237,12 @@ impl Sasl {
             (Credentials::Token { source, extensions }, _) => {
                 let token = match source {
                     TokenSource::Provider(p) => {
-                        (p.0)().map_err(|e| format!("the OAuth token provider failed: {e}"))?
+                        // A panicking provider fails this authentication,
+                        // not the connector thread.
+                        let call = std::panic::AssertUnwindSafe(|| (p.0)());
+                        std::panic::catch_unwind(call)
+                            .map_err(|_| "the OAuth token provider panicked".to_owned())?
+                            .map_err(|e| format!("the OAuth token provider failed: {e}"))?
                     }
                     TokenSource::Unsecured(u) => u.token(crate::util::now_ms()),
                 };

@@ -463,6 +463,14 @@ fn a_token_provider_is_asked_at_every_authentication() {
     open(port, &s).unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 
+    let panicking = TokenProvider(Arc::new(|| panic!("provider bug")));
+    let s = Sasl::from_config("OAUTHBEARER", None, None, None, Some(&panicking)).unwrap();
+    let e = open(port, &s).map(|_| ()).unwrap_err();
+    assert!(
+        matches!(&e, Error::Authentication { message, .. } if message.contains("panicked")),
+        "{e:?}"
+    );
+
     let failing = TokenProvider(Arc::new(|| Err("the identity provider is down".into())));
     let s = Sasl::from_config("OAUTHBEARER", None, None, None, Some(&failing)).unwrap();
     let e = open(port, &s).map(|_| ()).unwrap_err();
