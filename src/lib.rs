@@ -58,8 +58,14 @@
 //!   verification, [`Error::Authentication`] for every refusal. See the
 //!   README's "Security".
 //!
-//! Not yet implemented (refused with [`Error::NotSupportedYet`] when
-//! configured, never ignored): SASL. See the README for the plan.
+//! * SASL (`SASL_PLAINTEXT`, `SASL_SSL`): PLAIN, SCRAM-SHA-256/512 and
+//!   OAUTHBEARER (a token provider, [`ProducerConfig::oauth_token_provider`],
+//!   or Java's unsecured tokens), `sasl.jaas.config` as Java writes it,
+//!   KIP-368 re-authentication. See the README's "Security (SASL)".
+//!
+//! Not implemented (refused with [`Error::NotSupportedYet`] when
+//! configured, never ignored): Kerberos (GSSAPI), Java callback classes,
+//! OAuth token endpoints. See the README for the plan.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -88,6 +94,7 @@ pub mod protocol;
 #[allow(dead_code)]
 mod protocol;
 mod record;
+mod sasl;
 pub mod serialize;
 mod transaction;
 mod util;
@@ -110,6 +117,7 @@ pub use producer::Producer;
 pub use protocol::compression::Compression;
 pub use protocol::ErrorCode;
 pub use record::{Data, Header, Null, PartitionInfo, ProducerRecord, RecordMetadata};
+pub use sasl::{OAuthToken, OAuthTokenResult};
 pub use serialize::{
     ByteArraySerializer, DoubleSerializer, FloatSerializer, IntegerSerializer, LongSerializer,
     SerializeError, Serializer, ShortSerializer, StringSerializer,

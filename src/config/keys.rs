@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use super::table::{config_keys, first};
 use super::value::{
-    ms, Bool, Choice, Codec, EndpointIdentification, GzipLevel, HostPorts, Int, List, Millis,
-    OptionalMillis, OptionalText, PartitionerClass, Protocol, Secret, SerializerClass, Text,
-    TlsProtocols, INT_MS, LONG_MS, MAX_INT,
+    ms, Bool, Choice, Codec, EndpointIdentification, GzipLevel, HostPorts, Int, JaasText, List,
+    Millis, OptionalMillis, OptionalText, PartitionerClass, Protocol, Secret, SerializerClass,
+    Text, TlsProtocols, INT_MS, LONG_MS, MAX_INT,
 };
 use super::{
     not_yet, partial, shown, unknown_key_message, Acks, KeyInfo, Kind, MetadataRecoveryStrategy,
@@ -33,7 +33,7 @@ const PEM_PASSWORD: &str =
     "only PEM stores are supported (KIP-651), and a PEM store takes no store password, as in Java";
 const KEY_PASSWORD: &str =
     "encrypted private keys are not supported yet: give an unencrypted PEM key";
-const SASL: &str = "SASL is planned; use security.protocol=PLAINTEXT";
+const SASL: &str = "not done: SASL here is PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER (tokens from ProducerConfig::oauth_token_provider); Kerberos, Java callback classes and OAuth token endpoints are not";
 
 const ACKS: Choice<Acks> = Choice(&[
     ("all", Acks::All),
@@ -349,12 +349,13 @@ config_keys! {
 
         // TLS (io/tls.rs). The settings are read, and the files loaded,
         // by `validate` when the protocol uses TLS.
-        "security.protocol": String = "PLAINTEXT", Partial("PLAINTEXT (and SSL; SASL_PLAINTEXT and SASL_SSL are planned)"), "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL";
+        "security.protocol": String = "PLAINTEXT", Impl, "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL";
         Protocol => security_protocol: SecurityProtocol = SecurityProtocol::Plaintext;
         /// `security.protocol`: how the producer talks to brokers:
-        /// [`SecurityProtocol::Plaintext`] or [`SecurityProtocol::Ssl`] (TLS,
-        /// configured by the `ssl.*` keys). Defaults to
-        /// [`SecurityProtocol::Plaintext`].
+        /// [`SecurityProtocol::Plaintext`], [`SecurityProtocol::Ssl`] (TLS,
+        /// configured by the `ssl.*` keys), [`SecurityProtocol::SaslPlaintext`]
+        /// or [`SecurityProtocol::SaslSsl`] (SASL, configured by the `sasl.*`
+        /// keys). Defaults to [`SecurityProtocol::Plaintext`].
         fn security_protocol;
 
         "ssl.protocol": String = "TLSv1.3", Impl, "the newest TLS version to use: TLSv1.3, TLSv1.2 or TLS";
@@ -387,9 +388,35 @@ config_keys! {
         OptionalText => ssl_certificate_location: Option<String> = None;
         "ssl.key.location": String = "", Impl, "librdkafka's: the client's PEM private key file; not a Java key";
         OptionalText => ssl_key_location: Option<String> = None;
+
+        // SASL (sasl/): checked against the credentials by `validate`
+        // (SASL_* protocols only).
+        "sasl.mechanism": String = "GSSAPI", Impl, "the SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (GSSAPI, Java's default, is not supported)";
+        Text => sasl_mechanism: String = "GSSAPI".to_owned();
+        /// `sasl.mechanism`: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` or
+        /// `OAUTHBEARER`, used when `security.protocol` is `SASL_PLAINTEXT`
+        /// or `SASL_SSL`. Defaults to `GSSAPI`, as Java, which this release
+        /// refuses (Kerberos is not supported): set it. See the README's
+        /// "Security".
+        fn sasl_mechanism;
+
+        // Syntax checked by `set`; matched to the mechanism by `validate`.
+        // Builder: mod.rs.
+        "sasl.jaas.config": Password = "", Impl, "the JAAS login module and its options (PlainLoginModule, ScramLoginModule, OAuthBearerLoginModule)";
+        JaasText => sasl_jaas_config: Option<Password> = None;
+
+        "sasl.username": String = "", Impl, "librdkafka's: the SASL user name for PLAIN and SCRAM (instead of sasl.jaas.config); not a Java key";
+        OptionalText => sasl_username: Option<String> = None;
+
+        "sasl.password": Password = "", Impl, "librdkafka's: the SASL password for PLAIN and SCRAM (instead of sasl.jaas.config); not a Java key";
+        Secret => sasl_password: Option<Password> = None;
     }
 
     extra {
+        /// What [`oauth_token_provider`](Self::oauth_token_provider) set.
+        oauth_token_provider: Option<crate::sasl::TokenProvider> = None;
+        /// The SASL settings `validate` derived (SASL_* protocols only).
+        sasl: Option<Arc<crate::sasl::Sasl>> = None;
         /// What [`statistics_callback`](Self::statistics_callback) set.
         statistics_callback: Option<StatsCallback> = None;
         /// The TLS settings, built (every file read) by `validate` when
@@ -433,8 +460,6 @@ config_keys! {
         "ssl.truststore.password": Password = "", NotYet(PEM_PASSWORD), "the trust store's password";
         "ssl.secure.random.implementation": String = "", NotYet(TLS), "the SecureRandom implementation";
         "ssl.engine.factory.class": Class = "", NotYet(TLS), "a custom SSL engine factory";
-        "sasl.mechanism": String = "GSSAPI", NotYet(SASL), "the SASL mechanism (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER, GSSAPI)";
-        "sasl.jaas.config": Password = "", NotYet(SASL), "the JAAS login module and its options";
         "sasl.client.callback.handler.class": Class = "", NotYet(SASL), "a SASL client callback handler";
         "sasl.login.callback.handler.class": Class = "", NotYet(SASL), "a SASL login callback handler";
         "sasl.login.class": Class = "", NotYet(SASL), "a SASL login class";

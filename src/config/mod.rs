@@ -108,11 +108,11 @@ pub enum SecurityProtocol {
     Plaintext,
     /// `SSL`: TLS (rustls), set up by the `ssl.*` keys.
     Ssl,
-    /// `SASL_PLAINTEXT`: SASL over plain TCP (planned: refused by
-    /// [`Producer::new`](crate::Producer::new)).
+    /// `SASL_PLAINTEXT`: SASL authentication (the `sasl.*` keys) over
+    /// plain TCP.
     SaslPlaintext,
-    /// `SASL_SSL`: SASL over TLS (planned: refused by
-    /// [`Producer::new`](crate::Producer::new)).
+    /// `SASL_SSL`: SASL authentication over TLS (the `ssl.*` and `sasl.*`
+    /// keys).
     SaslSsl,
 }
 
@@ -130,6 +130,14 @@ impl SecurityProtocol {
     /// True for `SSL` and `SASL_SSL`.
     pub fn uses_tls(self) -> bool {
         matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// True for `SASL_PLAINTEXT` and `SASL_SSL`.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
     }
 }
 
@@ -460,6 +468,80 @@ impl ProducerConfig {
         self
     }
 
+    /// `sasl.jaas.config`: the JAAS login module and its options, as Java
+    /// users write it, for `security.protocol` `SASL_PLAINTEXT` or
+    /// `SASL_SSL`:
+    ///
+    /// ```
+    /// use kafka_producer::{ProducerConfig, SecurityProtocol};
+    ///
+    /// let config = ProducerConfig::new()
+    ///     .bootstrap_servers("localhost:9092")
+    ///     .security_protocol(SecurityProtocol::SaslPlaintext)
+    ///     .sasl_mechanism("SCRAM-SHA-512".into())
+    ///     .sasl_jaas_config(
+    ///         r#"org.apache.kafka.common.security.scram.ScramLoginModule required
+    ///            username="alice" password="alice-secret";"#,
+    ///     );
+    /// # let _ = config;
+    /// ```
+    ///
+    /// `PlainLoginModule` and `ScramLoginModule` give the user name and
+    /// password (`username`, `password`); `OAuthBearerLoginModule` gives
+    /// unsecured tokens (`unsecuredLoginStringClaim_sub`,
+    /// `unsecuredLoginLifetimeSeconds`, ...) unless a token provider is set.
+    /// The text is checked when the producer is made
+    /// ([`Producer::new`](crate::Producer::new) fails with
+    /// [`Error::Config`] naming `sasl.jaas.config` and what is wrong).
+    /// Its value is a secret: the configuration's `Debug` hides it.
+    /// Defaults to none.
+    #[must_use]
+    pub fn sasl_jaas_config(mut self, text: impl Into<String>) -> Self {
+        let text = text.into();
+        self.sasl_jaas_config = (!text.is_empty()).then(|| Password::new(text.clone()));
+        self.mark("sasl.jaas.config", text)
+    }
+
+    /// The token provider for `sasl.mechanism=OAUTHBEARER` (what Java's
+    /// `sasl.login.callback.handler.class` plugs in): called on a
+    /// connector thread whenever a connection authenticates, the first
+    /// time and again before each session ends (KIP-368), so it should
+    /// return a cached token until that nears its expiry. An error fails
+    /// the authentication with [`Error::Authentication`]. Without a
+    /// provider, `sasl.jaas.config`'s `OAuthBearerLoginModule` options make
+    /// unsecured tokens, as Java's default does. Defaults to none.
+    ///
+    /// ```no_run
+    /// use kafka_producer::{OAuthToken, ProducerConfig, SecurityProtocol};
+    ///
+    /// let config = ProducerConfig::new()
+    ///     .bootstrap_servers("localhost:9092")
+    ///     .security_protocol(SecurityProtocol::SaslSsl)
+    ///     .sasl_mechanism("OAUTHBEARER".into())
+    ///     .oauth_token_provider(|| {
+    ///         let jwt = std::fs::read_to_string("/run/secrets/kafka-token")?;
+    ///         Ok(OAuthToken {
+    ///             value: jwt.trim().to_owned(),
+    ///             lifetime_ms: 0,
+    ///             principal: "producer".into(),
+    ///         })
+    ///     });
+    /// ```
+    #[must_use]
+    pub fn oauth_token_provider(
+        mut self,
+        provider: impl Fn() -> crate::sasl::OAuthTokenResult + Send + Sync + 'static,
+    ) -> Self {
+        self.oauth_token_provider = Some(crate::sasl::TokenProvider(Arc::new(provider)));
+        self
+    }
+
+    /// The SASL settings, if `security.protocol` is a SASL one (set by
+    /// `validate`).
+    pub(crate) fn sasl(&self) -> Option<&crate::sasl::Sasl> {
+        self.sasl.as_deref()
+    }
+
     /// `metrics.sample.window.ms` and `metrics.num.samples`, for the
     /// metrics registry.
     pub(crate) fn metrics_windows(&self) -> Windows {
@@ -505,6 +587,39 @@ impl ProducerConfig {
                 ))
             }
             _ => {}
+        }
+        // SASL: the mechanism and its credentials, checked together.
+        if self.security_protocol.uses_sasl() {
+            let jaas = self
+                .sasl_jaas_config
+                .as_ref()
+                .map(|s| crate::sasl::jaas::parse(s.reveal()))
+                .transpose()?;
+            self.sasl = Some(Arc::new(crate::sasl::Sasl::from_config(
+                &self.sasl_mechanism,
+                jaas.as_ref(),
+                self.sasl_username.as_deref(),
+                self.sasl_password.as_ref(),
+                self.oauth_token_provider.as_ref(),
+            )?));
+        } else {
+            self.sasl = None;
+            let set: Vec<&str> = ["sasl.jaas.config", "sasl.username", "sasl.password"]
+                .into_iter()
+                .filter(|k| self.is_set(k))
+                .collect();
+            if !set.is_empty() || self.oauth_token_provider.is_some() {
+                log::warn!(
+                    "SASL settings are given ({}{}) but security.protocol is not a SASL one: \
+                     they are not used",
+                    set.join(", "),
+                    if self.oauth_token_provider.is_some() {
+                        " an OAuth token provider"
+                    } else {
+                        ""
+                    }
+                );
+            }
         }
         // Java: a transactional producer is idempotent; an explicit
         // enable.idempotence=false with a transactional.id is an error.

@@ -93,9 +93,8 @@ fn unknown_keys_and_bad_values_name_the_key() {
 #[test]
 fn later_features_are_refused_not_ignored() {
     for (k, v) in [
-        ("security.protocol", "SASL_SSL"),
         ("ssl.key.password", "x"),
-        ("sasl.mechanism", "PLAIN"),
+        ("sasl.kerberos.service.name", "kafka"),
         ("interceptor.classes", "com.example.I"),
         ("partitioner.availability.timeout.ms", "100"),
     ] {
@@ -454,6 +453,10 @@ const NOT_GENERATED: &[&str] = &[
     "compression.gzip.level",
     "compression.zstd.level",
     "transactional.id",
+    // SASL: hand-written (sasl_jaas_config) or set() only.
+    "sasl.jaas.config",
+    "sasl.username",
+    "sasl.password",
 ];
 
 /// Java has no default for these (they are required there); `""` is
@@ -577,6 +580,20 @@ fn hand_written_builders_set_what_set_sets() {
     same(
         &ProducerConfig::new().client_id("me"),
         &by_set(&[("client.id", "me")]),
+        k,
+    );
+    let k = &["security.protocol", "sasl.mechanism", "sasl.jaas.config"];
+    let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";"#;
+    same(
+        &ProducerConfig::new()
+            .security_protocol(SecurityProtocol::SaslPlaintext)
+            .sasl_mechanism("PLAIN".into())
+            .sasl_jaas_config(jaas),
+        &by_set(&[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.jaas.config", jaas),
+        ]),
         k,
     );
     let k = &["transactional.id"];

@@ -14,9 +14,7 @@ use std::fmt::Display;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::config::{
-    not_yet, parse_host_port, PartitionerChoice, Password, SecurityProtocol, HIDDEN,
-};
+use crate::config::{parse_host_port, PartitionerChoice, Password, SecurityProtocol, HIDDEN};
 use crate::error::{Error, Result};
 use crate::partitioner::LibrdkafkaPartitioner;
 use std::sync::Arc;
@@ -472,8 +470,7 @@ impl Codec for SerializerClass {
     }
 }
 
-/// `security.protocol`: PLAINTEXT or SSL; the SASL protocols are known
-/// and refused as not done yet.
+/// `security.protocol`: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
 pub(crate) struct Protocol;
 
 const PROTOCOLS: [SecurityProtocol; 4] = [
@@ -496,25 +493,14 @@ impl Codec for Protocol {
                     "must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
                 )
             })?;
-        self.check(key, &p)?;
         Ok(p)
-    }
-    fn check(&self, key: &str, value: &SecurityProtocol) -> Result<()> {
-        match value {
-            SecurityProtocol::Plaintext | SecurityProtocol::Ssl => Ok(()),
-            p => Err(not_yet(
-                key,
-                p.name(),
-                "SASL is planned; this release accepts PLAINTEXT and SSL",
-            )),
-        }
     }
     fn show(&self, value: &SecurityProtocol) -> String {
         value.name().to_owned()
     }
     #[cfg(test)]
     fn samples(&self) -> Vec<String> {
-        texts(&["PLAINTEXT", "ssl"])
+        texts(&["PLAINTEXT", "ssl", "SASL_PLAINTEXT", "sasl_ssl"])
     }
     #[cfg(test)]
     fn bad_samples(&self) -> Vec<String> {
@@ -580,6 +566,39 @@ impl Codec for Secret {
     #[cfg(test)]
     fn bad_samples(&self) -> Vec<String> {
         Vec::new()
+    }
+}
+
+/// `sasl.jaas.config`: a secret whose syntax is checked when set (the
+/// login module is matched to `sasl.mechanism` by `validate`).
+pub(crate) struct JaasText;
+
+impl Codec for JaasText {
+    type Value = Option<Password>;
+    fn parse(&self, key: &str, text: &str) -> Result<Self::Value> {
+        let v = Secret.parse(key, text)?;
+        self.check(key, &v)?;
+        Ok(v)
+    }
+    fn check(&self, _key: &str, value: &Self::Value) -> Result<()> {
+        match value {
+            Some(s) => crate::sasl::jaas::parse(s.reveal()).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+    fn show(&self, value: &Self::Value) -> String {
+        Secret.show(value)
+    }
+    #[cfg(test)]
+    fn samples(&self) -> Vec<String> {
+        texts(&[
+            "",
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";"#,
+        ])
+    }
+    #[cfg(test)]
+    fn bad_samples(&self) -> Vec<String> {
+        texts(&["a.B required", "a.B", "x=\"y\";"])
     }
 }
 

@@ -347,6 +347,14 @@ impl BrokerThread {
                 return (next, false);
             }
         }
+        // KIP-368: the SASL session nears its end. Send nothing new; once
+        // every answer is in, authenticate again on a connector thread.
+        if self.conn.as_ref().is_some_and(|c| c.reauth_due(now)) {
+            if self.in_flight.is_empty() {
+                self.start_reauth();
+            }
+            return (None, false);
+        }
         if let Some(t) = self.throttled_until {
             if t > now {
                 return (Some(t), false);
@@ -403,6 +411,7 @@ impl BrokerThread {
         let (client_id, request_timeout) = (cfg.client_id.clone(), cfg.request_timeout);
         let buffers = SocketBuffers::of(cfg);
         let tls = cfg.tls.clone();
+        let sasl = cfg.sasl.clone();
         let codec = cfg.compression_codec();
         let signal = self.signal.clone();
         let spawned = std::thread::Builder::new()
@@ -417,6 +426,7 @@ impl BrokerThread {
                     request_timeout,
                     buffers,
                     tls.as_deref(),
+                    sasl.as_deref(),
                 )
                 .and_then(|c| {
                     // zstd needs Produce v7+ (KIP-110): an older broker
@@ -442,6 +452,40 @@ impl BrokerThread {
                 broker: self.label(),
                 message: format!("cannot start a connector thread: {e}"),
             })),
+        }
+    }
+
+    /// Re-authenticates the connection (KIP-368) on a connector thread,
+    /// with nothing in flight on it; its outcome comes back as a new
+    /// connection's does ([`connected`](Self::connected)), so a refusal is
+    /// handled as one at connect time.
+    fn start_reauth(&mut self) {
+        let Some(sasl) = self.shared.cfg.sasl.clone() else {
+            return;
+        };
+        let Some(mut conn) = self.take_connection() else {
+            return;
+        };
+        log::debug!("{}: re-authenticating ({})", self.label(), sasl.mechanism());
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (v, timeout) = (self.produce_version, self.shared.cfg.request_timeout);
+        let signal = self.signal.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("{}-a{}", self.shared.cfg.client_id, self.node))
+            .spawn(move || {
+                let r = conn.authenticate(&sasl, timeout).map(|()| (conn, v));
+                if tx.send(r).is_ok() {
+                    signal.wake_now();
+                }
+            });
+        match spawned {
+            Ok(_) => self.connecting = Some(rx),
+            Err(e) => {
+                self.connected(Err(Error::Network {
+                    broker: self.label(),
+                    message: format!("cannot start a re-authentication thread: {e}"),
+                }));
+            }
         }
     }
 

@@ -14,9 +14,11 @@
 //! with timeouts and a non-blocking switch): in the producer a
 //! [`Stream`], plain TCP or TLS over TCP (`io/tls.rs`, the only other
 //! code that touches a socket), so the framing does not know which. The
-//! TLS handshake runs in [`Connection::open`] before ApiVersions; an
-//! authentication step (SASL) will go right after the ApiVersions
-//! exchange.
+//! TLS handshake runs in [`Connection::open`] before ApiVersions. SASL
+//! authentication (`crate::sasl`) runs right after the ApiVersions
+//! exchange, over the blocking request path, so it works over whatever
+//! transport is under it; a session with a lifetime (KIP-368) sets
+//! [`Connection::reauth_due`].
 //!
 //! A transport may take bytes and hold them before they reach the socket
 //! (TLS records inside rustls): `write_some` flushes what it holds
@@ -185,21 +187,26 @@ pub(crate) struct Connection<S: Transport = Stream> {
     /// [`request`](Self::request) waits for it. (The I/O threads keep
     /// their own hold-back for Produce.)
     throttled_until: Option<Instant>,
+    /// When the SASL session must be renewed (KIP-368), if it has a
+    /// lifetime.
+    reauth_at: Option<Instant>,
 }
 
 impl Connection<Stream> {
     /// Connects to `host:port` (trying every address it resolves to) with
     /// the socket buffer sizes `buffers`, turns off Nagle, runs the TLS
-    /// handshake if `tls` is given, and negotiates versions. Blocks at
-    /// most about `connect_timeout` per address (TCP and TLS together)
-    /// plus `request_timeout` for ApiVersions.
+    /// handshake if `tls` is given, negotiates versions, then
+    /// authenticates with `sasl` if given. Blocks at most about
+    /// `connect_timeout` per address (TCP and TLS together) plus
+    /// `request_timeout` for ApiVersions and each SASL request.
     ///
     /// # Errors
     ///
     /// [`Error::Network`] if no address accepts the connection or the
     /// broker does not answer; [`Error::Authentication`] if TLS fails
     /// (either side refuses the other, or one side does not speak it);
-    /// [`Error::Protocol`] for a malformed answer.
+    /// [`Error::Protocol`] for a malformed answer; [`Error::Authentication`]
+    /// if SASL fails (credentials refused, mechanism not enabled).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn open(
         label: String,
@@ -210,6 +217,7 @@ impl Connection<Stream> {
         request_timeout: Duration,
         buffers: SocketBuffers,
         tls: Option<&TlsClient>,
+        sasl: Option<&crate::sasl::Sasl>,
     ) -> Result<Self> {
         let net = |message: String| Error::Network {
             broker: label.clone(),
@@ -234,10 +242,15 @@ impl Connection<Stream> {
                         }
                     };
                     let mut c = Connection::new(stream, label.clone(), client_id);
-                    return match c.negotiate(request_timeout) {
-                        Ok(()) => Ok(c),
-                        Err(e) => Err(c.explain_setup_failure(e)),
-                    };
+                    if let Err(e) = c.negotiate(request_timeout) {
+                        return Err(c.explain_setup_failure(e));
+                    }
+                    if let Some(sasl) = sasl {
+                        if let Err(e) = c.authenticate(sasl, request_timeout) {
+                            return Err(c.explain_setup_failure(e));
+                        }
+                    }
+                    return Ok(c);
                 }
                 Err(e) => last = Some(format!("connecting to {addr}: {e}")),
             }
@@ -296,6 +309,7 @@ impl<S: Transport> Connection<S> {
             rlen: 0,
             max_frame: MAX_RESPONSE_SIZE,
             throttled_until: None,
+            reauth_at: None,
         }
     }
 
@@ -307,6 +321,48 @@ impl<S: Transport> Connection<S> {
             log::debug!("{}: throttled for {ms} ms", self.label);
             self.throttled_until = Some(later(Instant::now(), Duration::from_millis(ms as u64)));
         }
+    }
+
+    /// Authenticates with `sasl` (after [`negotiate`](Self::negotiate)),
+    /// each request within `timeout`, and notes when the session must be
+    /// renewed. Also how a connection re-authenticates (KIP-368), with
+    /// nothing else in flight on it.
+    pub(crate) fn authenticate(
+        &mut self,
+        sasl: &crate::sasl::Sasl,
+        timeout: Duration,
+    ) -> Result<()> {
+        let session = crate::sasl::authenticate(self, sasl, timeout)?;
+        self.reauth_at = session.map(|(start, life)| crate::sasl::reauth_at(start, life));
+        Ok(())
+    }
+
+    /// True once the SASL session is due for renewal (KIP-368): send no
+    /// new request; once the answers are in, authenticate again.
+    pub(crate) fn reauth_due(&self, now: Instant) -> bool {
+        self.reauth_at.is_some_and(|t| now >= t)
+    }
+
+    /// For a blocking connection (nothing in flight): authenticates again
+    /// first if the session is due for renewal (KIP-368).
+    pub(crate) fn renew_if_due(
+        &mut self,
+        sasl: Option<&crate::sasl::Sasl>,
+        timeout: Duration,
+    ) -> Result<()> {
+        match sasl {
+            Some(sasl) if self.reauth_due(Instant::now()) => {
+                log::debug!("{}: re-authenticating ({})", self.label, sasl.mechanism());
+                self.authenticate(sasl, timeout)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// When the SASL session is due for renewal, if it has a lifetime.
+    #[cfg(test)]
+    pub(crate) fn reauth_at(&self) -> Option<Instant> {
+        self.reauth_at
     }
 
     /// The underlying transport.
@@ -849,6 +905,7 @@ mod tests {
             Duration::from_secs(10),
             Duration::from_secs(10),
             buffers,
+            None,
             None,
         )
     }

@@ -302,7 +302,8 @@ fn fetch(
     rebootstrap_due: bool,
 ) -> Result<Cluster> {
     if let Some(c) = conn.as_mut() {
-        match request(c, topics, cfg.request_timeout) {
+        let renewed = c.renew_if_due(cfg.sasl(), cfg.request_timeout);
+        match renewed.and_then(|()| request(c, topics, cfg.request_timeout)) {
             Ok(cluster) => return Ok(cluster),
             Err(e) => {
                 log::debug!("metadata over {}: {e}", c.label);
@@ -322,6 +323,7 @@ fn fetch(
             cfg.request_timeout,
             SocketBuffers::of(cfg),
             cfg.tls.as_deref(),
+            cfg.sasl(),
         );
         match opened.and_then(|mut c| request(&mut c, topics, cfg.request_timeout).map(|r| (c, r)))
         {
@@ -329,7 +331,7 @@ fn fetch(
                 *conn = Some(c);
                 return Ok(cluster);
             }
-            // The same TLS settings would fail with every broker.
+            // The same TLS or SASL settings would fail with every broker.
             Err(e @ Error::Authentication { .. }) => return Err(e),
             Err(e) => last = Some(e),
         }

@@ -1057,6 +1057,7 @@ mod tests {
             Duration::from_secs(20),
             SocketBuffers::of(cfg),
             cfg.tls.as_deref(),
+            None,
         )
     }
 

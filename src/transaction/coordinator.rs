@@ -313,13 +313,16 @@ impl Coordinators {
             self.cfg.request_timeout,
             SocketBuffers::of(&self.cfg),
             self.cfg.tls.as_deref(),
+            self.cfg.sasl(),
         )
     }
 
     /// A connection to any broker: the one we have, else a known broker,
     /// else a bootstrap server.
     fn any_broker(&mut self) -> Result<Connection, Step> {
-        if let Some(c) = self.any.take() {
+        if let Some(mut c) = self.any.take() {
+            c.renew_if_due(self.cfg.sasl(), self.cfg.request_timeout)
+                .map_err(Step::net)?;
             return Ok(c);
         }
         let cluster = self.metadata.cluster();
@@ -412,7 +415,11 @@ impl Coordinators {
         f: impl FnOnce(&mut Connection, &str) -> Result<T, Step>,
     ) -> Result<T, Step> {
         let mut c = match self.txn.take() {
-            Some(c) => c,
+            Some(mut c) => {
+                c.renew_if_due(self.cfg.sasl(), self.cfg.request_timeout)
+                    .map_err(Step::net)?;
+                c
+            }
             None => {
                 let id = self.txn_id.clone();
                 self.find(KEY_TYPE_TRANSACTION, &id)?
@@ -438,7 +445,11 @@ impl Coordinators {
         f: impl FnOnce(&mut Connection, &str) -> Result<T, Step>,
     ) -> Result<T, Step> {
         let mut c = match self.group.take() {
-            Some((g, c)) if g == group => c,
+            Some((g, mut c)) if g == group => {
+                c.renew_if_due(self.cfg.sasl(), self.cfg.request_timeout)
+                    .map_err(Step::net)?;
+                c
+            }
             _ => self.find(KEY_TYPE_GROUP, group)?,
         };
         let r = f(&mut c, &self.txn_id);

@@ -65,6 +65,8 @@ pub const APIS: &[Api] = &[
     super::add_partitions_to_txn::API,
     super::add_offsets_to_txn::API,
     super::txn_offset_commit::API,
+    super::sasl_handshake::API,
+    super::sasl_authenticate::API,
 ];
 
 /// The row of `key`, if we send that API.
@@ -142,6 +144,14 @@ mod tests {
         check::<kp::TxnOffsetCommitRequest, kp::TxnOffsetCommitResponse>(
             &super::super::txn_offset_commit::API,
             ApiKey::TxnOffsetCommit as i16,
+        );
+        check::<kp::SaslHandshakeRequest, kp::SaslHandshakeResponse>(
+            &super::super::sasl_handshake::API,
+            ApiKey::SaslHandshake as i16,
+        );
+        check::<kp::SaslAuthenticateRequest, kp::SaslAuthenticateResponse>(
+            &super::super::sasl_authenticate::API,
+            ApiKey::SaslAuthenticate as i16,
         );
         // Keys are unique, and each is found by its key.
         for a in APIS {

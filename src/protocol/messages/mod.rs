@@ -16,6 +16,8 @@ pub mod init_producer_id;
 pub mod metadata;
 pub mod partition_errors;
 pub mod produce;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 #[cfg(test)]
 mod testing;
 pub mod txn_offset_commit;
