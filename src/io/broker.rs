@@ -29,7 +29,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::conn::{Connection, SocketBuffers};
 use super::decide::{self, jittered, Verdict};
 use super::IoShared;
-use crate::accumulator::{DrainSignal, Drained, PartitionQueue, ProducerBatch};
+use crate::accumulator::{DrainSignal, Drained, Drainer, PartitionQueue, ProducerBatch};
 use crate::config::Acks;
 use crate::error::Error;
 use crate::future::Delivered;
@@ -123,9 +123,8 @@ pub(crate) struct BrokerThread {
     /// `max.in.flight.requests.per.connection` and `request.timeout.ms`
     /// until their bytes are written.
     in_flight: VecDeque<InFlight>,
-    partitions: Arc<[Arc<PartitionQueue>]>,
-    partitions_version: u64,
-    drain_cursor: usize,
+    /// The partitions this broker leads, and which of them have work.
+    drainer: Drainer,
     reconnect_at: Option<Instant>,
     reconnect_failures: u32,
     /// A connection being opened by a connector thread: its result, once
@@ -168,15 +167,13 @@ impl BrokerThread {
         BrokerThread {
             node,
             shared: shared.clone(),
+            drainer: Drainer::new(node, signal.clone()),
             signal,
             control,
             poll,
             conn: None,
             produce_version: produce::MIN_VERSION,
             in_flight: VecDeque::new(),
-            partitions: Arc::from(Vec::new()),
-            partitions_version: u64::MAX,
-            drain_cursor: 0,
             reconnect_at: None,
             reconnect_failures: 0,
             connecting: None,
@@ -232,9 +229,9 @@ impl BrokerThread {
                 return;
             }
             let now = Instant::now();
-            self.refresh_partitions();
+            self.drainer.refresh(&self.shared.accumulator, now);
             self.check_in_flight(now);
-            self.shared.accumulator.expire(&self.partitions, now);
+            self.drainer.expire(&self.shared.accumulator, now);
             let (mut next_wake, window_full) = self.send_ready(now);
             if let Err(e) = self.flush_writes() {
                 self.disconnect(&format!("write failed: {e}"), now);
@@ -266,10 +263,7 @@ impl BrokerThread {
                 }
                 t => next_wake = earliest(next_wake, t),
             }
-            next_wake = earliest(
-                next_wake,
-                self.shared.accumulator.next_expiry(&self.partitions),
-            );
+            next_wake = earliest(next_wake, self.drainer.next_expiry(&self.shared.accumulator));
             let until = next_wake.map_or(u64::MAX, |t| self.shared.accumulator.nanos(t));
             if !self.signal.prepare_sleep(until) {
                 continue;
@@ -308,14 +302,6 @@ impl BrokerThread {
         None
     }
 
-    fn refresh_partitions(&mut self) {
-        let v = self.shared.accumulator.leaders_version();
-        if v != self.partitions_version {
-            self.partitions = self.shared.accumulator.partitions_led_by(self.node);
-            self.partitions_version = v;
-        }
-    }
-
     /// Drains and sends while the in-flight window has room. Returns when
     /// the next unready batch becomes ready (or a reconnect is due), and
     /// whether it stopped because the window was full (then nothing is
@@ -324,8 +310,9 @@ impl BrokerThread {
         if self.stopping {
             return (None, false);
         }
-        let has_data = self.partitions.iter().any(|q| q.queued() > 0);
-        if !has_data {
+        // Only partitions told to have work (see `accumulator/drainer.rs`),
+        // not a scan of all.
+        if !self.drainer.has_work(now) {
             return (None, false);
         }
         #[cfg(test)]
@@ -355,14 +342,12 @@ impl BrokerThread {
             if self.in_flight.len() >= cfg.max_in_flight {
                 return (None, true);
             }
-            // The last drain scans every partition, so its answer is the
-            // next deadline (`now` if it stopped at max.request.size).
-            let (drained, next) = self.shared.accumulator.drain(
-                &self.partitions,
-                &mut self.drain_cursor,
-                cfg.max_request_size,
-                now,
-            );
+            // The last drain's answer is the next deadline: when the next
+            // lingering or backing-off partition becomes ready (`now` if it
+            // stopped at max.request.size).
+            let (drained, next) =
+                self.drainer
+                    .drain(&self.shared.accumulator, cfg.max_request_size, now);
             if drained.is_empty() {
                 return (next, false);
             }
@@ -498,7 +483,7 @@ impl BrokerThread {
     fn fail_queued(&mut self, e: &Error) {
         self.shared
             .accumulator
-            .abort_queued(Some(&self.partitions), e);
+            .abort_queued(Some(self.drainer.partitions()), e);
     }
 
     /// Writes one Produce request for `drained` (grouped by topic).
@@ -925,7 +910,7 @@ impl BrokerThread {
     /// When this thread may retire: `metadata.max.age.ms` after it last
     /// led a partition or held a request.
     fn retire_at(&mut self, now: Instant) -> Option<Instant> {
-        if !self.partitions.is_empty() || !self.in_flight.is_empty() || self.stopping {
+        if !self.drainer.partitions().is_empty() || !self.in_flight.is_empty() || self.stopping {
             self.idle_since = None;
             return None;
         }
