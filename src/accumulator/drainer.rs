@@ -366,6 +366,24 @@ mod tests {
         assert!(!d.has_work(at));
     }
 
+    /// A partition looked at before its batch is ready (here by a rescan,
+    /// which every wake_all asks for) goes back on the timers at the
+    /// instant it will be, and is drained then.
+    #[test]
+    fn a_partition_visited_too_early_is_drained_when_ready() {
+        let (acc, mut d) = setup(cfg(), 3);
+        send(&acc, Some(1), b"x").unwrap();
+        acc.wake_all();
+        let now = Instant::now();
+        d.refresh(&acc, now);
+        let (out, next) = d.drain(&acc, 1 << 20, now);
+        assert!(out.is_empty(), "lingering");
+        let at = next.expect("its linger's end");
+        assert!(at <= now + Duration::from_millis(5));
+        let (out, _) = d.drain(&acc, 1 << 20, at);
+        assert_eq!(partitions_of(&out), [1]);
+    }
+
     /// A batch that fills is ready at once, linger or not; a partition
     /// with more batches after a drain is visited again at the next one.
     #[test]
