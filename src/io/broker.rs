@@ -710,14 +710,10 @@ impl BrokerThread {
         // is what `ProducerBatch`'s drop guards against.
         #[cfg(test)]
         tests::maybe_panic(&format!("{}/response", self.shared.cfg.client_id));
+        let mut hint = (0, 0);
         for slot in batches {
             let topic = &*slot.queue.topic;
-            let p = resp
-                .responses
-                .iter()
-                .filter(|t| t.name == topic)
-                .flat_map(|t| t.partition_responses.iter())
-                .find(|r| r.index == slot.queue.partition);
+            let p = find_answer(&resp, &mut hint, topic, slot.queue.partition);
             match p {
                 Some(p) => self.on_partition_response(slot, p, now),
                 None => {
@@ -1000,6 +996,46 @@ fn facts(d: &Drained) -> decide::Batch {
     }
 }
 
+/// The answer for `topic`-`partition` in `resp`. Brokers answer in the
+/// request's order, so it is looked for first where the last one was found
+/// (`hint`: topic and partition index after it), then everywhere: a request
+/// of n partitions is matched in O(n) rather than O(n²).
+fn find_answer<'r>(
+    resp: &'r ProduceResponse,
+    hint: &mut (usize, usize),
+    topic: &str,
+    partition: i32,
+) -> Option<&'r PartitionProduceResponse> {
+    let at = |t: usize, p: usize| {
+        let tr = resp.responses.get(t)?;
+        let pr = tr.partition_responses.get(p)?;
+        (tr.name == topic && pr.index == partition).then_some(pr)
+    };
+    let (t, p) = *hint;
+    if let Some(pr) = at(t, p) {
+        *hint = (t, p + 1);
+        return Some(pr);
+    }
+    if let Some(pr) = at(t + 1, 0) {
+        *hint = (t + 1, 1);
+        return Some(pr);
+    }
+    for (t, tr) in resp.responses.iter().enumerate() {
+        if tr.name != topic {
+            continue;
+        }
+        if let Some(p) = tr
+            .partition_responses
+            .iter()
+            .position(|r| r.index == partition)
+        {
+            *hint = (t, p + 1);
+            return Some(&tr.partition_responses[p]);
+        }
+    }
+    None
+}
+
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -1023,6 +1059,47 @@ pub(crate) mod tests {
             drop(p);
             panic!("injected panic in the I/O thread of {client_id}");
         }
+    }
+
+    /// Answers are found in the request's order, out of it, across
+    /// topics, and a partition without one is missing, not another's.
+    #[test]
+    fn each_batch_finds_its_own_answer_in_any_order() {
+        use crate::protocol::messages::produce::TopicProduceResponse;
+        let part = |index: i32| PartitionProduceResponse {
+            index,
+            error_code: 0,
+            base_offset: 100 + i64::from(index),
+            log_append_time_ms: -1,
+            log_start_offset: 0,
+            record_errors: Vec::new(),
+            error_message: None,
+            current_leader: None,
+        };
+        let resp = ProduceResponse {
+            responses: vec![
+                TopicProduceResponse {
+                    name: "a".into(),
+                    partition_responses: vec![part(0), part(1), part(2)],
+                },
+                TopicProduceResponse {
+                    name: "b".into(),
+                    partition_responses: vec![part(1), part(0)],
+                },
+            ],
+            ..ProduceResponse::default()
+        };
+        let mut hint = (0, 0);
+        let mut found = |t: &str, p: i32| {
+            find_answer(&resp, &mut hint, t, p).map(|r| (r.index, r.base_offset))
+        };
+        assert_eq!(found("a", 0), Some((0, 100)));
+        assert_eq!(found("a", 1), Some((1, 101)));
+        assert_eq!(found("b", 0), Some((0, 100)), "out of order");
+        assert_eq!(found("a", 2), Some((2, 102)), "back to the first topic");
+        assert_eq!(found("b", 1), Some((1, 101)));
+        assert_eq!(found("b", 2), None);
+        assert_eq!(found("c", 0), None);
     }
 
     /// A private librdkafka mock cluster (`KP_MOCK_BIN`, exported by
