@@ -322,10 +322,7 @@ mod tests {
     /// An accumulator over `partitions` partitions led by node 1, and node
     /// 1's drainer (no backstop sweep: only touches and rescans count),
     /// refreshed once with nothing queued.
-    fn setup(
-        cfg: AccumulatorConfig,
-        partitions: i32,
-    ) -> (RecordAccumulator, Drainer) {
+    fn setup(cfg: AccumulatorConfig, partitions: i32) -> (RecordAccumulator, Drainer) {
         let acc = RecordAccumulator::new(cfg, Arc::default());
         acc.update_metadata(&cluster(partitions));
         let signal = Arc::new(DrainSignal::new(Box::new(|| {})));
@@ -402,7 +399,11 @@ mod tests {
         let now = Instant::now();
         d.refresh(&acc, now);
         let (out, next) = d.drain(&acc, 1 << 20, now);
-        assert_eq!(partitions_of(&out), [1], "one batch per partition per request");
+        assert_eq!(
+            partitions_of(&out),
+            [1],
+            "one batch per partition per request"
+        );
         assert_eq!(next, Some(now), "more of it is ready");
         let mut batches = out.len();
         for _ in 0..10 {
@@ -413,7 +414,11 @@ mod tests {
             }
         }
         assert_eq!(batches, 2, "the two full ones");
-        assert_eq!(acc.partitions_led_by(1)[1].queued(), 1, "the open batch lingers");
+        assert_eq!(
+            acc.partitions_led_by(1)[1].queued(),
+            1,
+            "the open batch lingers"
+        );
     }
 
     /// A retry handed back with a backoff is drained once the backoff
@@ -580,7 +585,10 @@ mod tests {
         send(&acc, Some(2), b"y").unwrap();
         let now = Instant::now();
         d.refresh(&acc, now);
-        assert!(d.drain(&acc, 1 << 20, now).0.is_empty(), "lingering for an hour");
+        assert!(
+            d.drain(&acc, 1 << 20, now).0.is_empty(),
+            "lingering for an hour"
+        );
         let _mark = acc.begin_flush();
         d.refresh(&acc, now);
         let (out, _) = d.drain(&acc, 1 << 20, now);

@@ -263,7 +263,10 @@ impl BrokerThread {
                 }
                 t => next_wake = earliest(next_wake, t),
             }
-            next_wake = earliest(next_wake, self.drainer.next_expiry(&self.shared.accumulator));
+            next_wake = earliest(
+                next_wake,
+                self.drainer.next_expiry(&self.shared.accumulator),
+            );
             let until = next_wake.map_or(u64::MAX, |t| self.shared.accumulator.nanos(t));
             if !self.signal.prepare_sleep(until) {
                 continue;
@@ -499,7 +502,10 @@ impl BrokerThread {
         // topic does not matter. One topic (the common case) needs no sort,
         // and a sort moves whole batches: with hundreds of partitions per
         // request it cost more than the drain.
-        if drained.windows(2).any(|w| w[0].queue.topic != w[1].queue.topic) {
+        if drained
+            .windows(2)
+            .any(|w| w[0].queue.topic != w[1].queue.topic)
+        {
             drained.sort_by(|a, b| a.queue.topic.cmp(&b.queue.topic));
         }
         let acks = cfg.acks;
@@ -1090,9 +1096,8 @@ pub(crate) mod tests {
             ..ProduceResponse::default()
         };
         let mut hint = (0, 0);
-        let mut found = |t: &str, p: i32| {
-            find_answer(&resp, &mut hint, t, p).map(|r| (r.index, r.base_offset))
-        };
+        let mut found =
+            |t: &str, p: i32| find_answer(&resp, &mut hint, t, p).map(|r| (r.index, r.base_offset));
         assert_eq!(found("a", 0), Some((0, 100)));
         assert_eq!(found("a", 1), Some((1, 101)));
         assert_eq!(found("b", 0), Some((0, 100)), "out of order");
