@@ -49,6 +49,7 @@ use std::time::{Duration, Instant};
 
 use super::signal::{Touch, NEVER};
 use super::{DrainSignal, Drained, PartitionQueue, RecordAccumulator, Take};
+use crate::metrics::DrainTally;
 use crate::util::later;
 
 /// How often a thread looks at all its partitions whatever it was told: a
@@ -249,13 +250,17 @@ impl Drainer {
         };
         self.take_due(now, cx.send_now);
         let mut bytes = 0usize;
+        // A handle on the list for the drain: the tally borrows its
+        // partitions' sensors while `self` changes.
+        let partitions = self.partitions.clone();
+        let mut tally = DrainTally::default();
         // Only those in the FIFO now: a partition drained goes to the
         // back for the next request, not again into this one.
         for _ in 0..self.ready.len() {
             let i = self.ready.pop_front().expect("counted");
             self.in_ready[i] = false;
             let room = (!out.is_empty()).then(|| max_bytes.saturating_sub(bytes));
-            match acc.take_one(&self.partitions[i], &cx, room, now) {
+            match acc.take_one(&partitions[i], &cx, room, now, &mut tally) {
                 Take::Batch(d, more) => {
                     bytes += d.batch.size_in_bytes();
                     out.push(d);
@@ -268,11 +273,13 @@ impl Drainer {
                     // First in line for the next request.
                     self.in_ready[i] = true;
                     self.ready.push_front(i);
+                    acc.metrics().on_drained(&tally, now);
                     return (out, Some(now));
                 }
                 Take::Idle => {}
             }
         }
+        acc.metrics().on_drained(&tally, now);
         let next = self.next_due(now);
         (out, next)
     }

@@ -39,7 +39,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::future::{BatchResult, Delivered, RecordFuture};
 use crate::lifecycle::Lifecycle;
-use crate::metrics::Metrics;
+use crate::metrics::{DrainTally, Metrics};
 use crate::protocol::compression::Compression;
 use crate::protocol::records::{record_size_upper_bound, RECORD_BATCH_OVERHEAD};
 use crate::util::{later, Budget, FxBuildHasher};
@@ -501,12 +501,14 @@ impl RecordAccumulator {
     /// Takes the first batch of `q` if it is ready and may go now, and
     /// seals it. `room`: the bytes left in the request, `None` for its
     /// first batch (always taken).
-    fn take_one(
+    /// What it takes is counted in `tally`, recorded once per drain.
+    fn take_one<'q>(
         &self,
-        q: &Arc<PartitionQueue>,
+        q: &'q Arc<PartitionQueue>,
         cx: &DrainContext<'_>,
         room: Option<usize>,
         now: Instant,
+        tally: &mut DrainTally<'q>,
     ) -> Take {
         if q.queued() == 0 {
             return Take::Idle; // a new batch touches the partition
@@ -574,13 +576,12 @@ impl RecordAccumulator {
             None => first_drain.then_some(1.0),
         };
         // As Java's Sender: a retried batch counts as sent again.
-        self.metrics.on_drain(
+        tally.add(
             &q.sensors,
             batch.record_count(),
             batch.size_in_bytes(),
             now.saturating_duration_since(batch.created),
             compression,
-            now,
         );
         batch.attempts += 1;
         batch.last_attempt = Some(now);
@@ -620,11 +621,12 @@ impl RecordAccumulator {
             return (out, None);
         };
         let mut bytes = 0usize;
+        let mut tally = DrainTally::default();
         let start = *cursor % n;
         for i in 0..n {
             let idx = (start + i) % n;
             let room = (!out.is_empty()).then(|| max_bytes.saturating_sub(bytes));
-            match self.take_one(&partitions[idx], &cx, room, now) {
+            match self.take_one(&partitions[idx], &cx, room, now, &mut tally) {
                 Take::Batch(d, _) => {
                     bytes += d.batch.size_in_bytes();
                     out.push(d);
@@ -632,11 +634,13 @@ impl RecordAccumulator {
                 Take::At(t) => next = Some(next.map_or(t, |n: Instant| n.min(t))),
                 Take::Full => {
                     *cursor = idx; // start here next time
+                    self.metrics.on_drained(&tally, now);
                     return (out, Some(now));
                 }
                 Take::Idle => {}
             }
         }
+        self.metrics.on_drained(&tally, now);
         *cursor = (start + 1) % n;
         (out, next)
     }
