@@ -8,6 +8,7 @@
 //! pointer swap.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -392,6 +393,11 @@ struct Inner {
 pub(crate) struct Metadata {
     cluster: RwLock<Arc<Cluster>>,
     inner: Mutex<Inner>,
+    /// `inner.version`, stored under `inner` as it is bumped: read by every
+    /// `send` without the lock (with several sending threads the lock was
+    /// a convoy). A reader that sees a version has also seen what was
+    /// published before it (Release/Acquire), as under the lock.
+    version: AtomicU64,
     /// Signalled on publish and stop: `send` and `partitions_for` wait here.
     updated: Condvar,
     /// Signalled when work arrives for the metadata thread, and on stop.
@@ -407,6 +413,7 @@ impl Metadata {
         Metadata {
             cluster: RwLock::default(),
             inner: Mutex::default(),
+            version: AtomicU64::new(0),
             updated: Condvar::new(),
             requested: Condvar::new(),
             lifecycle,
@@ -420,7 +427,7 @@ impl Metadata {
 
     /// The number of snapshots published so far.
     pub(crate) fn version(&self) -> u64 {
-        self.inner.lock().version
+        self.version.load(Ordering::Acquire)
     }
 
     /// Adds a topic of interest; asks for a refresh if it is new.
@@ -546,6 +553,7 @@ impl Metadata {
         *self.cluster.write() = cluster;
         let mut g = self.inner.lock();
         g.version += 1;
+        self.version.store(g.version, Ordering::Release);
         if let Some(now) = fetched {
             g.last_error = None;
             g.auth_error = None;

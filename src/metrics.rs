@@ -62,6 +62,83 @@ struct SensorInner {
     total_sum: f64,
 }
 
+/// Events at one instant, added up (count, sum, max) to be recorded at once
+/// ([`Sensor::record_tally`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tally {
+    count: u64,
+    sum: f64,
+    max: f64,
+}
+
+impl Tally {
+    /// One more event of `value`.
+    pub(crate) fn add(&mut self, value: f64) {
+        self.max = if self.count == 0 {
+            value
+        } else {
+            self.max.max(value)
+        };
+        self.count += 1;
+        self.sum += value;
+    }
+}
+
+/// What one drain sealed, for [`Metrics::on_drained`]: each sensor is
+/// locked once per drain rather than once per batch (with hundreds of
+/// small batches per drain, seven locks a batch were a sixth of the I/O
+/// thread's work). Every batch of a drain has the same `now`.
+#[derive(Default)]
+pub(crate) struct DrainTally<'a> {
+    records: Tally,
+    bytes: Tally,
+    /// Each batch's largest record.
+    record_size: Tally,
+    queue_ms: Tally,
+    compression: Tally,
+    /// Per topic: records, bytes, compression (usually one topic).
+    topics: Vec<(&'a TopicSensors, [Tally; 3])>,
+}
+
+impl<'a> DrainTally<'a> {
+    /// A batch of `topic`: `records` records, `bytes` bytes, the largest
+    /// record `max_record` bytes, queued for `queued`; `compression` its
+    /// compressed/uncompressed ratio if sealed now.
+    pub(crate) fn add(
+        &mut self,
+        topic: &'a TopicSensors,
+        records: usize,
+        bytes: usize,
+        max_record: usize,
+        queued: Duration,
+        compression: Option<f64>,
+    ) {
+        let (records, bytes) = (records as f64, bytes as f64);
+        self.records.add(records);
+        self.bytes.add(bytes);
+        self.record_size.add(max_record as f64);
+        self.queue_ms.add(queued.as_secs_f64() * 1000.0);
+        let i = match self
+            .topics
+            .iter()
+            .position(|(t, _)| std::ptr::eq(*t, topic))
+        {
+            Some(i) => i,
+            None => {
+                self.topics.push((topic, [Tally::default(); 3]));
+                self.topics.len() - 1
+            }
+        };
+        let t = &mut self.topics[i].1;
+        t[0].add(records);
+        t[1].add(bytes);
+        if let Some(c) = compression {
+            self.compression.add(c);
+            t[2].add(c);
+        }
+    }
+}
+
 /// One measured event: a window of samples (count, sum, max) and totals.
 #[derive(Debug)]
 pub(crate) struct Sensor {
@@ -104,6 +181,22 @@ impl Sensor {
 
     /// Records one event of `value` at `now`.
     pub(crate) fn record(&self, value: f64, now: Instant) {
+        self.record_tally(
+            Tally {
+                count: 1,
+                sum: value,
+                max: value,
+            },
+            now,
+        );
+    }
+
+    /// Records the events of `t`, all at `now`: what recording them one by
+    /// one would leave, for one lock.
+    pub(crate) fn record_tally(&self, t: Tally, now: Instant) {
+        if t.count == 0 {
+            return;
+        }
         let now = self.ms(now);
         let window = self.windows.window_ms.max(1);
         let mut g = self.inner.lock();
@@ -120,14 +213,14 @@ impl Sensor {
         let cur = g.current;
         let s = &mut g.samples[cur];
         s.max = if s.count == 0 {
-            value
+            t.max
         } else {
-            s.max.max(value)
+            s.max.max(t.max)
         };
-        s.count += 1;
-        s.sum += value;
-        g.total_count += 1;
-        g.total_sum += value;
+        s.count += t.count;
+        s.sum += t.sum;
+        g.total_count += t.count;
+        g.total_sum += t.sum;
     }
 
     fn read(&self, now: Instant) -> Reading {
@@ -319,6 +412,7 @@ impl Metrics {
     /// largest `max_record` bytes, is in a request now, after `queued` in
     /// the accumulator; `compression` is its compressed/uncompressed ratio
     /// the first time it is sealed.
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_drain(
         &self,
@@ -330,16 +424,22 @@ impl Metrics {
         compression: Option<f64>,
         now: Instant,
     ) {
-        let records = records as f64;
-        self.records.record(records, now);
-        topic.records.record(records, now);
-        topic.bytes.record(bytes as f64, now);
-        self.batch_size.record(bytes as f64, now);
-        self.record_size.record(max_record as f64, now);
-        self.queue_time.record(queued.as_secs_f64() * 1000.0, now);
-        if let Some(c) = compression {
-            self.compression.record(c, now);
-            topic.compression.record(c, now);
+        let mut t = DrainTally::default();
+        t.add(topic, records, bytes, max_record, queued, compression);
+        self.on_drained(&t, now);
+    }
+
+    /// The batches of one drain at `now` (see [`DrainTally`]).
+    pub(crate) fn on_drained(&self, t: &DrainTally<'_>, now: Instant) {
+        self.records.record_tally(t.records, now);
+        self.batch_size.record_tally(t.bytes, now);
+        self.record_size.record_tally(t.record_size, now);
+        self.queue_time.record_tally(t.queue_ms, now);
+        self.compression.record_tally(t.compression, now);
+        for (topic, [records, bytes, compression]) in &t.topics {
+            topic.records.record_tally(*records, now);
+            topic.bytes.record_tally(*bytes, now);
+            topic.compression.record_tally(*compression, now);
         }
     }
 
@@ -748,6 +848,30 @@ mod tests {
 
     fn at(t0: Instant, ms: u64) -> Instant {
         t0 + Duration::from_millis(ms)
+    }
+
+    /// A drain's tally leaves a sensor as recording its batches one by
+    /// one would, in a fresh window and in one already holding events.
+    #[test]
+    fn a_tally_records_what_its_events_would_one_by_one() {
+        let (one, t0) = sensor(1000, 2);
+        let (many, _) = sensor(1000, 2);
+        let many = Sensor { epoch: t0, ..many };
+        for (ms, values) in [
+            (10, &[3.0, 1.0, 2.0][..]),
+            (20, &[0.5, 7.0]),
+            (1500, &[4.0]),
+        ] {
+            let mut t = Tally::default();
+            for &v in values {
+                one.record(v, at(t0, ms));
+                t.add(v);
+            }
+            many.record_tally(t, at(t0, ms));
+            assert_eq!(one.read(at(t0, ms)), many.read(at(t0, ms)), "at {ms} ms");
+        }
+        many.record_tally(Tally::default(), at(t0, 1600));
+        assert_eq!(one.read(at(t0, 1600)), many.read(at(t0, 1600)), "nothing");
     }
 
     #[test]

@@ -19,6 +19,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod callbacks;
+mod drainer;
 mod incomplete;
 pub(crate) mod pool;
 mod queue;
@@ -38,7 +39,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::future::{BatchResult, Delivered, RecordFuture};
 use crate::lifecycle::Lifecycle;
-use crate::metrics::Metrics;
+use crate::metrics::{DrainTally, Metrics};
 use crate::protocol::compression::Compression;
 use crate::protocol::records::{record_size_upper_bound, RECORD_BATCH_OVERHEAD};
 use crate::util::{later, Budget, FxBuildHasher};
@@ -58,6 +59,7 @@ use sequence::Gate;
 /// partitions with a large `batch.size` do not exhaust the pool with empty
 /// reservations.
 const FIRST_RESERVE: usize = 16 * 1024;
+pub(crate) use drainer::Drainer;
 pub(crate) use signal::DrainSignal;
 
 /// What the accumulator needs from the configuration.
@@ -101,6 +103,32 @@ pub(crate) trait TxnHooks: Send + Sync {
     /// Called by `complete` before a batch fails with `err` (no partition
     /// lock held); `sequenced`: it had taken a sequence number.
     fn on_failed(&self, err: &Error, sequenced: bool);
+}
+
+/// What one drain decides once for all partitions.
+struct DrainContext<'a> {
+    /// The idempotent producer's id and epoch.
+    producer: Option<(i64, i16)>,
+    /// Every batch is ready regardless of linger (`send_now`).
+    send_now: bool,
+    txn: Option<&'a Arc<dyn TxnHooks>>,
+}
+
+/// One partition's answer to a drain ([`RecordAccumulator::take_one`]).
+// The batch moves by value once, into the request's list; boxing it would
+// allocate per batch.
+#[allow(clippy::large_enum_variant)]
+enum Take {
+    /// Its first batch, sealed; `true` if it has more.
+    Batch(Drained, bool),
+    /// Its first batch becomes ready then.
+    At(Instant),
+    /// Ready, but over the room left in the request.
+    Full,
+    /// Nothing to take until something happens to it, which touches it
+    /// (see `signal.rs`): empty, muted, waiting for its sequences or for
+    /// the transaction.
+    Idle,
 }
 
 /// The result of a drain: batches to send to one broker.
@@ -198,6 +226,8 @@ impl RecordAccumulator {
         for q in self.all_partitions() {
             q.inner.lock().seq.restart();
         }
+        // Their gates change: every thread looks at all its partitions.
+        self.wake_all();
     }
 
     pub(crate) fn pool(&self) -> &BufferPool {
@@ -207,6 +237,11 @@ impl RecordAccumulator {
     /// Nanoseconds from the epoch to `t` (at least 1).
     pub(crate) fn nanos(&self, t: Instant) -> u64 {
         (t.saturating_duration_since(self.epoch).as_nanos() as u64).max(1)
+    }
+
+    /// The instant `nanos` after the epoch ([`nanos`](Self::nanos)'s inverse).
+    pub(super) fn instant(&self, nanos: u64) -> Instant {
+        later(self.epoch, Duration::from_nanos(nanos))
     }
 
     /// The queues of `topic`, if metadata has described it.
@@ -335,7 +370,7 @@ impl RecordAccumulator {
                     let leader = queue.leader();
                     drop(g);
                     if full {
-                        self.notify_leader(leader, Instant::now());
+                        self.notify_leader(queue, leader, Instant::now(), None);
                     }
                     break Ok(fut);
                 }
@@ -405,7 +440,10 @@ impl RecordAccumulator {
             } else {
                 later(now, self.cfg.linger)
             };
-            self.notify_leader(leader, ready_at);
+            // A new batch may be the first of its partition: the thread's
+            // expiry bound must cover it.
+            let expires = later(now, self.cfg.delivery_timeout);
+            self.notify_leader(queue, leader, ready_at, Some(expires));
             break Ok(fut);
         };
         if let Some((buf, size, _)) = buffer {
@@ -444,10 +482,128 @@ impl RecordAccumulator {
             || self.ledger.pool.has_waiters()
     }
 
+    /// What every partition's drain decision shares in one drain: `None`
+    /// while an idempotent producer has no id (it sends nothing before;
+    /// `set_producer_id` wakes every thread).
+    fn drain_context(&self) -> Option<DrainContext<'_>> {
+        let producer = if self.cfg.idempotent {
+            Some((*self.producer_id.lock())?)
+        } else {
+            None
+        };
+        Some(DrainContext {
+            producer,
+            send_now: self.send_now(),
+            txn: self.txn.get(),
+        })
+    }
+
+    /// Takes the first batch of `q` if it is ready and may go now, and
+    /// seals it. `room`: the bytes left in the request, `None` for its
+    /// first batch (always taken).
+    /// What it takes is counted in `tally`, recorded once per drain.
+    fn take_one<'q>(
+        &self,
+        q: &'q Arc<PartitionQueue>,
+        cx: &DrainContext<'_>,
+        room: Option<usize>,
+        now: Instant,
+        tally: &mut DrainTally<'q>,
+    ) -> Take {
+        if q.queued() == 0 {
+            return Take::Idle; // a new batch touches the partition
+        }
+        let mut g = q.inner.lock();
+        if g.muted {
+            return Take::Idle; // unmute touches the partition
+        }
+        // Idempotence: only the oldest retry, or a new batch while fewer
+        // than max.in.flight are unsettled (`sequence.rs`). A batch
+        // settling touches the partition; an epoch change, every one.
+        if let Some(current) = cx.producer {
+            let PartitionInner { batches, seq, .. } = &mut *g;
+            if seq.gate(batches, current, self.cfg.max_in_flight) == Gate::Wait {
+                return Take::Idle;
+            }
+        }
+        let Some(first) = g.batches.front() else {
+            return Take::Idle;
+        };
+        let ready_at = match first.retry_at {
+            // Backing off from this leader: wait for it, even in a
+            // flush. A new leader gets it at once (Java's
+            // `hasLeaderChanged`, KIP-951).
+            Some(t) if first.sent_to == q.leader() => t,
+            Some(_) => now,
+            None if cx.send_now || g.batches.len() > 1 || first.is_full() => now,
+            None => later(first.created, self.cfg.linger),
+        };
+        if ready_at > now {
+            return Take::At(ready_at);
+        }
+        if let Some(txn) = cx.txn {
+            if !txn.may_drain(q) {
+                return Take::Idle; // the manager wakes every thread once it is added
+            }
+        }
+        if room.is_some_and(|room| first.size_in_bytes() > room) {
+            return Take::Full;
+        }
+        let mut batch = g.batches.pop_front().expect("peeked");
+        let more = !g.batches.is_empty();
+        q.queued.store(g.batches.len(), Ordering::Relaxed);
+        let first_drain = batch.attempts == 0;
+        if first_drain {
+            g.next_reserve = batch.reserved;
+        }
+        g.muted = self.cfg.guarantee_order;
+        // Idempotence: the sequence is taken under the partition lock
+        // the first time the batch is drained; a retry keeps its bytes.
+        let identity = match cx.producer {
+            Some(current) if batch.identity().is_none() => Some(g.seq.assign(
+                current,
+                batch.record_count(),
+                cx.txn.is_some(),
+            )),
+            _ => None,
+        };
+        drop(g);
+        let compression = match batch.seal(identity) {
+            Some((plain, compressed)) => {
+                q.ratio.observe(plain, compressed);
+                Some(compressed as f64 / plain.max(1) as f64)
+            }
+            None => first_drain.then_some(1.0),
+        };
+        // As Java's Sender: a retried batch counts as sent again.
+        tally.add(
+            &q.sensors,
+            batch.record_count(),
+            batch.size_in_bytes(),
+            batch.max_record_size(),
+            now.saturating_duration_since(batch.created),
+            compression,
+        );
+        batch.attempts += 1;
+        batch.last_attempt = Some(now);
+        batch.retry_at = None;
+        batch.sent_to = q.leader();
+        Take::Batch(
+            Drained {
+                queue: q.clone(),
+                batch,
+            },
+            more,
+        )
+    }
+
     /// Takes at most one ready batch from each of `partitions`, starting at
     /// `*cursor` and going round, until `max_bytes` would be exceeded (the
     /// first batch is always taken). Seals what it takes. Returns the
-    /// batches and when the next unready batch becomes ready.
+    /// batches and when the next unready batch becomes ready. A scan of
+    /// every partition, for tests; the I/O threads drain through a
+    /// [`Drainer`], which visits only the partitions that have work.
+    #[cfg(test)]
     pub(crate) fn drain(
         &self,
         partitions: &[Arc<PartitionQueue>],
@@ -462,108 +618,30 @@ impl RecordAccumulator {
         if n == 0 {
             return (out, None);
         }
-        // An idempotent producer sends nothing before it has its id.
-        let producer = if self.cfg.idempotent {
-            match *self.producer_id.lock() {
-                Some(p) => Some(p),
-                None => return (out, None), // `set_producer_id` wakes us
-            }
-        } else {
-            None
+        let Some(cx) = self.drain_context() else {
+            return (out, None);
         };
-        let send_now = self.send_now();
-        // Transactions: a partition is drained only once it is in the
-        // transaction (`TxnHooks::may_drain`); `None` for other producers.
-        let txn = self.txn.get();
         let mut bytes = 0usize;
+        let mut tally = DrainTally::default();
         let start = *cursor % n;
         for i in 0..n {
             let idx = (start + i) % n;
-            let q = &partitions[idx];
-            if q.queued() == 0 {
-                continue;
-            }
-            let mut g = q.inner.lock();
-            if g.muted {
-                continue; // unmute wakes the leader's thread
-            }
-            // Idempotence: only the oldest retry, or a new batch while
-            // fewer than max.in.flight are unsettled (`sequence.rs`). A
-            // batch settling wakes the leader's thread.
-            if let Some(current) = producer {
-                let PartitionInner { batches, seq, .. } = &mut *g;
-                if seq.gate(batches, current, self.cfg.max_in_flight) == Gate::Wait {
-                    continue;
+            let room = (!out.is_empty()).then(|| max_bytes.saturating_sub(bytes));
+            match self.take_one(&partitions[idx], &cx, room, now, &mut tally) {
+                Take::Batch(d, _) => {
+                    bytes += d.batch.size_in_bytes();
+                    out.push(d);
                 }
-            }
-            let Some(first) = g.batches.front() else {
-                continue;
-            };
-            let ready_at = match first.retry_at {
-                // Backing off from this leader: wait for it, even in a
-                // flush. A new leader gets it at once (Java's
-                // `hasLeaderChanged`, KIP-951).
-                Some(t) if first.sent_to == q.leader() => t,
-                Some(_) => now,
-                None if send_now || g.batches.len() > 1 || first.is_full() => now,
-                None => later(first.created, self.cfg.linger),
-            };
-            if ready_at > now {
-                next = Some(next.map_or(ready_at, |t: Instant| t.min(ready_at)));
-                continue;
-            }
-            if let Some(txn) = txn {
-                if !txn.may_drain(q) {
-                    continue; // the manager wakes us once it is added
+                Take::At(t) => next = Some(next.map_or(t, |n: Instant| n.min(t))),
+                Take::Full => {
+                    *cursor = idx; // start here next time
+                    self.metrics.on_drained(&tally, now);
+                    return (out, Some(now));
                 }
+                Take::Idle => {}
             }
-            if !out.is_empty() && bytes + first.size_in_bytes() > max_bytes {
-                *cursor = idx; // start here next time
-                return (out, Some(now));
-            }
-            let mut batch = g.batches.pop_front().expect("peeked");
-            q.queued.store(g.batches.len(), Ordering::Relaxed);
-            let first_drain = batch.attempts == 0;
-            if first_drain {
-                g.next_reserve = batch.reserved;
-            }
-            g.muted = self.cfg.guarantee_order;
-            // Idempotence: the sequence is taken under the partition lock
-            // the first time the batch is drained; a retry keeps its bytes.
-            let identity = match producer {
-                Some(current) if batch.identity().is_none() => {
-                    Some(g.seq.assign(current, batch.record_count(), txn.is_some()))
-                }
-                _ => None,
-            };
-            drop(g);
-            let compression = match batch.seal(identity) {
-                Some((plain, compressed)) => {
-                    q.ratio.observe(plain, compressed);
-                    Some(compressed as f64 / plain.max(1) as f64)
-                }
-                None => first_drain.then_some(1.0),
-            };
-            // As Java's Sender: a retried batch counts as sent again.
-            self.metrics.on_drain(
-                &q.sensors,
-                batch.record_count(),
-                batch.size_in_bytes(),
-                batch.max_record_size(),
-                now.saturating_duration_since(batch.created),
-                compression,
-                now,
-            );
-            batch.attempts += 1;
-            batch.last_attempt = Some(now);
-            batch.retry_at = None;
-            batch.sent_to = q.leader();
-            bytes += batch.size_in_bytes();
-            out.push(Drained {
-                queue: q.clone(),
-                batch,
-            });
         }
+        self.metrics.on_drained(&tally, now);
         *cursor = (start + 1) % n;
         (out, next)
     }
@@ -601,12 +679,15 @@ impl RecordAccumulator {
             None => 0,
         };
         let records = batch.record_count();
+        // Older than the batches behind it: it may lower the thread's
+        // expiry bound, which a pass made while it was in flight left out.
+        let expires = later(batch.created, self.cfg.delivery_timeout);
         g.batches.insert(at, batch);
         queue.queued.store(g.batches.len(), Ordering::Relaxed);
         let leader = queue.leader();
         drop(g);
         self.metrics.on_retry(&queue.sensors, records);
-        self.notify_leader(leader, retry_at);
+        self.notify_leader(queue, leader, retry_at, Some(expires));
     }
 
     /// The request that held a batch of each of `queues` has come back (its
@@ -623,7 +704,7 @@ impl RecordAccumulator {
             let waiting = !g.batches.is_empty();
             drop(g);
             if waiting {
-                self.notify_leader(q.leader(), Instant::now());
+                self.notify_leader(q, q.leader(), Instant::now(), None);
             }
         }
     }
@@ -651,7 +732,7 @@ impl RecordAccumulator {
                 self.bump_epoch(id, &queue.topic, queue.partition);
             }
             if waiting {
-                self.notify_leader(queue.leader(), Instant::now());
+                self.notify_leader(queue, queue.leader(), Instant::now(), None);
             }
         }
         if outcome.is_err() {
@@ -699,7 +780,7 @@ impl RecordAccumulator {
                 ));
                 txn.on_failed(&why, true);
             }
-            self.notify_leader(q.leader(), Instant::now());
+            self.notify_leader(&q, q.leader(), Instant::now(), None);
         }
     }
 
@@ -754,6 +835,9 @@ impl RecordAccumulator {
             None
         };
         drop(p);
+        // Every partition's gate reads the epoch: each thread looks at all
+        // its partitions again (rare: one bump per unresolved gap).
+        self.wake_all();
         log::info!(
             "producer {} epoch {} -> {}: sequences of {topic}-{partition} could not be resolved \
              (KIP-360); partitions restart their sequences under the new epoch",
@@ -798,17 +882,39 @@ impl RecordAccumulator {
     /// callbacks run on one thread in order; the metadata thread expires
     /// the partitions no I/O thread leads.
     pub(crate) fn expire(&self, partitions: &[Arc<PartitionQueue>], now: Instant) -> usize {
+        self.expire_in(partitions, now, &mut Vec::new()).0
+    }
+
+    /// [`expire`](Self::expire), which also returns when the next of the
+    /// batches left can expire, and lists in `touched` the indices of the
+    /// partitions that lost batches and have more (their next batch may be
+    /// ready now). One pass for a [`Drainer`].
+    pub(super) fn expire_in(
+        &self,
+        partitions: &[Arc<PartitionQueue>],
+        now: Instant,
+        touched: &mut Vec<usize>,
+    ) -> (usize, Option<Instant>) {
         let mut expired = Vec::new();
-        for q in partitions {
+        let mut next: Option<Instant> = None;
+        for (i, q) in partitions.iter().enumerate() {
             if q.queued() == 0 {
                 continue;
             }
             let mut g = q.inner.lock();
+            let before = expired.len();
             while let Some(first) = g.batches.front() {
                 if now.saturating_duration_since(first.created) < self.cfg.delivery_timeout {
+                    // The oldest of the partition's batches: retries are
+                    // older than what is behind them.
+                    let t = later(first.created, self.cfg.delivery_timeout);
+                    next = Some(next.map_or(t, |n: Instant| n.min(t)));
                     break;
                 }
                 expired.push((q, g.batches.pop_front().expect("peeked")));
+            }
+            if expired.len() > before && !g.batches.is_empty() {
+                touched.push(i);
             }
             q.queued.store(g.batches.len(), Ordering::Relaxed);
         }
@@ -822,7 +928,7 @@ impl RecordAccumulator {
             let err = self.delivery_timeout_error(&b, now, stage);
             self.complete(q, b, Err(err));
         }
-        n
+        (n, next)
     }
 
     /// The error for a batch that outlived `delivery.timeout.ms`.

@@ -38,6 +38,10 @@ pub(crate) struct PartitionQueue {
     pub(super) leader: AtomicI32,
     /// Mirrors `inner.batches.len()` for lock-free peeks.
     pub(super) queued: AtomicUsize,
+    /// Its index in its leader's partition list (`partitions_led_by`),
+    /// written by the metadata thread before it publishes the list: how a
+    /// [`Touch`](super::signal::Touch) names it to the leader's thread.
+    pub(super) slot: AtomicUsize,
     pub(super) inner: Mutex<PartitionInner>,
     /// The topic's compression-ratio estimate, shared by its partitions.
     pub(super) ratio: Arc<RatioEstimator>,
@@ -80,6 +84,7 @@ impl PartitionQueue {
             sensors,
             leader: AtomicI32::new(leader),
             queued: AtomicUsize::new(0),
+            slot: AtomicUsize::new(usize::MAX),
             inner: Mutex::new(PartitionInner {
                 batches: VecDeque::new(),
                 muted: false,

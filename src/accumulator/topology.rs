@@ -70,7 +70,9 @@ impl RecordAccumulator {
         for q in self.all_partitions() {
             let l = q.leader();
             if l >= 0 {
-                by_leader.entry(l).or_default().push(q);
+                let list = by_leader.entry(l).or_default();
+                q.slot.store(list.len(), Ordering::Release);
+                list.push(q);
             }
         }
         *self.by_leader.write() = by_leader
