@@ -747,7 +747,7 @@ impl MetricsSnapshot {
 
 /// Appends `s` as a JSON string (RFC 8259: quotes, backslashes and control
 /// characters escaped).
-fn json_string(out: &mut String, s: &str) {
+pub(crate) fn json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

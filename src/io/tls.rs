@@ -1345,6 +1345,17 @@ mod tests {
         !events.is_empty()
     }
 
+    /// `c` switched to non-blocking and registered with a new poll for
+    /// `interest`, as an I/O thread drives it (mio is edge-triggered).
+    fn edge_triggered(c: &Connection, interest: mio::Interest) -> (mio::Poll, mio::Events) {
+        c.transport().set_nonblocking(true).unwrap();
+        let poll = mio::Poll::new().unwrap();
+        let fd = c.transport().as_raw_fd();
+        poll.registry()
+            .register(&mut mio::unix::SourceFd(&fd), mio::Token(1), interest)
+            .unwrap();
+        (poll, mio::Events::with_capacity(4))
+    }
     #[test]
     fn buffered_records_flush_on_writable_edges_and_count_once_on_the_socket() {
         use crate::protocol::messages::produce;
@@ -1368,17 +1379,7 @@ mod tests {
             Ok(got)
         });
         let mut c = open(&cfg, "127.0.0.1", port).unwrap();
-        c.transport().set_nonblocking(true).unwrap();
-        let mut poll = mio::Poll::new().unwrap();
-        let fd = c.transport().as_raw_fd();
-        poll.registry()
-            .register(
-                &mut mio::unix::SourceFd(&fd),
-                mio::Token(1),
-                mio::Interest::WRITABLE,
-            )
-            .unwrap();
-        let mut events = mio::Events::with_capacity(4);
+        let (mut poll, mut events) = edge_triggered(&c, mio::Interest::WRITABLE);
         let start = c.enqueued_total();
         c.enqueue(&produce::API, 9, |b| {
             b.extend_from_slice(&vec![7u8; 3 << 20])
@@ -1444,17 +1445,7 @@ mod tests {
             Ok(())
         });
         let mut c = open(&cfg, "127.0.0.1", port).unwrap();
-        c.transport().set_nonblocking(true).unwrap();
-        let mut poll = mio::Poll::new().unwrap();
-        let fd = c.transport().as_raw_fd();
-        poll.registry()
-            .register(
-                &mut mio::unix::SourceFd(&fd),
-                mio::Token(1),
-                mio::Interest::READABLE,
-            )
-            .unwrap();
-        let mut events = mio::Events::with_capacity(4);
+        let (mut poll, mut events) = edge_triggered(&c, mio::Interest::READABLE);
         go_tx.send(()).unwrap();
         let mut got = Vec::new();
         while got.len() < 200 {

@@ -89,22 +89,10 @@ fn jaas_err(message: String) -> Error {
     Error::config("sasl.jaas.config", message)
 }
 
-/// JSON string literal.
+/// JSON string literal (the escaping the metrics' JSON uses).
 fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    crate::metrics::json_string(&mut out, s);
     out
 }
 
