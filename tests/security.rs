@@ -296,3 +296,34 @@ fn a_missing_file_fails_producer_new_naming_key_and_path() {
         r => panic!("{r:?}"),
     }
 }
+
+/// A client certificate signed by the cluster's own CA but expired: Kafka
+/// refuses it, and `send` says the broker refused our certificate. The
+/// same certificate with current dates is accepted (the control).
+#[test]
+fn an_expired_client_certificate_is_refused_by_the_broker() {
+    use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyPair};
+    let ca_key = KeyPair::from_pem(&read(&var("KP_KAFKA_CA_KEY"))).unwrap();
+    let issuer = Issuer::from_ca_cert_pem(&read(&var("KP_KAFKA_CA")), ca_key).unwrap();
+    let client = |expired: bool| {
+        let mut params = CertificateParams::new(vec!["kp-client".to_owned()]).unwrap();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let mut pairs = mtls();
+        pairs[3].1 = cert.pem();
+        pairs[4].1 = key.serialize_pem();
+        ssl(&var("KP_KAFKA_SSL_BOOTSTRAP"), &pairs)
+    };
+    let p = producer(client(false)).unwrap();
+    assert!(!p
+        .partitions_for(&topic("tls-fresh-cert"))
+        .unwrap()
+        .is_empty());
+    let m = refused(client(true));
+    assert!(m.contains("client certificate"), "{m}");
+}
