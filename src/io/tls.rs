@@ -237,6 +237,21 @@ fn require_pem(key: &'static str, t: StoreType, used_by: &str) -> Result<()> {
     }
 }
 
+/// Two settings that go together: both values, or an `Error::Config`
+/// naming the one that is missing.
+fn both<'a, A, B>(
+    a: (&'static str, &'a Option<A>),
+    b: (&'static str, &'a Option<B>),
+) -> Result<(&'a A, &'a B)> {
+    match (a.1, b.1) {
+        (Some(x), Some(y)) => Ok((x, y)),
+        (x, _) => Err(Error::config(
+            if x.is_none() { a.0 } else { b.0 },
+            format!("{} and {} go together: set both", a.0, b.0),
+        )),
+    }
+}
+
 impl TlsClient {
     /// The TLS settings of `cfg` (which uses SSL or SASL_SSL), with every
     /// file read and parsed now.
@@ -414,19 +429,13 @@ impl TlsClient {
             return Ok(Some((key, chain, pem_key(key, path, &pem)?)));
         }
         if inline {
-            let (Some(chain), Some(key)) =
-                (&cfg.ssl_keystore_certificate_chain, &cfg.ssl_keystore_key)
-            else {
-                let missing = if cfg.ssl_keystore_key.is_none() {
-                    "ssl.keystore.key"
-                } else {
-                    "ssl.keystore.certificate.chain"
-                };
-                return Err(Error::config(
-                    missing,
-                    "ssl.keystore.key and ssl.keystore.certificate.chain go together: set both",
-                ));
-            };
+            let (key, chain) = both(
+                ("ssl.keystore.key", &cfg.ssl_keystore_key),
+                (
+                    "ssl.keystore.certificate.chain",
+                    &cfg.ssl_keystore_certificate_chain,
+                ),
+            )?;
             let chain = pem_certs(
                 "ssl.keystore.certificate.chain",
                 "the certificate chain",
@@ -436,19 +445,10 @@ impl TlsClient {
             return Ok(Some(("ssl.keystore.key", chain, key)));
         }
         if librdkafka {
-            let (Some(cert), Some(keyfile)) =
-                (&cfg.ssl_certificate_location, &cfg.ssl_key_location)
-            else {
-                let missing = if cfg.ssl_key_location.is_none() {
-                    "ssl.key.location"
-                } else {
-                    "ssl.certificate.location"
-                };
-                return Err(Error::config(
-                    missing,
-                    "ssl.certificate.location and ssl.key.location go together: set both",
-                ));
-            };
+            let (cert, keyfile) = both(
+                ("ssl.certificate.location", &cfg.ssl_certificate_location),
+                ("ssl.key.location", &cfg.ssl_key_location),
+            )?;
             let chain = pem_certs(
                 "ssl.certificate.location",
                 cert,
