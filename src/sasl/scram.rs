@@ -71,6 +71,21 @@ impl Hash {
             }
         }
     }
+
+    /// The server's check of a client proof (RFC 5802 section 3): the proof
+    /// XOR ClientSignature is a ClientKey whose hash is the StoredKey
+    /// derived from `salted`.
+    #[cfg(test)]
+    pub(super) fn proof_verifies(self, salted: &[u8], auth_message: &str, proof: &[u8]) -> bool {
+        let stored = self.h(&self.hmac(salted, b"Client Key"));
+        let client_key = xor(proof, &self.hmac(&stored, auth_message.as_bytes()));
+        self.h(&client_key) == stored
+    }
+}
+
+/// Byte-wise XOR of two equal-length strings (the proof and the key).
+fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
+    a.iter().zip(b).map(|(x, y)| x ^ y).collect()
 }
 
 enum State {
@@ -193,11 +208,7 @@ impl Scram {
                 let without_proof = format!("c=biws,r={full}");
                 let auth_message = format!("{bare},{server_first},{without_proof}");
                 let client_signature = h.hmac(&stored_key, auth_message.as_bytes());
-                let proof: Vec<u8> = client_key
-                    .iter()
-                    .zip(&client_signature)
-                    .map(|(a, b)| a ^ b)
-                    .collect();
+                let proof = xor(&client_key, &client_signature);
                 let server_key = h.hmac(&salted, b"Server Key");
                 let server_signature = h.hmac(&server_key, auth_message.as_bytes());
                 self.state = State::SentFinal { server_signature };
@@ -339,17 +350,11 @@ mod tests {
         let (without, proof) = fin.rsplit_once(",p=").unwrap();
         // the server side
         let salted = h.hi(password.as_bytes(), salt, 4096);
-        let stored = h.h(&h.hmac(&salted, b"Client Key"));
         let auth = format!("{},{server_first},{without}", &first[3..]);
-        let sig = h.hmac(&stored, auth.as_bytes());
-        let client_key: Vec<u8> = B64
-            .decode(proof)
-            .unwrap()
-            .iter()
-            .zip(&sig)
-            .map(|(a, b)| a ^ b)
-            .collect();
-        assert_eq!(h.h(&client_key), stored, "the proof verifies");
+        assert!(
+            h.proof_verifies(&salted, &auth, &B64.decode(proof).unwrap()),
+            "the proof verifies"
+        );
         let server_sig = h.hmac(&h.hmac(&salted, b"Server Key"), auth.as_bytes());
         s.step(format!("v={}", B64.encode(server_sig)).as_bytes())
             .unwrap();

@@ -226,17 +226,9 @@ impl Broker {
                     .strip_prefix("n=")
                     .unwrap();
                 let salted = h.hi(self.password.as_bytes(), SALT, 4096);
-                let stored = h.h(&h.hmac(&salted, b"Client Key"));
                 let auth = format!("{first_bare},{server_first},{without}");
-                let sig = h.hmac(&stored, auth.as_bytes());
-                let key: Vec<u8> = B64
-                    .decode(proof)
-                    .unwrap()
-                    .iter()
-                    .zip(&sig)
-                    .map(|(a, b)| a ^ b)
-                    .collect();
-                if user != self.user || h.h(&key) != stored {
+                let proof = B64.decode(proof).unwrap();
+                if user != self.user || !h.proof_verifies(&salted, &auth, &proof) {
                     return refuse(&format!("Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"));
                 }
                 let server_sig = h.hmac(&h.hmac(&salted, b"Server Key"), auth.as_bytes());
