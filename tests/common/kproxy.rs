@@ -274,6 +274,20 @@ impl Drop for KProxy {
     }
 }
 
+impl Shared {
+    /// The throttle set for answers to `key` and the timeline of that
+    /// API's requests and throttled answers: Produce's or Metadata's.
+    fn throttle_of(&self, key: i16) -> Option<(&AtomicI32, &Mutex<Vec<ProduceEvent>>)> {
+        if key == ApiKey::Produce as i16 {
+            Some((&self.throttle_ms, &self.timeline))
+        } else if key == ApiKey::Metadata as i16 {
+            Some((&self.metadata_throttle_ms, &self.metadata_timeline))
+        } else {
+            None
+        }
+    }
+}
+
 fn error(shared: &Shared, e: String) {
     shared.errors.lock().unwrap().push(e);
 }
@@ -392,28 +406,14 @@ impl Conn {
             self.shared.requests.lock().unwrap().push((key, version));
             if key == ApiKey::Produce as i16 {
                 self.note_produce(version, corr, &frame);
-                if self.shared.throttle_ms.load(Ordering::SeqCst) > 0 {
-                    self.shared
-                        .timeline
-                        .lock()
-                        .unwrap()
-                        .push(ProduceEvent::Request {
-                            conn: self.id,
-                            at: Instant::now(),
-                        });
-                }
             }
-            if key == ApiKey::Metadata as i16
-                && self.shared.metadata_throttle_ms.load(Ordering::SeqCst) > 0
-            {
-                self.shared
-                    .metadata_timeline
-                    .lock()
-                    .unwrap()
-                    .push(ProduceEvent::Request {
+            if let Some((throttle_ms, timeline)) = self.shared.throttle_of(key) {
+                if throttle_ms.load(Ordering::SeqCst) > 0 {
+                    timeline.lock().unwrap().push(ProduceEvent::Request {
                         conn: self.id,
                         at: Instant::now(),
                     });
+                }
             }
             if server.write_all(&frame).is_err() {
                 break;
@@ -431,13 +431,10 @@ impl Conn {
             }
             let corr = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
             let request = self.pending.lock().unwrap().remove(&corr);
-            let throttled = matches!(request, Some((k, _)) if k == ApiKey::Produce as i16)
-                .then(|| self.shared.throttle_ms.load(Ordering::SeqCst))
-                .filter(|t| *t > 0);
-            let metadata_throttled =
-                matches!(request, Some((k, _)) if k == ApiKey::Metadata as i16)
-                    .then(|| self.shared.metadata_throttle_ms.load(Ordering::SeqCst))
-                    .filter(|t| *t > 0);
+            let throttled = request
+                .and_then(|(k, _)| self.shared.throttle_of(k))
+                .map(|(ms, timeline)| (ms.load(Ordering::SeqCst), timeline))
+                .filter(|(ms, _)| *ms > 0);
             let out = match request {
                 Some((key, version)) => match self.answer(key, version, corr, frame) {
                     Some(out) => out,
@@ -450,27 +447,12 @@ impl Conn {
             };
             // Logged before the client can have it: any request it sends
             // after reading it is logged later.
-            if let Some(throttle_ms) = throttled {
-                self.shared
-                    .timeline
-                    .lock()
-                    .unwrap()
-                    .push(ProduceEvent::Throttled {
-                        conn: self.id,
-                        at: Instant::now(),
-                        throttle_ms,
-                    });
-            }
-            if let Some(throttle_ms) = metadata_throttled {
-                self.shared
-                    .metadata_timeline
-                    .lock()
-                    .unwrap()
-                    .push(ProduceEvent::Throttled {
-                        conn: self.id,
-                        at: Instant::now(),
-                        throttle_ms,
-                    });
+            if let Some((throttle_ms, timeline)) = throttled {
+                timeline.lock().unwrap().push(ProduceEvent::Throttled {
+                    conn: self.id,
+                    at: Instant::now(),
+                    throttle_ms,
+                });
             }
             if client.write_all(&out).is_err() {
                 break;
