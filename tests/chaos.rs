@@ -659,12 +659,10 @@ fn chaos() {
     drop(mock);
 }
 
-/// Counts the producer's log lines of interest and keeps its recent
-/// warnings, for the report and for a hang's diagnosis.
+/// The producer's log lines the report counts (`common::logs` keeps its
+/// recent warnings too, for a hang's diagnosis).
 mod logs {
-    use std::collections::VecDeque;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Mutex, Once};
+    pub use crate::common::logs::{count, recent};
 
     pub const RETRY: usize = 0;
     pub const DISCONNECT: usize = 1;
@@ -677,57 +675,7 @@ mod logs {
         "panicked",
     ];
 
-    static COUNTS: [AtomicUsize; 4] = [
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-    ];
-    static RECENT: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
-
-    struct Logger;
-
-    impl log::Log for Logger {
-        fn enabled(&self, m: &log::Metadata) -> bool {
-            m.level() <= log::Level::Debug && m.target().starts_with("kafka_producer")
-        }
-
-        fn log(&self, r: &log::Record) {
-            if !self.enabled(r.metadata()) {
-                return;
-            }
-            let line = r.args().to_string();
-            for (i, p) in PATTERNS.iter().enumerate() {
-                if line.contains(p) {
-                    COUNTS[i].fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            if r.level() <= log::Level::Warn {
-                let mut recent = RECENT.lock().unwrap();
-                if recent.len() == 40 {
-                    recent.pop_front();
-                }
-                recent.push_back(format!("[{}] {line}", r.level()));
-            }
-        }
-
-        fn flush(&self) {}
-    }
-
     pub fn install() {
-        static ONCE: Once = Once::new();
-        ONCE.call_once(|| {
-            if log::set_logger(&Logger).is_ok() {
-                log::set_max_level(log::LevelFilter::Debug);
-            }
-        });
-    }
-
-    pub fn count(what: usize) -> usize {
-        COUNTS[what].load(Ordering::Relaxed)
-    }
-
-    pub fn recent() -> Vec<String> {
-        RECENT.lock().unwrap().iter().cloned().collect()
+        crate::common::logs::install(&PATTERNS);
     }
 }

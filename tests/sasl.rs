@@ -271,42 +271,14 @@ fn gssapi_and_missing_credentials_are_config_errors() {
     assert!(matches!(e, Error::MetadataTimeout { .. }), "{e}");
 }
 
-/// Counts log lines that contain given words (the producer logs through
-/// the `log` crate).
+/// Counts the producer's log lines that hold given words.
 mod logs {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Once;
+    pub use crate::common::logs::count;
 
-    pub const WORDS: [&str; 2] = ["re-authenticating", "disconnecting"];
-    static COUNTS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
-
-    struct Logger;
-    impl log::Log for Logger {
-        fn enabled(&self, _: &log::Metadata) -> bool {
-            true
-        }
-        fn log(&self, r: &log::Record) {
-            let line = r.args().to_string();
-            for (i, w) in WORDS.iter().enumerate() {
-                if line.contains(w) {
-                    COUNTS[i].fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-        fn flush(&self) {}
-    }
+    const WORDS: [&str; 2] = ["re-authenticating", "disconnecting"];
 
     pub fn install() {
-        static ONCE: Once = Once::new();
-        ONCE.call_once(|| {
-            if log::set_logger(&Logger).is_ok() {
-                log::set_max_level(log::LevelFilter::Debug);
-            }
-        });
-    }
-
-    pub fn count(word: usize) -> usize {
-        COUNTS[word].load(Ordering::Relaxed)
+        crate::common::logs::install(&WORDS);
     }
 }
 

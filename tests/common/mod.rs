@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 pub mod java;
 pub mod kproxy;
+pub mod logs;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
