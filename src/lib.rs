@@ -71,6 +71,7 @@
 #![deny(missing_docs)]
 
 mod accumulator;
+mod clock;
 pub mod config;
 mod error;
 mod future;

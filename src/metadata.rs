@@ -493,21 +493,11 @@ impl Metadata {
     ) -> Work {
         let mut g = self.inner.lock();
         loop {
-            if self.lifecycle.is_stopped() {
-                return Work::Shutdown;
+            let now = crate::clock::now();
+            if let Some(work) = self.work_locked(&mut g, now, deadline, not_before, fetching) {
+                return work;
             }
-            if g.fetch_done {
-                g.fetch_done = false;
-                return Work::Fetched;
-            }
-            let now = Instant::now();
             let refresh = g.need_update && !fetching;
-            if refresh && now >= not_before {
-                return Work::Refresh;
-            }
-            if now >= deadline {
-                return Work::Tick;
-            }
             let until = if refresh {
                 deadline.min(not_before)
             } else {
@@ -515,6 +505,41 @@ impl Metadata {
             };
             self.requested.wait_until(&mut g, until);
         }
+    }
+
+    /// [`wait_for_work`](Self::wait_for_work) without the wait, for a
+    /// driver with its own clock (the simulation): the work due at `now`,
+    /// if any.
+    #[cfg(feature = "mock")]
+    pub(crate) fn poll_work(
+        &self,
+        now: Instant,
+        deadline: Instant,
+        not_before: Instant,
+        fetching: bool,
+    ) -> Option<Work> {
+        self.work_locked(&mut self.inner.lock(), now, deadline, not_before, fetching)
+    }
+
+    fn work_locked(
+        &self,
+        g: &mut Inner,
+        now: Instant,
+        deadline: Instant,
+        not_before: Instant,
+        fetching: bool,
+    ) -> Option<Work> {
+        if self.lifecycle.is_stopped() {
+            return Some(Work::Shutdown);
+        }
+        if g.fetch_done {
+            g.fetch_done = false;
+            return Some(Work::Fetched);
+        }
+        if g.need_update && !fetching && now >= not_before {
+            return Some(Work::Refresh);
+        }
+        (now >= deadline).then_some(Work::Tick)
     }
 
     /// For the fetch thread: its result is ready; wakes the metadata thread.

@@ -310,7 +310,7 @@ impl Drainer {
     /// When the next expiry pass is due, if any batch is queued.
     pub(crate) fn next_expiry(&self, acc: &RecordAccumulator) -> Option<Instant> {
         if self.expire_all {
-            return Some(Instant::now());
+            return Some(crate::clock::now());
         }
         match self.signal.expiry.load(Ordering::SeqCst) {
             NEVER => None,

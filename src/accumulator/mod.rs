@@ -195,7 +195,7 @@ impl RecordAccumulator {
                 any_lost: Default::default(),
             }),
             cfg,
-            epoch: Instant::now(),
+            epoch: crate::clock::now(),
             topics: RwLock::new(HashMap::default()),
             by_leader: RwLock::new(HashMap::new()),
             leaders_version: AtomicU64::new(0),
@@ -370,7 +370,7 @@ impl RecordAccumulator {
                     let leader = queue.leader();
                     drop(g);
                     if full {
-                        self.notify_leader(queue, leader, Instant::now(), None);
+                        self.notify_leader(queue, leader, crate::clock::now(), None);
                     }
                     break Ok(fut);
                 }
@@ -407,7 +407,7 @@ impl RecordAccumulator {
                 continue; // re-check: someone may have made a batch meanwhile
             };
             let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
-            let now = Instant::now();
+            let now = crate::clock::now();
             let result = BatchResult::new(queue.topic.clone(), queue.partition);
             let mut batch = ProducerBatch::new(
                 id,
@@ -704,7 +704,7 @@ impl RecordAccumulator {
             let waiting = !g.batches.is_empty();
             drop(g);
             if waiting {
-                self.notify_leader(q, q.leader(), Instant::now(), None);
+                self.notify_leader(q, q.leader(), crate::clock::now(), None);
             }
         }
     }
@@ -732,7 +732,7 @@ impl RecordAccumulator {
                 self.bump_epoch(id, &queue.topic, queue.partition);
             }
             if waiting {
-                self.notify_leader(queue, queue.leader(), Instant::now(), None);
+                self.notify_leader(queue, queue.leader(), crate::clock::now(), None);
             }
         }
         if outcome.is_err() {
@@ -780,7 +780,7 @@ impl RecordAccumulator {
                 ));
                 txn.on_failed(&why, true);
             }
-            self.notify_leader(&q, q.leader(), Instant::now(), None);
+            self.notify_leader(&q, q.leader(), crate::clock::now(), None);
         }
     }
 

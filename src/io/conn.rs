@@ -156,9 +156,24 @@ fn connect_socket(
     Ok(socket.into())
 }
 
-/// One connection to one broker.
+/// One connection to one broker: a transport and its [`Wire`]. It
+/// dereferences to the wire, so versions, framing and counters are read
+/// through it.
 pub(crate) struct Connection<S: Transport = Stream> {
     stream: S,
+    wire: Wire,
+}
+
+/// The sans-IO half of a connection: request framing and correlation
+/// ids, the bytes waiting to be written, the response frames being
+/// reassembled, what ApiVersions said, and the broker's throttle and SASL
+/// session deadlines. It owns no socket: its owner moves bytes between it
+/// and a transport ([`pending_output`](Wire::pending_output) and
+/// [`taken`](Wire::taken) one way, [`read_space`](Wire::read_space) and
+/// [`received`](Wire::received) the other). A blocking [`Connection`]
+/// does that with its own transport; an I/O thread's core holds the wire
+/// alone and its driver does it (`io/core.rs`).
+pub(crate) struct Wire {
     /// "node 1 (127.0.0.1:9092)", for errors and logs.
     pub(crate) label: String,
     client_id: String,
@@ -184,12 +199,35 @@ pub(crate) struct Connection<S: Transport = Stream> {
     max_frame: usize,
     /// KIP-219: until when the broker asked us (with `throttle_time_ms`
     /// in an answer) to send it nothing; the next blocking
-    /// [`request`](Self::request) waits for it. (The I/O threads keep
+    /// [`request`](Connection::request) waits for it. (The I/O threads keep
     /// their own hold-back for Produce.)
     throttled_until: Option<Instant>,
     /// When the SASL session must be renewed (KIP-368), if it has a
     /// lifetime.
     reauth_at: Option<Instant>,
+}
+
+impl std::fmt::Debug for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wire")
+            .field("label", &self.label)
+            .field("enqueued_total", &self.enqueued_total)
+            .field("written_total", &self.written_total)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Transport> std::ops::Deref for Connection<S> {
+    type Target = Wire;
+    fn deref(&self) -> &Wire {
+        &self.wire
+    }
+}
+
+impl<S: Transport> std::ops::DerefMut for Connection<S> {
+    fn deref_mut(&mut self) -> &mut Wire {
+        &mut self.wire
+    }
 }
 
 impl Connection<Stream> {
@@ -268,11 +306,11 @@ impl Connection<Stream> {
         if let Some(f) = self.stream.tls_failure() {
             let host = self.stream.tls_host().unwrap_or_default();
             return Error::Authentication {
-                broker: self.label.clone(),
+                broker: self.wire.label.clone(),
                 message: super::tls::describe(f, host, "the configured CAs"),
             };
         }
-        let got = &self.rbuf[..self.rlen];
+        let got = &self.wire.rbuf[..self.wire.rlen];
         // A TLS record: handshake (22) or alert (21), version 3.x.
         if matches!(self.stream, Stream::Plain(_))
             && got.len() >= 3
@@ -280,7 +318,7 @@ impl Connection<Stream> {
             && got[1] == 3
         {
             return Error::Authentication {
-                broker: self.label.clone(),
+                broker: self.wire.label.clone(),
                 message: "the broker answered with TLS: this port is a TLS listener; set \
                           security.protocol=SSL (or SASL_SSL)"
                     .into(),
@@ -295,32 +333,19 @@ impl<S: Transport> Connection<S> {
     pub(crate) fn new(stream: S, label: String, client_id: &str) -> Self {
         Connection {
             stream,
-            label,
-            client_id: client_id.to_owned(),
-            api: ApiVersionsResponse::default(),
-            next_correlation_id: 0,
-            wbuf: Vec::with_capacity(64 * 1024),
-            wpos: 0,
-            written_total: 0,
-            taken_total: 0,
-            enqueued_total: 0,
-            rbuf: vec![0; READ_BUF_INITIAL],
-            rpos: 0,
-            rlen: 0,
-            max_frame: MAX_RESPONSE_SIZE,
-            throttled_until: None,
-            reauth_at: None,
+            wire: Wire::new(label, client_id),
         }
     }
 
-    /// An answer said the broker throttled us for `ms` (its
-    /// `throttle_time_ms`): the next blocking request to it waits that long
-    /// from now, as Java's client mutes a throttled connection.
-    pub(crate) fn throttled(&mut self, ms: i32) {
-        if ms > 0 {
-            log::debug!("{}: throttled for {ms} ms", self.label);
-            self.throttled_until = Some(later(Instant::now(), Duration::from_millis(ms as u64)));
-        }
+    /// The transport and the wire, apart: an I/O thread's driver keeps
+    /// the one and its core the other (`io/core.rs`).
+    pub(crate) fn into_parts(self) -> (S, Wire) {
+        (self.stream, self.wire)
+    }
+
+    /// A connection again from its parts (to re-authenticate, or close).
+    pub(crate) fn from_parts(stream: S, wire: Wire) -> Self {
+        Connection { stream, wire }
     }
 
     /// Authenticates with `sasl` (after [`negotiate`](Self::negotiate)),
@@ -333,14 +358,8 @@ impl<S: Transport> Connection<S> {
         timeout: Duration,
     ) -> Result<()> {
         let session = crate::sasl::authenticate(self, sasl, timeout)?;
-        self.reauth_at = session.map(|(start, life)| crate::sasl::reauth_at(start, life));
+        self.wire.reauth_at = session.map(|(start, life)| crate::sasl::reauth_at(start, life));
         Ok(())
-    }
-
-    /// True once the SASL session is due for renewal (KIP-368): send no
-    /// new request; once the answers are in, authenticate again.
-    pub(crate) fn reauth_due(&self, now: Instant) -> bool {
-        self.reauth_at.is_some_and(|t| now >= t)
     }
 
     /// For a blocking connection (nothing in flight): authenticates again
@@ -351,28 +370,27 @@ impl<S: Transport> Connection<S> {
         timeout: Duration,
     ) -> Result<()> {
         match sasl {
-            Some(sasl) if self.reauth_due(Instant::now()) => {
-                log::debug!("{}: re-authenticating ({})", self.label, sasl.mechanism());
+            Some(sasl) if self.wire.reauth_due(Instant::now()) => {
+                log::debug!(
+                    "{}: re-authenticating ({})",
+                    self.wire.label,
+                    sasl.mechanism()
+                );
                 self.authenticate(sasl, timeout)
             }
             _ => Ok(()),
         }
     }
 
-    /// When the SASL session is due for renewal, if it has a lifetime.
-    #[cfg(test)]
-    pub(crate) fn reauth_at(&self) -> Option<Instant> {
-        self.reauth_at
-    }
-
     /// The underlying transport.
+    #[cfg(test)]
     pub(crate) fn transport(&self) -> &S {
         &self.stream
     }
 
     fn net(&self, message: impl Into<String>) -> Error {
         Error::Network {
-            broker: self.label.clone(),
+            broker: self.wire.label.clone(),
             message: message.into(),
         }
     }
@@ -392,23 +410,312 @@ impl<S: Transport> Connection<S> {
                 |b| req.encode(b, version),
                 later(Instant::now(), timeout),
             )?;
-            let resp = ApiVersionsResponse::decode(&body, version)
-                .map_err(|e| Error::Protocol(format!("ApiVersions from {}: {e}", self.label)))?;
-            self.throttled(resp.throttle_time_ms);
+            let resp = ApiVersionsResponse::decode(&body, version).map_err(|e| {
+                Error::Protocol(format!("ApiVersions from {}: {e}", self.wire.label))
+            })?;
+            self.wire.throttled(resp.throttle_time_ms);
             match ErrorCode(resp.error_code) {
                 ErrorCode::NONE => {
-                    self.api = resp;
+                    self.wire.api = resp;
                     return Ok(());
                 }
                 ErrorCode::UNSUPPORTED_VERSION if version > 0 => version = 0,
                 code => {
                     return Err(Error::Protocol(format!(
                         "ApiVersions v{version} to {} failed with {code}",
-                        self.label
+                        self.wire.label
                     )))
                 }
             }
         }
+    }
+
+    /// True if bytes are waiting to be written: in the write buffer, or
+    /// taken by the transport and held (TLS records not yet on the socket).
+    pub(crate) fn wants_write(&self) -> bool {
+        self.wire.has_output() || self.stream.has_buffered()
+    }
+
+    /// Writes as much as the socket takes without blocking
+    /// ([`write_to`]).
+    pub(crate) fn write_some(&mut self) -> io::Result<()> {
+        write_to(&mut self.stream, &mut self.wire)
+    }
+
+    /// Reads whatever the socket has without blocking ([`read_from`]).
+    #[cfg(test)]
+    pub(crate) fn read_some(&mut self) -> io::Result<usize> {
+        read_from(&mut self.stream, &mut self.wire)
+    }
+
+    /// Closes the connection so the broker still processes every request
+    /// it was sent: half-closes our side, then reads (and drops) whatever
+    /// the broker still sends until it closes too, or `timeout` passes.
+    ///
+    /// Dropping a socket with unread bytes in its receive buffer makes the
+    /// kernel send RST instead of FIN, and a peer that gets RST discards
+    /// requests it has not read yet. Brokers that answer acks=0 requests
+    /// (the test brokers do) would lose the last ones that way.
+    pub(crate) fn close_gracefully(mut self, timeout: Duration) {
+        let deadline = later(Instant::now(), timeout);
+        // TLS's close_notify is a write: bounded by the timeout too.
+        if self.stream.set_nonblocking(false).is_err()
+            || self
+                .stream
+                .set_timeouts(Some(timeout.max(Duration::from_millis(1))))
+                .is_err()
+            || self.stream.shutdown_write().is_err()
+        {
+            return;
+        }
+        let mut sink = [0u8; 16 * 1024];
+        while let Some(left) = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+        {
+            if self.stream.set_timeouts(Some(left)).is_err() {
+                return;
+            }
+            match self.stream.read(&mut sink) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Sends one request and waits for its response in blocking mode,
+    /// until `deadline`. Returns the response body (after the header).
+    /// Frames with other correlation ids are skipped. If the broker's last
+    /// answer throttled us, the request is sent once that time has passed
+    /// (or at `deadline`, whichever is first).
+    pub(crate) fn request(
+        &mut self,
+        api: &Api,
+        version: i16,
+        body: impl FnOnce(&mut Vec<u8>),
+        deadline: Instant,
+    ) -> Result<Vec<u8>> {
+        if let Some(until) = self.wire.throttled_until.take() {
+            let wait = until
+                .min(deadline)
+                .saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
+        let resp_hv = api.response_header_version(version);
+        let id = self.wire.enqueue(api, version, body);
+        let remaining = |d: Instant| {
+            d.checked_duration_since(Instant::now())
+                .filter(|r| !r.is_zero())
+                .ok_or(ErrorKind::TimedOut)
+        };
+        let started = Instant::now();
+        // A blocking socket's timeout surfaces as WouldBlock (EAGAIN) or
+        // TimedOut: say what it means.
+        let io_err = |c: &Self, e: io::Error| match e.kind() {
+            ErrorKind::WouldBlock | ErrorKind::TimedOut => c.net(format!(
+                "no answer to {} v{version} within {} ms (request.timeout.ms)",
+                api.name,
+                deadline.saturating_duration_since(started).as_millis()
+            )),
+            _ => c.net(format!("request failed: {e}")),
+        };
+        self.stream
+            .set_nonblocking(false)
+            .map_err(|e| io_err(self, e))?;
+        // Blocking: each write waits up to what is left; one that times
+        // out leaves bytes to write, and the deadline ends the loop.
+        while self.wants_write() {
+            let r = remaining(deadline).map_err(|k| io_err(self, k.into()))?;
+            self.stream
+                .set_timeouts(Some(r))
+                .map_err(|e| io_err(self, e))?;
+            self.write_some().map_err(|e| io_err(self, e))?;
+        }
+        loop {
+            let found = self
+                .next_frame(|corr, frame| {
+                    (corr == id).then(|| {
+                        let mut d = Decoder::new(frame, false);
+                        decode_response_header(&mut d, resp_hv)
+                            .map(|_| frame[d.position()..].to_vec())
+                    })
+                })
+                .map_err(|e| io_err(self, e))?;
+            match found {
+                Some(Some(Ok(body))) => return Ok(body),
+                Some(Some(Err(e))) => {
+                    return Err(Error::Protocol(format!(
+                        "response header from {}: {e}",
+                        self.wire.label
+                    )))
+                }
+                Some(None) => continue, // another request's answer
+                None => {}
+            }
+            let r = remaining(deadline).map_err(|k| io_err(self, k.into()))?;
+            self.stream
+                .set_timeouts(Some(r))
+                .map_err(|e| io_err(self, e))?;
+            if let Err(e) = self.wire.read_space() {
+                return Err(io_err(self, e));
+            }
+            let space = self.wire.read_space().expect("room was made");
+            match self.stream.read(space) {
+                Ok(0) => {
+                    return Err(io_err(
+                        self,
+                        io::Error::new(
+                            ErrorKind::UnexpectedEof,
+                            "the broker closed the connection",
+                        ),
+                    ))
+                }
+                Ok(n) => self.wire.received(n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err(self, e)),
+            }
+        }
+    }
+}
+
+/// Writes as much of `wire`'s output as `stream` takes without blocking:
+/// first what the transport holds, then more of the write buffer. A byte
+/// counts in `written_total` once the transport holds nothing: then every
+/// byte it took is on the socket.
+pub(crate) fn write_to<S: Transport>(stream: &mut S, wire: &mut Wire) -> io::Result<()> {
+    loop {
+        match stream.flush_buffered() {
+            Ok(()) => wire.flushed(),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        if !wire.has_output() {
+            return Ok(());
+        }
+        match stream.write(wire.pending_output()) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => wire.taken(n),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads whatever `stream` has into `wire` without blocking. Returns the
+/// bytes read; `UnexpectedEof` if the broker closed the connection.
+pub(crate) fn read_from<S: Transport>(stream: &mut S, wire: &mut Wire) -> io::Result<usize> {
+    let mut total = 0;
+    loop {
+        match stream.read(wire.read_space()?) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "the broker closed the connection",
+                ))
+            }
+            Ok(n) => {
+                wire.received(n);
+                total += n;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(total),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Wire {
+    /// A wire for a connection just opened, before ApiVersions.
+    pub(crate) fn new(label: String, client_id: &str) -> Self {
+        Wire {
+            label,
+            client_id: client_id.to_owned(),
+            api: ApiVersionsResponse::default(),
+            next_correlation_id: 0,
+            wbuf: Vec::with_capacity(64 * 1024),
+            wpos: 0,
+            written_total: 0,
+            taken_total: 0,
+            enqueued_total: 0,
+            rbuf: vec![0; READ_BUF_INITIAL],
+            rpos: 0,
+            rlen: 0,
+            max_frame: MAX_RESPONSE_SIZE,
+            throttled_until: None,
+            reauth_at: None,
+        }
+    }
+
+    /// True while enqueued bytes are waiting to be handed to the transport.
+    pub(crate) fn has_output(&self) -> bool {
+        self.wpos < self.wbuf.len()
+    }
+
+    /// The enqueued bytes not yet handed to the transport.
+    pub(crate) fn pending_output(&self) -> &[u8] {
+        &self.wbuf[self.wpos..]
+    }
+
+    /// The transport took the first `n` bytes of
+    /// [`pending_output`](Self::pending_output) (it may still hold them).
+    pub(crate) fn taken(&mut self, n: usize) {
+        self.wpos += n;
+        self.taken_total += n as u64;
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+            // Don't keep a huge buffer after one large request.
+            if self.wbuf.capacity() > 4 * 1024 * 1024 {
+                self.wbuf.shrink_to(64 * 1024);
+            }
+        }
+    }
+
+    /// The transport holds nothing: every byte it took is on the socket.
+    pub(crate) fn flushed(&mut self) {
+        self.written_total = self.taken_total;
+    }
+
+    /// Room to read into, after the bytes already read (see `make_room`).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` if the frame being read says it is larger than the
+    /// largest accepted ([`set_max_frame`](Self::set_max_frame)).
+    pub(crate) fn read_space(&mut self) -> io::Result<&mut [u8]> {
+        self.make_room()?;
+        Ok(&mut self.rbuf[self.rlen..])
+    }
+
+    /// `n` bytes were read into [`read_space`](Self::read_space).
+    pub(crate) fn received(&mut self, n: usize) {
+        self.rlen += n;
+    }
+
+    /// An answer said the broker throttled us for `ms` (its
+    /// `throttle_time_ms`): the next blocking request to it waits that long
+    /// from now, as Java's client mutes a throttled connection.
+    pub(crate) fn throttled(&mut self, ms: i32) {
+        if ms > 0 {
+            log::debug!("{}: throttled for {ms} ms", self.label);
+            self.throttled_until = Some(later(Instant::now(), Duration::from_millis(ms as u64)));
+        }
+    }
+
+    /// True once the SASL session is due for renewal (KIP-368): send no
+    /// new request; once the answers are in, authenticate again.
+    pub(crate) fn reauth_due(&self, now: Instant) -> bool {
+        self.reauth_at.is_some_and(|t| now >= t)
+    }
+
+    /// When the SASL session is due for renewal, if it has a lifetime.
+    #[cfg(test)]
+    pub(crate) fn reauth_at(&self) -> Option<Instant> {
+        self.reauth_at
     }
 
     /// The broker's answer to ApiVersions: its versions and its finalized
@@ -499,71 +806,6 @@ impl<S: Transport> Connection<S> {
         self.taken_total
     }
 
-    /// True if bytes are waiting to be written: in the write buffer, or
-    /// taken by the transport and held (TLS records not yet on the socket).
-    pub(crate) fn wants_write(&self) -> bool {
-        self.wpos < self.wbuf.len() || self.stream.has_buffered()
-    }
-
-    /// Writes as much as the socket takes without blocking: first what
-    /// the transport holds, then more of the write buffer. A byte counts
-    /// in `written_total` once the transport holds nothing: then every
-    /// byte it took is on the socket.
-    pub(crate) fn write_some(&mut self) -> io::Result<()> {
-        loop {
-            match self.stream.flush_buffered() {
-                Ok(()) => self.written_total = self.taken_total,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            if self.wpos == self.wbuf.len() {
-                break;
-            }
-            match self.stream.write(&self.wbuf[self.wpos..]) {
-                Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.wpos += n;
-                    self.taken_total += n as u64;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.wbuf.clear();
-        self.wpos = 0;
-        // Don't keep a huge buffer after one large request.
-        if self.wbuf.capacity() > 4 * 1024 * 1024 {
-            self.wbuf.shrink_to(64 * 1024);
-        }
-        Ok(())
-    }
-
-    /// Reads whatever the socket has without blocking. Returns the bytes
-    /// read; `UnexpectedEof` if the broker closed the connection.
-    pub(crate) fn read_some(&mut self) -> io::Result<usize> {
-        let mut total = 0;
-        loop {
-            self.make_room()?;
-            match self.stream.read(&mut self.rbuf[self.rlen..]) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        ErrorKind::UnexpectedEof,
-                        "the broker closed the connection",
-                    ))
-                }
-                Ok(n) => {
-                    self.rlen += n;
-                    total += n;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(total),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
     /// Ensures free space after `rlen`: compacts, then grows toward the
     /// size of the frame being read (never past `max_frame`, and
     /// only as far as the frame's own size prefix asks).
@@ -604,41 +846,6 @@ impl<S: Transport> Connection<S> {
             .map_err(|e| io::Error::new(ErrorKind::InvalidData, format!("response frame: {e}")))
     }
 
-    /// Closes the connection so the broker still processes every request
-    /// it was sent: half-closes our side, then reads (and drops) whatever
-    /// the broker still sends until it closes too, or `timeout` passes.
-    ///
-    /// Dropping a socket with unread bytes in its receive buffer makes the
-    /// kernel send RST instead of FIN, and a peer that gets RST discards
-    /// requests it has not read yet. Brokers that answer acks=0 requests
-    /// (the test brokers do) would lose the last ones that way.
-    pub(crate) fn close_gracefully(mut self, timeout: Duration) {
-        let deadline = later(Instant::now(), timeout);
-        // TLS's close_notify is a write: bounded by the timeout too.
-        if self.stream.set_nonblocking(false).is_err()
-            || self
-                .stream
-                .set_timeouts(Some(timeout.max(Duration::from_millis(1))))
-                .is_err()
-            || self.stream.shutdown_write().is_err()
-        {
-            return;
-        }
-        let mut sink = [0u8; 16 * 1024];
-        while let Some(left) = deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-        {
-            if self.stream.set_timeouts(Some(left)).is_err() {
-                return;
-            }
-            match self.stream.read(&mut sink) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    }
-
     /// Passes the next complete response frame (after its size prefix,
     /// starting with the correlation id) to `f`, then consumes it.
     /// `Ok(None)` if no complete frame has arrived.
@@ -676,99 +883,6 @@ impl<S: Transport> Connection<S> {
         self.rlen = left;
         self.rbuf.truncate(READ_BUF_INITIAL);
         self.rbuf.shrink_to_fit();
-    }
-
-    /// Sends one request and waits for its response in blocking mode,
-    /// until `deadline`. Returns the response body (after the header).
-    /// Frames with other correlation ids are skipped. If the broker's last
-    /// answer throttled us, the request is sent once that time has passed
-    /// (or at `deadline`, whichever is first).
-    pub(crate) fn request(
-        &mut self,
-        api: &Api,
-        version: i16,
-        body: impl FnOnce(&mut Vec<u8>),
-        deadline: Instant,
-    ) -> Result<Vec<u8>> {
-        if let Some(until) = self.throttled_until.take() {
-            let wait = until
-                .min(deadline)
-                .saturating_duration_since(Instant::now());
-            if !wait.is_zero() {
-                std::thread::sleep(wait);
-            }
-        }
-        let resp_hv = api.response_header_version(version);
-        let id = self.enqueue(api, version, body);
-        let remaining = |d: Instant| {
-            d.checked_duration_since(Instant::now())
-                .filter(|r| !r.is_zero())
-                .ok_or(ErrorKind::TimedOut)
-        };
-        let started = Instant::now();
-        // A blocking socket's timeout surfaces as WouldBlock (EAGAIN) or
-        // TimedOut: say what it means.
-        let io_err = |c: &Self, e: io::Error| match e.kind() {
-            ErrorKind::WouldBlock | ErrorKind::TimedOut => c.net(format!(
-                "no answer to {} v{version} within {} ms (request.timeout.ms)",
-                api.name,
-                deadline.saturating_duration_since(started).as_millis()
-            )),
-            _ => c.net(format!("request failed: {e}")),
-        };
-        self.stream
-            .set_nonblocking(false)
-            .map_err(|e| io_err(self, e))?;
-        // Blocking: each write waits up to what is left; one that times
-        // out leaves bytes to write, and the deadline ends the loop.
-        while self.wants_write() {
-            let r = remaining(deadline).map_err(|k| io_err(self, k.into()))?;
-            self.stream
-                .set_timeouts(Some(r))
-                .map_err(|e| io_err(self, e))?;
-            self.write_some().map_err(|e| io_err(self, e))?;
-        }
-        loop {
-            let found = self
-                .next_frame(|corr, frame| {
-                    (corr == id).then(|| {
-                        let mut d = Decoder::new(frame, false);
-                        decode_response_header(&mut d, resp_hv)
-                            .map(|_| frame[d.position()..].to_vec())
-                    })
-                })
-                .map_err(|e| io_err(self, e))?;
-            match found {
-                Some(Some(Ok(body))) => return Ok(body),
-                Some(Some(Err(e))) => {
-                    return Err(Error::Protocol(format!(
-                        "response header from {}: {e}",
-                        self.label
-                    )))
-                }
-                Some(None) => continue, // another request's answer
-                None => {}
-            }
-            let r = remaining(deadline).map_err(|k| io_err(self, k.into()))?;
-            self.stream
-                .set_timeouts(Some(r))
-                .map_err(|e| io_err(self, e))?;
-            self.make_room().map_err(|e| io_err(self, e))?;
-            match self.stream.read(&mut self.rbuf[self.rlen..]) {
-                Ok(0) => {
-                    return Err(io_err(
-                        self,
-                        io::Error::new(
-                            ErrorKind::UnexpectedEof,
-                            "the broker closed the connection",
-                        ),
-                    ))
-                }
-                Ok(n) => self.rlen += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_err(self, e)),
-            }
-        }
     }
 }
 

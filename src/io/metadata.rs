@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::conn::{Connection, SocketBuffers};
+use super::conn::{Connection, SocketBuffers, Transport};
 use super::decide::jittered;
 use super::IoShared;
 use crate::config::{parse_host_port, MetadataRecoveryStrategy, ProducerConfig};
@@ -26,171 +26,138 @@ use crate::metadata::{Cluster, Work};
 use crate::protocol::messages::metadata::{self, MetadataRequest, MetadataResponse};
 use crate::util::{later, LogLimiter};
 
-/// What a fetch thread hands back: the view (or why not), the connection
-/// to reuse next time, and where the rotation over known brokers stands.
-struct Fetched {
-    result: Result<Cluster>,
-    conn: Option<Connection>,
-    rotate: usize,
+/// What a fetch brings back, apart from its connection.
+pub(crate) struct FetchOutcome {
+    pub(crate) result: Result<Cluster>,
+    /// Where the rotation over known brokers stands after it.
+    pub(crate) rotate: usize,
     /// The idempotent producer's id and epoch, if they were asked for
     /// (InitProducerId, sent after the metadata on the same connection).
-    producer_id: Option<Result<(i64, i16)>>,
+    pub(crate) producer_id: Option<Result<(i64, i16)>>,
 }
 
-/// A fetch in progress on its own thread.
+/// What a fetch thread hands back: the outcome and the connection to
+/// reuse next time.
+struct Fetched {
+    outcome: FetchOutcome,
+    conn: Option<Connection>,
+}
+
+/// A fetch the core wants started.
+#[derive(Debug, Clone)]
+pub(crate) struct FetchPlan {
+    pub(crate) topics: Vec<String>,
+    pub(crate) rotate: usize,
+    /// Ask the bootstrap servers first, and not over the old connection
+    /// (KIP-1102).
+    pub(crate) rebootstrap_due: bool,
+    /// Send InitProducerId after the metadata (idempotence, no id yet).
+    pub(crate) need_id: bool,
+}
+
+/// A fetch in progress.
 struct InFlight {
-    rx: crossbeam_channel::Receiver<Fetched>,
     topics: Vec<String>,
     started: Instant,
 }
 
-/// The thread's body.
-pub(crate) fn run(shared: Arc<IoShared>) {
-    let cfg = shared.cfg.clone();
-    let mut conn: Option<Connection> = None;
-    // When the connection last carried a fetch: it is closed after
-    // `connections.max.idle.ms` without one, as Java closes idle ones.
-    let mut conn_used = Instant::now();
-    let mut rotate = 0usize;
-    let mut failures = 0u32;
-    let mut not_before = Instant::now();
-    let mut fetching: Option<InFlight> = None;
-    // When fetches started failing (none since): KIP-1102's trigger counts
-    // from here.
-    let mut failing_since: Option<Instant> = None;
-    // Failed fetches, and recoveries (a flapping cluster recovers often).
-    let mut failure_log = LogLimiter::new(super::FAULT_LOG_INTERVAL);
-    let mut recovery_log = LogLimiter::new(super::FAULT_LOG_INTERVAL);
-    loop {
-        let now = Instant::now();
+/// The sans-IO half of the metadata thread: when to refresh, whom to
+/// ask, what a fetched view means (install it, retry after a backoff,
+/// rebootstrap), the producer id, and expiry of the batches of partitions
+/// no I/O thread leads. It owns no connection, thread or clock: the
+/// driver ([`run`], or the simulation) waits on [`Metadata`] for work
+/// until [`deadline`](Self::deadline), runs the fetch
+/// [`next_fetch`](Self::next_fetch) plans, and hands its outcome to
+/// [`fetched`](Self::fetched).
+///
+/// [`Metadata`]: crate::metadata::Metadata
+pub(crate) struct MetadataCore {
+    shared: Arc<IoShared>,
+    /// When the connection last carried a fetch: it is closed after
+    /// `connections.max.idle.ms` without one, as Java closes idle ones.
+    conn_used: Instant,
+    rotate: usize,
+    failures: u32,
+    not_before: Instant,
+    fetching: Option<InFlight>,
+    /// When fetches started failing (none since): KIP-1102's trigger
+    /// counts from here.
+    failing_since: Option<Instant>,
+    /// Failed fetches, and recoveries (a flapping cluster recovers often).
+    failure_log: LogLimiter,
+    recovery_log: LogLimiter,
+}
+
+impl MetadataCore {
+    pub(crate) fn new(shared: Arc<IoShared>, now: Instant) -> Self {
+        MetadataCore {
+            shared,
+            conn_used: now,
+            rotate: 0,
+            failures: 0,
+            not_before: now,
+            fetching: None,
+            failing_since: None,
+            failure_log: LogLimiter::new(super::FAULT_LOG_INTERVAL),
+            recovery_log: LogLimiter::new(super::FAULT_LOG_INTERVAL),
+        }
+    }
+
+    /// No refresh starts before this (the backoff after a failure).
+    pub(crate) fn not_before(&self) -> Instant {
+        self.not_before
+    }
+
+    /// A fetch is in progress.
+    pub(crate) fn fetching(&self) -> bool {
+        self.fetching.is_some()
+    }
+
+    /// Until when the driver may wait for work, and whether the driver's
+    /// connection (`has_conn`) has been idle long enough to be closed now.
+    pub(crate) fn deadline(&self, now: Instant, has_conn: bool) -> (Instant, bool) {
+        let cfg = &self.shared.cfg;
         let mut deadline = now + Duration::from_secs(1);
-        if let (Some(last), None) = (shared.metadata.last_refresh(), &fetching) {
+        if let (Some(last), None) = (self.shared.metadata.last_refresh(), &self.fetching) {
             // Stale metadata is fetched again once the backoff allows: while
             // a failed fetch backs off, waking at `last + max_age` (already
             // past) would spin.
-            deadline = deadline.min(later(last, cfg.metadata_max_age).max(not_before));
+            deadline = deadline.min(later(last, cfg.metadata_max_age).max(self.not_before));
         }
-        let unled = shared.accumulator.unled_partitions();
-        if let Some(t) = shared.accumulator.next_expiry(&unled) {
+        let acc = &self.shared.accumulator;
+        if let Some(t) = acc.next_expiry(&acc.unled_partitions()) {
             deadline = deadline.min(t);
         }
-        if let (Some(c), Some(idle)) = (&conn, cfg.connections_max_idle) {
-            let at = later(conn_used, idle);
+        let mut close = false;
+        if let (true, Some(idle)) = (has_conn, cfg.connections_max_idle) {
+            let at = later(self.conn_used, idle);
             if now >= at {
-                log::debug!("closing the idle metadata connection to {}", c.label);
-                conn = None; // nothing is in flight on it: a plain close
+                close = true;
             } else {
                 deadline = deadline.min(at);
             }
         }
-        let work = shared
-            .metadata
-            .wait_for_work(deadline, not_before, fetching.is_some());
-        if work == Work::Shutdown {
-            // A fetch still running ends on its own and hands its result
-            // to no one; it holds no batch.
-            return;
-        }
-        let now = Instant::now();
-        // Batches of partitions an I/O thread leads expire on that thread.
-        // This runs while a fetch hangs too: the fetch has its own thread.
-        shared
-            .accumulator
-            .expire(&shared.accumulator.unled_partitions(), now);
-        if let Some(f) = &fetching {
-            let done = match f.rx.try_recv() {
-                Ok(done) => done,
-                Err(crossbeam_channel::TryRecvError::Empty) => continue,
-                Err(crossbeam_channel::TryRecvError::Disconnected) => Fetched {
-                    result: Err(Error::Protocol("the metadata fetch thread died".into())),
-                    conn: None,
-                    rotate,
-                    producer_id: None,
-                },
-            };
-            let f = fetching.take().expect("checked");
-            conn = done.conn;
-            conn_used = now;
-            rotate = done.rotate;
-            match done.result {
-                Ok(mut fetched) => {
-                    if failures > 0 {
-                        let (level, note) = recovery_log.level(log::Level::Info, now);
-                        log::log!(
-                            level,
-                            "metadata fetched again after {failures} failed attempts{note}"
-                        );
-                    }
-                    failures = 0;
-                    failing_since = None;
-                    not_before = later(f.started, cfg.retry_backoff);
-                    let installed = shared.install(
-                        |current| {
-                            // A broker behind on a leader change must not undo
-                            // what a newer view or a leader hint taught us.
-                            fetched.keep_newer_leaders(current);
-                            Some(fetched)
-                        },
-                        Some(f.started),
-                    );
-                    // A topic still being created, or a partition without a
-                    // leader: ask again after the backoff.
-                    let incomplete = installed.is_some_and(|cluster| {
-                        f.topics.iter().any(|t| {
-                            cluster.partition_count_for_topic(t).is_none()
-                                || cluster.available_partitions_for_topic(t).len()
-                                    < cluster.partitions_for_topic(t).len()
-                        })
-                    });
-                    match done.producer_id {
-                        Some(Ok((id, epoch))) => {
-                            log::info!("producer id {id}, epoch {epoch}");
-                            shared.accumulator.set_producer_id(id, epoch);
-                        }
-                        Some(Err(e @ Error::Fatal(_))) => shared.accumulator.fail_fatally(e),
-                        Some(Err(e)) => {
-                            let (level, note) = failure_log.level(log::Level::Warn, now);
-                            log::log!(level, "InitProducerId failed: {e}{note}");
-                        }
-                        None => {}
-                    }
-                    // Idempotence: no id yet, ask again after the backoff.
-                    if incomplete || shared.accumulator.wants_producer_id() {
-                        shared.metadata.request_update();
-                    }
-                }
-                Err(e) => {
-                    failures += 1;
-                    failing_since.get_or_insert(f.started);
-                    not_before = later(
-                        now,
-                        jittered(cfg.retry_backoff, cfg.retry_backoff_max, failures - 1),
-                    );
-                    let (level, note) = failure_log.level(log::Level::Warn, now);
-                    log::log!(
-                        level,
-                        "metadata fetch failed ({failures} in a row): {e}{note}"
-                    );
-                    if let Error::Authentication { .. } = e {
-                        // Fatal for what waits: records queued for
-                        // partitions no broker leads yet fail with it too.
-                        shared
-                            .accumulator
-                            .abort_queued(Some(&shared.accumulator.unled_partitions()), &e);
-                        shared.metadata.failed_auth(e);
-                    } else {
-                        shared.metadata.failed(e.to_string());
-                    }
-                }
-            }
-            continue;
-        }
+        (deadline, close)
+    }
+
+    /// Batches of partitions an I/O thread leads expire on that thread;
+    /// the others here. Runs while a fetch hangs too.
+    pub(crate) fn expire(&self, now: Instant) {
+        let acc = &self.shared.accumulator;
+        acc.expire(&acc.unled_partitions(), now);
+    }
+
+    /// After `work` (not a fetch's end, not shutdown), with no fetch in
+    /// progress: the fetch to start now, if one is due.
+    pub(crate) fn next_fetch(&mut self, work: Work, now: Instant) -> Option<FetchPlan> {
+        let shared = &self.shared;
+        let cfg = &shared.cfg;
         let stale = shared
             .metadata
             .last_refresh()
             .is_some_and(|t| now >= later(t, cfg.metadata_max_age));
-        if work != Work::Refresh && !(stale && now >= not_before) {
-            continue;
+        if work != Work::Refresh && !(stale && now >= self.not_before) {
+            return None;
         }
         let idle = shared.accumulator.idle_topics(cfg.metadata_max_idle);
         if !idle.is_empty() {
@@ -214,24 +181,159 @@ pub(crate) fn run(shared: Arc<IoShared>) {
             // Nothing to ask for: count it as fresh, or the max-age check
             // would wake this loop at once, forever.
             shared.metadata.mark_refreshed(now);
-            continue;
+            return None;
         }
         // No known broker has answered for
         // `metadata.recovery.rebootstrap.trigger.ms`: ask the bootstrap
         // servers first (KIP-1102), and not over the old connection.
-        let rebootstrap_due = failing_since
+        let rebootstrap_due = self
+            .failing_since
             .is_some_and(|t| now.saturating_duration_since(t) >= cfg.rebootstrap_trigger);
-        if rebootstrap_due {
-            conn = None;
-        }
-        fetching = Some(start_fetch(
-            &shared,
-            conn.take(),
-            topics.clone(),
-            rotate,
+        self.fetching = Some(InFlight {
+            topics: topics.clone(),
+            started: now,
+        });
+        Some(FetchPlan {
+            topics,
+            rotate: self.rotate,
             rebootstrap_due,
-            now,
-        ));
+            need_id: shared.accumulator.wants_producer_id(),
+        })
+    }
+
+    /// The fetch [`next_fetch`](Self::next_fetch) planned has ended.
+    pub(crate) fn fetched(&mut self, done: FetchOutcome, now: Instant) {
+        let Some(f) = self.fetching.take() else {
+            return;
+        };
+        let (shared, cfg) = (&self.shared, &self.shared.cfg);
+        self.conn_used = now;
+        self.rotate = done.rotate;
+        match done.result {
+            Ok(mut fetched) => {
+                if self.failures > 0 {
+                    let (level, note) = self.recovery_log.level(log::Level::Info, now);
+                    log::log!(
+                        level,
+                        "metadata fetched again after {} failed attempts{note}",
+                        self.failures
+                    );
+                }
+                self.failures = 0;
+                self.failing_since = None;
+                self.not_before = later(f.started, cfg.retry_backoff);
+                let installed = shared.install(
+                    |current| {
+                        // A broker behind on a leader change must not undo
+                        // what a newer view or a leader hint taught us.
+                        fetched.keep_newer_leaders(current);
+                        Some(fetched)
+                    },
+                    Some(f.started),
+                );
+                // A topic still being created, or a partition without a
+                // leader: ask again after the backoff.
+                let incomplete = installed.is_some_and(|cluster| {
+                    f.topics.iter().any(|t| {
+                        cluster.partition_count_for_topic(t).is_none()
+                            || cluster.available_partitions_for_topic(t).len()
+                                < cluster.partitions_for_topic(t).len()
+                    })
+                });
+                match done.producer_id {
+                    Some(Ok((id, epoch))) => {
+                        log::info!("producer id {id}, epoch {epoch}");
+                        shared.accumulator.set_producer_id(id, epoch);
+                    }
+                    Some(Err(e @ Error::Fatal(_))) => shared.accumulator.fail_fatally(e),
+                    Some(Err(e)) => {
+                        let (level, note) = self.failure_log.level(log::Level::Warn, now);
+                        log::log!(level, "InitProducerId failed: {e}{note}");
+                    }
+                    None => {}
+                }
+                // Idempotence: no id yet, ask again after the backoff.
+                if incomplete || shared.accumulator.wants_producer_id() {
+                    shared.metadata.request_update();
+                }
+            }
+            Err(e) => {
+                self.failures += 1;
+                self.failing_since.get_or_insert(f.started);
+                self.not_before = later(
+                    now,
+                    jittered(cfg.retry_backoff, cfg.retry_backoff_max, self.failures - 1),
+                );
+                let (level, note) = self.failure_log.level(log::Level::Warn, now);
+                log::log!(
+                    level,
+                    "metadata fetch failed ({} in a row): {e}{note}",
+                    self.failures
+                );
+                if let Error::Authentication { .. } = e {
+                    // Fatal for what waits: records queued for
+                    // partitions no broker leads yet fail with it too.
+                    shared
+                        .accumulator
+                        .abort_queued(Some(&shared.accumulator.unled_partitions()), &e);
+                    shared.metadata.failed_auth(e);
+                } else {
+                    shared.metadata.failed(e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// The thread's body: the driver of a [`MetadataCore`] with blocking
+/// connections, each fetch on a thread of its own.
+pub(crate) fn run(shared: Arc<IoShared>) {
+    let mut core = MetadataCore::new(shared.clone(), crate::clock::now());
+    let mut conn: Option<Connection> = None;
+    let mut fetching: Option<crossbeam_channel::Receiver<Fetched>> = None;
+    loop {
+        let now = crate::clock::now();
+        let (deadline, close) = core.deadline(now, conn.is_some());
+        if close {
+            if let Some(c) = conn.take() {
+                // Nothing is in flight on it: a plain close.
+                log::debug!("closing the idle metadata connection to {}", c.label);
+            }
+        }
+        let work = shared
+            .metadata
+            .wait_for_work(deadline, core.not_before(), core.fetching());
+        if work == Work::Shutdown {
+            // A fetch still running ends on its own and hands its result
+            // to no one; it holds no batch.
+            return;
+        }
+        let now = crate::clock::now();
+        core.expire(now);
+        if let Some(rx) = &fetching {
+            let done = match rx.try_recv() {
+                Ok(done) => done,
+                Err(crossbeam_channel::TryRecvError::Empty) => continue,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => Fetched {
+                    outcome: FetchOutcome {
+                        result: Err(Error::Protocol("the metadata fetch thread died".into())),
+                        rotate: core.rotate,
+                        producer_id: None,
+                    },
+                    conn: None,
+                },
+            };
+            fetching = None;
+            conn = done.conn;
+            core.fetched(done.outcome, now);
+            continue;
+        }
+        if let Some(plan) = core.next_fetch(work, now) {
+            if plan.rebootstrap_due {
+                conn = None;
+            }
+            fetching = Some(start_fetch(&shared, conn.take(), plan));
+        }
     }
 }
 
@@ -244,38 +346,35 @@ pub(crate) fn run(shared: Arc<IoShared>) {
 fn start_fetch(
     shared: &IoShared,
     conn: Option<Connection>,
-    topics: Vec<String>,
-    rotate: usize,
-    rebootstrap_due: bool,
-    now: Instant,
-) -> InFlight {
+    plan: FetchPlan,
+) -> crossbeam_channel::Receiver<Fetched> {
     let (tx, rx) = crossbeam_channel::bounded(1);
     let cfg = shared.cfg.clone();
     let metadata = shared.metadata.clone();
     let known = metadata.cluster();
-    let asked = topics.clone();
-    let need_id = shared.accumulator.wants_producer_id();
     let spawned = std::thread::Builder::new()
         .name(format!("{}-meta-fetch", cfg.client_id))
         .spawn(move || {
-            let (mut conn, mut rotate) = (conn, rotate);
+            let (mut conn, mut rotate) = (conn, plan.rotate);
             let result = fetch(
                 &cfg,
                 &known,
                 &mut conn,
-                &asked,
+                &plan.topics,
                 &mut rotate,
-                rebootstrap_due,
+                plan.rebootstrap_due,
             );
             let producer_id = match (&result, conn.as_mut()) {
-                (Ok(_), Some(c)) if need_id => Some(init_producer_id(c, &cfg)),
+                (Ok(_), Some(c)) if plan.need_id => Some(init_producer_id(c, &cfg)),
                 _ => None,
             };
             let _ = tx.send(Fetched {
-                result,
+                outcome: FetchOutcome {
+                    result,
+                    rotate,
+                    producer_id,
+                },
                 conn,
-                rotate,
-                producer_id,
             });
             metadata.fetch_finished();
         });
@@ -284,11 +383,7 @@ fn start_fetch(
         log::error!("cannot start a metadata fetch thread: {e}");
         shared.metadata.fetch_finished();
     }
-    InFlight {
-        rx,
-        topics,
-        started: now,
-    }
+    rx
 }
 
 /// Fetches metadata for `topics`: over the open connection if there is
@@ -349,7 +444,7 @@ fn fetch(
 /// (Kafka 4's default) once no known broker answers. When fetches have
 /// failed for `metadata.recovery.rebootstrap.trigger.ms`
 /// (`rebootstrap_due`), the bootstrap servers come first.
-fn candidates(
+pub(crate) fn candidates(
     cfg: &ProducerConfig,
     known: &Cluster,
     rotate: &mut usize,
@@ -384,7 +479,10 @@ fn candidates(
 /// transactional id; any broker answers it). A broker without the API, or
 /// a refusal that no retry mends (not authorized, say), is
 /// [`Error::Fatal`]: the producer cannot be idempotent.
-fn init_producer_id(c: &mut Connection, cfg: &ProducerConfig) -> Result<(i64, i16)> {
+pub(crate) fn init_producer_id<S: Transport>(
+    c: &mut Connection<S>,
+    cfg: &ProducerConfig,
+) -> Result<(i64, i16)> {
     use crate::protocol::messages::init_producer_id::{
         InitProducerIdRequest, InitProducerIdResponse, API,
     };
@@ -423,7 +521,11 @@ fn init_producer_id(c: &mut Connection, cfg: &ProducerConfig) -> Result<(i64, i1
     Ok((resp.producer_id, resp.producer_epoch))
 }
 
-fn request(c: &mut Connection, topics: &[String], timeout: Duration) -> Result<Cluster> {
+pub(crate) fn request<S: Transport>(
+    c: &mut Connection<S>,
+    topics: &[String],
+    timeout: Duration,
+) -> Result<Cluster> {
     let v = c.version_for(&metadata::API)?;
     let req = MetadataRequest {
         topics: Some(topics.to_vec()),

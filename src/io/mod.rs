@@ -11,6 +11,7 @@
 
 pub(crate) mod broker;
 pub(crate) mod conn;
+pub(crate) mod core;
 pub(crate) mod decide;
 pub(crate) mod metadata;
 pub(crate) mod tls;
