@@ -199,19 +199,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         let lifecycle = Arc::new(Lifecycle::default());
         let metrics = Arc::new(Metrics::new(cfg.metrics_windows()));
         let accumulator = Arc::new(RecordAccumulator::with_metrics(
-            AccumulatorConfig {
-                batch_size: cfg.batch_size,
-                buffer_memory: cfg.buffer_memory,
-                linger: cfg.linger,
-                delivery_timeout: cfg.delivery_timeout,
-                adaptive_partitioning: cfg.partitioner_adaptive,
-                // Idempotence keeps order its own way, with up to
-                // max.in.flight batches per partition (`sequence.rs`).
-                guarantee_order: cfg.max_in_flight == 1 && !cfg.idempotence,
-                max_in_flight: cfg.max_in_flight,
-                compression: cfg.compression_codec(),
-                idempotent: cfg.idempotence,
-            },
+            AccumulatorConfig::of(&cfg),
             lifecycle.clone(),
             metrics.clone(),
         ));

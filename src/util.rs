@@ -36,6 +36,13 @@ pub(crate) fn random_u64() -> u64 {
     })
 }
 
+/// Seeds this thread's generator (a simulation replays its schedule
+/// exactly: backoff jitter and sticky choices come from here).
+#[cfg(feature = "mock")]
+pub(crate) fn seed_thread_rng(seed: u64) {
+    RNG.with(|s| s.set(seed | 1));
+}
+
 /// A random index below `n` (`n > 0`).
 pub(crate) fn random_below(n: usize) -> usize {
     (((random_u64() >> 32) * n as u64) >> 32) as usize

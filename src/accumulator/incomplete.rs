@@ -63,6 +63,20 @@ impl RecordAccumulator {
         self.flushes_in_progress.fetch_sub(1, Ordering::AcqRel);
     }
 
+    /// [`await_flush`](Self::await_flush) without the wait, for a driver
+    /// on one thread (the simulation): true, and the flush ended, once
+    /// every batch created before `mark` is complete.
+    #[cfg(feature = "mock")]
+    pub(crate) fn try_end_flush(&self, mark: u64) -> bool {
+        let ids = self.ledger.incomplete.ids.lock();
+        if ids.first_key_value().is_some_and(|(&id, _)| id < mark) {
+            return false;
+        }
+        drop(ids);
+        self.flushes_in_progress.fetch_sub(1, Ordering::AcqRel);
+        true
+    }
+
     /// As [`await_flush`](Self::await_flush), but gives up at `deadline`
     /// (the flush ends either way). True if every batch created before
     /// `mark` is complete. For `commit_transaction`, which blocks at most

@@ -84,6 +84,25 @@ pub(crate) struct AccumulatorConfig {
     pub(crate) max_in_flight: usize,
 }
 
+impl AccumulatorConfig {
+    /// What the producer's configuration says.
+    pub(crate) fn of(cfg: &crate::config::ProducerConfig) -> Self {
+        AccumulatorConfig {
+            batch_size: cfg.batch_size,
+            buffer_memory: cfg.buffer_memory,
+            linger: cfg.linger,
+            delivery_timeout: cfg.delivery_timeout,
+            adaptive_partitioning: cfg.partitioner_adaptive,
+            // Idempotence keeps order its own way, with up to
+            // max.in.flight batches per partition (`sequence.rs`).
+            guarantee_order: cfg.max_in_flight == 1 && !cfg.idempotence,
+            max_in_flight: cfg.max_in_flight,
+            compression: cfg.compression_codec(),
+            idempotent: cfg.idempotence,
+        }
+    }
+}
+
 /// What a transactional producer's accumulator asks its transaction
 /// manager (`transaction/`), through [`RecordAccumulator::set_txn_hooks`].
 /// The accumulator knows nothing else of transactions; a producer without

@@ -76,6 +76,20 @@ pub(crate) struct IoShared {
     /// installed ([`install`](IoShared::install)), so a fetched view and a
     /// leader hint never overwrite each other.
     install: Mutex<()>,
+    /// Set for a simulation (`mock/sim.rs`): broker cores are not given
+    /// threads; the simulation collects them from here and drives them.
+    #[cfg(feature = "mock")]
+    simulated: Option<Mutex<Simulated>>,
+}
+
+/// The broker cores a simulation runs ([`IoShared::simulated`]).
+#[cfg(feature = "mock")]
+#[derive(Default)]
+pub(crate) struct Simulated {
+    /// Nodes with a core, as `brokers` holds the nodes with a thread.
+    running: std::collections::BTreeSet<i32>,
+    /// Cores asked for since the simulation last looked.
+    started: Vec<(i32, Arc<DrainSignal>)>,
 }
 
 /// Decrements the live-thread count when a thread ends, even by panic.
@@ -140,6 +154,44 @@ impl IoShared {
         if brokers.remove(&node).is_some() {
             self.accumulator.unregister_signal(node);
         }
+        #[cfg(feature = "mock")]
+        if let Some(sim) = &self.simulated {
+            if sim.lock().running.remove(&node) {
+                self.accumulator.unregister_signal(node);
+            }
+        }
+    }
+
+    /// The shared state of a simulated producer: as [`Io::start`] builds
+    /// it, with no metadata thread, and broker cores left for the
+    /// simulation to collect with [`take_started`](Self::take_started).
+    #[cfg(feature = "mock")]
+    pub(crate) fn simulated(
+        cfg: Arc<ProducerConfig>,
+        accumulator: Arc<RecordAccumulator>,
+        metadata: Arc<Metadata>,
+        lifecycle: Arc<Lifecycle>,
+    ) -> Arc<IoShared> {
+        Arc::new(IoShared {
+            cfg,
+            accumulator,
+            metadata,
+            lifecycle,
+            brokers: Mutex::new(HashMap::new()),
+            live: Mutex::new(0),
+            live_cond: Condvar::new(),
+            install: Mutex::new(()),
+            simulated: Some(Mutex::new(Simulated::default())),
+        })
+    }
+
+    /// The broker cores asked for since the last call (simulation only).
+    #[cfg(feature = "mock")]
+    pub(crate) fn take_started(&self) -> Vec<(i32, Arc<DrainSignal>)> {
+        self.simulated
+            .as_ref()
+            .map(|s| std::mem::take(&mut s.lock().started))
+            .unwrap_or_default()
     }
 
     /// Installs the cluster view `next` derives from the current one, if it
@@ -172,6 +224,16 @@ impl IoShared {
         // `stop` (and told to stop) or not at all.
         let mut brokers = self.brokers.lock();
         if self.lifecycle.is_stopped() || brokers.contains_key(&node) {
+            return;
+        }
+        #[cfg(feature = "mock")]
+        if let Some(sim) = &self.simulated {
+            let mut sim = sim.lock();
+            if sim.running.insert(node) {
+                let signal = Arc::new(DrainSignal::new(Box::new(|| {})));
+                self.accumulator.register_signal(node, signal.clone());
+                sim.started.push((node, signal));
+            }
             return;
         }
         let started = (|| -> std::io::Result<_> {
@@ -239,6 +301,8 @@ impl Io {
             live: Mutex::new(0),
             live_cond: Condvar::new(),
             install: Mutex::new(()),
+            #[cfg(feature = "mock")]
+            simulated: None,
         });
         let s = shared.clone();
         let t = shared.spawn(format!("{}-meta", shared.cfg.client_id), move || {

@@ -55,6 +55,7 @@ mod fetch;
 mod model;
 mod partition;
 mod server;
+pub mod sim;
 mod txn;
 mod wire;
 
