@@ -5,7 +5,10 @@
 #
 # Installs (idempotently) and starts the test brokers (scripts/brokers.sh),
 # exports their KP_* variables, runs `cargo test --all-targets "$@"` and then
-# `cargo test --doc`, and always stops the brokers on exit. The exit status
+# `cargo test --doc`, and always stops the brokers on exit. Called with no
+# arguments, it first runs the seeded simulation in release mode
+# (`cargo test --release --test simulation`: 10,000 schedules, no broker
+# needed; the debug pass below runs a sample of it). The exit status
 # is cargo's. On failure the tails of the broker logs are printed.
 # Integration tests must treat a missing KP_* variable or broker as a failure,
 # never as a reason to skip.
@@ -27,6 +30,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+if [ "$#" -eq 0 ]; then
+  cargo test --release --test simulation
+fi
 
 "$BROKERS" install
 "$BROKERS" start

@@ -113,6 +113,21 @@ struct InFlight {
     /// (`produce::max_response_size`).
     max_response: usize,
     batches: Vec<Slot>,
+    /// When the oldest batch still in it reaches `delivery.timeout.ms`
+    /// (`None` once none is left): the core wakes then to fail it, even
+    /// if no answer or request timeout comes first.
+    expires: Option<Instant>,
+}
+
+impl InFlight {
+    /// The earliest delivery deadline of the batches still held.
+    fn next_expiry(&self, cfg: &crate::config::ProducerConfig) -> Option<Instant> {
+        self.batches
+            .iter()
+            .filter_map(|s| s.batch.as_ref())
+            .map(|b| later(b.created, cfg.delivery_timeout))
+            .min()
+    }
 }
 
 /// One batch of an in-flight request. Its partition stays named after the
@@ -286,6 +301,11 @@ impl BrokerCore {
                 next_wake,
                 Some(later(f.sent_at, self.shared.cfg.request_timeout)),
             );
+        }
+        // An in-flight batch fails at its delivery timeout, answered or
+        // not (KIP-91: the bound covers the time in flight too).
+        for f in &self.in_flight {
+            next_wake = earliest(next_wake, f.expires);
         }
         next_wake = earliest(next_wake, self.idle_deadline());
         match self.retire_at(now) {
@@ -517,7 +537,7 @@ impl BrokerCore {
                 .iter()
                 .map(|d| (d.queue.topic.len(), d.batch.record_count())),
         );
-        self.in_flight.push_back(InFlight {
+        let mut f = InFlight {
             correlation_id,
             version,
             sent_at: now,
@@ -530,7 +550,10 @@ impl BrokerCore {
                     batch: Some(d.batch),
                 })
                 .collect(),
-        });
+            expires: None,
+        };
+        f.expires = f.next_expiry(cfg);
+        self.in_flight.push_back(f);
     }
 
     /// The driver moved output to the transport (`result`: how that
@@ -850,18 +873,23 @@ impl BrokerCore {
     /// connection if the oldest request has waited `request.timeout.ms`.
     fn check_in_flight(&mut self, now: Instant) {
         let acc = self.shared.accumulator.clone();
+        let cfg = self.shared.cfg.clone();
         for f in &mut self.in_flight {
+            if f.expires.is_none_or(|t| now < t) {
+                continue;
+            }
             for slot in &mut f.batches {
                 if slot
                     .batch
                     .as_ref()
-                    .is_some_and(|b| decide::expired(&self.shared.cfg, b.created, now))
+                    .is_some_and(|b| decide::expired(&cfg, b.created, now))
                 {
                     let b = slot.batch.take().expect("checked");
                     let e = acc.delivery_timeout_error(&b, now, "in flight");
                     acc.complete(&slot.queue, b, Err(e));
                 }
             }
+            f.expires = f.next_expiry(&cfg);
         }
         if let Some(f) = self.in_flight.front() {
             if decide::request_overdue(&self.shared.cfg, f.sent_at, now) {

@@ -82,14 +82,21 @@ pub(crate) struct IoShared {
     simulated: Option<Mutex<Simulated>>,
 }
 
+/// A broker core for the simulation to drive: its node, its drain
+/// signal, and the flag the signal's wake sets (where a thread's waker
+/// would interrupt its poll).
+#[cfg(feature = "mock")]
+pub(crate) type SimulatedCore = (i32, Arc<DrainSignal>, Arc<std::sync::atomic::AtomicBool>);
+
 /// The broker cores a simulation runs ([`IoShared::simulated`]).
 #[cfg(feature = "mock")]
 #[derive(Default)]
 pub(crate) struct Simulated {
     /// Nodes with a core, as `brokers` holds the nodes with a thread.
     running: std::collections::BTreeSet<i32>,
-    /// Cores asked for since the simulation last looked.
-    started: Vec<(i32, Arc<DrainSignal>)>,
+    /// Cores asked for since the simulation last looked, each with its
+    /// drain signal and the flag its wake sets.
+    started: Vec<SimulatedCore>,
 }
 
 /// Decrements the live-thread count when a thread ends, even by panic.
@@ -187,7 +194,7 @@ impl IoShared {
 
     /// The broker cores asked for since the last call (simulation only).
     #[cfg(feature = "mock")]
-    pub(crate) fn take_started(&self) -> Vec<(i32, Arc<DrainSignal>)> {
+    pub(crate) fn take_started(&self) -> Vec<SimulatedCore> {
         self.simulated
             .as_ref()
             .map(|s| std::mem::take(&mut s.lock().started))
@@ -230,9 +237,13 @@ impl IoShared {
         if let Some(sim) = &self.simulated {
             let mut sim = sim.lock();
             if sim.running.insert(node) {
-                let signal = Arc::new(DrainSignal::new(Box::new(|| {})));
+                let woken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let flag = woken.clone();
+                let signal = Arc::new(DrainSignal::new(Box::new(move || {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                })));
                 self.accumulator.register_signal(node, signal.clone());
-                sim.started.push((node, signal));
+                sim.started.push((node, signal, woken));
             }
             return;
         }

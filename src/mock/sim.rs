@@ -1,5 +1,5 @@
 //! A deterministic simulation of the producer under faults, on one thread
-//! with a virtual clock: the same [`BrokerCore`] and [`MetadataCore`] the
+//! with a virtual clock: the same `BrokerCore` (`io/core.rs`) and `MetadataCore` (`io/metadata.rs`) the
 //! I/O threads drive, the same accumulator `send` appends to, against the
 //! broker [`Model`], with every choice (configuration, sends, delays,
 //! drops, cuts, leader moves, broker loss, `flush`, `close_timeout`) drawn
@@ -18,7 +18,7 @@
 //!   the model (the real ApiVersions exchange over an in-memory transport)
 //!   and handed to the core after a drawn delay; a broker that is down
 //!   refuses, or hangs until the set-up timeout.
-//! - **The metadata thread**: a [`MetadataCore`] whose fetches go to the
+//! - **The metadata thread**: a `MetadataCore` whose fetches go to the
 //!   model the same way (the real Metadata and InitProducerId codecs).
 //! - **`close_timeout(d)`**: the close moves, and at `d` the abort, as
 //!   `Producer::close_timeout` makes them.
@@ -284,7 +284,7 @@ impl Schedule {
         let broker = |rng: &mut SimRng| rng.range(1, brokers as u64) as i32;
         for _ in 0..faults {
             let t = rng.range(0, last_send + 300);
-            let end = match rng.range(0, 8) {
+            let end = match rng.range(0, 10) {
                 0 => {
                     let code = rng.pick(&[
                         ErrorCode::NOT_LEADER_OR_FOLLOWER,
@@ -336,8 +336,20 @@ impl Schedule {
                     events.push((t + d, Event::Up { broker: b }));
                     t + d + 300
                 }
-                6 => {
+                6 | 7 => {
+                    // A leader move, often while the old leader is slow to
+                    // answer (a batch in flight to it when it moves).
                     let p = rng.range(0, partitions as u64 - 1) as i32;
+                    let slow = rng.chance(50).then(|| broker(rng));
+                    if let Some(b) = slow {
+                        events.push((
+                            t.saturating_sub(5),
+                            Event::Latency {
+                                broker: b,
+                                latency: Duration::from_millis(rng.range(20, 200)),
+                            },
+                        ));
+                    }
                     events.push((
                         t,
                         Event::MoveLeader {
@@ -345,6 +357,24 @@ impl Schedule {
                             to: broker(rng),
                         },
                     ));
+                    if let Some(b) = slow {
+                        events.push((
+                            t + 300,
+                            Event::Latency {
+                                broker: b,
+                                latency: Duration::ZERO,
+                            },
+                        ));
+                    }
+                    t + 600
+                }
+                8 => {
+                    let code = rng.pick(&[
+                        ErrorCode::LEADER_NOT_AVAILABLE,
+                        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    ]);
+                    let f = Fault::error(Api::Metadata, code).times(rng.range(1, 3) as u32);
+                    events.push((t, Event::Inject(f)));
                     t + 300
                 }
                 _ => {
@@ -533,6 +563,9 @@ enum Delivery {
 /// One broker's core and its simulated connection.
 struct SimBroker {
     core: BrokerCore,
+    signal: Arc<crate::accumulator::DrainSignal>,
+    /// Set by the signal's wake (where a thread's poll would return).
+    woken: Arc<std::sync::atomic::AtomicBool>,
     /// Request bytes written and not yet a whole frame.
     inbound: Vec<u8>,
     /// Answers in flight back to the core, in order.
@@ -553,6 +586,8 @@ struct Sent {
     at: Instant,
     /// Completions, in order: the offset of a delivery, or the error.
     outcomes: Vec<std::result::Result<i64, String>>,
+    /// When the first completion came (on the virtual clock).
+    completed: Option<Instant>,
 }
 
 /// The simulation of one schedule.
@@ -581,6 +616,9 @@ struct Sim {
     close_deadline: Option<Instant>,
     aborted: bool,
     violation: Option<String>,
+    /// `SIM_TRACE` is set: events and the cores' plans go to stderr.
+    trace: bool,
+    wall_start_ms: i64,
 }
 
 /// Runs the schedule of `seed` and checks the invariants.
@@ -666,6 +704,8 @@ impl Sim {
             close_deadline: None,
             aborted: false,
             violation: None,
+            trace: std::env::var_os("SIM_TRACE").is_some(),
+            wall_start_ms: crate::util::now_ms(),
             schedule,
         })
     }
@@ -674,8 +714,12 @@ impl Sim {
         t.saturating_duration_since(self.start).as_millis() as u64
     }
 
+    /// Wall-clock milliseconds, as `send` stamps records and marks
+    /// topics used: the real time the schedule started, plus its virtual
+    /// time (the producer compares them with the real clock: a topic
+    /// unused for `metadata.max.idle.ms` is forgotten).
     fn now_ms(&self) -> i64 {
-        1_700_000_000_000 + self.ms(self.now) as i64
+        self.wall_start_ms + self.ms(self.now) as i64
     }
 
     fn fail(&mut self, what: String) {
@@ -714,8 +758,16 @@ impl Sim {
                 self.event(e);
             }
             self.step_metadata();
+            // A core started by another's leader hint runs at once, as a
+            // new thread would.
             self.adopt_cores();
             self.step_cores();
+            for _ in 0..8 {
+                if !self.adopt_cores() {
+                    break;
+                }
+                self.step_cores();
+            }
             self.check_close();
             self.check_memory();
             if self.violation.is_some() {
@@ -777,6 +829,9 @@ impl Sim {
     }
 
     fn event(&mut self, e: Event) {
+        if self.trace && !matches!(e, Event::Send { .. }) {
+            eprintln!("sim {} ms: {e:?}", self.ms(self.now));
+        }
         match e {
             Event::Send {
                 sender,
@@ -864,6 +919,8 @@ impl Sim {
             };
             if let Some(s) = sent.lock().get_mut(&id) {
                 s.outcomes.push(outcome);
+                // Callbacks run on the simulation's thread: its clock.
+                s.completed.get_or_insert(crate::clock::now());
             }
         }));
         // Registered before the append: a callback may run within it.
@@ -876,6 +933,7 @@ impl Sim {
                 partition,
                 at: self.now,
                 outcomes: Vec::new(),
+                completed: None,
             },
         );
         let r = self.acc.append(
@@ -907,10 +965,30 @@ impl Sim {
         if work == Some(Work::Shutdown) {
             return;
         }
+        if self.trace && work.is_some() && work != Some(Work::Tick) {
+            eprintln!(
+                "sim {} ms: metadata work {work:?} fetching={}",
+                self.ms(now),
+                self.metadata_core.fetching()
+            );
+        }
         self.metadata_core.expire(now);
         if self.metadata_core.fetching() {
             if self.fetch.as_ref().is_some_and(|(t, _)| *t <= now) {
                 let (_, outcome) = self.fetch.take().expect("checked");
+                if self.trace {
+                    let what = match &outcome.result {
+                        Ok(c) => format!(
+                            "{:?}",
+                            c.topics.get(TOPIC).map(|t| (
+                                t.partitions.iter().map(|p| p.leader).collect::<Vec<_>>(),
+                                t.epochs.clone()
+                            ))
+                        ),
+                        Err(e) => e.to_string(),
+                    };
+                    eprintln!("sim {} ms: metadata fetched: {what}", self.ms(now));
+                }
                 self.metadata_core.fetched(outcome, now);
             }
             return;
@@ -919,6 +997,9 @@ impl Sim {
             return;
         };
         if let Some(plan) = self.metadata_core.next_fetch(work, now) {
+            if self.trace {
+                eprintln!("sim {} ms: metadata fetch {plan:?}", self.ms(now));
+            }
             let outcome = self.fetch_now(&plan);
             let delay = self.rng.ms(0, self.schedule.connect_ms + 2);
             self.fetch = Some((now + delay, outcome));
@@ -979,13 +1060,17 @@ impl Sim {
     }
 
     /// Gives every core the metadata asked for a driver.
-    fn adopt_cores(&mut self) {
-        for (node, signal) in self.shared.take_started() {
-            let core = BrokerCore::new(node, self.shared.clone(), signal, self.now);
+    fn adopt_cores(&mut self) -> bool {
+        let started = self.shared.take_started();
+        let any = !started.is_empty();
+        for (node, signal, woken) in started {
+            let core = BrokerCore::new(node, self.shared.clone(), signal.clone(), self.now);
             self.brokers.insert(
                 node,
                 SimBroker {
                     core,
+                    signal,
+                    woken,
                     inbound: Vec::new(),
                     deliveries: VecDeque::new(),
                     connecting: None,
@@ -994,21 +1079,43 @@ impl Sim {
                 },
             );
         }
+        any
     }
 
-    /// One cycle of every core, its connection's traffic included.
+    /// One cycle of every core, its connection's traffic included; then
+    /// again for each core woken meanwhile (by a send, or by another
+    /// core's retry or completion), as its thread's poll would return.
     fn step_cores(&mut self) {
         let nodes: Vec<i32> = self.brokers.keys().copied().collect();
-        for node in nodes {
-            // A cycle that asks to go round again does, a bounded number
-            // of times (a real thread would spin).
-            for _ in 0..64 {
-                if !self.cycle(node) {
-                    break;
-                }
+        for node in &nodes {
+            self.run_core(*node);
+        }
+        for _ in 0..64 {
+            let woken: Vec<i32> = self
+                .brokers
+                .iter()
+                .filter(|(_, b)| b.woken.swap(false, std::sync::atomic::Ordering::SeqCst))
+                .map(|(n, _)| *n)
+                .collect();
+            if woken.is_empty() {
+                break;
+            }
+            for node in woken {
+                self.run_core(node);
             }
         }
         self.brokers.retain(|_, b| !b.exited);
+    }
+
+    /// Cycles `node`'s core until it plans to sleep: a cycle that asks to
+    /// go round again does, a bounded number of times (a real thread
+    /// would spin).
+    fn run_core(&mut self, node: i32) {
+        for _ in 0..64 {
+            if !self.cycle(node) {
+                break;
+            }
+        }
     }
 
     /// One cycle of `node`'s core; true if it asks for another at once.
@@ -1020,6 +1127,8 @@ impl Sim {
         if b.exited {
             return false;
         }
+        b.signal.begin_cycle();
+        b.woken.store(false, std::sync::atomic::Ordering::SeqCst);
         // A connection set up earlier is handed over.
         if b.connecting.as_ref().is_some_and(|(t, _)| *t <= now) {
             let (_, r) = b.connecting.take().expect("checked");
@@ -1064,8 +1173,18 @@ impl Sim {
                 false
             }
             Plan::Sleep(t) => {
+                if self.trace && b.wake != t {
+                    let at = t.map(|t| t.saturating_duration_since(self.start).as_millis());
+                    eprintln!(
+                        "sim {} ms: node {node} sleeps until {at:?} ms",
+                        now.saturating_duration_since(self.start).as_millis()
+                    );
+                }
                 b.wake = t;
-                false
+                // As the thread: work that arrived during the cycle means
+                // another cycle, not a sleep.
+                let until = t.map_or(u64::MAX, |t| self.acc.nanos(t));
+                !b.signal.prepare_sleep(until)
             }
         }
     }
@@ -1250,7 +1369,25 @@ impl Sim {
         let mut last_offset: BTreeMap<i32, i64> = BTreeMap::new();
         let mut in_order: Vec<(&u32, &Sent)> = sent.iter().collect();
         in_order.sort_by_key(|(_, s)| s.seq);
+        // A record completes within delivery.timeout.ms of its send (its
+        // batch was created no later), or at close's abort.
+        let bound = cfg.delivery_timeout + Duration::from_millis(1);
         for (id, s) in in_order {
+            if let Some(done) = s.completed {
+                let late = done.saturating_duration_since(s.at);
+                let closed = self.close_deadline.is_some_and(|t| done >= t);
+                if late > bound && !closed {
+                    self.fail(format!(
+                        "record {id} (sent at {} ms to {TOPIC}-{}) completed {} ms later, past \
+                         delivery.timeout.ms={}: {:?}",
+                        self.ms(s.at),
+                        s.partition,
+                        late.as_millis(),
+                        cfg.delivery_timeout.as_millis(),
+                        s.outcomes.first()
+                    ));
+                }
+            }
             match s.outcomes.as_slice() {
                 [] => self.fail(format!(
                     "record {id} (sent at {} ms to {TOPIC}-{}) never completed",
