@@ -3,12 +3,14 @@
 //! response frames, and negotiates API versions with ApiVersions when it
 //! connects.
 //!
-//! A connection works in two modes. During set-up, and for the metadata
-//! thread, it is blocking with socket timeouts ([`Connection::request`]).
-//! An I/O thread then switches it to non-blocking and drives it from its
-//! poll loop ([`Connection::enqueue`], [`Connection::write_some`],
-//! [`Connection::read_some`], [`Connection::next_frame`]), pipelining
-//! several requests.
+//! A connection is a transport and a [`Wire`], the sans-IO half: framing,
+//! correlation ids, the write and read buffers, what ApiVersions said. It
+//! works in two modes. During set-up, and for the metadata thread, it is
+//! blocking with socket timeouts ([`Connection::request`]). An I/O thread
+//! then splits it ([`Connection::into_parts`]): its core keeps the wire
+//! ([`Wire::enqueue`], [`Wire::next_frame`]) and its driver the socket,
+//! moving bytes between them with [`write_to`] and [`read_from`],
+//! pipelining several requests.
 //!
 //! The transport is anything implementing [`Transport`] (a `Read + Write`
 //! with timeouts and a non-blocking switch): in the producer a
@@ -18,7 +20,7 @@
 //! authentication (`crate::sasl`) runs right after the ApiVersions
 //! exchange, over the blocking request path, so it works over whatever
 //! transport is under it; a session with a lifetime (KIP-368) sets
-//! [`Connection::reauth_due`].
+//! [`Wire::reauth_due`].
 //!
 //! A transport may take bytes and hold them before they reach the socket
 //! (TLS records inside rustls): `write_some` flushes what it holds

@@ -8,7 +8,7 @@
 //! (PLAIN: one; SCRAM: two; OAUTHBEARER: one, two when refused) → ordinary
 //! requests. A SaslAuthenticate v1+ answer gives the session's lifetime
 //! (KIP-368); the connection authenticates again before it ends (see
-//! [`Connection::reauth_due`]).
+//! [`Wire::reauth_due`](crate::io::conn::Wire::reauth_due)).
 //!
 //! Mechanisms: PLAIN (RFC 4616), SCRAM-SHA-256 and SCRAM-SHA-512 (RFC
 //! 5802, RFC 7677, in `scram`), OAUTHBEARER (RFC 7628, in `oauth`). GSSAPI
