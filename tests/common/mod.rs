@@ -396,12 +396,47 @@ impl MockCluster {
             .unwrap()
             .success();
         assert!(ok, "kill -{sig}");
+        if sig == "STOP" {
+            // kill(2) returns before every thread has stopped: wait until
+            // each of the mock's threads is in state T (stopped), so that
+            // nothing the test does next can still be answered.
+            let pid = self.child.id();
+            let t0 = Instant::now();
+            while !all_threads_stopped(pid) {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "the mock (pid {pid}) did not stop"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 
     /// The mock's log, for assertion messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
     }
+}
+
+/// True once every thread of process `pid` is stopped (state `T` or `t`
+/// in /proc/PID/task/TID/stat).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                // "tid (comm) S ...": the state follows the last ')'.
+                let after = &s[s.rfind(')')? + 1..];
+                after
+                    .split_whitespace()
+                    .next()
+                    .map(|st| st == "T" || st == "t")
+            })
+            .unwrap_or(false)
+    })
 }
 
 impl Drop for MockCluster {
