@@ -21,6 +21,7 @@ pub(crate) mod batch;
 pub(crate) mod callbacks;
 mod drainer;
 mod incomplete;
+mod lookup;
 pub(crate) mod pool;
 mod queue;
 mod ratio;
@@ -140,6 +141,8 @@ pub(crate) struct Drained {
 /// Per-partition batch deques; see the module docs.
 pub(crate) struct RecordAccumulator {
     cfg: AccumulatorConfig,
+    /// This accumulator among all of the process's (`lookup.rs`).
+    id: u64,
     /// The pool and the incomplete set, shared with every batch so that a
     /// batch gives its memory and its place back however it ends.
     ledger: Arc<Ledger>,
@@ -195,6 +198,7 @@ impl RecordAccumulator {
                 any_lost: Default::default(),
             }),
             cfg,
+            id: lookup::next_id(),
             epoch: crate::clock::now(),
             topics: RwLock::new(HashMap::default()),
             by_leader: RwLock::new(HashMap::new()),
@@ -294,13 +298,7 @@ impl RecordAccumulator {
         self.topic_and_layout(topic).map(|(t, _)| t)
     }
 
-    /// A topic's queues and the layout they were found with, once metadata
-    /// has described it (the layout has partitions): read once per `send`.
-    pub(crate) fn topic_and_layout(&self, topic: &str) -> Option<(Arc<TopicQueues>, Arc<Layout>)> {
-        let t = self.topics.read().get(topic).cloned()?;
-        let layout = t.layout();
-        (!layout.partitions.is_empty()).then_some((t, layout))
-    }
+    // `topic_and_layout`, read once per `send`, is in `lookup.rs`.
 
     // ---------------------------------------------------------------- send
 
