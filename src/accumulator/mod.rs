@@ -192,7 +192,7 @@ impl RecordAccumulator {
             producer_id: Mutex::new(None),
             fatal: OnceLock::new(),
             ledger: Arc::new(Ledger {
-                pool: BufferPool::new(cfg.buffer_memory, cfg.batch_size, lifecycle.clone()),
+                pool: BufferPool::new(cfg.buffer_memory, lifecycle.clone()),
                 incomplete: Incomplete::default(),
                 lost: Mutex::new(Vec::new()),
                 any_lost: Default::default(),
@@ -397,11 +397,15 @@ impl RecordAccumulator {
                 let grows_to = target.max(upper);
                 let first = if start == 0 { FIRST_RESERVE } else { start };
                 let size = first.clamp(upper, grows_to);
-                let buf = self
+                // A recycled buffer may be larger, up to what the batch's
+                // first growth would reach (twice the start, within the
+                // target): not a whole batch.size for a trickle.
+                let up_to = size.saturating_mul(2).min(grows_to);
+                let (buf, reserved) = self
                     .ledger
                     .pool
-                    .allocate(size, budget, || self.wake_all())?;
-                buffer = Some((buf, size, grows_to));
+                    .allocate(size, up_to, budget, || self.wake_all())?;
+                buffer = Some((buf, reserved, grows_to));
                 continue; // re-check: someone may have made a batch meanwhile
             };
             let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
