@@ -50,7 +50,7 @@ MB=$PEERBENCH/target/release/mockbroker
 { [ -x "$RD" ] && [ -x "$MB" ]; } || { echo "callgrind.sh: build peerbench first: $RD" >&2; exit 2; }
 if [ -z "${OURS_BIN:-}" ]; then
   cargo build --release --quiet --example producer_perf_test
-  OURS_BIN=$ROOT/target/release/examples/producer_perf_test
+  OURS_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/producer_perf_test
 fi
 
 OUT=$ROOT/results/callgrind-$(date -u +%Y%m%dT%H%M%SZ)

@@ -112,7 +112,16 @@
 # n/a and the probe's log says why (e.g. JAVA_KAFKA_VERSION=4.4.0 there: the
 # ~20 min throttle above).
 #
-# Other knobs: RUNS=3, CLIENTS="kafka-producer rdkafka java",
+# Many sending threads (THREADS=4): neither peer can send from several
+# threads through one producer (peerbench has one sending thread; Java's
+# ProducerPerformance too), so the client `kafka-producer-threads` is ours
+# with --threads THREADS (default 4), each thread sending its share of NUM
+# records through one producer, timed as one run; the table then has a
+# column for it and the ratio threads/ours against our one-thread runs:
+#   CLIENTS="kafka-producer kafka-producer-threads" benches/compare.sh
+#
+# Other knobs: RUNS=3, CLIENTS="kafka-producer rdkafka java"
+# (and kafka-producer-threads, above),
 # JAVA_KAFKA_VERSION (above), PAUSE (seconds between runs; 1 on mock, 3 on
 # kafka), OURS_BIN (a prebuilt producer_perf_test instead of building this
 # tree), TOPIC (mock: peerbench).
@@ -134,6 +143,7 @@ BROKERS=${BROKERS:-3}
 PARTITIONS=${PARTITIONS:-6}
 RF=${RF:-3}
 CLIENTS=${CLIENTS:-kafka-producer rdkafka java}
+THREADS=${THREADS:-4}
 JAVA_WARMUP=${JAVA_WARMUP:-200000}
 JAVA_HEAP=${JAVA_HEAP:--Xmx512M}
 JAVA_OPTS=${JAVA_OPTS:--server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true}
@@ -205,7 +215,7 @@ if [ -n "${OURS_BIN:-}" ]; then
   OURS=$OURS_BIN
 else
   cargo build --release --quiet --example producer_perf_test
-  OURS=$ROOT/target/release/examples/producer_perf_test
+  OURS=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/producer_perf_test
 fi
 RD=$PEERBENCH/target/release/peerbench
 MB=$PEERBENCH/target/release/mockbroker
@@ -283,6 +293,7 @@ fi
   if [ -n "${OURS_BIN:-}" ]; then echo "ours: $OURS (prebuilt, OURS_BIN)"; else
     echo "ours: $OURS (tree $(git describe --always --dirty 2>/dev/null || echo '?'))"; fi
   echo "rdkafka: $RD"
+  [[ " $CLIENTS " != *" kafka-producer-threads "* ]] || echo "kafka-producer-threads: ours with --threads $THREADS"
   echo "java: $("$JAVA" -version 2>&1 | head -1); ${JVM_ARGS[*]}"
   echo "java client: ${JAVA_DESC:-not used}; payload $JAVA_PAYLOAD"
   [ -z "$JAVA_SKIP" ] || echo "java skipped: $JAVA_SKIP"
@@ -348,9 +359,12 @@ run_client() { # client, round
   local c=$1 r=$2 topic
   topic=$(new_topic "$c" "$r")
   case $c in
-    kafka-producer)
+    kafka-producer | kafka-producer-threads)
+      local threads=1
+      [ "$c" = kafka-producer ] || threads=$THREADS
       # shellcheck disable=SC2086
       run "$c" "$r" "$topic" "$OURS" --topic "$topic" --num-records "$NUM" --record-size "$SIZE" \
+        --threads "$threads" \
         --throughput -1 --warmup true --latency-every 16 --json true \
         --producer-props "bootstrap.servers=$BOOT" acks="$ACKS" linger.ms="$LINGER" batch.size="$BATCH" \
         enable.idempotence=false ${EXTRA_OURS:-} ;;
@@ -379,9 +393,9 @@ run_client() { # client, round
 ORDER=()
 for c in $CLIENTS; do
   case $c in
-    kafka-producer | rdkafka) ORDER+=("$c") ;;
+    kafka-producer | kafka-producer-threads | rdkafka) ORDER+=("$c") ;;
     java) [ -n "$JAVA_SKIP" ] || ORDER+=("$c") ;;
-    *) echo "unknown client $c (CLIENTS: kafka-producer rdkafka java)" >&2; exit 2 ;;
+    *) echo "unknown client $c (CLIENTS: kafka-producer rdkafka java kafka-producer-threads)" >&2; exit 2 ;;
   esac
 done
 n=${#ORDER[@]}
@@ -398,7 +412,8 @@ import json, statistics, sys
 out, wall, skip, jver = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 env = open(f"{out}/env.txt").read().splitlines()
 rows = [json.loads(l) for l in open(f"{out}/raw.jsonl")]
-cases = ["kafka-producer", "rdkafka", "java"]
+cases = ["kafka-producer", "rdkafka", "java", "kafka-producer-threads"]
+threads = any(r["case"] == "kafka-producer-threads" for r in rows)
 ok = {c: [r for r in rows if r["case"] == c and r["ok"]] for c in cases}
 tried = {c: sum(1 for r in rows if r["case"] == c) for c in cases}
 cpu = lambda r: (r["time_user_s"] + r["time_sys_s"]) * 1e9 / r["records_sent"]
@@ -425,11 +440,14 @@ for l in env:
 print(f"- runs that count: " + ", ".join(f"{c} {len(ok[c])}/{tried[c]}" for c in cases))
 print(f"- wall time of this invocation: {wall} s")
 print()
-print(f"| metric: median (min–max) | kafka-producer | rdkafka | java (Kafka {jver}) | ours/rdkafka | ours/java |")
-print("|---|---|---|---|---|---|")
+tn = next((l.split("--threads ")[1] for l in env if l.startswith("kafka-producer-threads:")), "N")
+extra = f" kafka-producer, {tn} threads | threads/ours |" if threads else ""
+print(f"| metric: median (min–max) | kafka-producer | rdkafka | java (Kafka {jver}) | ours/rdkafka | ours/java |{extra}")
+print("|---|---|---|---|---|---|" + ("---|---|" if threads else ""))
 for name, f, fmt in metrics:
-    (a, sa), (b, sb), (j, sj) = (cell(c, f, fmt) for c in cases)
-    print(f"| {name} | {sa} | {sb} | {sj} | {ratio(a, b)} | {ratio(a, j)} |")
+    (a, sa), (b, sb), (j, sj), (t, st) = (cell(c, f, fmt) for c in cases)
+    more = f" {st} | {ratio(t, a)} |" if threads else ""
+    print(f"| {name} | {sa} | {sb} | {sj} | {ratio(a, b)} | {ratio(a, j)} |{more}")
 if skip:
     print(f"\njava: n/a. {skip}")
 PY

@@ -21,7 +21,10 @@
 //! the clock starts; `--json true` adds one JSON line (CPU per record, peak
 //! RSS, exact percentiles) after the summary; `--sync true` sends one
 //! record at a time and waits for it with `send(..)?.get()` (use
-//! `linger.ms=0`), timing every round trip. The exit status is 1 if any
+//! `linger.ms=0`), timing every round trip; `--threads N` sends from N
+//! threads through the one producer, each its share of `--num-records`
+//! (thread t: records `t*n/N..(t+1)*n/N`, at `--throughput / N`), timed
+//! as one run from the first send to `flush`. The exit status is 1 if any
 //! record failed.
 
 use std::io::Write;
@@ -52,6 +55,8 @@ struct Args {
     /// `--key-mode random`), so records spread over every partition by
     /// murmur2. `none` (the default, Java's tool): null keys.
     random_keys: bool,
+    /// `--threads N`: sending threads through the one producer (1).
+    threads: u64,
 }
 
 fn usage() -> ! {
@@ -59,7 +64,7 @@ fn usage() -> ! {
         "usage: producer_perf_test --topic TOPIC --num-records N (--record-size B | --payload-file F)\n\
          \x20      --throughput T [--producer-props K=V ...] [--producer.config FILE]\n\
          \x20      [--payload-delimiter D] [--latency-every K] [--warmup true|false] [--json true|false] [--sync true|false]\n\
-         \x20      [--key-mode none|random]"
+         \x20      [--key-mode none|random] [--threads N]"
     );
     std::process::exit(2)
 }
@@ -79,6 +84,7 @@ fn parse_args() -> Args {
         json: false,
         sync: false,
         random_keys: false,
+        threads: 1,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -104,6 +110,12 @@ fn parse_args() -> Args {
                     .max(1)
             }
             "--warmup" => a.warmup = value(&mut i) == "true",
+            "--threads" => {
+                a.threads = value(&mut i).parse().unwrap_or_else(|_| usage());
+                if a.threads == 0 {
+                    usage()
+                }
+            }
             "--json" => a.json = value(&mut i) == "true",
             "--sync" => a.sync = value(&mut i) == "true",
             "--key-mode" => {
@@ -273,63 +285,27 @@ fn payloads(a: &Args) -> Vec<Vec<u8>> {
     v
 }
 
-fn main() {
-    let a = parse_args();
-    let mut config = match &a.config_file {
-        Some(f) => ProducerConfig::from_properties_file(f),
-        None => Ok(ProducerConfig::new()),
-    }
-    .unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(2)
-    });
-    for (k, v) in &a.props {
-        if let Err(e) = config.set(k, v) {
-            eprintln!("{e}");
-            std::process::exit(2)
-        }
-    }
-    let producer =
-        Producer::new(config, ByteArraySerializer, ByteArraySerializer).unwrap_or_else(|e| {
-            eprintln!("{e}");
-            std::process::exit(2)
-        });
-    let payloads = payloads(&a);
-
-    if a.warmup {
-        let partitions = producer.partitions_for(&a.topic).unwrap_or_else(|e| {
-            eprintln!("warm-up: {e}");
-            std::process::exit(1)
-        });
-        let handles: Vec<_> = partitions
-            .iter()
-            .map(|p| {
-                producer
-                    .send(
-                        ProducerRecord::new(a.topic.as_str(), &b"warmup"[..])
-                            .partition(p.partition),
-                    )
-                    .expect("warm-up send")
-            })
-            .collect();
-        for h in handles {
-            if let Err(e) = h.get() {
-                eprintln!("warm-up: {e}");
-                std::process::exit(1)
-            }
-        }
-    }
-
-    let stats = Arc::new(Mutex::new(Stats::new(a.num_records / a.latency_every + 1)));
-    let cpu0 = proc_stat_cpu_s();
-    let start = Instant::now();
-    stats.lock().start = start;
-    stats.lock().window_start = start;
-    let throttle = (a.throughput > 0.0).then(|| Duration::from_secs_f64(1.0 / a.throughput));
+/// Sends records `range` of the run: thread `t`'s share. With `--threads N`
+/// thread `t` sends records `t*n/N..(t+1)*n/N` (record `i` is timed if
+/// `i % latency_every == 0`, as with one thread), at `throughput / N`, with
+/// its own key sequence. Returns the payload bytes it sent.
+fn send_share(
+    a: &Args,
+    producer: &Producer,
+    payloads: &[Vec<u8>],
+    stats: &Arc<Mutex<Stats>>,
+    start: Instant,
+    t: u64,
+    range: std::ops::Range<u64>,
+) -> u64 {
+    let first = range.start;
+    let throttle =
+        (a.throughput > 0.0).then(|| Duration::from_secs_f64(a.threads as f64 / a.throughput));
     let mut sent_bytes = 0u64;
     // xorshift64 for the keys: a few instructions per record, no allocation.
-    let mut key_state: u64 = 0x2545_F491_4F6C_DD1D ^ std::process::id() as u64;
-    for i in 0..a.num_records {
+    let mut key_state: u64 = (0x2545_F491_4F6C_DD1D ^ std::process::id() as u64)
+        .wrapping_add(t.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    for i in range {
         let payload = &payloads[(i as usize) % payloads.len()];
         // A macro, not a branch on the record: a keyed and a keyless record
         // are different types, and the keyless path stays as it was.
@@ -401,13 +377,95 @@ fn main() {
         }
         sent_bytes += payload.len() as u64;
         if let Some(per) = throttle {
-            let due = start + per.mul_f64((i + 1) as f64);
+            let due = start + per.mul_f64((i - first + 1) as f64);
             let now = Instant::now();
             if due > now {
                 std::thread::sleep(due - now);
             }
         }
     }
+    sent_bytes
+}
+
+/// Thread `t`'s records of `n` split over `threads`.
+fn share(n: u64, threads: u64, t: u64) -> std::ops::Range<u64> {
+    let at = |t: u64| (u128::from(n) * u128::from(t) / u128::from(threads)) as u64;
+    at(t)..at(t + 1)
+}
+
+fn main() {
+    let a = parse_args();
+    let mut config = match &a.config_file {
+        Some(f) => ProducerConfig::from_properties_file(f),
+        None => Ok(ProducerConfig::new()),
+    }
+    .unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    for (k, v) in &a.props {
+        if let Err(e) = config.set(k, v) {
+            eprintln!("{e}");
+            std::process::exit(2)
+        }
+    }
+    let producer =
+        Producer::new(config, ByteArraySerializer, ByteArraySerializer).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(2)
+        });
+    let payloads = payloads(&a);
+
+    if a.warmup {
+        let partitions = producer.partitions_for(&a.topic).unwrap_or_else(|e| {
+            eprintln!("warm-up: {e}");
+            std::process::exit(1)
+        });
+        let handles: Vec<_> = partitions
+            .iter()
+            .map(|p| {
+                producer
+                    .send(
+                        ProducerRecord::new(a.topic.as_str(), &b"warmup"[..])
+                            .partition(p.partition),
+                    )
+                    .expect("warm-up send")
+            })
+            .collect();
+        for h in handles {
+            if let Err(e) = h.get() {
+                eprintln!("warm-up: {e}");
+                std::process::exit(1)
+            }
+        }
+    }
+
+    let stats = Arc::new(Mutex::new(Stats::new(a.num_records / a.latency_every + 1)));
+    let cpu0 = proc_stat_cpu_s();
+    let start = Instant::now();
+    stats.lock().start = start;
+    stats.lock().window_start = start;
+    // --threads N: N sending threads through the one producer, each sending
+    // its share of the records (shares differ by one at most); the clock is
+    // the same: from before the first send to after `flush`.
+    let threads = a.threads;
+    let sent_bytes: u64 = if threads == 1 {
+        send_share(&a, &producer, &payloads, &stats, start, 0, 0..a.num_records)
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let range = share(a.num_records, threads, t);
+                    let (a, producer, payloads, stats) = (&a, &producer, &payloads, &stats);
+                    s.spawn(move || send_share(a, producer, payloads, stats, start, t, range))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a sending thread panicked"))
+                .sum()
+        })
+    };
     let send_done = start.elapsed();
     producer.flush().expect("flush");
     let elapsed = start.elapsed();

@@ -139,3 +139,49 @@ fn key_mode_random_gives_each_record_an_8_byte_key_partitioned_by_murmur2() {
         );
     }
 }
+
+/// `--threads 4`: four sending threads through one producer share
+/// `--num-records` between them (4001, so the shares are unequal): the
+/// summary and the JSON line count every record once, and librdkafka reads
+/// back exactly that many, each with its own key (each thread has its own
+/// key sequence, so a thread that sent another's share, or the whole run,
+/// would show up as duplicates or as extra records).
+#[test]
+fn threads_share_the_records_between_them() {
+    let bin = example("producer_perf_test");
+    let broker = Broker::Tansu;
+    let topic = topic("perf-threads");
+    let n = 4001;
+    let out = Command::new(&bin)
+        .args(["--topic", &topic, "--num-records", &n.to_string()])
+        .args(["--record-size", "100", "--throughput", "-1"])
+        .args(["--threads", "4", "--key-mode", "random", "--json", "true"])
+        .arg("--producer-props")
+        .arg(format!("bootstrap.servers={}", broker.bootstrap()))
+        .arg("linger.ms=5")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = stdout.lines().rev();
+    let json = lines.next().unwrap_or("");
+    let summary = lines.next().unwrap_or("");
+    let (sent, _) =
+        parse_summary(summary).unwrap_or_else(|| panic!("not Java's format: {summary}"));
+    assert_eq!(sent, n as u64, "{summary}");
+    for field in [
+        format!("\"records\":{n},"),
+        format!("\"acked\":{n},"),
+        "\"errors\":0,".into(),
+    ] {
+        assert!(json.contains(&field), "{field} in {json}");
+    }
+    let got = consume(broker.bootstrap(), &topic, n, Duration::from_secs(60));
+    let keys: BTreeSet<Vec<u8>> = got.iter().map(|r| r.key.clone().expect("a key")).collect();
+    assert_eq!(keys.len(), n, "every record once, with its own key");
+}

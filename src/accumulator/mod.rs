@@ -21,6 +21,7 @@ pub(crate) mod batch;
 pub(crate) mod callbacks;
 mod drainer;
 mod incomplete;
+mod lookup;
 pub(crate) mod pool;
 mod queue;
 mod ratio;
@@ -159,6 +160,8 @@ pub(crate) struct Drained {
 /// Per-partition batch deques; see the module docs.
 pub(crate) struct RecordAccumulator {
     cfg: AccumulatorConfig,
+    /// This accumulator among all of the process's (`lookup.rs`).
+    id: u64,
     /// The pool and the incomplete set, shared with every batch so that a
     /// batch gives its memory and its place back however it ends.
     ledger: Arc<Ledger>,
@@ -208,12 +211,13 @@ impl RecordAccumulator {
             producer_id: Mutex::new(None),
             fatal: OnceLock::new(),
             ledger: Arc::new(Ledger {
-                pool: BufferPool::new(cfg.buffer_memory, cfg.batch_size, lifecycle.clone()),
+                pool: BufferPool::new(cfg.buffer_memory, lifecycle.clone()),
                 incomplete: Incomplete::default(),
                 lost: Mutex::new(Vec::new()),
                 any_lost: Default::default(),
             }),
             cfg,
+            id: lookup::next_id(),
             epoch: crate::clock::now(),
             topics: RwLock::new(HashMap::default()),
             by_leader: RwLock::new(HashMap::new()),
@@ -313,13 +317,7 @@ impl RecordAccumulator {
         self.topic_and_layout(topic).map(|(t, _)| t)
     }
 
-    /// A topic's queues and the layout they were found with, once metadata
-    /// has described it (the layout has partitions): read once per `send`.
-    pub(crate) fn topic_and_layout(&self, topic: &str) -> Option<(Arc<TopicQueues>, Arc<Layout>)> {
-        let t = self.topics.read().get(topic).cloned()?;
-        let layout = t.layout();
-        (!layout.partitions.is_empty()).then_some((t, layout))
-    }
+    // `topic_and_layout`, read once per `send`, is in `lookup.rs`.
 
     // ---------------------------------------------------------------- send
 
@@ -418,11 +416,15 @@ impl RecordAccumulator {
                 let grows_to = target.max(upper);
                 let first = if start == 0 { FIRST_RESERVE } else { start };
                 let size = first.clamp(upper, grows_to);
-                let buf = self
+                // A recycled buffer may be larger, up to what the batch's
+                // first growth would reach (twice the start, within the
+                // target): not a whole batch.size for a trickle.
+                let up_to = size.saturating_mul(2).min(grows_to);
+                let (buf, reserved) = self
                     .ledger
                     .pool
-                    .allocate(size, budget, || self.wake_all())?;
-                buffer = Some((buf, size, grows_to));
+                    .allocate(size, up_to, budget, || self.wake_all())?;
+                buffer = Some((buf, reserved, grows_to));
                 continue; // re-check: someone may have made a batch meanwhile
             };
             let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);

@@ -2,8 +2,15 @@
 //!
 //! Every batch buffer is taken from here and given back when its batch
 //! completes, so the bytes held by batches never exceed `buffer.memory`.
-//! Buffers of exactly `batch.size` are kept on a free list and reused;
-//! other sizes are dropped and their bytes returned to the budget.
+//! A buffer given back is kept on a free list, cleared, whatever its size
+//! (one that grew with its batch, a compressed batch's, a split half's), as
+//! long as its capacity is within what it was reserved for and at least
+//! [`MIN_RECYCLED`]: the free list counts each buffer at its capacity, and
+//! the rest of its reservation goes back to the budget. So the bytes on the
+//! free list plus the bytes handed out never exceed `buffer.memory`. A
+//! request takes the smallest free buffer that fits between what it needs
+//! and the most it may hold, and reserves that buffer's whole capacity;
+//! when the budget runs short, free buffers are dropped to make room.
 //!
 //! When the budget is spent, `allocate` blocks up to `max.block.ms`.
 //! Waiters are served first come, first served: each has its own condition
@@ -27,10 +34,15 @@ use crate::lifecycle::Lifecycle;
 use crate::metrics::PoolGauges;
 use crate::util::Budget;
 
+/// The smallest buffer worth keeping for reuse.
+pub(crate) const MIN_RECYCLED: usize = 4 * 1024;
+
 #[derive(Debug)]
 struct Inner {
-    /// Cleared buffers with capacity `poolable_size`, ready for reuse.
+    /// Cleared buffers ready for reuse, each counted at its capacity.
     free: Vec<Vec<u8>>,
+    /// The capacities of `free`, added up.
+    free_total: usize,
     /// Budget bytes neither on the free list nor handed out.
     non_pooled_available: usize,
     /// FIFO of blocked allocations.
@@ -41,7 +53,6 @@ struct Inner {
 #[derive(Debug)]
 pub(crate) struct BufferPool {
     total: usize,
-    poolable_size: usize,
     inner: Mutex<Inner>,
     /// `inner.waiters.len()`, readable without the lock: the I/O threads
     /// treat every batch as ready while someone waits for memory.
@@ -58,13 +69,13 @@ pub(crate) struct BufferPool {
 }
 
 impl BufferPool {
-    /// A pool of `total` bytes that recycles buffers of `poolable_size`.
-    pub(crate) fn new(total: usize, poolable_size: usize, lifecycle: Arc<Lifecycle>) -> Self {
+    /// A pool of `total` bytes.
+    pub(crate) fn new(total: usize, lifecycle: Arc<Lifecycle>) -> Self {
         BufferPool {
             total,
-            poolable_size,
             inner: Mutex::new(Inner {
                 free: Vec::new(),
+                free_total: 0,
                 non_pooled_available: total,
                 waiters: VecDeque::new(),
             }),
@@ -93,7 +104,20 @@ impl BufferPool {
 
     /// Bytes free under `g`: unpooled, and in free buffers.
     fn free_bytes(&self, g: &Inner) -> usize {
-        g.non_pooled_available + g.free.len() * self.poolable_size
+        g.non_pooled_available + g.free_total
+    }
+
+    /// Takes the smallest free buffer of capacity within `size..=up_to`.
+    fn take_free(g: &mut Inner, size: usize, up_to: usize) -> Option<Vec<u8>> {
+        let (i, _) = g
+            .free
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| (size..=up_to).contains(&b.capacity()))
+            .min_by_key(|(_, b)| b.capacity())?;
+        let b = g.free.swap_remove(i);
+        g.free_total -= b.capacity();
+        Some(b)
     }
 
     /// True while some allocation is blocked.
@@ -104,6 +128,8 @@ impl BufferPool {
     /// Takes a buffer with room for `size` bytes, waiting within `budget`
     /// (`max.block.ms`) for memory. `on_block` runs once, before the first wait, outside the
     /// lock (the producer wakes the I/O threads so full batches drain).
+    /// A free buffer of capacity up to `up_to` may serve it. Returns the
+    /// buffer and the bytes reserved for it: its capacity, at least `size`.
     ///
     /// # Errors
     ///
@@ -113,9 +139,11 @@ impl BufferPool {
     pub(crate) fn allocate(
         &self,
         size: usize,
+        up_to: usize,
         budget: &Budget,
         on_block: impl FnOnce(),
-    ) -> Result<Vec<u8>> {
+    ) -> Result<(Vec<u8>, usize)> {
+        let up_to = up_to.max(size);
         if size > self.total {
             return Err(Error::RecordTooLarge {
                 size,
@@ -128,16 +156,15 @@ impl BufferPool {
             return Err(Error::Closed);
         }
         if g.waiters.is_empty() {
-            if size == self.poolable_size {
-                if let Some(b) = g.free.pop() {
-                    return Ok(b);
-                }
+            if let Some(b) = Self::take_free(&mut g, size, up_to) {
+                let reserved = b.capacity();
+                return Ok((b, reserved));
             }
             if self.free_bytes(&g) >= size {
                 self.free_up(&mut g, size);
                 g.non_pooled_available -= size;
                 drop(g);
-                return Ok(Vec::with_capacity(size));
+                return Ok((Vec::with_capacity(size), size));
             }
         }
 
@@ -161,9 +188,14 @@ impl BufferPool {
             if first {
                 // Take what there is, in Java's order: a whole free buffer
                 // for a poolable request, else bytes from the budget.
-                if accumulated == 0 && size == self.poolable_size && !g.free.is_empty() {
-                    reused = g.free.pop();
-                    accumulated = size;
+                let free = if accumulated == 0 {
+                    Self::take_free(&mut g, size, up_to)
+                } else {
+                    None
+                };
+                if let Some(b) = free {
+                    accumulated = b.capacity();
+                    reused = Some(b);
                 } else {
                     self.free_up(&mut g, size - accumulated);
                     let got = (size - accumulated).min(g.non_pooled_available);
@@ -192,6 +224,7 @@ impl BufferPool {
         }
         if outcome.is_err() {
             if let Some(b) = reused.take() {
+                g.free_total += b.capacity();
                 g.free.push(b);
             } else {
                 g.non_pooled_available += accumulated;
@@ -204,13 +237,18 @@ impl BufferPool {
             }
         }
         drop(g);
-        outcome.map(|()| reused.unwrap_or_else(|| Vec::with_capacity(size)))
+        outcome.map(|()| match reused {
+            Some(b) => (b, accumulated),
+            None => (Vec::with_capacity(size), size),
+        })
     }
 
     /// Releases free-list buffers until `size` bytes are in the budget.
     fn free_up(&self, g: &mut Inner, size: usize) {
-        while g.non_pooled_available < size && g.free.pop().is_some() {
-            g.non_pooled_available += self.poolable_size;
+        while g.non_pooled_available < size {
+            let Some(b) = g.free.pop() else { break };
+            g.free_total -= b.capacity();
+            g.non_pooled_available += b.capacity();
         }
     }
 
@@ -230,12 +268,23 @@ impl BufferPool {
         true
     }
 
-    /// Returns a buffer taken with `allocate(size, ..)` (and grown by
-    /// `try_grow` to `size`).
+    /// Returns a buffer with the `size` bytes reserved for it (what
+    /// `allocate` said, plus what `try_grow` added). Kept for reuse if its
+    /// capacity is at least [`MIN_RECYCLED`] and within `size` (counted at
+    /// its capacity; the rest of `size` goes back to the budget), else
+    /// dropped.
     pub(crate) fn deallocate(&self, mut buffer: Vec<u8>, size: usize) {
+        let cap = buffer.capacity();
+        let keep = (MIN_RECYCLED..=size).contains(&cap) && !self.lifecycle.is_stopped();
+        if !keep {
+            drop(buffer); // outside the lock
+            buffer = Vec::new();
+        }
         let mut g = self.inner.lock();
-        if size == self.poolable_size && buffer.capacity() == size && !self.lifecycle.is_stopped() {
+        if keep {
             buffer.clear();
+            g.free_total += cap;
+            g.non_pooled_available += size - cap;
             g.free.push(buffer);
         } else {
             g.non_pooled_available += size;
@@ -268,29 +317,79 @@ mod tests {
 
     #[test]
     fn budget_is_never_exceeded_and_buffers_are_recycled() {
-        let pool = BufferPool::new(1000, 100, Arc::default());
-        let a = pool.allocate(100, &soon(0), || {}).unwrap();
-        let b = pool.allocate(500, &soon(0), || {}).unwrap();
-        assert_eq!(pool.available_memory(), 400);
+        let pool = BufferPool::new(100_000, Arc::default());
+        let a = pool.allocate(10_000, 10_000, &soon(0), || {}).unwrap().0;
+        let b = pool.allocate(50_000, 50_000, &soon(0), || {}).unwrap().0;
+        assert_eq!(pool.available_memory(), 40_000);
         let ptr = a.as_ptr();
-        pool.deallocate(a, 100);
-        let again = pool.allocate(100, &soon(0), || {}).unwrap();
-        assert_eq!(again.as_ptr(), ptr, "the poolable buffer is reused");
-        pool.deallocate(b, 500);
-        pool.deallocate(again, 100);
-        assert_eq!(pool.available_memory(), 1000);
+        pool.deallocate(a, 10_000);
+        let (again, reserved) = pool.allocate(10_000, 10_000, &soon(0), || {}).unwrap();
+        assert_eq!(again.as_ptr(), ptr, "the buffer is reused");
+        assert_eq!(reserved, 10_000);
+        pool.deallocate(b, 50_000);
+        pool.deallocate(again, 10_000);
+        assert_eq!(pool.available_memory(), 100_000);
+    }
+
+    /// A buffer that grew with its batch (its reservation grown by
+    /// `try_grow`, its capacity by the batch) is kept and serves a later
+    /// request that fits it, which then reserves its whole capacity; one
+    /// larger than its reservation, or too small, is dropped. The budget
+    /// always adds up, and a request the free buffers cannot serve drops
+    /// them to make room, so what is handed out plus what is kept never
+    /// exceeds `buffer.memory`.
+    #[test]
+    fn grown_and_odd_sized_buffers_are_recycled_within_the_budget() {
+        const TOTAL: usize = 100_000;
+        let pool = BufferPool::new(TOTAL, Arc::default());
+        let (mut grown, r) = pool.allocate(16_000, 40_000, &soon(0), || {}).unwrap();
+        assert_eq!(r, 16_000);
+        assert!(pool.try_grow(16_000));
+        grown.reserve_exact(32_000 - 61); // as `ProducerBatch::grow`: the limit, less the header
+        let ptr = grown.as_ptr();
+        let cap = grown.capacity();
+        assert!((16_000..=32_000).contains(&cap));
+        pool.deallocate(grown, 32_000);
+        assert_eq!(pool.available_memory(), TOTAL);
+        // Too large for a request of at most 20,000; right for 30,000.
+        let (small, r) = pool.allocate(10_000, 20_000, &soon(0), || {}).unwrap();
+        assert_ne!(small.as_ptr(), ptr);
+        assert_eq!(r, 10_000);
+        let (again, r) = pool.allocate(30_000, 40_000, &soon(0), || {}).unwrap();
+        assert_eq!(again.as_ptr(), ptr, "the grown buffer is reused");
+        assert!(again.is_empty());
+        assert_eq!(r, cap, "reserved at its capacity");
+        assert_eq!(pool.available_memory(), TOTAL - 10_000 - cap);
+        // A buffer larger than its reservation is not kept (it would hold
+        // more than the budget counts), nor one below MIN_RECYCLED.
+        let mut over = Vec::with_capacity(20_000);
+        over.push(1u8);
+        let (tiny, _) = pool.allocate(100, 100, &soon(0), || {}).unwrap();
+        let (_, r) = pool.allocate(10_000, 10_000, &soon(0), || {}).unwrap();
+        pool.deallocate(over, r);
+        pool.deallocate(tiny, 100);
+        assert_eq!(pool.available_memory(), TOTAL - 10_000 - cap);
+        pool.deallocate(small, 10_000);
+        pool.deallocate(again, cap);
+        assert_eq!(pool.available_memory(), TOTAL);
+        // Everything at once: the kept buffers are dropped to make room.
+        let (all, r) = pool.allocate(TOTAL, TOTAL, &soon(0), || {}).unwrap();
+        assert_eq!((all.capacity(), r), (TOTAL, TOTAL));
+        assert_eq!(pool.available_memory(), 0);
+        pool.deallocate(all, TOTAL);
+        assert_eq!(pool.available_memory(), TOTAL);
     }
 
     #[test]
     fn exhausted_pool_times_out_with_a_typed_error() {
-        let pool = BufferPool::new(300, 100, Arc::default());
+        let pool = BufferPool::new(300, Arc::default());
         // 50 bytes stay free: the blocked request gathers them while it
         // waits for the rest, and must give them back when it times out.
-        let held = pool.allocate(250, &soon(0), || {}).unwrap();
+        let held = pool.allocate(250, 250, &soon(0), || {}).unwrap().0;
         let mut blocked = false;
         let t0 = Instant::now();
         let e = pool
-            .allocate(100, &soon(50), || blocked = true)
+            .allocate(100, 100, &soon(50), || blocked = true)
             .unwrap_err();
         assert!(blocked, "on_block ran");
         assert!(t0.elapsed() >= Duration::from_millis(50));
@@ -319,7 +418,7 @@ mod tests {
     fn every_byte_comes_back_after_contention_timeouts_and_close() {
         const TOTAL: usize = 1000;
         let lifecycle = Arc::new(Lifecycle::default());
-        let pool = Arc::new(BufferPool::new(TOTAL, 100, lifecycle.clone()));
+        let pool = Arc::new(BufferPool::new(TOTAL, lifecycle.clone()));
         let served = Arc::new(AtomicUsize::new(0));
         let timed_out = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..6)
@@ -329,8 +428,8 @@ mod tests {
                     for i in 0..150 {
                         // poolable, odd-sized and large requests, short waits
                         let size = [100, 150, 400, 100, 700][(t + i) % 5];
-                        match pool.allocate(size, &soon(2), || {}) {
-                            Ok(b) => {
+                        match pool.allocate(size, size, &soon(2), || {}) {
+                            Ok((b, _)) => {
                                 served.fetch_add(1, Ordering::Relaxed);
                                 // hold it for a while, so others wait
                                 std::thread::sleep(Duration::from_millis((i % 3) as u64));
@@ -353,10 +452,10 @@ mod tests {
         assert_eq!(pool.available_memory(), TOTAL, "after contention");
 
         // Waiters holding part of their request when the pool closes.
-        let held = pool.allocate(900, &soon(0), || {}).unwrap();
+        let held = pool.allocate(900, 900, &soon(0), || {}).unwrap().0;
         let waiter = {
             let p = pool.clone();
-            std::thread::spawn(move || p.allocate(300, &soon(10_000), || {}))
+            std::thread::spawn(move || p.allocate(300, 300, &soon(10_000), || {}))
         };
         while !pool.has_waiters() {
             std::thread::yield_now();
@@ -378,11 +477,11 @@ mod tests {
     /// gets the memory that comes back.
     #[test]
     fn a_batch_does_not_grow_while_someone_waits_for_memory() {
-        let pool = Arc::new(BufferPool::new(100_000, 50_000, Arc::default()));
-        let held = pool.allocate(90_000, &soon(0), || {}).unwrap();
+        let pool = Arc::new(BufferPool::new(100_000, Arc::default()));
+        let held = pool.allocate(90_000, 90_000, &soon(0), || {}).unwrap().0;
         assert!(pool.try_grow(5_000), "free memory and no waiter: granted");
         let p = pool.clone();
-        let waiter = std::thread::spawn(move || p.allocate(20_000, &soon(10_000), || {}));
+        let waiter = std::thread::spawn(move || p.allocate(20_000, 20_000, &soon(10_000), || {}));
         let t0 = Instant::now();
         while !pool.has_waiters() {
             assert!(t0.elapsed() < Duration::from_secs(10), "never waited");
@@ -390,30 +489,30 @@ mod tests {
         }
         assert!(!pool.try_grow(1_000), "refused while someone waits");
         pool.deallocate(held, 90_000);
-        assert!(waiter.join().unwrap().unwrap().capacity() >= 20_000);
+        assert!(waiter.join().unwrap().unwrap().0.capacity() >= 20_000);
         assert!(pool.try_grow(1_000), "granted again once nobody waits");
     }
 
     #[test]
     fn a_waiter_is_served_when_memory_returns() {
-        let pool = Arc::new(BufferPool::new(200, 100, Arc::default()));
-        let held = pool.allocate(200, &soon(0), || {}).unwrap();
+        let pool = Arc::new(BufferPool::new(200, Arc::default()));
+        let held = pool.allocate(200, 200, &soon(0), || {}).unwrap().0;
         let p = pool.clone();
-        let t = std::thread::spawn(move || p.allocate(150, &soon(10_000), || {}));
+        let t = std::thread::spawn(move || p.allocate(150, 150, &soon(10_000), || {}));
         while !pool.has_waiters() {
             std::thread::yield_now();
         }
         pool.deallocate(held, 200);
-        let got = t.join().unwrap().unwrap();
+        let (got, _) = t.join().unwrap().unwrap();
         assert!(got.capacity() >= 150);
         assert_eq!(pool.available_memory(), 50);
     }
 
     #[test]
     fn requests_larger_than_the_budget_fail_at_once() {
-        let pool = BufferPool::new(100, 10, Arc::default());
+        let pool = BufferPool::new(100, Arc::default());
         assert!(matches!(
-            pool.allocate(101, &soon(1000), || {}),
+            pool.allocate(101, 101, &soon(1000), || {}),
             Err(Error::RecordTooLarge {
                 setting: "buffer.memory",
                 ..
@@ -424,10 +523,10 @@ mod tests {
     #[test]
     fn close_releases_waiters() {
         let lifecycle = Arc::new(Lifecycle::default());
-        let pool = Arc::new(BufferPool::new(10, 10, lifecycle.clone()));
-        let _held = pool.allocate(10, &soon(0), || {}).unwrap();
+        let pool = Arc::new(BufferPool::new(10, lifecycle.clone()));
+        let _held = pool.allocate(10, 10, &soon(0), || {}).unwrap().0;
         let p = pool.clone();
-        let t = std::thread::spawn(move || p.allocate(10, &soon(10_000), || {}));
+        let t = std::thread::spawn(move || p.allocate(10, 10, &soon(10_000), || {}));
         while !pool.has_waiters() {
             std::thread::yield_now();
         }

@@ -19,7 +19,7 @@
 //! I/O thread.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -117,6 +117,9 @@ pub(crate) struct Layout {
 pub(crate) struct TopicQueues {
     pub(crate) name: Arc<str>,
     pub(super) layout: RwLock<Arc<Layout>>,
+    /// Bumped after every new `layout`: a thread's cached layout
+    /// (`lookup.rs`) is current while this has not moved.
+    pub(super) layout_gen: AtomicU64,
     /// The sticky partition for records without a key.
     pub(super) sticky: Sticky,
     /// How much this topic's batches shrink compressed.

@@ -3,7 +3,7 @@
 //! I/O threads drain from, and the topics that have gone idle.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +36,7 @@ impl RecordAccumulator {
                                 partitions: Vec::new(),
                                 available: Vec::new(),
                             })),
+                            layout_gen: AtomicU64::new(0),
                             sticky: Sticky::new(),
                             ratio: Arc::default(),
                             sensors: self.metrics.topic(k),
@@ -63,6 +64,7 @@ impl RecordAccumulator {
                         partitions,
                         available: tm.available.clone(),
                     });
+                    tq.layout_gen.fetch_add(1, Ordering::Release);
                 }
             }
         }
