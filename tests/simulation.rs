@@ -24,7 +24,21 @@ use kafka_producer::mock::sim;
 ///   failed only when its answer or `request.timeout.ms` came, up to a
 ///   request timeout late: the core now wakes at the deadline of the
 ///   oldest batch each request holds (`InFlight::expires` in io/core.rs).
-const REGRESSIONS: &[u64] = &[123, 368, 534];
+/// - 15435927313307137065, ...137340, ...149633, ...161618, ...174527
+///   (a 200,000-schedule soak): without idempotence, with several requests
+///   of a partition in flight, their retries went back newest first, so
+///   the older batch waited behind the newer one and expired (or was
+///   delivered) past its deadline: `reenqueue` now keeps them by age.
+const REGRESSIONS: &[u64] = &[
+    123,
+    368,
+    534,
+    15435927313307137065,
+    15435927313307137340,
+    15435927313307149633,
+    15435927313307161618,
+    15435927313307174527,
+];
 
 /// With `SIM_TRACE`, the producer's own log lines go to stderr, between
 /// the simulation's.
@@ -102,16 +116,18 @@ fn main() {
     let n = env_u64("SIM_SCHEDULES").unwrap_or(default);
     let base = env_u64("SIM_BASE").unwrap_or(0);
     println!(
-        "simulation: {n} schedules from seed {base}, then {} regression seeds",
+        "simulation: {} regression seeds, then {n} schedules from seed {base}",
         REGRESSIONS.len()
     );
     let started = Instant::now();
     let mut violations = Vec::new();
     let (mut accepted, mut delivered, mut failed, mut faults) = (0, 0, 0, 0);
-    let seeds = REGRESSIONS
-        .iter()
-        .copied()
-        .chain((0..n).map(|i| base.wrapping_add(i)));
+    let fresh = (0..n)
+        .map(|i| base.wrapping_add(i))
+        .filter(|s| !REGRESSIONS.contains(s));
+    let seeds = REGRESSIONS.iter().copied().chain(fresh);
+    // `SIM_MAX_VIOLATIONS` (default 5): stop after this many.
+    let max_violations = env_u64("SIM_MAX_VIOLATIONS").unwrap_or(5) as usize;
     let mut count = 0u64;
     for seed in seeds {
         count += 1;
@@ -125,7 +141,7 @@ fn main() {
             Err(v) => {
                 eprintln!("{v}");
                 violations.push(v.seed);
-                if violations.len() >= 5 {
+                if violations.len() >= max_violations {
                     break;
                 }
             }

@@ -697,7 +697,17 @@ impl RecordAccumulator {
                 let mine = g.seq.position(id.base_sequence).unwrap_or(0);
                 g.batches.iter().take_while(|b| rank(b) < mine).count()
             }
-            None => 0,
+            // Without idempotence, by age: the answers to several requests
+            // in flight come back oldest first, and each retry going to
+            // the front would put the newer one ahead, where expiry (which
+            // looks at the front only) and the drain would take it first.
+            // Batches never sent are newer than any sent: with one request
+            // in flight this is the front.
+            None => g
+                .batches
+                .iter()
+                .take_while(|b| b.created < batch.created)
+                .count(),
         };
         let records = batch.record_count();
         // Older than the batches behind it: it may lower the thread's
@@ -1340,6 +1350,38 @@ pub(crate) mod tests {
                 ..
             })
         ));
+    }
+
+    /// Two requests of one partition in flight fail; their answers come
+    /// back oldest first. The retries stay oldest first, so the older
+    /// batch expires at its own deadline (expiry looks at the front
+    /// batch), not at the newer one's. Found by the simulation.
+    #[test]
+    fn retries_of_several_requests_stay_in_age_order() {
+        let acc = RecordAccumulator::new(cfg(), Arc::default());
+        acc.update_metadata(&cluster(1));
+        let parts = acc.partitions_led_by(1);
+        acc.begin_flush();
+        let old = send(&acc, Some(0), b"old").unwrap();
+        let (mut d, _) = acc.drain(&parts, &mut 0, 1 << 20, Instant::now());
+        let a = d.pop().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let new = send(&acc, Some(0), b"new").unwrap();
+        let (mut d, _) = acc.drain(&parts, &mut 0, 1 << 20, Instant::now());
+        let b = d.pop().unwrap();
+        let a_deadline = later(a.batch.created, Duration::from_secs(10));
+        assert!(b.batch.created > a.batch.created);
+        let far = later(Instant::now(), Duration::from_secs(60));
+        acc.reenqueue(&a.queue, a.batch, far);
+        acc.reenqueue(&b.queue, b.batch, far);
+        assert_eq!(acc.next_expiry(&parts), Some(a_deadline));
+        assert_eq!(
+            acc.expire(&parts, a_deadline),
+            1,
+            "the older batch, at its deadline"
+        );
+        assert!(matches!(old.get(), Err(Error::DeliveryTimeout { .. })));
+        assert!(!new.is_done());
     }
 
     #[test]
