@@ -169,6 +169,26 @@ impl IoShared {
         }
     }
 
+    fn new(
+        cfg: Arc<ProducerConfig>,
+        accumulator: Arc<RecordAccumulator>,
+        metadata: Arc<Metadata>,
+        lifecycle: Arc<Lifecycle>,
+    ) -> IoShared {
+        IoShared {
+            cfg,
+            accumulator,
+            metadata,
+            lifecycle,
+            brokers: Mutex::new(HashMap::new()),
+            live: Mutex::new(0),
+            live_cond: Condvar::new(),
+            install: Mutex::new(()),
+            #[cfg(feature = "mock")]
+            simulated: None,
+        }
+    }
+
     /// The shared state of a simulated producer: as [`Io::start`] builds
     /// it, with no metadata thread, and broker cores left for the
     /// simulation to collect with [`take_started`](Self::take_started).
@@ -179,17 +199,9 @@ impl IoShared {
         metadata: Arc<Metadata>,
         lifecycle: Arc<Lifecycle>,
     ) -> Arc<IoShared> {
-        Arc::new(IoShared {
-            cfg,
-            accumulator,
-            metadata,
-            lifecycle,
-            brokers: Mutex::new(HashMap::new()),
-            live: Mutex::new(0),
-            live_cond: Condvar::new(),
-            install: Mutex::new(()),
-            simulated: Some(Mutex::new(Simulated::default())),
-        })
+        let mut shared = IoShared::new(cfg, accumulator, metadata, lifecycle);
+        shared.simulated = Some(Mutex::new(Simulated::default()));
+        Arc::new(shared)
     }
 
     /// The broker cores asked for since the last call (simulation only).
@@ -303,18 +315,7 @@ impl Io {
         metadata: Arc<Metadata>,
         lifecycle: Arc<Lifecycle>,
     ) -> Result<Io> {
-        let shared = Arc::new(IoShared {
-            cfg,
-            accumulator,
-            metadata,
-            lifecycle,
-            brokers: Mutex::new(HashMap::new()),
-            live: Mutex::new(0),
-            live_cond: Condvar::new(),
-            install: Mutex::new(()),
-            #[cfg(feature = "mock")]
-            simulated: None,
-        });
+        let shared = Arc::new(IoShared::new(cfg, accumulator, metadata, lifecycle));
         let s = shared.clone();
         let t = shared.spawn(format!("{}-meta", shared.cfg.client_id), move || {
             metadata::run(s)
