@@ -158,11 +158,19 @@ STAMP=$(date +%Y%m%dT%H%M%S)
 OUT=results/compare-$TARGET-acks$ACKS-$STAMP
 mkdir -p "$OUT/runs"
 
-if [ -z "${KP_KAFKA_CLASSPATH:-}" ] || { [ "$TARGET" = kafka ] && [ -z "${KP_KAFKA_BOOTSTRAP:-}" ]; }; then
-  eval "$(scripts/brokers.sh env)" || { echo "need KP_KAFKA_CLASSPATH (and KP_KAFKA_BOOTSTRAP): scripts/brokers.sh install/start" >&2; exit 2; }
+# Kafka's jars are needed on TARGET=kafka (TopicCommand) and for the 4.4.0
+# Java client; the mock broker without Java needs nothing of brokers.sh.
+if [ "$TARGET" = kafka ] || { [[ " $CLIENTS " == *" java "* ]] && [ "$JAVA_KAFKA_VERSION" = 4.4.0 ]; }; then
+  if [ -z "${KP_KAFKA_CLASSPATH:-}" ] || { [ "$TARGET" = kafka ] && [ -z "${KP_KAFKA_BOOTSTRAP:-}" ]; }; then
+    eval "$(scripts/brokers.sh env)" || true
+  fi
+  if [ -z "${KP_KAFKA_CLASSPATH:-}" ] || { [ "$TARGET" = kafka ] && [ -z "${KP_KAFKA_BOOTSTRAP:-}" ]; }; then
+    echo "need KP_KAFKA_CLASSPATH (and KP_KAFKA_BOOTSTRAP): scripts/brokers.sh install/start" >&2
+    exit 2
+  fi
 fi
 JAVA=${KP_JAVA:-java}
-CP=$KP_KAFKA_CLASSPATH
+CP=${KP_KAFKA_CLASSPATH:-}
 read -r -a JVM_ARGS <<<"$JAVA_HEAP $JAVA_OPTS"
 JVM_ARGS+=("-Dlog4j2.configurationFile=$ROOT/$OUT/tools-log4j2.yaml")
 cat >"$OUT/tools-log4j2.yaml" <<'EOF'
