@@ -24,8 +24,13 @@
 //! `linger.ms=0`), timing every round trip; `--threads N` sends from N
 //! threads through the one producer, each its share of `--num-records`
 //! (thread t: records `t*n/N..(t+1)*n/N`, at `--throughput / N`), timed
-//! as one run from the first send to `flush`. The exit status is 1 if any
-//! record failed.
+//! as one run from the first send to `flush`; `--callback none|plain|capture`
+//! prices the completion callback: `none` drops each `send`'s handle and
+//! counts failures from `record-error-total`, `plain` gives every record a
+//! callback that captures nothing, `capture` one that captures 16 bytes
+//! (`timed`, the default, is Java's: every record has a callback, and every
+//! `--latency-every`-th is timed). The exit status is 1 if any record
+//! failed.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +42,23 @@ use parking_lot::Mutex;
 
 static ACKED: AtomicU64 = AtomicU64::new(0);
 static FAILED: AtomicU64 = AtomicU64::new(0);
+/// `--callback capture`: the XOR of each acknowledged record's index and
+/// size, as its callback saw them; checked against the expected sum.
+static CAPTURED: AtomicU64 = AtomicU64::new(0);
+
+/// A callback that captures nothing: storing it allocates nothing.
+fn plain_callback(r: kafka_producer::Result<kafka_producer::RecordMetadata>) {
+    match r {
+        Ok(_) => {
+            ACKED.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            if FAILED.fetch_add(1, Ordering::Relaxed) == 0 {
+                eprintln!("first delivery error: {e}");
+            }
+        }
+    }
+}
 
 struct Args {
     topic: String,
@@ -57,6 +79,24 @@ struct Args {
     random_keys: bool,
     /// `--threads N`: sending threads through the one producer (1).
     threads: u64,
+    /// `--callback`: what each record's completion runs.
+    callback: CallbackMode,
+}
+
+/// `--callback`: how `send` is called, to price a completion callback.
+#[derive(Clone, Copy, PartialEq)]
+enum CallbackMode {
+    /// `timed` (the default, Java's tool): every record has a callback;
+    /// every `--latency-every`-th one captures its start time and is timed.
+    Timed,
+    /// `none`: `send` and drop the handle (fire and forget); failures are
+    /// counted from the producer's `record-error-total` after `flush`.
+    None,
+    /// `plain`: every record has a callback that captures nothing.
+    Plain,
+    /// `capture`: every record has a callback that captures 16 bytes (its
+    /// index and size), checked when it completes.
+    Capture,
 }
 
 fn usage() -> ! {
@@ -64,7 +104,7 @@ fn usage() -> ! {
         "usage: producer_perf_test --topic TOPIC --num-records N (--record-size B | --payload-file F)\n\
          \x20      --throughput T [--producer-props K=V ...] [--producer.config FILE]\n\
          \x20      [--payload-delimiter D] [--latency-every K] [--warmup true|false] [--json true|false] [--sync true|false]\n\
-         \x20      [--key-mode none|random] [--threads N]"
+         \x20      [--key-mode none|random] [--threads N] [--callback timed|none|plain|capture]"
     );
     std::process::exit(2)
 }
@@ -85,6 +125,7 @@ fn parse_args() -> Args {
         sync: false,
         random_keys: false,
         threads: 1,
+        callback: CallbackMode::Timed,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -114,6 +155,15 @@ fn parse_args() -> Args {
                 a.threads = value(&mut i).parse().unwrap_or_else(|_| usage());
                 if a.threads == 0 {
                     usage()
+                }
+            }
+            "--callback" => {
+                a.callback = match value(&mut i).as_str() {
+                    "timed" => CallbackMode::Timed,
+                    "none" => CallbackMode::None,
+                    "plain" => CallbackMode::Plain,
+                    "capture" => CallbackMode::Capture,
+                    _ => usage(),
                 }
             }
             "--json" => a.json = value(&mut i) == "true",
@@ -320,6 +370,27 @@ fn send_share(
                         ACKED.fetch_add(1, Ordering::Relaxed);
                         stats.lock().record(now - t0, payload.len(), now);
                     })
+                } else if a.callback == CallbackMode::None {
+                    producer.send(record).map(drop)
+                } else if a.callback == CallbackMode::Plain {
+                    producer
+                        .send_with_callback(record, plain_callback)
+                        .map(drop)
+                } else if a.callback == CallbackMode::Capture {
+                    let bytes = payload.len() as u64;
+                    producer
+                        .send_with_callback(record, move |r| match r {
+                            Ok(_) => {
+                                ACKED.fetch_add(1, Ordering::Relaxed);
+                                CAPTURED.fetch_add(i ^ bytes, Ordering::Relaxed);
+                            }
+                            Err(e) => {
+                                if FAILED.fetch_add(1, Ordering::Relaxed) == 0 {
+                                    eprintln!("first delivery error: {e}");
+                                }
+                            }
+                        })
+                        .map(drop)
                 } else if i % a.latency_every == 0 {
                     let stats = stats.clone();
                     let t0 = Instant::now();
@@ -341,18 +412,8 @@ fn send_share(
                         })
                         .map(drop)
                 } else {
-                    // Captures nothing, so boxing it allocates nothing.
                     producer
-                        .send_with_callback(record, |r| match r {
-                            Ok(_) => {
-                                ACKED.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(e) => {
-                                if FAILED.fetch_add(1, Ordering::Relaxed) == 0 {
-                                    eprintln!("first delivery error: {e}");
-                                }
-                            }
-                        })
+                        .send_with_callback(record, plain_callback)
                         .map(drop)
                 }
             }};
@@ -385,6 +446,14 @@ fn send_share(
         }
     }
     sent_bytes
+}
+
+/// The producer's `record-error-total`.
+fn record_errors(producer: &Producer) -> f64 {
+    producer
+        .metrics()
+        .value("producer-metrics", "record-error-total")
+        .unwrap_or(0.0)
 }
 
 /// Thread `t`'s records of `n` split over `threads`.
@@ -440,6 +509,7 @@ fn main() {
         }
     }
 
+    let errors_before = record_errors(&producer);
     let stats = Arc::new(Mutex::new(Stats::new(a.num_records / a.latency_every + 1)));
     let cpu0 = proc_stat_cpu_s();
     let start = Instant::now();
@@ -470,10 +540,28 @@ fn main() {
     producer.flush().expect("flush");
     let elapsed = start.elapsed();
     let cpu1 = proc_stat_cpu_s();
+    if a.callback == CallbackMode::None {
+        // No callbacks: after `flush` every record `send` took has
+        // completed, and the producer counted the ones that failed (those
+        // `send` refused are counted already).
+        let failed = (record_errors(&producer) - errors_before) as u64;
+        let failed = FAILED.fetch_add(failed, Ordering::Relaxed) + failed;
+        ACKED.store(a.num_records.saturating_sub(failed), Ordering::Relaxed);
+    }
     producer.close().expect("close");
 
     let acked = ACKED.load(Ordering::Relaxed);
     let failed = FAILED.load(Ordering::Relaxed);
+    if a.callback == CallbackMode::Capture && failed == 0 {
+        let expected = (0..a.num_records).fold(0u64, |sum, i| {
+            sum.wrapping_add(i ^ payloads[(i as usize) % payloads.len()].len() as u64)
+        });
+        let got = CAPTURED.load(Ordering::Relaxed);
+        if got != expected {
+            eprintln!("--callback capture: the callbacks saw {got}, expected {expected}");
+            std::process::exit(1);
+        }
+    }
     let mut s = stats.lock();
     let ms = elapsed.as_secs_f64() * 1000.0;
     let count = acked;

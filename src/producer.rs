@@ -453,6 +453,35 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             PartitionerChoice::RoundRobin => Some(&inner.round_robin),
             PartitionerChoice::BuiltIn => None,
         };
+        // The common case first: this thread's last topic, current, with
+        // the built-in partitioner. Its queues and layout are borrowed from
+        // the thread's cache, so no reference count moves (each would be
+        // an atomic write to a line every sending thread shares).
+        let mut callback = callback;
+        if partitioner.is_none() {
+            // The name is lent to the lookup (the rest of `send` names the
+            // topic by its queues' name) and put back for the slow path.
+            let name = std::mem::take(&mut record.topic);
+            let hit = inner.accumulator.with_cached(&name, |t, layout| {
+                let in_range = |p: i32| p >= 0 && (p as usize) < layout.partitions.len();
+                if !t.registered.load(Ordering::Acquire) || !record.partition.is_none_or(in_range) {
+                    return None; // the slow path renews or refuses it
+                }
+                Some(self.append_found(
+                    &mut record,
+                    callback.take(),
+                    t,
+                    layout,
+                    None,
+                    now_ms,
+                    &budget,
+                ))
+            });
+            if let Some(Some(sent)) = hit {
+                return sent;
+            }
+            record.topic = name;
+        }
         // A partitioner sees a cluster snapshot that describes the topic,
         // taken before the layout (see `wait_on_metadata`), so any
         // partition it can see exists in the layout we index.
@@ -462,7 +491,40 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             partitioner.is_some(),
             &budget,
         )?;
-        inner.accumulator.mark_used(&topic_queues, now_ms);
+        let cluster = cluster.as_deref().filter(|_| partitioner.is_some());
+        self.append_found(
+            &mut record,
+            callback,
+            &topic_queues,
+            &layout,
+            cluster,
+            now_ms,
+            &budget,
+        )
+    }
+
+    /// The rest of `send`, once the topic's queues and layout are found
+    /// (and, for a custom partitioner, the cluster it sees): serializes
+    /// the record, picks its partition and appends it.
+    #[allow(clippy::too_many_arguments)]
+    fn append_found(
+        &self,
+        record: &mut InterceptedRecord<'_, K, V>,
+        callback: Option<&mut dyn Register>,
+        topic_queues: &TopicQueues,
+        layout: &Layout,
+        cluster: Option<&Cluster>,
+        now_ms: i64,
+        budget: &Budget,
+    ) -> Result<RecordFuture> {
+        let inner = &*self.inner;
+        let partitioner: Option<&dyn Partitioner> = match &inner.cfg.partitioner {
+            _ if record.partition.is_some() => None,
+            PartitionerChoice::Custom(p) => Some(&**p),
+            PartitionerChoice::RoundRobin => Some(&inner.round_robin),
+            PartitionerChoice::BuiltIn => None,
+        };
+        inner.accumulator.mark_used(topic_queues, now_ms);
         let topic: &str = &topic_queues.name;
 
         SCRATCH.with(|cell| {
@@ -514,7 +576,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 });
             }
             let count = layout.partitions.len();
-            let partition = match (wanted_partition, partitioner.zip(cluster.as_deref())) {
+            let partition = match (wanted_partition, partitioner.zip(cluster)) {
                 (Some(p), _) => Some(p),
                 (None, Some((p, cluster))) => {
                     Some(custom_partition(p, cluster, topic, key, value, count)?)
@@ -536,14 +598,14 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             let key_size = key.map_or(-1, |k| k.len() as i32);
             let value_size = value.map_or(-1, |v| v.len() as i32);
             let r = inner.accumulator.append(
-                &topic_queues,
-                &layout,
+                topic_queues,
+                layout,
                 partition,
                 &parts,
                 key_size,
                 value_size,
                 callback,
-                &budget,
+                budget,
             );
             if key_buf.capacity() > SCRATCH_KEEP {
                 *key_buf = Vec::new();

@@ -185,3 +185,69 @@ fn threads_share_the_records_between_them() {
     let keys: BTreeSet<Vec<u8>> = got.iter().map(|r| r.key.clone().expect("a key")).collect();
     assert_eq!(keys.len(), n, "every record once, with its own key");
 }
+
+/// `--callback none|plain|capture` each deliver every record once (read
+/// back by librdkafka), and each counts it: `none` has no callback to count
+/// with and takes the producer's `record-error-total` after `flush`.
+#[test]
+fn callback_modes_each_deliver_and_count_every_record() {
+    let bin = example("producer_perf_test");
+    let broker = Broker::Tansu;
+    let n = 3001;
+    for mode in ["none", "plain", "capture"] {
+        let topic = topic(&format!("perf-callback-{mode}"));
+        let out = Command::new(&bin)
+            .args(["--topic", &topic, "--num-records", &n.to_string()])
+            .args(["--record-size", "100", "--throughput", "-1"])
+            .args(["--callback", mode, "--key-mode", "random", "--json", "true"])
+            .arg("--producer-props")
+            .arg(format!("bootstrap.servers={}", broker.bootstrap()))
+            .arg("linger.ms=5")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{mode}: exit {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json = stdout.lines().last().unwrap_or("");
+        for field in [format!("\"acked\":{n},"), "\"errors\":0,".into()] {
+            assert!(json.contains(&field), "{mode}: {field} in {json}");
+        }
+        let got = consume(broker.bootstrap(), &topic, n, Duration::from_secs(60));
+        let keys: BTreeSet<Vec<u8>> = got.iter().map(|r| r.key.clone().expect("a key")).collect();
+        assert_eq!(keys.len(), n, "{mode}: every record once");
+    }
+}
+
+/// With no callbacks, records `send` refuses still count as failed: the
+/// run exits 1 and reports every one (here each is over max.request.size).
+#[test]
+fn callback_none_counts_refused_records_as_failed() {
+    let bin = example("producer_perf_test");
+    let broker = Broker::Tansu;
+    let topic = topic("perf-callback-refused");
+    let n = 50;
+    let out = Command::new(&bin)
+        .args(["--topic", &topic, "--num-records", &n.to_string()])
+        .args(["--record-size", "2000", "--throughput", "-1"])
+        .args(["--callback", "none", "--json", "true"])
+        .arg("--producer-props")
+        .arg(format!("bootstrap.servers={}", broker.bootstrap()))
+        .arg("max.request.size=1000")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let json = stdout.lines().last().unwrap_or("");
+    for field in ["\"acked\":0,".to_owned(), format!("\"errors\":{n},")] {
+        assert!(json.contains(&field), "{field} in {json}");
+    }
+    assert!(
+        stderr.contains(&format!("{n} records failed, 0 of {n} acknowledged")),
+        "{stderr}"
+    );
+}
