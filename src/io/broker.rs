@@ -141,8 +141,8 @@ impl BrokerThread {
             }
             for ev in events.iter() {
                 if ev.token() == SOCKET {
-                    let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                    self.on_socket_ready(readable);
+                    let closing = ev.is_read_closed() || ev.is_error();
+                    self.on_socket_ready(ev.is_readable() || closing, closing);
                 }
             }
         }
@@ -313,7 +313,9 @@ impl BrokerThread {
         self.carry_out_wants();
     }
 
-    fn on_socket_ready(&mut self, readable: bool) {
+    /// `closing`: the event says the peer closed or the socket failed, so
+    /// the read goes on to the end of stream or the error.
+    fn on_socket_ready(&mut self, readable: bool, closing: bool) {
         let now = crate::clock::now();
         self.write(now);
         if !readable {
@@ -323,7 +325,7 @@ impl BrokerThread {
         let (Some(stream), Some(wire)) = (self.stream.as_mut(), self.core.wire_mut()) else {
             return;
         };
-        let r = conn::read_from(stream, wire);
+        let r = conn::read_from(stream, wire, closing);
         self.core.read(r, now);
         self.carry_out_wants();
     }

@@ -82,6 +82,14 @@ pub(crate) trait Transport: Read + Write {
     fn has_buffered(&self) -> bool {
         false
     }
+
+    /// True if a `read` that fills less than its buffer has taken all the
+    /// socket had (plain TCP), so the next bytes raise a new readiness
+    /// edge and the read that would return `WouldBlock` can be skipped. Not
+    /// so for TLS, whose plaintext reads say nothing of the socket.
+    fn short_read_drains(&self) -> bool {
+        false
+    }
 }
 
 impl Transport for TcpStream {
@@ -92,6 +100,10 @@ impl Transport for TcpStream {
 
     fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         TcpStream::set_nonblocking(self, nonblocking)
+    }
+
+    fn short_read_drains(&self) -> bool {
+        true
     }
 
     fn shutdown_write(&mut self) -> io::Result<()> {
@@ -447,7 +459,7 @@ impl<S: Transport> Connection<S> {
     /// Reads whatever the socket has without blocking ([`read_from`]).
     #[cfg(test)]
     pub(crate) fn read_some(&mut self) -> io::Result<usize> {
-        read_from(&mut self.stream, &mut self.wire)
+        read_from(&mut self.stream, &mut self.wire, true)
     }
 
     /// Closes the connection so the broker still processes every request
@@ -609,10 +621,25 @@ pub(crate) fn write_to<S: Transport>(stream: &mut S, wire: &mut Wire) -> io::Res
 
 /// Reads whatever `stream` has into `wire` without blocking. Returns the
 /// bytes read; `UnexpectedEof` if the broker closed the connection.
-pub(crate) fn read_from<S: Transport>(stream: &mut S, wire: &mut Wire) -> io::Result<usize> {
+///
+/// Unless `drain`, a read that fills less than its buffer ends it when the
+/// transport says a short read empties the socket
+/// ([`Transport::short_read_drains`]): on an edge-triggered poller the next
+/// bytes raise a new event, so the read that would only say `WouldBlock`
+/// (one system call per answer) is skipped. The driver passes `drain` when
+/// the event says the peer closed or failed, so an end of stream that came
+/// with the last bytes is still seen.
+pub(crate) fn read_from<S: Transport>(
+    stream: &mut S,
+    wire: &mut Wire,
+    drain: bool,
+) -> io::Result<usize> {
+    let stop_short = !drain && stream.short_read_drains();
     let mut total = 0;
     loop {
-        match stream.read(wire.read_space()?) {
+        let space = wire.read_space()?;
+        let room = space.len();
+        match stream.read(space) {
             Ok(0) => {
                 return Err(io::Error::new(
                     ErrorKind::UnexpectedEof,
@@ -622,6 +649,9 @@ pub(crate) fn read_from<S: Transport>(stream: &mut S, wire: &mut Wire) -> io::Re
             Ok(n) => {
                 wire.received(n);
                 total += n;
+                if stop_short && n < room {
+                    return Ok(total);
+                }
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(total),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -1332,5 +1362,92 @@ mod tests {
             got = c.next_frame(|corr, f| (corr, f.len())).unwrap();
         }
         assert_eq!(got, Some((1, 4 + (3 << 20))));
+    }
+
+    /// A transport whose reads follow a script (bytes, or WouldBlock when
+    /// it runs out), counting the calls.
+    struct Scripted {
+        reads: std::collections::VecDeque<Vec<u8>>,
+        calls: usize,
+        short_drains: bool,
+    }
+    impl Read for Scripted {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.calls += 1;
+            let Some(mut chunk) = self.reads.pop_front() else {
+                return Err(ErrorKind::WouldBlock.into());
+            };
+            let n = chunk.len().min(buf.len());
+            buf[..n].copy_from_slice(&chunk[..n]);
+            if n < chunk.len() {
+                self.reads.push_front(chunk.split_off(n));
+            }
+            Ok(n)
+        }
+    }
+    impl Write for Scripted {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Transport for Scripted {
+        fn set_timeouts(&self, _: Option<Duration>) -> io::Result<()> {
+            Ok(())
+        }
+        fn set_nonblocking(&self, _: bool) -> io::Result<()> {
+            Ok(())
+        }
+        fn shutdown_write(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn short_read_drains(&self) -> bool {
+            self.short_drains
+        }
+    }
+
+    /// On plain TCP a read that fills less than its buffer ends the read
+    /// (no WouldBlock read after it); a full buffer reads on; `drain` (the
+    /// peer closed) and a transport whose short reads say nothing (TLS)
+    /// read to WouldBlock.
+    #[test]
+    fn a_short_read_ends_the_read_only_where_it_empties_the_socket() {
+        let read = |chunks: Vec<Vec<u8>>, short_drains: bool, drain: bool| {
+            let mut t = Scripted {
+                reads: chunks.into(),
+                calls: 0,
+                short_drains,
+            };
+            let mut w = Wire::new("node 1".into(), "c");
+            w.set_max_frame(1 << 20);
+            let n = read_from(&mut t, &mut w, drain).unwrap();
+            (n, t.calls)
+        };
+        let small = || vec![vec![0u8; 100], vec![0u8; 50]];
+        assert_eq!(
+            read(small(), true, false),
+            (100, 1),
+            "stops after the short read"
+        );
+        assert_eq!(
+            read(small(), true, true),
+            (150, 3),
+            "drain reads to WouldBlock"
+        );
+        assert_eq!(
+            read(small(), false, false),
+            (150, 3),
+            "TLS reads to WouldBlock"
+        );
+        // More than the buffer holds: the first read fills it and the read
+        // goes on (the buffer is compacted or grown for the rest).
+        let mut big = ((READ_BUF_INITIAL + 6) as i32).to_be_bytes().to_vec();
+        big.resize(READ_BUF_INITIAL + 10, 0);
+        let big = vec![big];
+        let (n, calls) = read(big, true, false);
+        assert_eq!(n, READ_BUF_INITIAL + 10);
+        assert_eq!(calls, 2, "a full read, then the short rest");
     }
 }

@@ -849,6 +849,10 @@ impl Transport for Stream {
         self.tcp().set_timeouts(timeout)
     }
 
+    fn short_read_drains(&self) -> bool {
+        matches!(self, Stream::Plain(_))
+    }
+
     fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.tcp().set_nonblocking(nonblocking)
     }
