@@ -77,6 +77,48 @@ pub(crate) struct Ledger {
     pub(super) any_lost: AtomicBool,
 }
 
+/// A batch's records section: its own pooled buffer while it takes
+/// appends, then, once sealed, shared behind an `Arc` so that a request
+/// being written can hold it (`Wire`'s output queue) without a copy. The
+/// buffer goes back to the pool only if no request holds it any more
+/// (see [`ProducerBatch::complete`]); a buffer still held is freed when
+/// the last holder lets go, never reused before its bytes are written.
+enum Records {
+    /// Appends go here.
+    Open(Vec<u8>),
+    /// Sealed: read-only from now on.
+    Sealed(Arc<Vec<u8>>),
+}
+
+impl Records {
+    /// The open buffer; only before [`ProducerBatch::seal`].
+    fn open(&mut self) -> &mut Vec<u8> {
+        match self {
+            Records::Open(v) => v,
+            Records::Sealed(_) => unreachable!("a sealed batch takes no appends"),
+        }
+    }
+
+    /// The buffer, unshared if no request holds it any more, else an
+    /// empty one (the holder frees it).
+    fn into_buffer(self) -> Vec<u8> {
+        match self {
+            Records::Open(v) => v,
+            Records::Sealed(a) => Arc::try_unwrap(a).unwrap_or_default(),
+        }
+    }
+}
+
+impl std::ops::Deref for Records {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        match self {
+            Records::Open(v) => v,
+            Records::Sealed(a) => a,
+        }
+    }
+}
+
 /// One partition's batch.
 pub(crate) struct ProducerBatch {
     /// Increasing per producer; `flush` waits for ids up to a mark.
@@ -85,8 +127,9 @@ pub(crate) struct ProducerBatch {
     pub(crate) result: Arc<BatchResult>,
     /// The records section (RecordBatch v2 after the 61-byte header).
     /// Invariant: never grows past `limit`; it reallocates only when the
-    /// reservation grows (`grow`), to exactly the new limit.
-    records: Vec<u8>,
+    /// reservation grows (`grow`), to exactly the new limit. Shared once
+    /// sealed.
+    records: Records,
     /// Bytes reserved from the pool for `records`.
     pub(crate) reserved: usize,
     /// Most bytes `records` may hold: the reservation minus the header.
@@ -157,7 +200,7 @@ impl ProducerBatch {
         ProducerBatch {
             id,
             result,
-            records: buffer,
+            records: Records::Open(buffer),
             reserved,
             limit: reserved.saturating_sub(RECORD_BATCH_OVERHEAD),
             target: reserved.saturating_sub(RECORD_BATCH_OVERHEAD),
@@ -209,7 +252,8 @@ impl ProducerBatch {
         self.reserved += extra;
         self.limit += extra;
         debug_assert!(self.limit <= self.target);
-        self.records.reserve_exact(self.limit - self.records.len());
+        let records = self.records.open();
+        records.reserve_exact(self.limit - records.len());
     }
 
     /// The pool refused to grow the batch: it is as full as it gets.
@@ -253,10 +297,11 @@ impl ProducerBatch {
         let offset = self.record_count;
         let ts_delta = rec.timestamp.wrapping_sub(self.base_timestamp);
         let body = body_size_with_deltas(rec.fixed_size, offset as i32, ts_delta);
-        let before = self.records.capacity();
-        let start = self.records.len();
+        let records = self.records.open();
+        let before = records.capacity();
+        let start = records.len();
         write_record(
-            &mut self.records,
+            records,
             body,
             offset as i32,
             ts_delta,
@@ -264,8 +309,8 @@ impl ProducerBatch {
             rec.value,
             rec.headers(),
         );
-        debug_assert_eq!(before, self.records.capacity(), "batch buffer reallocated");
-        self.max_record_size = self.max_record_size.max(self.records.len() - start);
+        debug_assert_eq!(before, records.capacity(), "batch buffer reallocated");
+        self.max_record_size = self.max_record_size.max(records.len() - start);
         self.record_count += 1;
         self.max_timestamp = self.max_timestamp.max(rec.timestamp);
         offset
@@ -344,17 +389,19 @@ impl ProducerBatch {
                 }
             }
             self.identity = identity;
+            let mut records = std::mem::take(self.records.open());
             if self.codec != Compression::None {
                 // Compressed once, here, as one blob (never per record).
                 // The reservation stays as it was: the compressed bytes
                 // are counted against buffer.memory within it.
-                let mut out = Vec::with_capacity(self.records.len() / 2 + 64);
-                self.codec.compress(&self.records, &mut out);
-                sizes = Some((self.records.len(), out.len()));
-                self.records = out;
+                let mut out = Vec::with_capacity(records.len() / 2 + 64);
+                self.codec.compress(&records, &mut out);
+                sizes = Some((records.len(), out.len()));
+                records = out;
                 h.attributes |= self.codec.attribute();
             }
-            self.header = Some(h.encode(&self.records));
+            self.header = Some(h.encode(&records));
+            self.records = Records::Sealed(Arc::new(records));
         }
         sizes
     }
@@ -488,7 +535,7 @@ impl ProducerBatch {
                     result: BatchResult::new(self.result.topic.clone(), self.result.partition),
                     limit: records.len(),
                     target: records.len(),
-                    records,
+                    records: Records::Open(records),
                     reserved: reserved[h],
                     record_count: recs.len() as u32,
                     max_record_size,
@@ -534,9 +581,21 @@ impl ProducerBatch {
 
     /// The batch's bytes on the wire, in order: header, records. Only after
     /// [`seal`](Self::seal).
+    #[cfg(test)]
     pub(crate) fn wire_parts(&self) -> [&[u8]; 2] {
         let h = self.header.as_ref().expect("sealed before writing");
         [&h[..], &self.records[..]]
+    }
+
+    /// The batch's bytes on the wire for a request that holds its records
+    /// rather than copying them: the header, and the shared records
+    /// section that follows it. Only after [`seal`](Self::seal).
+    pub(crate) fn wire_shared(&self) -> (&[u8; RECORD_BATCH_OVERHEAD], &Arc<Vec<u8>>) {
+        let h = self.header.as_ref().expect("sealed before writing");
+        match &self.records {
+            Records::Sealed(r) => (h, r),
+            Records::Open(_) => unreachable!("a batch with a header is sealed"),
+        }
     }
 
     /// Completes every record of the batch: runs their callbacks in order
@@ -573,9 +632,12 @@ impl ProducerBatch {
             );
         }
         if let Some(ledger) = self.ledger.take() {
-            ledger
-                .pool
-                .deallocate(std::mem::take(&mut self.records), self.reserved);
+            // A request still holding the records (completed before it
+            // was written: expired, or an answer to a request not yet
+            // sent in full) keeps its buffer: the pool gets the budget
+            // back, not the memory, which is freed once written.
+            let records = std::mem::replace(&mut self.records, Records::Open(Vec::new()));
+            ledger.pool.deallocate(records.into_buffer(), self.reserved);
             ledger.incomplete.remove(self.id);
         }
     }

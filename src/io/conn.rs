@@ -33,8 +33,10 @@
 //! as Java's `Selector.connect` sets them; from then on the socket is a
 //! std `TcpStream`.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::collections::VecDeque;
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::tls::{Stream, TlsClient};
@@ -43,7 +45,7 @@ use crate::error::{Error, Result};
 use crate::protocol::messages::api::Api;
 use crate::protocol::messages::api_versions::{self, ApiVersionsRequest, ApiVersionsResponse};
 use crate::protocol::messages::header::{
-    begin_frame, decode_response_header, end_frame, frame_size, split_frame, RequestHeader,
+    begin_frame, decode_response_header, end_frame_holding, frame_size, split_frame, RequestHeader,
 };
 use crate::protocol::primitives::Decoder;
 use crate::protocol::ErrorCode;
@@ -64,7 +66,20 @@ const READ_BUF_INITIAL: usize = 64 * 1024;
 /// response) goes back to [`READ_BUF_INITIAL`] once that frame is consumed.
 const READ_BUF_KEEP: usize = 1024 * 1024;
 
-/// A byte stream a connection can run over.
+/// The most slices one vectored write hands the transport (IOV_MAX is
+/// 1024 on Linux): a request with more batches takes several calls.
+pub(crate) const MAX_IOV: usize = 64;
+
+/// Shared buffers shorter than this are copied into the write buffer
+/// instead of being held: a slice of their own costs the kernel more than
+/// the copy.
+const SHARE_MIN: usize = 512;
+
+/// A byte stream a connection can run over. [`write_to`] writes with
+/// `Write::write_vectored` (a slice per output segment): an implementation
+/// that can take several slices at once (TCP's `writev`, rustls's
+/// `Writer`) overrides it; the default writes the first one, which is
+/// still correct, only slower.
 pub(crate) trait Transport: Read + Write {
     /// Sets read and write timeouts for blocking mode.
     fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()>;
@@ -194,9 +209,18 @@ pub(crate) struct Wire {
     /// What the broker supports, from ApiVersions.
     api: ApiVersionsResponse,
     next_correlation_id: i32,
-    /// Frames not yet written: `wbuf[wpos..]`.
+    /// Frames not yet handed to the transport: `wbuf[wpos..]`, with the
+    /// buffers of `shared` spliced in (see [`Shared`]).
     wbuf: Vec<u8>,
     wpos: usize,
+    /// Buffers held rather than copied (a Produce request's records), in
+    /// output order, each at its place in `wbuf`; emptied, not freed, as
+    /// they are written.
+    shared: VecDeque<Shared>,
+    /// How far into the first of `shared` the transport has taken.
+    spos: usize,
+    /// Shared buffers shorter than this are copied into `wbuf`.
+    share_min: usize,
     /// Bytes ever on the socket, ever taken by the transport (TLS may
     /// still hold some, encrypted), and ever enqueued: a request ending
     /// at enqueued offset `e` is fully written once `written_total >= e`.
@@ -219,6 +243,45 @@ pub(crate) struct Wire {
     /// When the SASL session must be renewed (KIP-368), if it has a
     /// lifetime.
     reauth_at: Option<Instant>,
+}
+
+/// A buffer in a wire's output that is held, not copied: its bytes go
+/// out right before `wbuf[at..]` (after the write buffer's bytes before
+/// `at` and after any earlier shared buffer at the same place). Holding
+/// the `Arc` keeps the memory alive, and out of the buffer pool, until
+/// the transport has taken every byte of it.
+struct Shared {
+    at: usize,
+    bytes: Arc<Vec<u8>>,
+}
+
+/// A request body being written by [`Wire::enqueue_shared`]: bytes go
+/// into [`buf`](Self::buf); [`share`](Self::share) puts a buffer of the
+/// caller's next in the output without copying it.
+pub(crate) struct Body<'a> {
+    /// The write buffer, to append the body's own bytes to.
+    pub(crate) buf: &'a mut Vec<u8>,
+    shared: &'a mut VecDeque<Shared>,
+    share_min: usize,
+    /// Bytes of this request held in `shared`, not in `buf`.
+    held: usize,
+}
+
+impl Body<'_> {
+    /// Puts `bytes` next in the request, after what `buf` holds so far:
+    /// held (a clone of the `Arc`) if it is at least `SHARE_MIN` bytes long,
+    /// else copied into `buf`.
+    pub(crate) fn share(&mut self, bytes: &Arc<Vec<u8>>) {
+        if bytes.len() < self.share_min || bytes.is_empty() {
+            self.buf.extend_from_slice(bytes);
+            return;
+        }
+        self.held += bytes.len();
+        self.shared.push_back(Shared {
+            at: self.buf.len(),
+            bytes: Arc::clone(bytes),
+        });
+    }
 }
 
 impl std::fmt::Debug for Wire {
@@ -595,7 +658,8 @@ impl<S: Transport> Connection<S> {
 }
 
 /// Writes as much of `wire`'s output as `stream` takes without blocking:
-/// first what the transport holds, then more of the write buffer. A byte
+/// first what the transport holds, then more of the output, up to
+/// [`MAX_IOV`] segments per vectored write. A byte
 /// counts in `written_total` once the transport holds nothing: then every
 /// byte it took is on the socket.
 pub(crate) fn write_to<S: Transport>(stream: &mut S, wire: &mut Wire) -> io::Result<()> {
@@ -609,7 +673,9 @@ pub(crate) fn write_to<S: Transport>(stream: &mut S, wire: &mut Wire) -> io::Res
         if !wire.has_output() {
             return Ok(());
         }
-        match stream.write(wire.pending_output()) {
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        let n = wire.pending_slices(&mut iov);
+        match stream.write_vectored(&iov[..n]) {
             Ok(0) => return Err(ErrorKind::WriteZero.into()),
             Ok(n) => wire.taken(n),
             Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
@@ -670,6 +736,9 @@ impl Wire {
             next_correlation_id: 0,
             wbuf: Vec::with_capacity(64 * 1024),
             wpos: 0,
+            shared: VecDeque::new(),
+            spos: 0,
+            share_min: SHARE_MIN,
             written_total: 0,
             taken_total: 0,
             enqueued_total: 0,
@@ -684,20 +753,67 @@ impl Wire {
 
     /// True while enqueued bytes are waiting to be handed to the transport.
     pub(crate) fn has_output(&self) -> bool {
-        self.wpos < self.wbuf.len()
+        self.wpos < self.wbuf.len() || !self.shared.is_empty()
     }
 
-    /// The enqueued bytes not yet handed to the transport.
-    pub(crate) fn pending_output(&self) -> &[u8] {
-        &self.wbuf[self.wpos..]
+    /// The enqueued bytes not yet handed to the transport, in order, as
+    /// slices of the write buffer and of the shared buffers between its
+    /// parts: fills `out` from the start and returns how many it filled
+    /// (all of the output if that many slices hold it, else its first
+    /// `out.len()` slices). No slice is empty.
+    pub(crate) fn pending_slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        /// Puts `s` in `out[*n]` unless it is empty; false if it is not
+        /// and `out` is full.
+        fn put<'a>(out: &mut [IoSlice<'a>], n: &mut usize, s: &'a [u8]) -> bool {
+            if s.is_empty() {
+                return true;
+            }
+            let Some(slot) = out.get_mut(*n) else {
+                return false;
+            };
+            *slot = IoSlice::new(s);
+            *n += 1;
+            true
+        }
+        let mut n = 0;
+        let (mut from, mut skip) = (self.wpos, self.spos);
+        for s in &self.shared {
+            if !put(out, &mut n, &self.wbuf[from..s.at]) || !put(out, &mut n, &s.bytes[skip..]) {
+                return n;
+            }
+            from = s.at;
+            skip = 0;
+        }
+        put(out, &mut n, &self.wbuf[from..]);
+        n
     }
 
-    /// The transport took the first `n` bytes of
-    /// [`pending_output`](Self::pending_output) (it may still hold them).
+    /// The transport took the first `n` bytes of the output
+    /// ([`pending_slices`](Self::pending_slices); it may still hold them).
+    /// A shared buffer is let go as soon as all of it is taken.
     pub(crate) fn taken(&mut self, n: usize) {
-        self.wpos += n;
         self.taken_total += n as u64;
-        if self.wpos == self.wbuf.len() {
+        let mut left = n;
+        while left > 0 {
+            // The write buffer's bytes up to the next shared buffer...
+            let end = self.shared.front().map_or(self.wbuf.len(), |s| s.at);
+            let k = left.min(end - self.wpos);
+            self.wpos += k;
+            left -= k;
+            if left == 0 {
+                break;
+            }
+            // ...then the shared buffer.
+            let front = self.shared.front().expect("taken more than was pending");
+            let k = left.min(front.bytes.len() - self.spos);
+            self.spos += k;
+            left -= k;
+            if self.spos == front.bytes.len() {
+                self.shared.pop_front();
+                self.spos = 0;
+            }
+        }
+        if !self.has_output() {
             self.wbuf.clear();
             self.wpos = 0;
             // Don't keep a huge buffer after one large request.
@@ -705,6 +821,13 @@ impl Wire {
                 self.wbuf.shrink_to(64 * 1024);
             }
         }
+    }
+
+    /// Shared buffers shorter than `n` bytes are copied from now on
+    /// (`usize::MAX`: every one, as a reference encoding; 0: none).
+    #[cfg(any(test, feature = "mock"))]
+    pub(crate) fn set_share_min(&mut self, n: usize) {
+        self.share_min = n;
     }
 
     /// The transport holds nothing: every byte it took is on the socket.
@@ -796,15 +919,30 @@ impl Wire {
         version: i16,
         body: impl FnOnce(&mut Vec<u8>),
     ) -> i32 {
+        self.enqueue_shared(api, version, |b| body(b.buf))
+    }
+
+    /// [`enqueue`](Self::enqueue) for a body that may hold buffers of its
+    /// own in the output rather than copy them ([`Body::share`]: a
+    /// Produce request's records). The frame's size counts them.
+    pub(crate) fn enqueue_shared(
+        &mut self,
+        api: &Api,
+        version: i16,
+        body: impl FnOnce(&mut Body<'_>),
+    ) -> i32 {
         let id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
-        if self.wpos == self.wbuf.len() {
+        if !self.has_output() {
             self.wbuf.clear();
             self.wpos = 0;
         } else if self.wpos >= 64 * 1024 && self.wpos * 2 >= self.wbuf.len() {
             // A slow socket never empties the buffer: drop the written
             // prefix so the buffer holds only what is still to be written.
             self.wbuf.drain(..self.wpos);
+            for s in &mut self.shared {
+                s.at -= self.wpos;
+            }
             self.wpos = 0;
         }
         let before = self.wbuf.len();
@@ -816,9 +954,16 @@ impl Wire {
             client_id: Some(&self.client_id),
         }
         .encode(&mut self.wbuf, api.request_header_version(version));
-        body(&mut self.wbuf);
-        end_frame(&mut self.wbuf, at);
-        self.enqueued_total += (self.wbuf.len() - before) as u64;
+        let mut b = Body {
+            buf: &mut self.wbuf,
+            shared: &mut self.shared,
+            share_min: self.share_min,
+            held: 0,
+        };
+        body(&mut b);
+        let held = b.held;
+        end_frame_holding(&mut self.wbuf, at, held);
+        self.enqueued_total += (self.wbuf.len() - before + held) as u64;
         id
     }
 
@@ -940,6 +1085,13 @@ mod tests {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             self.output.extend_from_slice(buf);
             Ok(buf.len())
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let before = self.output.len();
+            for b in bufs {
+                self.output.extend_from_slice(b);
+            }
+            Ok(self.output.len() - before)
         }
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
@@ -1201,6 +1353,201 @@ mod tests {
             "buffer {} for {pending} pending",
             c.wbuf.len()
         );
+    }
+
+    /// A socket that takes a seeded number of bytes per vectored write
+    /// (1 to 3, to 100, to 5,000 or to 200,000, a quarter of the calls
+    /// each), across the slices it is given, and sometimes none
+    /// (`WouldBlock`).
+    struct Trickle {
+        rng: u64,
+        output: Vec<u8>,
+        slices_seen: usize,
+    }
+    impl Trickle {
+        fn next(&mut self) -> u64 {
+            // xorshift64*
+            self.rng ^= self.rng >> 12;
+            self.rng ^= self.rng << 25;
+            self.rng ^= self.rng >> 27;
+            self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+    }
+    impl Read for Trickle {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(ErrorKind::WouldBlock.into())
+        }
+    }
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            assert!(bufs.len() <= MAX_IOV, "{} slices", bufs.len());
+            assert!(bufs.iter().all(|b| !b.is_empty()), "an empty slice");
+            self.slices_seen = self.slices_seen.max(bufs.len());
+            let r = self.next();
+            if r.is_multiple_of(7) {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            let max = [3, 100, 5_000, 200_000][(r >> 3) as usize % 4];
+            let mut budget = 1 + (r >> 8) as usize % max;
+            let before = self.output.len();
+            for b in bufs {
+                let k = budget.min(b.len());
+                self.output.extend_from_slice(&b[..k]);
+                budget -= k;
+                if budget == 0 {
+                    break;
+                }
+            }
+            Ok(self.output.len() - before)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Transport for Trickle {
+        fn set_timeouts(&self, _: Option<Duration>) -> io::Result<()> {
+            Ok(())
+        }
+        fn set_nonblocking(&self, _: bool) -> io::Result<()> {
+            Ok(())
+        }
+        fn shutdown_write(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn vectored_writes_send_the_bytes_a_copying_encoding_would() {
+        use crate::protocol::messages::produce::API;
+        // Buffers to hold: empty, shorter and longer than SHARE_MIN, and
+        // one of 100 KB, each with distinct bytes.
+        let sizes = [0, 1, 7, SHARE_MIN - 1, SHARE_MIN, 600, 3000, 20_000];
+        let buffers: Vec<Arc<Vec<u8>>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| Arc::new((0..n).map(|j| (i * 31 + j * 7) as u8).collect()))
+            .collect();
+        let mut most_slices = 0;
+        for seed in 1..=200u64 {
+            {
+                let mut c = Connection::new(
+                    Trickle {
+                        rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+                        output: Vec::new(),
+                        slices_seen: 0,
+                    },
+                    "n".into(),
+                    "c",
+                );
+                // Odd seeds hold every buffer, even ones the long ones.
+                if seed % 2 == 1 {
+                    c.set_share_min(0);
+                }
+                // The reference: the same requests with every byte copied.
+                let mut copied = Wire::new("n".into(), "c");
+                copied.set_share_min(usize::MAX);
+                let mut rng = seed;
+                let mut pick = |n: usize| {
+                    rng = rng
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (rng >> 33) as usize % n
+                };
+                for step in 0..12 {
+                    // A request of a few fields and held buffers, some
+                    // back to back, some with bytes of its own between
+                    // them; one in four has over MAX_IOV buffers; one in
+                    // six is a large plain request (the write buffer
+                    // compacts under held buffers not yet written).
+                    let holds: Vec<(usize, usize)> =
+                        (0..if pick(4) == 0 { 90 } else { 1 + pick(5) })
+                            .map(|_| (pick(buffers.len()), pick(3)))
+                            .collect();
+                    let plain = pick(6) == 0;
+                    let body = |b: &mut Body<'_>| {
+                        b.buf.extend_from_slice(&[step as u8; 5]);
+                        if plain {
+                            b.buf.extend_from_slice(&vec![0xAB; 70_000]);
+                        }
+                        for &(i, own) in &holds {
+                            b.share(&buffers[i]);
+                            b.buf.extend_from_slice(&vec![i as u8; own]);
+                        }
+                    };
+                    c.enqueue_shared(&API, 9, body);
+                    copied.enqueue_shared(&API, 9, body);
+                    assert_eq!(c.enqueued_total(), copied.enqueued_total());
+                    for _ in 0..pick(4) {
+                        c.write_some().unwrap();
+                        assert_eq!(c.written_total(), c.transport().output.len() as u64);
+                    }
+                }
+                while c.wants_write() {
+                    c.write_some().unwrap();
+                    assert_eq!(c.written_total(), c.transport().output.len() as u64);
+                }
+                assert_eq!(c.written_total(), c.enqueued_total());
+                let mut expected = Vec::new();
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                assert_eq!(copied.pending_slices(&mut iov), 1, "all in the buffer");
+                expected.extend_from_slice(&iov[0]);
+                let got = &c.transport().output;
+                assert_eq!(got.len(), expected.len(), "seed {seed}");
+                if let Some(at) = got.iter().zip(&expected).position(|(a, b)| a != b) {
+                    panic!("seed {seed}: the bytes differ from byte {at} on");
+                }
+                // Every held buffer was let go once written.
+                assert!(c.shared.is_empty());
+                assert!(buffers.iter().all(|b| Arc::strong_count(b) == 1));
+                most_slices = most_slices.max(c.transport().slices_seen);
+            }
+        }
+        assert_eq!(most_slices, MAX_IOV, "a write was capped");
+    }
+
+    #[test]
+    fn a_held_buffer_is_let_go_once_taken_and_counted_in_its_frame() {
+        use crate::protocol::messages::produce::API;
+        let held = Arc::new(vec![5u8; 1000]);
+        let mut w = Wire::new("n".into(), "c");
+        w.enqueue_shared(&API, 9, |b| {
+            b.buf.extend_from_slice(b"ab");
+            b.share(&held);
+            b.buf.extend_from_slice(b"cd");
+        });
+        assert_eq!(Arc::strong_count(&held), 2, "held, not copied");
+        let total = w.enqueued_total() as usize;
+        let out: Vec<u8> = {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let n = w.pending_slices(&mut iov);
+            assert_eq!(n, 3);
+            iov[..n].iter().flat_map(|s| s.iter().copied()).collect()
+        };
+        assert_eq!(out.len(), total);
+        assert_eq!(
+            i32::from_be_bytes(out[..4].try_into().unwrap()) as usize,
+            total - 4,
+            "the size prefix counts the held bytes"
+        );
+        assert_eq!(
+            &out[total - 1002..],
+            &[&[5u8; 1000][..], b"cd"].concat()[..]
+        );
+        // Taken up to the held buffer's last byte: let go at once.
+        w.taken(total - 2);
+        assert_eq!(Arc::strong_count(&held), 1);
+        assert!(w.has_output());
+        {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let n = w.pending_slices(&mut iov);
+            assert_eq!((n, &*iov[0]), (1, &b"cd"[..]));
+        }
+        w.taken(2);
+        assert!(!w.has_output());
+        assert_eq!(w.taken_total(), total as u64);
     }
 
     #[test]

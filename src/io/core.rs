@@ -15,7 +15,7 @@
 //!
 //! 1. [`tick`](BrokerCore::tick): expire, check what is in flight, drain
 //!    and enqueue Produce requests;
-//! 2. carry out the wants; move [`Wire::pending_output`] to the transport
+//! 2. carry out the wants; move [`Wire::pending_slices`] to the transport
 //!    and report it with [`wrote`](BrokerCore::wrote) (acks=0 requests
 //!    complete here);
 //! 3. [`plan`](BrokerCore::plan): go round again, exit, or sleep until
@@ -494,7 +494,11 @@ impl BrokerCore {
         let acks = cfg.acks;
         let timeout_ms = cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32;
         let before = conn.enqueued_total();
-        let correlation_id = conn.enqueue(&produce::API, version, |buf| {
+        // The batches' records are held in the wire's output, not copied
+        // (`Wire::enqueue_shared`); their headers and the request's own
+        // fields are written into its buffer.
+        let correlation_id = conn.enqueue_shared(&produce::API, version, |body| {
+            let buf = &mut *body.buf;
             let topics = 1 + drained
                 .windows(2)
                 .filter(|w| w[0].queue.topic != w[1].queue.topic)
@@ -508,19 +512,19 @@ impl BrokerCore {
                     .iter()
                     .take_while(|d| &d.queue.topic == topic)
                     .count();
-                produce::write_topic(buf, version, topic, n);
+                produce::write_topic(body.buf, version, topic, n);
                 for d in &drained[i..i + n] {
-                    produce::write_partition(
-                        buf,
-                        version,
-                        d.queue.partition,
-                        &d.batch.wire_parts(),
-                    );
+                    let (header, records) = d.batch.wire_shared();
+                    let len = header.len() + records.len();
+                    produce::write_partition_prefix(body.buf, version, d.queue.partition, len);
+                    body.buf.extend_from_slice(header);
+                    body.share(records);
+                    produce::end_partition(body.buf, version);
                 }
-                produce::end_topic(buf, version);
+                produce::end_topic(body.buf, version);
                 i += n;
             }
-            produce::end_request(buf, version);
+            produce::end_request(body.buf, version);
         });
         self.last_activity = now;
         let records = drained.iter().map(|d| d.batch.record_count()).sum();

@@ -762,6 +762,15 @@ impl Write for TlsStream {
         }
     }
 
+    /// [`write`](Self::write) for several slices: rustls encrypts them
+    /// into records as one stream of plaintext.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self.tls.writer().write_vectored(bufs)? {
+            0 if bufs.iter().any(|b| !b.is_empty()) => Err(ErrorKind::WouldBlock.into()),
+            n => Ok(n),
+        }
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.flush_records()
     }
@@ -833,6 +842,13 @@ impl Write for Stream {
         match self {
             Stream::Plain(s) => s.write(buf),
             Stream::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write_vectored(bufs),
+            Stream::Tls(t) => t.write_vectored(bufs),
         }
     }
 

@@ -486,13 +486,59 @@ impl Read for Link<'_> {
 
 impl Write for Link<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[io::IoSlice::new(buf)])
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         if self.closed {
             return Err(ErrorKind::BrokenPipe.into());
         }
-        self.out.extend_from_slice(buf);
-        Ok(buf.len())
+        Ok(gather_into(&mut self.out, bufs))
     }
     fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends every slice of `bufs` to `out`; returns the bytes appended.
+fn gather_into(out: &mut Vec<u8>, bufs: &[io::IoSlice<'_>]) -> usize {
+    let before = out.len();
+    for b in bufs {
+        out.extend_from_slice(b);
+    }
+    out.len() - before
+}
+
+/// The transport of a connection a core runs on: what `conn::write_to`
+/// writes (the wire's segments, gathered as for a socket) lands in the
+/// broker's inbound bytes, all of it at once.
+struct Inbound<'a>(&'a mut Vec<u8>);
+
+impl Read for Inbound<'_> {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(ErrorKind::WouldBlock.into())
+    }
+}
+
+impl Write for Inbound<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[io::IoSlice::new(buf)])
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        Ok(gather_into(self.0, bufs))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for Inbound<'_> {
+    fn set_timeouts(&self, _: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
+    fn set_nonblocking(&self, _: bool) -> io::Result<()> {
+        Ok(())
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
@@ -1203,11 +1249,11 @@ impl Sim {
         if !wire.has_output() {
             return;
         }
-        let out = wire.pending_output().to_vec();
-        wire.taken(out.len());
-        wire.flushed();
-        b.core.wrote(Ok(()), now);
-        b.inbound.extend_from_slice(&out);
+        // The producer's own write path: the wire's segments, up to
+        // `MAX_IOV` slices a call, until none is left.
+        let r = crate::io::conn::write_to(&mut Inbound(&mut b.inbound), wire);
+        debug_assert!(!wire.has_output(), "the simulated socket takes everything");
+        b.core.wrote(r, now);
         while let Some(frame) = take_frame(&mut b.inbound) {
             let outcome = self.model.handle(node, &frame, now_ms);
             let extra = Duration::from_millis(self.rng.range(0, jitter));
@@ -1249,7 +1295,17 @@ impl Sim {
                                 ),
                                 _ => conn.version_for(&crate::protocol::messages::produce::API),
                             };
-                            v.map(|v| (conn.into_parts().1, v))
+                            // Odd seeds hold every batch's records in the
+                            // wire's output, even the smallest; even seeds
+                            // copy the small ones, as the producer does.
+                            let share_all = self.seed % 2 == 1;
+                            v.map(|v| {
+                                let mut wire = conn.into_parts().1;
+                                if share_all {
+                                    wire.set_share_min(0);
+                                }
+                                (wire, v)
+                            })
                         }
                         Err(e) => Err(e),
                     };

@@ -90,7 +90,13 @@ pub fn begin_frame(buf: &mut Vec<u8>) -> usize {
 
 /// Patches the size of the frame begun at `at` in place.
 pub fn end_frame(buf: &mut [u8], at: usize) {
-    let size = (buf.len() - at - 4) as i32;
+    end_frame_holding(buf, at, 0);
+}
+
+/// [`end_frame`] for a frame of which `elsewhere` bytes are not in `buf`
+/// but go out with it (buffers a writer holds instead of copying).
+pub fn end_frame_holding(buf: &mut [u8], at: usize, elsewhere: usize) {
+    let size = (buf.len() - at - 4 + elsewhere) as i32;
     BigEndian::write_i32(&mut buf[at..at + 4], size);
 }
 

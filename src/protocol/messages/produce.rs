@@ -25,7 +25,7 @@
 //! ```
 //!
 //! The I/O thread writes requests with the streaming functions
-//! ([`write_request_prefix`], [`write_topic`], [`write_partition`], ...)
+//! ([`write_request_prefix`], [`write_topic`], [`write_partition_prefix`], ...)
 //! straight from its drained batches; [`ProduceRequest`] is the owned form
 //! built on the same functions, for tests.
 
@@ -84,13 +84,26 @@ pub fn write_topic(buf: &mut Vec<u8>, version: i16, name: &str, partition_count:
 /// Writes one partition whose records are the concatenation of `parts`
 /// (a batch header and its records section, say).
 pub fn write_partition(buf: &mut Vec<u8>, version: i16, index: i32, parts: &[&[u8]]) {
+    write_partition_prefix(buf, version, index, parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        buf.extend_from_slice(p);
+    }
+    end_partition(buf, version);
+}
+
+/// Starts one partition whose records, `records_len` bytes, the caller
+/// writes next (into `buf`, or as bytes of its own that follow it on the
+/// wire); [`end_partition`] then ends it.
+pub fn write_partition_prefix(buf: &mut Vec<u8>, version: i16, index: i32, records_len: usize) {
     let mut w = Writer::new(buf, is_flexible(version));
     w.i32(index);
-    w.bytes_len(parts.iter().map(|p| p.len()).sum());
-    for p in parts {
-        w.buf.extend_from_slice(p);
-    }
-    w.tagged_fields_empty();
+    w.bytes_len(records_len);
+}
+
+/// Ends a partition begun with [`write_partition_prefix`], after its
+/// records.
+pub fn end_partition(buf: &mut Vec<u8>, version: i16) {
+    Writer::new(buf, is_flexible(version)).tagged_fields_empty();
 }
 
 /// Ends a topic begun with [`write_topic`] after its partitions.
