@@ -22,6 +22,13 @@
 //! transport is under it; a session with a lifetime (KIP-368) sets
 //! [`Wire::reauth_due`].
 //!
+//! The output is the write buffer with shared buffers spliced in: a
+//! Produce request holds its batches' records sections (an `Arc` each,
+//! [`Wire::enqueue_shared`]) instead of copying them, and [`write_to`]
+//! gathers the write buffer's ranges and those buffers as `IoSlice`s for
+//! one `write_vectored`. A held buffer is let go as soon as the transport
+//! has taken all of it; until then its batch's memory cannot be reused.
+//!
 //! A transport may take bytes and hold them before they reach the socket
 //! (TLS records inside rustls): `write_some` flushes what it holds
 //! before it hands it more, `wants_write` is true while it holds any, and
@@ -197,7 +204,7 @@ pub(crate) struct Connection<S: Transport = Stream> {
 /// ids, the bytes waiting to be written, the response frames being
 /// reassembled, what ApiVersions said, and the broker's throttle and SASL
 /// session deadlines. It owns no socket: its owner moves bytes between it
-/// and a transport ([`pending_output`](Wire::pending_output) and
+/// and a transport ([`pending_slices`](Wire::pending_slices) and
 /// [`taken`](Wire::taken) one way, [`read_space`](Wire::read_space) and
 /// [`received`](Wire::received) the other). A blocking [`Connection`]
 /// does that with its own transport; an I/O thread's core holds the wire
