@@ -334,17 +334,6 @@ impl ProducerBatch {
         callback.register(&mut self.callbacks, meta);
     }
 
-    /// Makes room for `n` callbacks when the first arrives (the
-    /// partition's last batch's count; see `Callbacks::expect`).
-    pub(crate) fn expect_callbacks(&mut self, n: usize) {
-        self.callbacks.expect(n);
-    }
-
-    /// How many callbacks the batch holds.
-    pub(crate) fn callback_count(&self) -> usize {
-        self.callbacks.len()
-    }
-
     /// True if no further record can be appended.
     pub(crate) fn is_full(&self) -> bool {
         // The smallest record is 7 bytes (length, attributes, two deltas,

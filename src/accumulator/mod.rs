@@ -440,7 +440,6 @@ impl RecordAccumulator {
                 Some(self.ledger.clone()),
             )
             .with_growth_to(grows_to);
-            batch.expect_callbacks(g.next_callbacks);
             let size = batch.room_for(rec).expect("first record fits");
             let fut = Self::append_to(&mut batch, rec, key_size, value_size, &mut callback);
             if sticky {
@@ -577,7 +576,6 @@ impl RecordAccumulator {
         let first_drain = batch.attempts == 0;
         if first_drain {
             g.next_reserve = batch.reserved;
-            g.next_callbacks = batch.callback_count();
         }
         g.muted = self.cfg.guarantee_order;
         // Idempotence: the sequence is taken under the partition lock

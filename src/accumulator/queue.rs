@@ -67,9 +67,6 @@ pub(super) struct PartitionInner {
     /// buffers); a trickle's start small and leave `buffer.memory` to the
     /// others.
     pub(super) next_reserve: usize,
-    /// How many callbacks the partition's last drained batch had: the
-    /// room its next batch's callback list starts with.
-    pub(super) next_callbacks: usize,
 }
 
 impl PartitionQueue {
@@ -93,7 +90,6 @@ impl PartitionQueue {
                 muted: false,
                 seq: Sequences::default(),
                 next_reserve: 0,
-                next_callbacks: 0,
             }),
         }
     }
