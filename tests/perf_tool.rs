@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{consume, example, librdkafka_murmur2, topic, Broker, BROKERS};
@@ -146,28 +146,48 @@ fn key_mode_random_gives_each_record_an_8_byte_key_partitioned_by_murmur2() {
 /// back exactly that many, each with its own key (each thread has its own
 /// key sequence, so a thread that sent another's share, or the whole run,
 /// would show up as duplicates or as extra records).
-#[test]
-fn threads_share_the_records_between_them() {
-    let bin = example("producer_perf_test");
-    let broker = Broker::Tansu;
-    let topic = topic("perf-threads");
-    let n = 4001;
-    let out = Command::new(&bin)
-        .args(["--topic", &topic, "--num-records", &n.to_string()])
-        .args(["--record-size", "100", "--throughput", "-1"])
-        .args(["--threads", "4", "--key-mode", "random", "--json", "true"])
+/// Runs `producer_perf_test` on Tansu: `n` records of `size` bytes to
+/// `topic`, unthrottled, with `opts` and then `props` after its
+/// `bootstrap.servers`.
+fn perf_on_tansu(topic: &str, n: usize, size: usize, opts: &[&str], props: &[&str]) -> Output {
+    Command::new(example("producer_perf_test"))
+        .args(["--topic", topic, "--num-records", &n.to_string()])
+        .args(["--record-size", &size.to_string(), "--throughput", "-1"])
+        .args(opts)
         .arg("--producer-props")
-        .arg(format!("bootstrap.servers={}", broker.bootstrap()))
-        .arg("linger.ms=5")
+        .arg(format!("bootstrap.servers={}", Broker::Tansu.bootstrap()))
+        .args(props)
         .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .unwrap()
+}
+
+/// The run's standard output, once it exited 0.
+fn succeeded(what: &str, out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "exit {}\n{stdout}\n{}",
+        "{what}: exit {}\n{stdout}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+/// librdkafka reads back `n` records of `topic` from Tansu, each with a
+/// key of its own.
+fn each_record_once(what: &str, topic: &str, n: usize) {
+    let got = consume(Broker::Tansu.bootstrap(), topic, n, Duration::from_secs(60));
+    let keys: BTreeSet<Vec<u8>> = got.iter().map(|r| r.key.clone().expect("a key")).collect();
+    assert_eq!(keys.len(), n, "{what}: every record once, with its own key");
+}
+
+#[test]
+fn threads_share_the_records_between_them() {
+    let topic = topic("perf-threads");
+    let n = 4001;
+    let opts = ["--threads", "4", "--key-mode", "random", "--json", "true"];
+    let out = perf_on_tansu(&topic, n, 100, &opts, &["linger.ms=5"]);
+    let stdout = succeeded("threads", &out);
     let mut lines = stdout.lines().rev();
     let json = lines.next().unwrap_or("");
     let summary = lines.next().unwrap_or("");
@@ -181,9 +201,7 @@ fn threads_share_the_records_between_them() {
     ] {
         assert!(json.contains(&field), "{field} in {json}");
     }
-    let got = consume(broker.bootstrap(), &topic, n, Duration::from_secs(60));
-    let keys: BTreeSet<Vec<u8>> = got.iter().map(|r| r.key.clone().expect("a key")).collect();
-    assert_eq!(keys.len(), n, "every record once, with its own key");
+    each_record_once("threads", &topic, n);
 }
 
 /// `--callback none|plain|capture` each deliver every record once (read
@@ -191,34 +209,17 @@ fn threads_share_the_records_between_them() {
 /// with and takes the producer's `record-error-total` after `flush`.
 #[test]
 fn callback_modes_each_deliver_and_count_every_record() {
-    let bin = example("producer_perf_test");
-    let broker = Broker::Tansu;
     let n = 3001;
     for mode in ["none", "plain", "capture"] {
         let topic = topic(&format!("perf-callback-{mode}"));
-        let out = Command::new(&bin)
-            .args(["--topic", &topic, "--num-records", &n.to_string()])
-            .args(["--record-size", "100", "--throughput", "-1"])
-            .args(["--callback", mode, "--key-mode", "random", "--json", "true"])
-            .arg("--producer-props")
-            .arg(format!("bootstrap.servers={}", broker.bootstrap()))
-            .arg("linger.ms=5")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{mode}: exit {}\n{stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let opts = ["--callback", mode, "--key-mode", "random", "--json", "true"];
+        let out = perf_on_tansu(&topic, n, 100, &opts, &["linger.ms=5"]);
+        let stdout = succeeded(mode, &out);
         let json = stdout.lines().last().unwrap_or("");
         for field in [format!("\"acked\":{n},"), "\"errors\":0,".into()] {
             assert!(json.contains(&field), "{mode}: {field} in {json}");
         }
-        let got = consume(broker.bootstrap(), &topic, n, Duration::from_secs(60));
-        let keys: BTreeSet<Vec<u8>> = got.iter().map(|r| r.key.clone().expect("a key")).collect();
-        assert_eq!(keys.len(), n, "{mode}: every record once");
+        each_record_once(mode, &topic, n);
     }
 }
 
@@ -226,19 +227,10 @@ fn callback_modes_each_deliver_and_count_every_record() {
 /// run exits 1 and reports every one (here each is over max.request.size).
 #[test]
 fn callback_none_counts_refused_records_as_failed() {
-    let bin = example("producer_perf_test");
-    let broker = Broker::Tansu;
     let topic = topic("perf-callback-refused");
     let n = 50;
-    let out = Command::new(&bin)
-        .args(["--topic", &topic, "--num-records", &n.to_string()])
-        .args(["--record-size", "2000", "--throughput", "-1"])
-        .args(["--callback", "none", "--json", "true"])
-        .arg("--producer-props")
-        .arg(format!("bootstrap.servers={}", broker.bootstrap()))
-        .arg("max.request.size=1000")
-        .output()
-        .unwrap();
+    let opts = ["--callback", "none", "--json", "true"];
+    let out = perf_on_tansu(&topic, n, 2000, &opts, &["max.request.size=1000"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");

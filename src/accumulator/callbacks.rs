@@ -272,6 +272,19 @@ mod tests {
     use crate::error::Error;
     use std::sync::{Arc, Mutex};
 
+    /// Runs `c`'s callbacks and returns the record offsets it built
+    /// metadata for, in the order it did.
+    fn offsets(c: &mut Callbacks) -> Vec<u32> {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        c.run(&move |m| {
+            g.lock().unwrap().push(m.relative_offset);
+            Err(Error::Closed)
+        });
+        let v = got.lock().unwrap().clone();
+        v
+    }
+
     fn meta(relative_offset: u32) -> Meta {
         Meta {
             relative_offset,
@@ -296,16 +309,6 @@ mod tests {
         }
         assert_eq!(c.lists.len(), 2, "one list per closure type");
         let mut second = c.split_off(4);
-        let offsets = |c: &mut Callbacks| {
-            let got = Arc::new(Mutex::new(Vec::new()));
-            let g = got.clone();
-            c.run(&move |m| {
-                g.lock().unwrap().push(m.relative_offset);
-                Err(Error::Closed)
-            });
-            let v = got.lock().unwrap().clone();
-            v
-        };
         assert_eq!(offsets(&mut c), [0, 1, 2, 3]);
         assert_eq!(offsets(&mut second), [0, 1], "shifted down by 4");
         let order: Vec<u32> = seen.lock().unwrap().iter().map(|(_, i)| *i).collect();
@@ -395,17 +398,6 @@ mod tests {
                 (first_len, n as usize - first_len),
                 "at {at}"
             );
-            // Each run reports the offset it was given as the record's.
-            let offsets = |c: &mut Callbacks| {
-                let got = Arc::new(Mutex::new(Vec::new()));
-                let g = got.clone();
-                c.run(&move |m| {
-                    g.lock().unwrap().push(m.relative_offset);
-                    Err(Error::Closed)
-                });
-                let v = got.lock().unwrap().clone();
-                v
-            };
             let a = offsets(&mut c);
             let b = offsets(&mut second);
             assert_eq!(a, (0..first_len as u32).collect::<Vec<_>>(), "at {at}");

@@ -114,6 +114,26 @@ pub(crate) trait Transport: Read + Write {
     }
 }
 
+/// The set-up half of [`Transport`] for an in-memory transport (the
+/// simulation's and the tests'): no timeouts, no blocking mode, nothing to
+/// shut down.
+#[cfg(any(test, feature = "mock"))]
+macro_rules! inert_transport_setup {
+    () => {
+        fn set_timeouts(&self, _: Option<std::time::Duration>) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn set_nonblocking(&self, _: bool) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn shutdown_write(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    };
+}
+#[cfg(any(test, feature = "mock"))]
+pub(crate) use inert_transport_setup;
+
 impl Transport for TcpStream {
     fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.set_read_timeout(timeout)?;
@@ -1105,15 +1125,7 @@ mod tests {
         }
     }
     impl Transport for Fake {
-        fn set_timeouts(&self, _: Option<Duration>) -> io::Result<()> {
-            Ok(())
-        }
-        fn set_nonblocking(&self, _: bool) -> io::Result<()> {
-            Ok(())
-        }
-        fn shutdown_write(&mut self) -> io::Result<()> {
-            Ok(())
-        }
+        inert_transport_setup!();
     }
 
     fn frame(corr: i32, body: &[u8]) -> Vec<u8> {
@@ -1325,15 +1337,7 @@ mod tests {
         }
     }
     impl Transport for Slow {
-        fn set_timeouts(&self, _: Option<Duration>) -> io::Result<()> {
-            Ok(())
-        }
-        fn set_nonblocking(&self, _: bool) -> io::Result<()> {
-            Ok(())
-        }
-        fn shutdown_write(&mut self) -> io::Result<()> {
-            Ok(())
-        }
+        inert_transport_setup!();
     }
 
     #[test]
@@ -1415,15 +1419,7 @@ mod tests {
         }
     }
     impl Transport for Trickle {
-        fn set_timeouts(&self, _: Option<Duration>) -> io::Result<()> {
-            Ok(())
-        }
-        fn set_nonblocking(&self, _: bool) -> io::Result<()> {
-            Ok(())
-        }
-        fn shutdown_write(&mut self) -> io::Result<()> {
-            Ok(())
-        }
+        inert_transport_setup!();
     }
 
     #[test]
@@ -1748,15 +1744,7 @@ mod tests {
         }
     }
     impl Transport for Scripted {
-        fn set_timeouts(&self, _: Option<Duration>) -> io::Result<()> {
-            Ok(())
-        }
-        fn set_nonblocking(&self, _: bool) -> io::Result<()> {
-            Ok(())
-        }
-        fn shutdown_write(&mut self) -> io::Result<()> {
-            Ok(())
-        }
+        inert_transport_setup!();
         fn short_read_drains(&self) -> bool {
             self.short_drains
         }

@@ -532,27 +532,11 @@ impl Write for Inbound<'_> {
 }
 
 impl Transport for Inbound<'_> {
-    fn set_timeouts(&self, _: Option<Duration>) -> io::Result<()> {
-        Ok(())
-    }
-    fn set_nonblocking(&self, _: bool) -> io::Result<()> {
-        Ok(())
-    }
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+    crate::io::conn::inert_transport_setup!();
 }
 
 impl Transport for Link<'_> {
-    fn set_timeouts(&self, _: Option<Duration>) -> io::Result<()> {
-        Ok(())
-    }
-    fn set_nonblocking(&self, _: bool) -> io::Result<()> {
-        Ok(())
-    }
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+    crate::io::conn::inert_transport_setup!();
 }
 
 /// A connection to `broker` of `model` with ApiVersions done, over
