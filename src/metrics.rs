@@ -483,6 +483,13 @@ impl Metrics {
         self.splits.record(1.0, Instant::now());
     }
 
+    /// `send` refused a record (Java's `doSend` records its `errors`
+    /// sensor, the producer-wide one, on every refusal but a closed
+    /// producer's or a wrong state's).
+    pub(crate) fn on_send_refused(&self) {
+        self.errors.record(1.0, Instant::now());
+    }
+
     /// A batch of `records` records of `topic` failed.
     pub(crate) fn on_error(&self, topic: &TopicSensors, records: usize) {
         let now = Instant::now();

@@ -376,8 +376,8 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             key.map(Data::data),
             value.map(Data::data),
         );
-        if self.interceptors.is_empty() {
-            return match callback {
+        let sent = if self.interceptors.is_empty() {
+            match callback {
                 None => self.do_send(rec, None),
                 Some(f) => {
                     // Kept unboxed: the batch stores closures by type (no
@@ -385,16 +385,31 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                     let mut pending = Pending(Some(f));
                     self.do_send(rec, Some(&mut pending))
                 }
-            };
+            }
+        } else {
+            self.intercepted(rec, |acks, topic| {
+                Pending(Some(move |r: Result<RecordMetadata>| {
+                    acks.on_acknowledgement(&topic, &r);
+                    if let Some(f) = callback {
+                        f(r);
+                    }
+                }))
+            })
+        };
+        if let Err(e) = &sent {
+            // As Java's `doSend`: every refusal counts in
+            // `record-error-total` (producer-wide, not the topic's) but
+            // those Java raises as IllegalStateException (closed, a wrong
+            // transaction state) or before `doSend` (a negative timestamp,
+            // in ProducerRecord's constructor).
+            if !matches!(
+                e,
+                Error::Closed | Error::InvalidOperation(_) | Error::InvalidTimestamp { .. }
+            ) {
+                self.inner.metrics.on_send_refused();
+            }
         }
-        self.intercepted(rec, |acks, topic| {
-            Pending(Some(move |r: Result<RecordMetadata>| {
-                acks.on_acknowledgement(&topic, &r);
-                if let Some(f) = callback {
-                    f(r);
-                }
-            }))
-        })
+        sent
     }
 
     /// `send` through the interceptors: `on_send`, then the send with the

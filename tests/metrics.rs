@@ -141,6 +141,40 @@ fn counts_match_what_the_consumer_reads() {
     }
 }
 
+/// As Java's `doSend`: a record `send` refuses (here over
+/// max.request.size) counts in the producer-wide `record-error-total`, not
+/// in its topic's, and a closed producer's refusal does not count (Java
+/// throws IllegalStateException there, outside the sensor).
+#[test]
+fn records_send_refuses_count_as_errors_producer_wide() {
+    let topic = topic("metrics-refused");
+    let config = Broker::Tansu.config().max_request_size(1000);
+    let p = Producer::new(config, StringSerializer, StringSerializer).unwrap();
+    p.send(ProducerRecord::new(topic.as_str(), "small"))
+        .unwrap()
+        .get()
+        .unwrap();
+    let big = "x".repeat(5000);
+    for _ in 0..3 {
+        let e = p
+            .send(ProducerRecord::new(topic.as_str(), big.as_str()))
+            .map(drop)
+            .unwrap_err();
+        assert!(matches!(e, Error::RecordTooLarge { .. }), "{e:?}");
+    }
+    let m = p.metrics();
+    assert_eq!(value(&m, "record-error-total"), 3.0);
+    assert_eq!(m.topic_value(&topic, "record-error-total"), Some(0.0));
+    assert_eq!(value(&m, "record-send-total"), 1.0);
+    p.close().unwrap();
+    let e = p
+        .send(ProducerRecord::new(topic.as_str(), "late"))
+        .map(drop)
+        .unwrap_err();
+    assert!(matches!(e, Error::Closed), "{e:?}");
+    assert_eq!(value(&p.metrics(), "record-error-total"), 3.0);
+}
+
 /// Records a broker refuses (larger than the topic's max.message.bytes)
 /// count as errors, per topic too; the others are read back.
 #[test]
