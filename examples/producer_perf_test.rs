@@ -26,8 +26,8 @@
 //! (thread t: records `t*n/N..(t+1)*n/N`, at `--throughput / N`), timed
 //! as one run from the first send to `flush`; `--callback none|plain|capture`
 //! prices the completion callback: `none` drops each `send`'s handle and
-//! counts failures from `record-error-total` (which counts `send`'s
-//! refusals too, as Java's), `plain` gives every record a
+//! counts failures from the topic's `record-error-total` and `send`'s
+//! refusals, `plain` gives every record a
 //! callback that captures nothing, `capture` one that captures 16 bytes
 //! (`timed`, the default, is Java's: every record has a callback, and every
 //! `--latency-every`-th is timed). The exit status is 1 if any record
@@ -38,13 +38,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_producer::{ByteArraySerializer, Error, Producer, ProducerConfig, ProducerRecord};
+use kafka_producer::{ByteArraySerializer, Producer, ProducerConfig, ProducerRecord};
 use parking_lot::Mutex;
 
 static ACKED: AtomicU64 = AtomicU64::new(0);
 static FAILED: AtomicU64 = AtomicU64::new(0);
-/// Refusals `record-error-total` does not count (see `--callback none`).
-static UNCOUNTED_REFUSALS: AtomicU64 = AtomicU64::new(0);
 /// `--callback capture`: the XOR of each acknowledged record's index and
 /// size, as its callback saw them; checked against the expected sum.
 static CAPTURED: AtomicU64 = AtomicU64::new(0);
@@ -435,12 +433,6 @@ fn send_share(
             send_one!(ProducerRecord::new(a.topic.as_str(), payload.as_slice()))
         };
         if let Err(e) = r {
-            if matches!(
-                e,
-                Error::Closed | Error::InvalidOperation(_) | Error::InvalidTimestamp { .. }
-            ) {
-                UNCOUNTED_REFUSALS.fetch_add(1, Ordering::Relaxed);
-            }
             if FAILED.fetch_add(1, Ordering::Relaxed) == 0 {
                 eprintln!("first send error: {e}");
             }
@@ -457,11 +449,12 @@ fn send_share(
     sent_bytes
 }
 
-/// The producer's `record-error-total`.
-fn record_errors(producer: &Producer) -> f64 {
+/// `topic`'s `record-error-total`: its records that failed after `send`
+/// took them (the producer-wide one also counts those `send` refused).
+fn failed_after_send(producer: &Producer, topic: &str) -> f64 {
     producer
         .metrics()
-        .value("producer-metrics", "record-error-total")
+        .topic_value(topic, "record-error-total")
         .unwrap_or(0.0)
 }
 
@@ -518,7 +511,7 @@ fn main() {
         }
     }
 
-    let errors_before = record_errors(&producer);
+    let errors_before = failed_after_send(&producer, &a.topic);
     let stats = Arc::new(Mutex::new(Stats::new(a.num_records / a.latency_every + 1)));
     let cpu0 = proc_stat_cpu_s();
     let start = Instant::now();
@@ -551,12 +544,10 @@ fn main() {
     let cpu1 = proc_stat_cpu_s();
     if a.callback == CallbackMode::None {
         // No callbacks: after `flush` every record `send` took has
-        // completed, and `record-error-total` counts the ones that failed
-        // and the ones `send` refused, as Java's does, but for refusals
-        // of a closed producer or a wrong state (counted here).
-        let failed = (record_errors(&producer) - errors_before) as u64
-            + UNCOUNTED_REFUSALS.load(Ordering::Relaxed);
-        FAILED.store(failed, Ordering::Relaxed);
+        // completed, and the topic's `record-error-total` counts the ones
+        // that failed; FAILED holds those `send` refused.
+        let failed = (failed_after_send(&producer, &a.topic) - errors_before) as u64;
+        let failed = FAILED.fetch_add(failed, Ordering::Relaxed) + failed;
         ACKED.store(a.num_records.saturating_sub(failed), Ordering::Relaxed);
     }
     producer.close().expect("close");

@@ -506,21 +506,22 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             partitioner.is_some(),
             &budget,
         )?;
-        let cluster = cluster.as_deref().filter(|_| partitioner.is_some());
+        let custom = partitioner.zip(cluster.as_deref());
         self.append_found(
             &mut record,
             callback,
             &topic_queues,
             &layout,
-            cluster,
+            custom,
             now_ms,
             &budget,
         )
     }
 
     /// The rest of `send`, once the topic's queues and layout are found
-    /// (and, for a custom partitioner, the cluster it sees): serializes
-    /// the record, picks its partition and appends it.
+    /// (and, for a custom or round-robin partitioner, `custom`: it and
+    /// the cluster it sees): serializes the record, picks its partition
+    /// and appends it.
     #[allow(clippy::too_many_arguments)]
     fn append_found(
         &self,
@@ -528,17 +529,11 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         callback: Option<&mut dyn Register>,
         topic_queues: &TopicQueues,
         layout: &Layout,
-        cluster: Option<&Cluster>,
+        custom: Option<(&dyn Partitioner, &Cluster)>,
         now_ms: i64,
         budget: &Budget,
     ) -> Result<RecordFuture> {
         let inner = &*self.inner;
-        let partitioner: Option<&dyn Partitioner> = match &inner.cfg.partitioner {
-            _ if record.partition.is_some() => None,
-            PartitionerChoice::Custom(p) => Some(&**p),
-            PartitionerChoice::RoundRobin => Some(&inner.round_robin),
-            PartitionerChoice::BuiltIn => None,
-        };
         inner.accumulator.mark_used(topic_queues, now_ms);
         let topic: &str = &topic_queues.name;
 
@@ -591,7 +586,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 });
             }
             let count = layout.partitions.len();
-            let partition = match (wanted_partition, partitioner.zip(cluster)) {
+            let partition = match (wanted_partition, custom) {
                 (Some(p), _) => Some(p),
                 (None, Some((p, cluster))) => {
                     Some(custom_partition(p, cluster, topic, key, value, count)?)

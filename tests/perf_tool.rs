@@ -206,7 +206,7 @@ fn threads_share_the_records_between_them() {
 
 /// `--callback none|plain|capture` each deliver every record once (read
 /// back by librdkafka), and each counts it: `none` has no callback to count
-/// with and takes the producer's `record-error-total` after `flush`.
+/// with and takes the topic's `record-error-total` after `flush`.
 #[test]
 fn callback_modes_each_deliver_and_count_every_record() {
     let n = 3001;

@@ -756,10 +756,7 @@ impl Write for TlsStream {
     /// buffer limit); [`Transport::flush_buffered`] moves them to the
     /// socket. `WouldBlock` if rustls's buffer is full.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.tls.writer().write(buf)? {
-            0 if !buf.is_empty() => Err(ErrorKind::WouldBlock.into()),
-            n => Ok(n),
-        }
+        self.write_vectored(&[io::IoSlice::new(buf)])
     }
 
     /// [`write`](Self::write) for several slices: rustls encrypts them
