@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::accumulator::callbacks::{Pending, Register};
+use crate::accumulator::callbacks::{NoCallback, Pending, Register};
 use crate::accumulator::{AccumulatorConfig, Layout, RecordAccumulator, RecordParts, TopicQueues};
 use crate::config::{PartitionerChoice, ProducerConfig};
 use crate::error::{Error, RecordPart, Result};
@@ -378,12 +378,12 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         );
         let sent = if self.interceptors.is_empty() {
             match callback {
-                None => self.do_send(rec, None),
+                None => self.do_send(rec, &mut NoCallback),
                 Some(f) => {
                     // Kept unboxed: the batch stores closures by type (no
                     // allocation per record, see `accumulator/callbacks.rs`).
                     let mut pending = Pending(Some(f));
-                    self.do_send(rec, Some(&mut pending))
+                    self.do_send(rec, &mut pending)
                 }
             }
         } else {
@@ -431,17 +431,17 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         }
         let topic: Arc<str> = Arc::from(&*rec.topic);
         let mut pending = wrap(acks.clone(), topic.clone());
-        let sent = self.do_send(rec, Some(&mut pending));
+        let sent = self.do_send(rec, &mut pending);
         if let Err(e) = &sent {
             acks.on_acknowledgement(&topic, &Err(e.clone()));
         }
         sent
     }
 
-    fn do_send(
+    fn do_send<C: Register>(
         &self,
         mut record: InterceptedRecord<'_, K, V>,
-        callback: Option<&mut dyn Register>,
+        callback: &mut C,
     ) -> Result<RecordFuture> {
         let inner = &*self.inner;
         // Java refuses this when the record is built, before any check of
@@ -472,7 +472,6 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         // the built-in partitioner. Its queues and layout are borrowed from
         // the thread's cache, so no reference count moves (each would be
         // an atomic write to a line every sending thread shares).
-        let mut callback = callback;
         if partitioner.is_none() {
             // The name is lent to the lookup (the rest of `send` names the
             // topic by its queues' name) and put back for the slow path.
@@ -484,7 +483,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 }
                 Some(self.append_found(
                     &mut record,
-                    callback.take(),
+                    &mut *callback,
                     t,
                     layout,
                     None,
@@ -523,10 +522,10 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
     /// the cluster it sees): serializes the record, picks its partition
     /// and appends it.
     #[allow(clippy::too_many_arguments)]
-    fn append_found(
+    fn append_found<C: Register>(
         &self,
         record: &mut InterceptedRecord<'_, K, V>,
-        callback: Option<&mut dyn Register>,
+        callback: &mut C,
         topic_queues: &TopicQueues,
         layout: &Layout,
         custom: Option<(&dyn Partitioner, &Cluster)>,

@@ -317,9 +317,10 @@ impl ProducerBatch {
     }
 
     /// Registers a callback for the record at `relative_offset`.
-    pub(crate) fn add_callback(
+    #[inline]
+    pub(crate) fn add_callback<C: Register>(
         &mut self,
-        callback: &mut dyn Register,
+        callback: &mut C,
         relative_offset: u32,
         timestamp: i64,
         key_size: i32,

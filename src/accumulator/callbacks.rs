@@ -39,11 +39,19 @@ pub(crate) struct Meta {
 }
 
 /// A callback on its way into a batch: `send_with_callback`'s closure,
-/// handed to [`Callbacks::push`] once the record is appended, by a
-/// `&mut dyn Register` (no box).
+/// handed to [`Callbacks::push`] once the record is appended. The send
+/// path is generic over it (no box, no indirect call per record).
 pub(crate) trait Register {
     /// Adds the callback to `to` for the record described by `meta`.
     fn register(&mut self, to: &mut Callbacks, meta: Meta);
+}
+
+/// `send` without a callback: registers nothing.
+pub(crate) struct NoCallback;
+
+impl Register for NoCallback {
+    #[inline]
+    fn register(&mut self, _: &mut Callbacks, _: Meta) {}
 }
 
 /// The one [`Register`]: a closure not yet registered.
@@ -53,6 +61,7 @@ impl<F> Register for Pending<F>
 where
     F: FnOnce(Result<RecordMetadata>) + Send + 'static,
 {
+    #[inline]
     fn register(&mut self, to: &mut Callbacks, meta: Meta) {
         if let Some(f) = self.0.take() {
             to.push(meta, f);
@@ -70,9 +79,9 @@ struct Typed<F> {
     rest: std::vec::IntoIter<Vec<(Meta, F)>>,
 }
 
-/// A [`Typed`] list with its closure type erased.
-trait List: Send {
-    fn as_any(&mut self) -> &mut dyn Any;
+/// A [`Typed`] list with its closure type erased (and found again by
+/// upcasting to `dyn Any`: one indirect call, `type_id`, per push).
+trait List: Any + Send {
     /// The offset of the next callback to run.
     fn next_offset(&self) -> Option<u32>;
     /// How many callbacks it holds.
@@ -96,6 +105,7 @@ impl<F> Typed<F> {
         }
     }
 
+    #[inline]
     fn push(&mut self, meta: Meta, f: F) {
         match self.filling.last_mut() {
             Some(last) if last.len() < last.capacity() => last.push((meta, f)),
@@ -113,10 +123,6 @@ impl<F> List for Typed<F>
 where
     F: FnOnce(Result<RecordMetadata>) + Send + 'static,
 {
-    fn as_any(&mut self) -> &mut dyn Any {
-        self
-    }
-
     fn next_offset(&self) -> Option<u32> {
         let next = match self.running.as_slice().first() {
             Some(c) => Some(c),
@@ -213,12 +219,14 @@ impl Callbacks {
 
     /// Adds `f`, the callback of the record described by `meta` (offsets
     /// ascend from one push to the next).
+    #[inline]
     pub(crate) fn push<F>(&mut self, meta: Meta, f: F)
     where
         F: FnOnce(Result<RecordMetadata>) + Send + 'static,
     {
         for l in &mut self.lists {
-            if let Some(t) = l.as_any().downcast_mut::<Typed<F>>() {
+            let any: &mut dyn Any = &mut **l;
+            if let Some(t) = any.downcast_mut::<Typed<F>>() {
                 t.push(meta, f);
                 return;
             }

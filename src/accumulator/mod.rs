@@ -330,7 +330,7 @@ impl RecordAccumulator {
     /// [`Error::Closed`], [`Error::BufferExhausted`],
     /// [`Error::RecordTooLarge`] (larger than `buffer.memory`).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn append(
+    pub(crate) fn append<C: Register>(
         &self,
         topic: &TopicQueues,
         layout: &Layout,
@@ -338,7 +338,7 @@ impl RecordAccumulator {
         rec: &RecordParts<'_>,
         key_size: i32,
         value_size: i32,
-        mut callback: Option<&mut dyn Register>,
+        callback: &mut C,
         budget: &Budget,
     ) -> Result<RecordFuture> {
         let upper = RECORD_BATCH_OVERHEAD + record_size_upper_bound(rec.fixed_size);
@@ -378,7 +378,7 @@ impl RecordAccumulator {
                     }
                 }
                 if let Some(size) = room {
-                    let fut = Self::append_to(last, rec, key_size, value_size, &mut callback);
+                    let fut = Self::append_to(last, rec, key_size, value_size, callback);
                     if sticky {
                         topic.sticky.bytes.fetch_add(size, Ordering::Relaxed);
                     }
@@ -441,7 +441,7 @@ impl RecordAccumulator {
             )
             .with_growth_to(grows_to);
             let size = batch.room_for(rec).expect("first record fits");
-            let fut = Self::append_to(&mut batch, rec, key_size, value_size, &mut callback);
+            let fut = Self::append_to(&mut batch, rec, key_size, value_size, callback);
             if sticky {
                 topic
                     .sticky
@@ -473,17 +473,15 @@ impl RecordAccumulator {
         outcome
     }
 
-    fn append_to(
+    fn append_to<C: Register>(
         batch: &mut ProducerBatch,
         rec: &RecordParts<'_>,
         key_size: i32,
         value_size: i32,
-        callback: &mut Option<&mut dyn Register>,
+        callback: &mut C,
     ) -> RecordFuture {
         let offset = batch.append(rec);
-        if let Some(cb) = callback.take() {
-            batch.add_callback(cb, offset, rec.timestamp, key_size, value_size);
-        }
+        batch.add_callback(callback, offset, rec.timestamp, key_size, value_size);
         RecordFuture::new(
             batch.result.clone(),
             offset,
@@ -1035,6 +1033,7 @@ pub(crate) mod tests {
     use crate::protocol::records::record_fixed_size;
     use crate::protocol::ErrorCode;
     use crate::record::PartitionInfo;
+    use callbacks::NoCallback;
 
     pub(super) fn cfg() -> AccumulatorConfig {
         AccumulatorConfig {
@@ -1106,7 +1105,7 @@ pub(crate) mod tests {
             &rec(value),
             -1,
             value.len() as i32,
-            None,
+            &mut NoCallback,
             &Budget::new(Duration::ZERO),
         )
     }

@@ -29,11 +29,19 @@ impl Sticky {
 
 impl RecordAccumulator {
     /// The topic's sticky partition, choosing one if there is none yet.
+    #[inline]
     pub(super) fn sticky_partition(&self, topic: &TopicQueues, layout: &Layout) -> i32 {
         let p = topic.sticky.partition.load(Ordering::Acquire);
         if p >= 0 && (p as usize) < layout.partitions.len() {
             return p;
         }
+        self.choose_sticky_partition(topic, layout, p)
+    }
+
+    /// [`sticky_partition`](Self::sticky_partition)'s slow path: picks
+    /// one in place of `p` (none, or out of range).
+    #[cold]
+    fn choose_sticky_partition(&self, topic: &TopicQueues, layout: &Layout, p: i32) -> i32 {
         let next = next_sticky_partition(
             &layout.available,
             layout.partitions.len(),

@@ -973,7 +973,7 @@ impl Sim {
             &parts,
             -1,
             value.len() as i32,
-            Some(&mut callback),
+            &mut callback,
             &Budget::new(Duration::ZERO),
         );
         if r.is_err() {

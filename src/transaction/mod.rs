@@ -940,7 +940,7 @@ mod tests {
             &rec,
             -1,
             1,
-            None,
+            &mut crate::accumulator::callbacks::NoCallback,
             &Budget::new(Duration::ZERO),
         )
         .unwrap()
