@@ -13,7 +13,7 @@
 //! go back through its [`Ledger`], so `flush` and `close` never wait for
 //! it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -79,15 +79,57 @@ pub(crate) struct Ledger {
 
 /// A batch's records section: its own pooled buffer while it takes
 /// appends, then, once sealed, shared behind an `Arc` so that a request
-/// being written can hold it (`Wire`'s output queue) without a copy. The
-/// buffer goes back to the pool only if no request holds it any more
-/// (see [`ProducerBatch::complete`]); a buffer still held is freed when
-/// the last holder lets go, never reused before its bytes are written.
+/// being written can hold it (`Wire`'s output queue) without a copy.
 enum Records {
     /// Appends go here.
     Open(Vec<u8>),
     /// Sealed: read-only from now on.
-    Sealed(Arc<Vec<u8>>),
+    Sealed(Arc<SealedRecords>),
+}
+
+/// A sealed records section with the pool reservation it was built in:
+/// whoever lets go of it last (the batch, or a request still being
+/// written when its batch completed) gives buffer and reservation back to
+/// the pool together. So a buffer is never reused before its bytes are
+/// written, and the pool counts it until it is freed: the memory batches
+/// hold stays within `buffer.memory`.
+pub(crate) struct SealedRecords {
+    bytes: Vec<u8>,
+    /// The pool to give them back to; `None` for a batch outside any
+    /// accumulator (tests).
+    ledger: Option<Arc<Ledger>>,
+    /// Bytes reserved for them; a split takes them for its halves.
+    reserved: AtomicUsize,
+}
+
+impl SealedRecords {
+    /// The records' bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Takes the reservation out (for a split's halves): the buffer is
+    /// then freed without giving anything back.
+    fn take_reservation(&self) -> usize {
+        self.reserved.swap(0, Ordering::AcqRel)
+    }
+}
+
+impl AsRef<[u8]> for SealedRecords {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for SealedRecords {
+    fn drop(&mut self) {
+        if let Some(ledger) = self.ledger.take() {
+            let reserved = *self.reserved.get_mut();
+            ledger
+                .pool
+                .deallocate(std::mem::take(&mut self.bytes), reserved);
+        }
+    }
 }
 
 impl Records {
@@ -98,23 +140,14 @@ impl Records {
             Records::Sealed(_) => unreachable!("a sealed batch takes no appends"),
         }
     }
-
-    /// The buffer, unshared if no request holds it any more, else an
-    /// empty one (the holder frees it).
-    fn into_buffer(self) -> Vec<u8> {
-        match self {
-            Records::Open(v) => v,
-            Records::Sealed(a) => Arc::try_unwrap(a).unwrap_or_default(),
-        }
-    }
 }
 
 impl std::ops::Deref for Records {
-    type Target = Vec<u8>;
-    fn deref(&self) -> &Vec<u8> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
         match self {
             Records::Open(v) => v,
-            Records::Sealed(a) => a,
+            Records::Sealed(a) => &a.bytes,
         }
     }
 }
@@ -391,7 +424,12 @@ impl ProducerBatch {
                 h.attributes |= self.codec.attribute();
             }
             self.header = Some(h.encode(&records));
-            self.records = Records::Sealed(Arc::new(records));
+            // The reservation moves in with the bytes (see `finish`).
+            self.records = Records::Sealed(Arc::new(SealedRecords {
+                bytes: records,
+                ledger: self.ledger.clone(),
+                reserved: AtomicUsize::new(self.reserved),
+            }));
         }
         sizes
     }
@@ -484,6 +522,11 @@ impl ProducerBatch {
                 .sum::<usize>()
         });
         let total: usize = sizes.iter().sum::<usize>().max(1);
+        // The halves take the reservation from the sealed records, whose
+        // buffer is then freed without giving any back.
+        if let Records::Sealed(sealed) = &self.records {
+            self.reserved = sealed.take_reservation();
+        }
         let first_reserved = (self.reserved as u128 * sizes[0] as u128 / total as u128) as usize;
         let reserved = [first_reserved, self.reserved - first_reserved];
         // The second half's callbacks, their offsets shifted down by `mid`
@@ -580,7 +623,7 @@ impl ProducerBatch {
     /// The batch's bytes on the wire for a request that holds its records
     /// rather than copying them: the header, and the shared records
     /// section that follows it. Only after [`seal`](Self::seal).
-    pub(crate) fn wire_shared(&self) -> (&[u8; RECORD_BATCH_OVERHEAD], &Arc<Vec<u8>>) {
+    pub(crate) fn wire_shared(&self) -> (&[u8; RECORD_BATCH_OVERHEAD], &Arc<SealedRecords>) {
         let h = self.header.as_ref().expect("sealed before writing");
         match &self.records {
             Records::Sealed(r) => (h, r),
@@ -622,12 +665,15 @@ impl ProducerBatch {
             );
         }
         if let Some(ledger) = self.ledger.take() {
-            // A request still holding the records (completed before it
-            // was written: expired, or an answer to a request not yet
-            // sent in full) keeps its buffer: the pool gets the budget
-            // back, not the memory, which is freed once written.
-            let records = std::mem::replace(&mut self.records, Records::Open(Vec::new()));
-            ledger.pool.deallocate(records.into_buffer(), self.reserved);
+            // Sealed records hold the reservation: they go back to the
+            // pool when their last holder lets go, which is now, or, if
+            // a request is still being written with them (the batch
+            // expired, or was answered, before its request was written in
+            // full), once that request is written or its connection gone.
+            match std::mem::replace(&mut self.records, Records::Open(Vec::new())) {
+                Records::Open(buffer) => ledger.pool.deallocate(buffer, self.reserved),
+                Records::Sealed(sealed) => drop(sealed),
+            }
             ledger.incomplete.remove(self.id);
         }
     }

@@ -1351,6 +1351,40 @@ pub(crate) mod tests {
         ));
     }
 
+    /// A batch that completes while a request still holds its records
+    /// (it expired mid-write) keeps its reservation counted until that
+    /// request lets go: buffer and reservation go back together.
+    #[test]
+    fn a_batch_completed_while_a_request_holds_its_records_stays_counted() {
+        let acc = RecordAccumulator::new(cfg(), Arc::default());
+        acc.update_metadata(&cluster(1));
+        let f = send(&acc, Some(0), &[7; 600]).unwrap();
+        let all = acc.all_partitions();
+        let now = Instant::now();
+        let (mut d, _) = acc.drain(&all, &mut 0, 1 << 20, later(now, Duration::from_secs(1)));
+        let x = d.pop().unwrap();
+        // What a wire's output holds while the request is unwritten.
+        let held = Arc::clone(x.batch.wire_shared().1);
+        let in_use = 10_000 - acc.pool().available_memory();
+        assert!(
+            in_use >= 600,
+            "the batch holds its records ({in_use} bytes)"
+        );
+        x.batch.complete(Err(Error::Closed));
+        assert!(f.get().is_err());
+        assert_eq!(
+            acc.pool().available_memory(),
+            10_000 - in_use,
+            "counted while a request holds the bytes"
+        );
+        drop(held);
+        assert_eq!(
+            acc.pool().available_memory(),
+            10_000,
+            "all back once let go"
+        );
+    }
+
     /// Two requests of one partition in flight fail; their answers come
     /// back oldest first. The retries stay oldest first, so the older
     /// batch expires at its own deadline (expiry looks at the front

@@ -10,7 +10,8 @@
 //! free list plus the bytes handed out never exceed `buffer.memory`. A
 //! request takes the smallest free buffer that fits between what it needs
 //! and the most it may hold, and reserves that buffer's whole capacity;
-//! when the budget runs short, free buffers are dropped to make room.
+//! when the budget runs short, free buffers are dropped to make room,
+//! the largest first.
 //!
 //! When the budget is spent, `allocate` blocks up to `max.block.ms`.
 //! Waiters are served first come, first served: each has its own condition
@@ -22,7 +23,7 @@
 //! pool refuses every allocation, fails its waiters (`Io::stop` wakes them
 //! with [`BufferPool::wake_waiters`]) and recycles no more buffers.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,10 +38,47 @@ use crate::util::Budget;
 /// The smallest buffer worth keeping for reuse.
 pub(crate) const MIN_RECYCLED: usize = 4 * 1024;
 
+/// Cleared buffers ready for reuse, ordered by capacity: with many
+/// partitions hundreds of buffers wait here, and a new batch takes the
+/// smallest that fits in O(log n), not by a scan of them all.
+#[derive(Debug, Default)]
+struct FreeList {
+    /// Keyed by (capacity, arrival), so equal capacities do not collide.
+    buffers: BTreeMap<(usize, u64), Vec<u8>>,
+    arrivals: u64,
+}
+
+impl FreeList {
+    fn push(&mut self, b: Vec<u8>) {
+        self.arrivals += 1;
+        self.buffers.insert((b.capacity(), self.arrivals), b);
+    }
+
+    /// The smallest buffer of capacity within `size..=up_to`.
+    fn take(&mut self, size: usize, up_to: usize) -> Option<Vec<u8>> {
+        let (&key, _) = self.buffers.range((size, 0)..=(up_to, u64::MAX)).next()?;
+        self.buffers.remove(&key)
+    }
+
+    /// The largest buffer, to drop for budget (the fewest drops).
+    fn pop(&mut self) -> Option<Vec<u8>> {
+        self.buffers.pop_last().map(|(_, b)| b)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buffers.is_empty()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.buffers.len()
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     /// Cleared buffers ready for reuse, each counted at its capacity.
-    free: Vec<Vec<u8>>,
+    free: FreeList,
     /// The capacities of `free`, added up.
     free_total: usize,
     /// Budget bytes neither on the free list nor handed out.
@@ -74,7 +112,7 @@ impl BufferPool {
         BufferPool {
             total,
             inner: Mutex::new(Inner {
-                free: Vec::new(),
+                free: FreeList::default(),
                 free_total: 0,
                 non_pooled_available: total,
                 waiters: VecDeque::new(),
@@ -109,13 +147,7 @@ impl BufferPool {
 
     /// Takes the smallest free buffer of capacity within `size..=up_to`.
     fn take_free(g: &mut Inner, size: usize, up_to: usize) -> Option<Vec<u8>> {
-        let (i, _) = g
-            .free
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| (size..=up_to).contains(&b.capacity()))
-            .min_by_key(|(_, b)| b.capacity())?;
-        let b = g.free.swap_remove(i);
+        let b = g.free.take(size, up_to)?;
         g.free_total -= b.capacity();
         Some(b)
     }
@@ -533,5 +565,25 @@ mod tests {
         lifecycle.stop();
         pool.wake_waiters();
         assert!(matches!(t.join().unwrap(), Err(Error::Closed)));
+    }
+
+    /// The free list serves the smallest buffer that fits, keeps buffers
+    /// of equal capacity apart, and gives up the largest first.
+    #[test]
+    fn the_free_list_serves_the_smallest_fit_and_drops_the_largest_first() {
+        let mut f = FreeList::default();
+        for cap in [8192, 4096, 16384, 4096, 32768] {
+            f.push(Vec::with_capacity(cap));
+        }
+        assert_eq!(f.len(), 5, "equal capacities are both kept");
+        assert_eq!(f.take(5000, 20000).map(|b| b.capacity()), Some(8192));
+        assert_eq!(f.take(5000, 8000).map(|b| b.capacity()), None, "none fits");
+        assert_eq!(f.take(4096, 4096).map(|b| b.capacity()), Some(4096));
+        assert_eq!(f.take(1, 4096).map(|b| b.capacity()), Some(4096));
+        assert_eq!(f.take(1, 4096), None, "each buffer is served once");
+        assert_eq!(f.pop().map(|b| b.capacity()), Some(32768));
+        assert_eq!(f.pop().map(|b| b.capacity()), Some(16384));
+        assert!(f.is_empty());
+        assert_eq!(f.pop(), None);
     }
 }

@@ -279,7 +279,13 @@ pub(crate) struct Wire {
 /// the transport has taken every byte of it.
 struct Shared {
     at: usize,
-    bytes: Arc<Vec<u8>>,
+    bytes: Arc<dyn AsRef<[u8]> + Send + Sync>,
+}
+
+impl Shared {
+    fn slice(&self) -> &[u8] {
+        (*self.bytes).as_ref()
+    }
 }
 
 /// A request body being written by [`Wire::enqueue_shared`]: bytes go
@@ -298,15 +304,19 @@ impl Body<'_> {
     /// Puts `bytes` next in the request, after what `buf` holds so far:
     /// held (a clone of the `Arc`) if it is at least `SHARE_MIN` bytes long,
     /// else copied into `buf`.
-    pub(crate) fn share(&mut self, bytes: &Arc<Vec<u8>>) {
-        if bytes.len() < self.share_min || bytes.is_empty() {
-            self.buf.extend_from_slice(bytes);
+    pub(crate) fn share<T>(&mut self, bytes: &Arc<T>)
+    where
+        T: AsRef<[u8]> + Send + Sync + 'static,
+    {
+        let slice = (**bytes).as_ref();
+        if slice.len() < self.share_min || slice.is_empty() {
+            self.buf.extend_from_slice(slice);
             return;
         }
-        self.held += bytes.len();
+        self.held += slice.len();
         self.shared.push_back(Shared {
             at: self.buf.len(),
-            bytes: Arc::clone(bytes),
+            bytes: Arc::clone(bytes) as Arc<dyn AsRef<[u8]> + Send + Sync>,
         });
     }
 }
@@ -805,7 +815,7 @@ impl Wire {
         let mut n = 0;
         let (mut from, mut skip) = (self.wpos, self.spos);
         for s in &self.shared {
-            if !put(out, &mut n, &self.wbuf[from..s.at]) || !put(out, &mut n, &s.bytes[skip..]) {
+            if !put(out, &mut n, &self.wbuf[from..s.at]) || !put(out, &mut n, &s.slice()[skip..]) {
                 return n;
             }
             from = s.at;
@@ -832,10 +842,10 @@ impl Wire {
             }
             // ...then the shared buffer.
             let front = self.shared.front().expect("taken more than was pending");
-            let k = left.min(front.bytes.len() - self.spos);
+            let k = left.min(front.slice().len() - self.spos);
             self.spos += k;
             left -= k;
-            if self.spos == front.bytes.len() {
+            if self.spos == front.slice().len() {
                 self.shared.pop_front();
                 self.spos = 0;
             }

@@ -515,7 +515,7 @@ impl BrokerCore {
                 produce::write_topic(body.buf, version, topic, n);
                 for d in &drained[i..i + n] {
                     let (header, records) = d.batch.wire_shared();
-                    let len = header.len() + records.len();
+                    let len = header.len() + records.bytes().len();
                     produce::write_partition_prefix(body.buf, version, d.queue.partition, len);
                     body.buf.extend_from_slice(header);
                     body.share(records);
