@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::accumulator::callbacks::{NoCallback, Pending, Register};
+use crate::accumulator::StickyRef;
 use crate::accumulator::{AccumulatorConfig, Layout, RecordAccumulator, RecordParts, TopicQueues};
 use crate::config::{PartitionerChoice, ProducerConfig};
 use crate::error::{Error, RecordPart, Result};
@@ -476,16 +477,17 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             // The name is lent to the lookup (the rest of `send` names the
             // topic by its queues' name) and put back for the slow path.
             let name = std::mem::take(&mut record.topic);
-            let hit = inner.accumulator.with_cached(&name, |t, layout| {
+            let hit = inner.accumulator.with_cached(&name, |t, layout, sticky| {
                 let in_range = |p: i32| p >= 0 && (p as usize) < layout.partitions.len();
                 if !t.registered.load(Ordering::Acquire) || !record.partition.is_none_or(in_range) {
                     return None; // the slow path renews or refuses it
                 }
+                // Keyless records follow this thread's own sticky
+                // partition here (see `accumulator/sticky.rs`).
                 Some(self.append_found(
                     &mut record,
                     &mut *callback,
-                    t,
-                    layout,
+                    (t, layout, StickyRef::Local(sticky)),
                     None,
                     now_ms,
                     &budget,
@@ -509,25 +511,22 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
         self.append_found(
             &mut record,
             callback,
-            &topic_queues,
-            &layout,
+            (&topic_queues, &layout, StickyRef::Topic),
             custom,
             now_ms,
             &budget,
         )
     }
 
-    /// The rest of `send`, once the topic's queues and layout are found
-    /// (and, for a custom or round-robin partitioner, `custom`: it and
-    /// the cluster it sees): serializes the record, picks its partition
-    /// and appends it.
-    #[allow(clippy::too_many_arguments)]
+    /// The rest of `send`, once the topic's queues and layout are found,
+    /// with the sticky state its keyless records follow (and, for a custom
+    /// or round-robin partitioner, `custom`: it and the cluster it sees):
+    /// serializes the record, picks its partition and appends it.
     fn append_found<C: Register>(
         &self,
         record: &mut InterceptedRecord<'_, K, V>,
         callback: &mut C,
-        topic_queues: &TopicQueues,
-        layout: &Layout,
+        (topic_queues, layout, sticky): (&TopicQueues, &Layout, StickyRef<'_>),
         custom: Option<(&dyn Partitioner, &Cluster)>,
         now_ms: i64,
         budget: &Budget,
@@ -615,6 +614,7 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
                 value_size,
                 callback,
                 budget,
+                sticky,
             );
             if key_buf.capacity() > SCRATCH_KEEP {
                 *key_buf = Vec::new();

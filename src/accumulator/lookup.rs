@@ -18,7 +18,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{Layout, RecordAccumulator, TopicQueues};
+use super::{Layout, LocalSticky, RecordAccumulator, TopicQueues};
 
 /// Gives each accumulator its own id, so a thread's cache never serves a
 /// topic of another producer (an address could be reused after a drop).
@@ -36,6 +36,8 @@ struct Cached {
     topic: Arc<TopicQueues>,
     gen: u64,
     layout: Arc<Layout>,
+    /// This thread's sticky partition for the topic, while it is cached.
+    sticky: LocalSticky,
 }
 
 thread_local! {
@@ -44,14 +46,15 @@ thread_local! {
 
 impl RecordAccumulator {
     /// Runs `f` with `topic`'s queues and layout borrowed from this
-    /// thread's cache, if it holds them and they are current: `send`'s
+    /// thread's cache, and the thread's own sticky partition for it, if
+    /// the cache holds them and they are current: `send`'s
     /// path when it hits, which moves no reference count. `None` on a miss
     /// (or when the cache is being replaced further up this thread's
     /// stack); `topic_and_layout` is the way then.
     pub(crate) fn with_cached<R>(
         &self,
         topic: &str,
-        f: impl FnOnce(&TopicQueues, &Layout) -> R,
+        f: impl FnOnce(&TopicQueues, &Layout, &LocalSticky) -> R,
     ) -> Option<R> {
         CACHE.with(|c| {
             let c = c.try_borrow().ok()?;
@@ -59,7 +62,7 @@ impl RecordAccumulator {
             (c.acc == self.id
                 && &*c.topic.name == topic
                 && c.topic.layout_gen.load(Ordering::Acquire) == c.gen)
-                .then(|| f(&c.topic, &c.layout))
+                .then(|| f(&c.topic, &c.layout, &c.sticky))
         })
     }
 
@@ -92,6 +95,7 @@ impl RecordAccumulator {
                     topic: t.clone(),
                     gen,
                     layout: layout.clone(),
+                    sticky: LocalSticky::new(),
                 });
             }
         });

@@ -52,6 +52,7 @@ pub(crate) use pool::BufferPool;
 use queue::PartitionInner;
 pub(crate) use queue::{Layout, PartitionQueue, TopicQueues};
 use sequence::Gate;
+pub(crate) use sticky::{LocalSticky, StickyRef};
 
 /// Where a partition's first batch starts, in bytes reserved: it grows
 /// (doubling, without waiting) toward `batch.size`, and the partition's
@@ -340,13 +341,14 @@ impl RecordAccumulator {
         value_size: i32,
         callback: &mut C,
         budget: &Budget,
+        st: StickyRef<'_>,
     ) -> Result<RecordFuture> {
         let upper = RECORD_BATCH_OVERHEAD + record_size_upper_bound(rec.fixed_size);
         let mut buffer: Option<(Vec<u8>, usize, usize)> = None;
         let outcome = loop {
             let (p, sticky) = match partition {
                 Some(p) => (p, false),
-                None => (self.sticky_partition(topic, layout), true),
+                None => (self.sticky_partition(topic, layout, st), true),
             };
             let queue = &layout.partitions[p as usize];
             let mut g = queue.inner.lock();
@@ -360,7 +362,7 @@ impl RecordAccumulator {
             if let Some(e) = self.fatal.get() {
                 break Err(e.clone()); // swept as `close` is, see below
             }
-            if sticky && topic.sticky.partition.load(Ordering::Acquire) != p {
+            if sticky && !self.still_sticky(topic, st, p) {
                 continue; // another thread switched partitions; follow it
             }
             // 1. The last batch has room, or grows to make it (without
@@ -380,7 +382,7 @@ impl RecordAccumulator {
                 if let Some(size) = room {
                     let fut = Self::append_to(last, rec, key_size, value_size, callback);
                     if sticky {
-                        topic.sticky.bytes.fetch_add(size, Ordering::Relaxed);
+                        self.add_sticky_bytes(topic, st, size);
                     }
                     // Filled to the brim: ready now, not after linger.
                     let full = last.is_full();
@@ -394,7 +396,7 @@ impl RecordAccumulator {
             }
             // 2. A keyless record that would start a new batch on a sticky
             //    partition that has had its batch.size: switch first.
-            if sticky && self.switch_sticky_partition(topic, layout, upper) {
+            if sticky && self.switch_sticky_partition(topic, layout, st, upper) {
                 drop(g);
                 continue;
             }
@@ -443,10 +445,7 @@ impl RecordAccumulator {
             let size = batch.room_for(rec).expect("first record fits");
             let fut = Self::append_to(&mut batch, rec, key_size, value_size, callback);
             if sticky {
-                topic
-                    .sticky
-                    .bytes
-                    .fetch_add(size + RECORD_BATCH_OVERHEAD, Ordering::Relaxed);
+                self.add_sticky_bytes(topic, st, size + RECORD_BATCH_OVERHEAD);
             }
             self.ledger.incomplete.add(id);
             let had_full_batch = !g.batches.is_empty();
@@ -1096,6 +1095,16 @@ pub(crate) mod tests {
         p: Option<i32>,
         value: &[u8],
     ) -> Result<RecordFuture> {
+        send_following(acc, StickyRef::Topic, p, value)
+    }
+
+    /// [`send`] with keyless records following `st`.
+    pub(super) fn send_following(
+        acc: &RecordAccumulator,
+        st: StickyRef<'_>,
+        p: Option<i32>,
+        value: &[u8],
+    ) -> Result<RecordFuture> {
         let t = acc.topic("t").unwrap();
         let l = t.layout();
         acc.append(
@@ -1107,6 +1116,7 @@ pub(crate) mod tests {
             value.len() as i32,
             &mut NoCallback,
             &Budget::new(Duration::ZERO),
+            st,
         )
     }
 

@@ -1,7 +1,14 @@
 //! The uniform sticky partitioner's state and choice (KIP-794): a topic's
 //! records without a key go to one partition until it has had `batch.size`
 //! bytes, then to a new one ([`next_sticky_partition`]).
+//!
+//! The state is the topic's ([`Sticky`], as Java's and librdkafka's), or,
+//! on `send`'s fast path (the thread's cached topic, see `lookup.rs`), the
+//! sending thread's own ([`LocalSticky`]): threads sending keyless records
+//! through one producer then fill batches of different partitions instead
+//! of all appending to one and queueing for its lock.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use crate::partitioner::next_sticky_partition;
@@ -27,37 +34,113 @@ impl Sticky {
     }
 }
 
+/// A sending thread's own sticky partition for its cached topic: plain
+/// cells, as only that thread reads or changes them.
+pub(crate) struct LocalSticky {
+    /// -1 until the first keyless record picks one.
+    partition: Cell<i32>,
+    /// Bytes this thread appended to it since it was chosen.
+    bytes: Cell<usize>,
+}
+
+impl LocalSticky {
+    /// No partition yet.
+    pub(crate) fn new() -> Self {
+        LocalSticky {
+            partition: Cell::new(-1),
+            bytes: Cell::new(0),
+        }
+    }
+}
+
+/// The sticky state a keyless record follows in `append`: its topic's, or
+/// the sending thread's.
+#[derive(Clone, Copy)]
+pub(crate) enum StickyRef<'a> {
+    /// The topic's shared [`Sticky`].
+    Topic,
+    /// The thread's own.
+    Local(&'a LocalSticky),
+}
+
 impl RecordAccumulator {
-    /// The topic's sticky partition, choosing one if there is none yet.
+    /// The sticky partition, choosing one if there is none yet.
     #[inline]
-    pub(super) fn sticky_partition(&self, topic: &TopicQueues, layout: &Layout) -> i32 {
-        let p = topic.sticky.partition.load(Ordering::Acquire);
+    pub(super) fn sticky_partition(
+        &self,
+        topic: &TopicQueues,
+        layout: &Layout,
+        st: StickyRef<'_>,
+    ) -> i32 {
+        let p = match st {
+            StickyRef::Topic => topic.sticky.partition.load(Ordering::Acquire),
+            StickyRef::Local(l) => l.partition.get(),
+        };
         if p >= 0 && (p as usize) < layout.partitions.len() {
             return p;
         }
-        self.choose_sticky_partition(topic, layout, p)
+        self.choose_sticky_partition(topic, layout, st, p)
     }
 
     /// [`sticky_partition`](Self::sticky_partition)'s slow path: picks
     /// one in place of `p` (none, or out of range).
     #[cold]
-    fn choose_sticky_partition(&self, topic: &TopicQueues, layout: &Layout, p: i32) -> i32 {
-        let next = next_sticky_partition(
+    fn choose_sticky_partition(
+        &self,
+        topic: &TopicQueues,
+        layout: &Layout,
+        st: StickyRef<'_>,
+        p: i32,
+    ) -> i32 {
+        let next = self.next_sticky(layout);
+        match st {
+            StickyRef::Local(l) => {
+                l.partition.set(next);
+                l.bytes.set(0);
+                next
+            }
+            StickyRef::Topic => match topic.sticky.partition.compare_exchange(
+                p,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    topic.sticky.bytes.store(0, Ordering::Relaxed);
+                    next
+                }
+                Err(current) => current,
+            },
+        }
+    }
+
+    fn next_sticky(&self, layout: &Layout) -> i32 {
+        next_sticky_partition(
             &layout.available,
             layout.partitions.len(),
             self.cfg.adaptive_partitioning,
             |p| layout.partitions[p as usize].queued(),
-        );
-        match topic
-            .sticky
-            .partition
-            .compare_exchange(p, next, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => {
-                topic.sticky.bytes.store(0, Ordering::Relaxed);
-                next
+        )
+    }
+
+    /// False if another thread switched the topic's sticky partition away
+    /// from `p` since this one read it (a thread's own never moves so).
+    #[inline]
+    pub(super) fn still_sticky(&self, topic: &TopicQueues, st: StickyRef<'_>, p: i32) -> bool {
+        match st {
+            StickyRef::Topic => topic.sticky.partition.load(Ordering::Acquire) == p,
+            StickyRef::Local(_) => true,
+        }
+    }
+
+    /// Counts `n` bytes appended to the sticky partition.
+    #[inline]
+    pub(super) fn add_sticky_bytes(&self, topic: &TopicQueues, st: StickyRef<'_>, n: usize) {
+        match st {
+            StickyRef::Topic => {
+                topic.sticky.bytes.fetch_add(n, Ordering::Relaxed);
             }
-            Err(current) => current,
+            StickyRef::Local(l) => l.bytes.set(l.bytes.get() + n),
         }
     }
 
@@ -69,18 +152,25 @@ impl RecordAccumulator {
         &self,
         topic: &TopicQueues,
         layout: &Layout,
+        st: StickyRef<'_>,
         upper: usize,
     ) -> bool {
-        let produced = topic.sticky.bytes.load(Ordering::Relaxed);
+        let produced = match st {
+            StickyRef::Topic => topic.sticky.bytes.load(Ordering::Relaxed),
+            StickyRef::Local(l) => l.bytes.get(),
+        };
         if produced > 0 && produced + upper > self.cfg.batch_size.max(1) {
-            let next = next_sticky_partition(
-                &layout.available,
-                layout.partitions.len(),
-                self.cfg.adaptive_partitioning,
-                |p| layout.partitions[p as usize].queued(),
-            );
-            topic.sticky.partition.store(next, Ordering::Release);
-            topic.sticky.bytes.store(0, Ordering::Relaxed);
+            let next = self.next_sticky(layout);
+            match st {
+                StickyRef::Topic => {
+                    topic.sticky.partition.store(next, Ordering::Release);
+                    topic.sticky.bytes.store(0, Ordering::Relaxed);
+                }
+                StickyRef::Local(l) => {
+                    l.partition.set(next);
+                    l.bytes.set(0);
+                }
+            }
             return true;
         }
         false
@@ -91,9 +181,61 @@ impl RecordAccumulator {
 mod tests {
     use std::time::Instant;
 
-    use super::super::tests::{cfg, cluster, send};
+    use std::sync::atomic::Ordering;
+
+    use super::super::tests::{cfg, cluster, send, send_following};
     use super::super::{AccumulatorConfig, RecordAccumulator};
+    use super::{LocalSticky, StickyRef};
     use crate::future::Delivered;
+
+    /// On `send`'s fast path each thread keeps its own sticky partition:
+    /// each thread's keyless records stay on one partition until it has
+    /// given that partition about `batch.size` bytes, then move on, and
+    /// the topic's shared state is left alone.
+    #[test]
+    fn each_threads_own_sticky_partition_takes_a_batch_then_moves() {
+        let acc = RecordAccumulator::new(
+            AccumulatorConfig {
+                buffer_memory: 100_000,
+                ..cfg()
+            },
+            Default::default(),
+        );
+        acc.update_metadata(&cluster(4));
+        let threads = [LocalSticky::new(), LocalSticky::new()];
+        // Per thread, the records between two choices of a partition (a
+        // choice resets the thread's byte count; it may pick the same
+        // partition again).
+        let mut gaps = [vec![0usize], vec![0usize]];
+        // Interleaved, as two threads would send: 90 records of ~100 B
+        // each, about nine batch.size (1000 B) worth per thread.
+        for _ in 0..90 {
+            for (st, gaps) in threads.iter().zip(&mut gaps) {
+                let before = st.bytes.get();
+                send_following(&acc, StickyRef::Local(st), None, &[0; 95]).unwrap();
+                assert!((0..4).contains(&st.partition.get()));
+                if st.bytes.get() < before {
+                    gaps.push(0); // chose again before this record
+                }
+                *gaps.last_mut().unwrap() += 1;
+            }
+        }
+        let t = acc.topic("t").unwrap();
+        assert_eq!(
+            t.sticky.partition.load(Ordering::Acquire),
+            -1,
+            "the topic's shared sticky partition is not used"
+        );
+        for gaps in &gaps {
+            // A thread keeps its partition until its own bytes there near
+            // batch.size: 8 or more records of ~100 B between choices.
+            assert!(gaps.len() >= 4, "chose only {} times: {gaps:?}", gaps.len());
+            assert!(
+                gaps[..gaps.len() - 1].iter().all(|&n| n >= 8),
+                "chose again too soon: {gaps:?}"
+            );
+        }
+    }
 
     #[test]
     fn keyless_records_stick_to_one_partition_per_batch() {

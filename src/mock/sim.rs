@@ -975,6 +975,7 @@ impl Sim {
             value.len() as i32,
             &mut callback,
             &Budget::new(Duration::ZERO),
+            crate::accumulator::StickyRef::Topic,
         );
         if r.is_err() {
             self.sent.lock().remove(&id);

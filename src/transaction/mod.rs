@@ -942,6 +942,7 @@ mod tests {
             1,
             &mut crate::accumulator::callbacks::NoCallback,
             &Budget::new(Duration::ZERO),
+            crate::accumulator::StickyRef::Topic,
         )
         .unwrap()
     }
