@@ -188,12 +188,9 @@ mod tests {
     use super::{LocalSticky, StickyRef};
     use crate::future::Delivered;
 
-    /// On `send`'s fast path each thread keeps its own sticky partition:
-    /// each thread's keyless records stay on one partition until it has
-    /// given that partition about `batch.size` bytes, then move on, and
-    /// the topic's shared state is left alone.
-    #[test]
-    fn each_threads_own_sticky_partition_takes_a_batch_then_moves() {
+    /// An accumulator with room for 400 records of ~100 B, batches of
+    /// 1000 B (`cfg`), and one topic of four partitions.
+    fn four_partitions() -> RecordAccumulator {
         let acc = RecordAccumulator::new(
             AccumulatorConfig {
                 buffer_memory: 100_000,
@@ -202,6 +199,16 @@ mod tests {
             Default::default(),
         );
         acc.update_metadata(&cluster(4));
+        acc
+    }
+
+    /// On `send`'s fast path each thread keeps its own sticky partition:
+    /// each thread's keyless records stay on one partition until it has
+    /// given that partition about `batch.size` bytes, then move on, and
+    /// the topic's shared state is left alone.
+    #[test]
+    fn each_threads_own_sticky_partition_takes_a_batch_then_moves() {
+        let acc = four_partitions();
         let threads = [LocalSticky::new(), LocalSticky::new()];
         // Per thread, the records between two choices of a partition (a
         // choice resets the thread's byte count; it may pick the same
@@ -239,15 +246,7 @@ mod tests {
 
     #[test]
     fn keyless_records_stick_to_one_partition_per_batch() {
-        // Room for 400 records of ~100 B in batches of 1000 B.
-        let acc = RecordAccumulator::new(
-            AccumulatorConfig {
-                buffer_memory: 100_000,
-                ..cfg()
-            },
-            Default::default(),
-        );
-        acc.update_metadata(&cluster(4));
+        let acc = four_partitions();
         let mut parts_seen = Vec::new();
         for _ in 0..400 {
             parts_seen.push(send(&acc, None, &[0; 95]).unwrap());
