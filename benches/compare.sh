@@ -9,7 +9,10 @@
 #                   see "Java client" below)
 # Each round runs all three, one after the other (the order rotates every
 # round), RUNS rounds; then medians, min-max and the ratios ours/rdkafka and
-# ours/java.
+# ours/java, of the medians; and a second table of the same ratios taken
+# round by round (each client's run against the other's in the same round),
+# their median and min-max: on a machine whose speed drifts between rounds
+# the pairs compare like with like.
 #
 #   PEERBENCH=/work/peerbench benches/compare.sh                       # mockbroker
 #   PEERBENCH=/work/peerbench TARGET=kafka benches/compare.sh          # 3-node Kafka, acks=1
@@ -456,6 +459,24 @@ for name, f, fmt in metrics:
     (a, sa), (b, sb), (j, sj), (t, st) = (cell(c, f, fmt) for c in cases)
     more = f" {st} | {ratio(t, a)} |" if threads else ""
     print(f"| {name} | {sa} | {sb} | {sj} | {ratio(a, b)} | {ratio(a, j)} |{more}")
+# The ratios again, round by round: each run against the other client's run
+# of the same round.
+by_round = {c: {r["round"]: r for r in ok[c]} for c in cases}
+def per_round(c1, c2, f, fmt="{:.2f}"):
+    v = [f(by_round[c1][k]) / f(by_round[c2][k])
+         for k in sorted(by_round[c1]) if k in by_round[c2] and f(by_round[c2][k])]
+    if not v:
+        return "n/a"
+    return fmt.format(statistics.median(v)) + (
+        f" ({fmt.format(min(v))}–{fmt.format(max(v))})" if len(v) > 1 else "")
+pairs = [("ours/rdkafka", "kafka-producer", "rdkafka"), ("ours/java", "kafka-producer", "java")]
+if threads:
+    pairs.append(("threads/ours", "kafka-producer-threads", "kafka-producer"))
+print()
+print("| ratio, round by round: median (min–max) | " + " | ".join(p[0] for p in pairs) + " |")
+print("|---|" + "---|" * len(pairs))
+for name, f, fmt in metrics:
+    print(f"| {name} | " + " | ".join(per_round(a, b, f) for _, a, b in pairs) + " |")
 if skip:
     print(f"\njava: n/a. {skip}")
 PY
