@@ -56,6 +56,9 @@ impl FreeList {
 
     /// The smallest buffer of capacity within `size..=up_to`.
     fn take(&mut self, size: usize, up_to: usize) -> Option<Vec<u8>> {
+        if size > up_to {
+            return None; // an empty range (`range` would panic)
+        }
         let (&key, _) = self.buffers.range((size, 0)..=(up_to, u64::MAX)).next()?;
         self.buffers.remove(&key)
     }
@@ -578,6 +581,7 @@ mod tests {
         assert_eq!(f.len(), 5, "equal capacities are both kept");
         assert_eq!(f.take(5000, 20000).map(|b| b.capacity()), Some(8192));
         assert_eq!(f.take(5000, 8000).map(|b| b.capacity()), None, "none fits");
+        assert_eq!(f.take(9000, 8000), None, "an empty range");
         assert_eq!(f.take(4096, 4096).map(|b| b.capacity()), Some(4096));
         assert_eq!(f.take(1, 4096).map(|b| b.capacity()), Some(4096));
         assert_eq!(f.take(1, 4096), None, "each buffer is served once");
