@@ -196,6 +196,9 @@ impl<K: ?Sized, V: ?Sized> Producer<K, V> {
             }
         }
         resolve_bootstrap(&cfg.bootstrap_servers)?;
+        // The record timestamps' counter calibrates here (0.6 ms, once per
+        // process), not in the first send.
+        crate::util::calibrate_clock();
         let cfg = Arc::new(cfg);
         let lifecycle = Arc::new(Lifecycle::default());
         let metrics = Arc::new(Metrics::new(cfg.metrics_windows()));

@@ -78,6 +78,12 @@ pub(crate) fn now_ms() -> i64 {
     })
 }
 
+/// Calibrates [`now_ms`]'s counter if no call has yet (about 0.6 ms of
+/// busy-waiting against the monotonic clock, once per process).
+pub(crate) fn calibrate_clock() {
+    Counter::get();
+}
+
 thread_local! {
     /// This thread's last wall-clock read: the counter when it was taken,
     /// the counter before which its millisecond is still current, and the
