@@ -76,17 +76,7 @@ impl Compression {
     pub fn compress(self, input: &[u8], out: &mut Vec<u8>) {
         match self {
             Compression::None => out.extend_from_slice(input),
-            Compression::Gzip(level) => {
-                let level = if level < 0 {
-                    flate2::Compression::default()
-                } else {
-                    flate2::Compression::new(level as u32)
-                };
-                let mut e = flate2::write::GzEncoder::new(out, level);
-                // Writing to a Vec cannot fail.
-                e.write_all(input).expect("gzip into memory");
-                e.finish().expect("gzip into memory");
-            }
+            Compression::Gzip(level) => gzip_compress(level, input, out),
             Compression::Snappy => {
                 out.extend_from_slice(&XERIAL_HEADER);
                 let mut enc = snap::raw::Encoder::new();
@@ -110,13 +100,95 @@ impl Compression {
                 e.write_all(input).expect("lz4 into memory");
                 e.finish().expect("lz4 into memory");
             }
-            Compression::Zstd(level) => {
-                let mut e = zstd::stream::Encoder::new(out, level).expect("zstd encoder");
-                e.write_all(input).expect("zstd into memory");
-                e.finish().expect("zstd into memory");
-            }
+            Compression::Zstd(level) => zstd_compress(level, input, out),
         }
     }
+}
+
+thread_local! {
+    /// This thread's deflate state and its level, kept from batch to batch
+    /// as the zstd context is (a `GzEncoder` per batch allocated and
+    /// initialised about 270 KB for each).
+    static DEFLATE: std::cell::RefCell<Option<(u32, flate2::Compress)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// One gzip member of `input` (RFC 1952: the header flate2's `GzEncoder`
+/// writes, raw deflate, CRC-32 and size), appended to `out`, with this
+/// thread's deflate state. `level` < 0 is zlib's default (6).
+fn gzip_compress(level: i32, input: &[u8], out: &mut Vec<u8>) {
+    let level = if level < 0 { 6 } else { level as u32 };
+    // No mtime, no name; XFL as GzEncoder sets it; OS 255 (unknown).
+    let xfl = match level {
+        9.. => 2,
+        ..=1 => 4,
+        _ => 0,
+    };
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]);
+    DEFLATE.with(|d| {
+        // Not re-entered: nothing here calls back into the producer.
+        let mut d = d.borrow_mut();
+        match d.as_mut() {
+            Some((l, c)) if *l == level => c.reset(),
+            _ => {
+                *d = Some((
+                    level,
+                    flate2::Compress::new(flate2::Compression::new(level), false),
+                ))
+            }
+        }
+        let (_, c) = d.as_mut().expect("set above");
+        // Deflate's worst case is a little over its input: reserve that,
+        // and more only if a pass still ends short of the stream's end.
+        let mut room = input.len() + input.len() / 1000 + 64;
+        loop {
+            out.reserve(room);
+            let from = (c.total_in() as usize).min(input.len());
+            match c.compress_vec(&input[from..], out, flate2::FlushCompress::Finish) {
+                Ok(flate2::Status::StreamEnd) => break,
+                Ok(_) => room = room.max(4096) * 2,
+                Err(e) => panic!("deflate into memory: {e}"),
+            }
+        }
+    });
+    out.extend_from_slice(&crc32fast::hash(input).to_le_bytes());
+    out.extend_from_slice(&(input.len() as u32).to_le_bytes());
+}
+
+thread_local! {
+    /// This thread's zstd context and its level: one per thread that
+    /// seals batches, kept from batch to batch. A context per batch (a
+    /// streaming encoder) allocated and initialised megabytes for each,
+    /// and its window buffer copied the input once more.
+    static ZSTD: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// One zstd frame of `input`, appended to `out`, compressed in one call
+/// (the frame records its size) with this thread's context.
+fn zstd_compress(level: i32, input: &[u8], out: &mut Vec<u8>) {
+    let bound = zstd::zstd_safe::compress_bound(input.len());
+    ZSTD.with(|z| {
+        // Not re-entered: nothing here calls back into the producer.
+        let mut z = z.borrow_mut();
+        if z.as_ref().is_none_or(|(l, _)| *l != level) {
+            let c = zstd::bulk::Compressor::new(level).expect("a zstd context");
+            *z = Some((level, c));
+        }
+        let (_, c) = z.as_mut().expect("set above");
+        // The output has compress_bound's room: only a broken library fails.
+        let room = "zstd into memory with compress_bound's room";
+        if out.is_empty() {
+            // Into the spare capacity, not zero-filled first.
+            out.reserve(bound);
+            c.compress_to_buffer(input, out).expect(room);
+        } else {
+            let at = out.len();
+            out.resize(at + bound, 0);
+            let n = c.compress_to_buffer(input, &mut out[at..]).expect(room);
+            out.truncate(at + n);
+        }
+    });
 }
 
 /// Decompresses the records section of a batch whose attributes name
@@ -244,6 +316,70 @@ mod tests {
         Compression::Lz4,
         Compression::Zstd(3),
     ];
+
+    /// The reused deflate state writes, at every level and after serving
+    /// other levels, the same member as the first time, after what `out`
+    /// already holds: GzEncoder's header, and a stream flate2's own
+    /// `GzDecoder` reads back, CRC-32 and size checked; an incompressible
+    /// input, and an empty one, too.
+    #[test]
+    fn gzip_on_the_thread_state_writes_the_same_valid_member_every_time() {
+        use std::io::Read;
+        let text: Vec<u8> = (0..80_000u32).map(|i| (i % 89) as u8).collect();
+        let noise: Vec<u8> = (0..300_000u64)
+            .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
+            .collect();
+        for input in [&text[..], &noise[..], &[][..]] {
+            let mut first = std::collections::HashMap::new();
+            for level in [-1, 6, 1, 9, 0, 6, 1, -1] {
+                let mut ours = b"prefix".to_vec();
+                Compression::Gzip(level).compress(input, &mut ours);
+                let xfl = match level {
+                    9 => 2,
+                    0 | 1 => 4,
+                    _ => 0,
+                };
+                assert_eq!(&ours[..6], b"prefix");
+                assert_eq!(ours[6..16], [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]);
+                let mut back = Vec::new();
+                flate2::read::GzDecoder::new(&ours[6..])
+                    .read_to_end(&mut back)
+                    .unwrap();
+                assert_eq!(back, input, "level {level}, {} bytes", input.len());
+                assert_eq!(decompress(1, &ours[6..], input.len()).unwrap(), input);
+                let again = first.entry(level).or_insert_with(|| ours.clone());
+                assert_eq!(*again, ours, "level {level}: the same bytes as before");
+            }
+        }
+    }
+
+    /// The thread's zstd context serves one level after another (a
+    /// producer per level in one process), and a frame goes after what
+    /// `out` already holds, as the other codecs append.
+    #[test]
+    fn zstd_changes_level_on_its_thread_context_and_appends_to_out() {
+        let input: Vec<u8> = (0..50_000u32).map(|i| (i % 97) as u8).collect();
+        let mut sizes = Vec::new();
+        for level in [3, 19, 3, 1] {
+            let mut out = b"prefix".to_vec();
+            Compression::Zstd(level).compress(&input, &mut out);
+            assert_eq!(&out[..6], b"prefix", "level {level}");
+            let frame = &out[6..];
+            assert_eq!(
+                decompress(4, frame, input.len()).unwrap(),
+                input,
+                "level {level}"
+            );
+            let mut fresh = Vec::new();
+            Compression::Zstd(level).compress(&input, &mut fresh);
+            assert_eq!(
+                fresh, frame,
+                "level {level}: the same frame into an empty buffer"
+            );
+            sizes.push(frame.len());
+        }
+        assert_eq!(sizes[0], sizes[2], "level 3 again after 19");
+    }
 
     #[test]
     fn every_codec_round_trips_and_compresses_repetitive_records() {
