@@ -11,7 +11,10 @@
 //! many up to [`MAX_CHUNK`]: it grows by adding a chunk, never by copying
 //! what it holds (doubling one vector cost about 30 instructions per
 //! record at 1 MB batches), so its allocations are a box and a chunk per
-//! [`MAX_CHUNK`] records at most, never one per record.
+//! [`MAX_CHUNK`] records at most, never one per record; a batch with one
+//! closure type and fewer than [`FIRST_CHUNK`] callbacks makes exactly
+//! two (the box and its chunk), not four (no vector of lists, no vector
+//! of chunks).
 //!
 //! Callbacks run in record order even when a batch holds several closure
 //! types: [`Callbacks::run`] merges the lists by record offset.
@@ -69,12 +72,17 @@ where
     }
 }
 
-/// The callbacks of one closure type, in record order: pushed onto the
-/// last of the `filling` chunks (never empty ones); when the batch
-/// completes the chunks move to `rest` and run one at a time from
-/// `running`, so a panicking callback leaves the rest where they were.
+/// The callbacks of one closure type, in record order: pushed onto
+/// `last`, the chunk being filled, which moves to `full` when it is (no
+/// chunk there is empty); when the batch completes the chunks run one at
+/// a time from `running`, the rest waiting in `rest`, so a panicking
+/// callback leaves the rest where they were. A batch with fewer than
+/// [`FIRST_CHUNK`] callbacks of a type allocates their chunk and nothing
+/// else: with many partitions a batch holds a dozen records, so what a
+/// batch allocates is paid every dozen records.
 struct Typed<F> {
-    filling: Vec<Vec<(Meta, F)>>,
+    full: Vec<Vec<(Meta, F)>>,
+    last: Vec<(Meta, F)>,
     running: std::vec::IntoIter<(Meta, F)>,
     rest: std::vec::IntoIter<Vec<(Meta, F)>>,
 }
@@ -97,9 +105,12 @@ trait List: Any + Send {
 }
 
 impl<F> Typed<F> {
-    fn with(filling: Vec<Vec<(Meta, F)>>) -> Self {
+    /// A list of `chunks`, in order (none empty), the last one filling.
+    fn with(mut chunks: Vec<Vec<(Meta, F)>>) -> Self {
+        let last = chunks.pop().unwrap_or_default();
         Typed {
-            filling,
+            full: chunks,
+            last,
             running: Vec::new().into_iter(),
             rest: Vec::new().into_iter(),
         }
@@ -107,15 +118,32 @@ impl<F> Typed<F> {
 
     #[inline]
     fn push(&mut self, meta: Meta, f: F) {
-        match self.filling.last_mut() {
-            Some(last) if last.len() < last.capacity() => last.push((meta, f)),
-            _ => {
-                let room = (FIRST_CHUNK << self.filling.len().min(8)).min(MAX_CHUNK);
-                let mut chunk = Vec::with_capacity(room);
-                chunk.push((meta, f));
-                self.filling.push(chunk);
-            }
+        if self.last.len() == self.last.capacity() {
+            self.next_chunk();
         }
+        self.last.push((meta, f));
+    }
+
+    /// A new chunk to fill, [`FIRST_CHUNK`] doubling to [`MAX_CHUNK`]; the
+    /// full one, if any, goes to `full`.
+    #[cold]
+    fn next_chunk(&mut self) {
+        let chunks = self.full.len() + usize::from(self.last.capacity() > 0);
+        let room = (FIRST_CHUNK << chunks.min(8)).min(MAX_CHUNK);
+        let full = std::mem::replace(&mut self.last, Vec::with_capacity(room));
+        if !full.is_empty() {
+            self.full.push(full);
+        }
+    }
+
+    /// Every chunk not yet run, in order (before a run only).
+    fn take_chunks(&mut self) -> Vec<Vec<(Meta, F)>> {
+        let mut chunks = std::mem::take(&mut self.full);
+        let last = std::mem::take(&mut self.last);
+        if !last.is_empty() {
+            chunks.push(last);
+        }
+        chunks
     }
 }
 
@@ -128,7 +156,10 @@ where
             Some(c) => Some(c),
             None => match self.rest.as_slice().first() {
                 Some(chunk) => chunk.first(),
-                None => self.filling.first().and_then(|chunk| chunk.first()),
+                None => match self.full.first() {
+                    Some(chunk) => chunk.first(),
+                    None => self.last.first(),
+                },
             },
         };
         next.map(|(m, _)| m.relative_offset)
@@ -137,12 +168,17 @@ where
     #[cfg(test)]
     fn len(&self) -> usize {
         let chunks = |c: &[Vec<(Meta, F)>]| c.iter().map(Vec::len).sum::<usize>();
-        self.running.len() + chunks(self.rest.as_slice()) + chunks(&self.filling)
+        self.running.len() + chunks(self.rest.as_slice()) + chunks(&self.full) + self.last.len()
     }
 
     fn run_below(&mut self, bound: u32, make: &dyn Fn(Meta) -> Result<RecordMetadata>) -> usize {
         if self.running.len() == 0 && self.rest.len() == 0 {
-            self.rest = std::mem::take(&mut self.filling).into_iter();
+            if self.full.is_empty() {
+                // One chunk (the usual case): it runs as it is.
+                self.running = std::mem::take(&mut self.last).into_iter();
+            } else {
+                self.rest = self.take_chunks().into_iter();
+            }
         }
         let mut panics = 0;
         // One `catch_unwind` for the run, not one per callback: a callback
@@ -185,20 +221,20 @@ where
         debug_assert_eq!(self.running.len() + self.rest.len(), 0, "split after a run");
         // From the first chunk that holds an offset of `at` or above, every
         // chunk moves; that first one is split where `at` falls.
-        let i = self
-            .filling
-            .partition_point(|c| c.last().is_some_and(|(m, _)| m.relative_offset < at));
-        let mut moved = self.filling.split_off(i);
+        let mut kept = self.take_chunks();
+        let i = kept.partition_point(|c| c.last().is_some_and(|(m, _)| m.relative_offset < at));
+        let mut moved = kept.split_off(i);
         if let Some(first) = moved.first_mut() {
             let k = first.partition_point(|(m, _)| m.relative_offset < at);
             if k > 0 {
                 let tail = first.split_off(k);
-                self.filling.push(std::mem::replace(first, tail));
+                kept.push(std::mem::replace(first, tail));
             }
         }
         for (m, _) in moved.iter_mut().flatten() {
             m.relative_offset -= at;
         }
+        *self = Typed::with(kept);
         Box::new(Typed::with(moved))
     }
 }
@@ -206,15 +242,34 @@ where
 /// A batch's callbacks; see the module docs.
 #[derive(Default)]
 pub(crate) struct Callbacks {
-    /// One per closure type; almost always none or one.
-    lists: Vec<Box<dyn List>>,
+    /// The first closure type's list (almost always the only one): held
+    /// here, not in `more`, so that a batch with one type allocates no
+    /// vector of lists.
+    first: Option<Box<dyn List>>,
+    /// The lists of the other closure types.
+    more: Vec<Box<dyn List>>,
 }
 
 impl Callbacks {
     /// How many callbacks it holds.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.lists.iter().map(|l| l.len()).sum()
+        self.lists().map(|l| l.len()).sum()
+    }
+
+    /// How many closure types' lists it holds.
+    #[cfg(test)]
+    fn list_count(&self) -> usize {
+        self.lists().count()
+    }
+
+    #[cfg(test)]
+    fn lists(&self) -> impl Iterator<Item = &Box<dyn List>> {
+        self.first.iter().chain(&self.more)
+    }
+
+    fn lists_mut(&mut self) -> impl Iterator<Item = &mut Box<dyn List>> {
+        self.first.iter_mut().chain(&mut self.more)
     }
 
     /// Adds `f`, the callback of the record described by `meta` (offsets
@@ -224,7 +279,7 @@ impl Callbacks {
     where
         F: FnOnce(Result<RecordMetadata>) + Send + 'static,
     {
-        for l in &mut self.lists {
+        for l in self.lists_mut() {
             let any: &mut dyn Any = &mut **l;
             if let Some(t) = any.downcast_mut::<Typed<F>>() {
                 t.push(meta, f);
@@ -233,14 +288,19 @@ impl Callbacks {
         }
         let mut t = Typed::with(Vec::new());
         t.push(meta, f);
-        self.lists.push(Box::new(t));
+        let list: Box<dyn List> = Box::new(t);
+        match self.first {
+            None => self.first = Some(list),
+            Some(_) => self.more.push(list),
+        }
     }
 
     /// Takes the callbacks of records at offset `at` and above, their
     /// offsets shifted down by `at` (for the second half of a split).
     pub(crate) fn split_off(&mut self, at: u32) -> Callbacks {
         Callbacks {
-            lists: self.lists.iter_mut().map(|l| l.split_off(at)).collect(),
+            first: self.first.as_mut().map(|l| l.split_off(at)),
+            more: self.more.iter_mut().map(|l| l.split_off(at)).collect(),
         }
     }
 
@@ -254,7 +314,7 @@ impl Callbacks {
         loop {
             let mut first: Option<(u32, usize)> = None;
             let mut bound = u32::MAX;
-            for (i, l) in self.lists.iter().enumerate() {
+            for (i, l) in self.lists_mut().enumerate() {
                 let Some(o) = l.next_offset() else { continue };
                 match first {
                     Some((f, _)) if o >= f => bound = bound.min(o),
@@ -267,9 +327,11 @@ impl Callbacks {
                 }
             }
             let Some((_, i)) = first else { break };
-            panics += self.lists[i].run_below(bound, make);
+            let list = self.lists_mut().nth(i).expect("found above");
+            panics += list.run_below(bound, make);
         }
-        self.lists.clear();
+        self.first = None;
+        self.more.clear();
         panics
     }
 }
@@ -315,7 +377,7 @@ mod tests {
                 c.push(meta(i), move |_| s.lock().unwrap().push((tag.leak(), i)));
             }
         }
-        assert_eq!(c.lists.len(), 2, "one list per closure type");
+        assert_eq!(c.list_count(), 2, "one list per closure type");
         let mut second = c.split_off(4);
         assert_eq!(offsets(&mut c), [0, 1, 2, 3]);
         assert_eq!(offsets(&mut second), [0, 1], "shifted down by 4");
@@ -340,7 +402,7 @@ mod tests {
                 c.push(meta(i), move |_| s.lock().unwrap().push((String::new(), i)));
             }
         }
-        assert_eq!(c.lists.len(), 2, "one list per closure type");
+        assert_eq!(c.list_count(), 2, "one list per closure type");
         assert_eq!(c.run(&|_| Err(Error::Closed)), 0);
         let order: Vec<u32> = seen.lock().unwrap().iter().map(|(_, i)| *i).collect();
         assert_eq!(order, (0..500).collect::<Vec<_>>());
@@ -372,7 +434,7 @@ mod tests {
                 r.lock().unwrap().push(i);
             });
         }
-        assert_eq!(c.lists.len(), 1);
+        assert_eq!(c.list_count(), 1);
         assert_eq!(c.len(), 10);
         assert_eq!(c.run(&|_| Err(Error::Closed)), 4, "0, 3, 6 and 9 panicked");
         assert_eq!(*ran.lock().unwrap(), [1, 2, 4, 5, 7, 8]);
