@@ -78,8 +78,10 @@ pub(crate) fn now_ms() -> i64 {
     })
 }
 
-/// Calibrates [`now_ms`]'s counter if no call has yet (about 0.6 ms of
-/// busy-waiting against the monotonic clock, once per process).
+/// Calibrates [`now_ms`]'s counter if no call has yet: busy-waiting
+/// against the monotonic clock, once per process, until quanta's estimate
+/// settles (0.6 ms here; 200 ms at most, quanta's bound, which valgrind
+/// reaches).
 pub(crate) fn calibrate_clock() {
     Counter::get();
 }
