@@ -105,6 +105,26 @@ impl Compression {
     }
 }
 
+/// Runs `f` with this thread's codec state in `key`, made by `new` if the
+/// thread has none yet or has one for another level (the state is kept
+/// from batch to batch; see [`DEFLATE`] and [`ZSTD`]).
+fn with_thread_state<L: PartialEq + Copy, S: 'static>(
+    key: &'static std::thread::LocalKey<std::cell::RefCell<Option<(L, S)>>>,
+    level: L,
+    new: impl FnOnce() -> S,
+    f: impl FnOnce(&mut S),
+) {
+    key.with(|cell| {
+        // Not re-entered: compressing calls nothing of the producer's.
+        let mut cell = cell.borrow_mut();
+        let state = match &mut *cell {
+            Some((l, state)) if *l == level => state,
+            slot => &mut slot.insert((level, new())).1,
+        };
+        f(state);
+    });
+}
+
 thread_local! {
     /// This thread's deflate state and its level, kept from batch to batch
     /// as the zstd context is (a `GzEncoder` per batch allocated and
@@ -125,21 +145,11 @@ fn gzip_compress(level: i32, input: &[u8], out: &mut Vec<u8>) {
         _ => 0,
     };
     out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]);
-    DEFLATE.with(|d| {
-        // Not re-entered: nothing here calls back into the producer.
-        let mut d = d.borrow_mut();
-        match d.as_mut() {
-            Some((l, c)) if *l == level => c.reset(),
-            _ => {
-                *d = Some((
-                    level,
-                    flate2::Compress::new(flate2::Compression::new(level), false),
-                ))
-            }
-        }
-        let (_, c) = d.as_mut().expect("set above");
-        // Deflate's worst case is a little over its input: reserve that,
-        // and more only if a pass still ends short of the stream's end.
+    let new = || flate2::Compress::new(flate2::Compression::new(level), false);
+    with_thread_state(&DEFLATE, level, new, |c| {
+        c.reset(); // a no-op on a new one
+                   // Deflate's worst case is a little over its input: reserve that,
+                   // and more only if a pass still ends short of the stream's end.
         let mut room = input.len() + input.len() / 1000 + 64;
         loop {
             out.reserve(room);
@@ -168,14 +178,8 @@ thread_local! {
 /// (the frame records its size) with this thread's context.
 fn zstd_compress(level: i32, input: &[u8], out: &mut Vec<u8>) {
     let bound = zstd::zstd_safe::compress_bound(input.len());
-    ZSTD.with(|z| {
-        // Not re-entered: nothing here calls back into the producer.
-        let mut z = z.borrow_mut();
-        if z.as_ref().is_none_or(|(l, _)| *l != level) {
-            let c = zstd::bulk::Compressor::new(level).expect("a zstd context");
-            *z = Some((level, c));
-        }
-        let (_, c) = z.as_mut().expect("set above");
+    let new = || zstd::bulk::Compressor::new(level).expect("a zstd context");
+    with_thread_state(&ZSTD, level, new, |c| {
         // The output has compress_bound's room: only a broken library fails.
         let room = "zstd into memory with compress_bound's room";
         if out.is_empty() {
